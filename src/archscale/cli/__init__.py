@@ -1,0 +1,1 @@
+"""Command-line interface (Typer); ``archscale --help`` lists the commands."""
