@@ -1,0 +1,51 @@
+"""``archscale models``: list the presets and show one preset's exact scale accounting."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from archscale.models import get_preset, list_presets, scale_report
+
+app = typer.Typer(help="Model presets and their parameter / FLOPs accounting.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_cmd(
+    seq_len: int | None = typer.Option(None, help="Sequence length for FLOPs/token (default: preset's)."),
+) -> None:
+    """One line per preset: kind, experts, parameters and FLOPs per token."""
+    typer.echo(
+        f"{'name':<12} {'kind':<5} {'E':>3} {'k':>2} {'total':>15} {'non-emb':>15} {'active':>15} {'N (FLOPs/tok)':>14}"
+    )
+    for name in list_presets():
+        cfg = get_preset(name)
+        r = scale_report(cfg, seq_len)
+        typer.echo(
+            f"{name:<12} {cfg.kind:<5} {r.n_experts:>3} {r.top_k:>2} {r.total_params:>15,} "
+            f"{r.nonembedding_params:>15,} {r.active_params:>15,} {r.flops_per_token:>14.4g}"
+        )
+
+
+@app.command("show")
+def show_cmd(
+    name: str = typer.Argument(..., help="Preset name (see `archscale models list`)."),
+    seq_len: int | None = typer.Option(None, help="Sequence length for FLOPs/token (default: preset's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """The preset's configuration and scale report (non-embedding = attention + FFN + router matrices)."""
+    try:
+        cfg = get_preset(name)
+    except KeyError as err:
+        raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from None
+    report = scale_report(cfg, seq_len).to_dict()
+    if as_json:
+        typer.echo(json.dumps({"name": name, **report, "config": cfg.to_dict()}, indent=2))
+        return
+    for key, value in {**cfg.to_dict(), **report}.items():
+        typer.echo(
+            f"{key:<22} {value:,}"
+            if isinstance(value, int) and not isinstance(value, bool)
+            else f"{key:<22} {value}"
+        )

@@ -1,0 +1,99 @@
+"""Mixture-of-Experts feed-forward block: softmax router, token-choice top-k, experts as 3-D weights.
+
+Tokens are sorted by expert so every expert multiplies one contiguous slice; the slices run through a
+pluggable backend: ``grouped`` (``torch._grouped_mm``, one kernel for all experts) or ``loop`` (a plain
+per-expert loop over ``split(counts)``, the readable reference that also works under ``torch.compile``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archscale.models.config import ModelConfig
+
+
+class RouterStats(NamedTuple):
+    balance_loss: torch.Tensor  # Switch load-balancing loss, E·Σ f_e·P_e (1 when routing is uniform)
+    z_loss: torch.Tensor  # mean squared log-partition of the router logits
+    expert_fraction: torch.Tensor  # f_e: share of token-assignments sent to each expert (sums to 1)
+
+
+def grouped_available() -> bool:
+    return hasattr(torch, "_grouped_mm")
+
+
+def resolve_backend(cfg: ModelConfig) -> str:
+    """'auto' picks the grouped kernel when torch has it and the widths meet its 16-byte stride rule."""
+    if cfg.moe_backend != "auto":
+        if cfg.moe_backend == "grouped" and not grouped_available():
+            raise RuntimeError("moe_backend='grouped' needs torch._grouped_mm (PyTorch ≥ 2.8); use 'loop'")
+        return cfg.moe_backend
+    aligned = cfg.d_model % 8 == 0 and cfg.d_ff % 8 == 0
+    return "grouped" if grouped_available() and aligned else "loop"
+
+
+class Experts(nn.Module):
+    """E SwiGLU experts stored as (E, d_model, 2·d_ff) and (E, d_ff, d_model) weight tensors."""
+
+    def __init__(self, n_experts: int, d_model: int, d_ff: int, backend: str) -> None:
+        super().__init__()
+        self.backend = backend
+        self.w_gate_up = nn.Parameter(torch.empty(n_experts, d_model, 2 * d_ff))
+        self.w_down = nn.Parameter(torch.empty(n_experts, d_ff, d_model))
+
+    def forward(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        if self.backend == "grouped":
+            return self._grouped(x_sorted, counts)
+        return self._loop(x_sorted, counts)
+
+    def _loop(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for e, chunk in enumerate(x_sorted.split(counts.tolist())):
+            gate, up = (chunk @ self.w_gate_up[e]).chunk(2, dim=-1)
+            outs.append((F.silu(gate) * up) @ self.w_down[e])
+        return torch.cat(outs)
+
+    def _grouped(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        offsets = counts.cumsum(0).to(torch.int32)
+        w_gate_up, w_down, x = self.w_gate_up, self.w_down, x_sorted
+        if x.is_cuda and torch.is_autocast_enabled("cuda"):  # the CUDA kernel takes bf16 operands only
+            dtype = torch.get_autocast_dtype("cuda")
+            x, w_gate_up, w_down = x.to(dtype), w_gate_up.to(dtype), w_down.to(dtype)
+        gate, up = torch._grouped_mm(x, w_gate_up, offs=offsets).chunk(2, dim=-1)
+        return torch._grouped_mm(F.silu(gate) * up, w_down, offs=offsets)
+
+
+class MoEFeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_experts, self.top_k, self.renormalize = cfg.n_experts, cfg.top_k, cfg.renormalize
+        self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=False)
+        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.d_ff, resolve_backend(cfg))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, RouterStats]:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        logits = self.router(x).float()  # routing decisions in fp32 even under autocast
+        probs = logits.softmax(dim=-1)
+        weights, experts = probs.topk(self.top_k, dim=-1)
+        if self.renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+
+        flat = experts.flatten()
+        order = flat.argsort(stable=True)
+        counts = torch.bincount(flat, minlength=self.n_experts)
+        y_sorted = self.experts(x[order // self.top_k], counts)
+        y = torch.empty_like(y_sorted).index_copy_(0, order, y_sorted)  # back to (token, slot) order
+        out = (y.view(-1, self.top_k, shape[-1]) * weights.unsqueeze(-1).to(y.dtype)).sum(dim=1)
+
+        fraction = counts.float() / flat.numel()
+        stats = RouterStats(
+            balance_loss=self.n_experts * (fraction * probs.mean(dim=0)).sum(),
+            z_loss=torch.logsumexp(logits, dim=-1).square().mean(),
+            expert_fraction=fraction.detach(),
+        )
+        return out.view(shape).to(x.dtype), stats

@@ -1,0 +1,113 @@
+"""The Llama-style decoder used by both families: pre-norm blocks, RoPE, SDPA, SwiGLU or MoE FFN."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archscale.models.config import ModelConfig
+from archscale.models.layers import CausalSelfAttention, RMSNorm, SwiGLU, rotary_tables
+from archscale.models.moe import MoEFeedForward, RouterStats
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor
+    lm_loss: torch.Tensor | None = None  # mean next-token cross-entropy (nats/token)
+    aux_loss: torch.Tensor | None = None  # weighted balance + z losses, averaged over MoE layers
+    balance_loss: torch.Tensor | None = None  # unweighted, averaged over MoE layers (for logging)
+    z_loss: torch.Tensor | None = None
+    expert_fraction: torch.Tensor | None = None  # (n_layers, n_experts) token-assignment shares
+
+    @property
+    def loss(self) -> torch.Tensor:
+        """The training objective: LM loss plus the MoE auxiliary losses."""
+        assert self.lm_loss is not None, "call the model with targets to get a loss"
+        return self.lm_loss if self.aux_loss is None else self.lm_loss + self.aux_loss
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = CausalSelfAttention(cfg)
+        self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.ffn = MoEFeedForward(cfg) if cfg.is_moe else SwiGLU(cfg.d_model, cfg.d_ff)
+
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, RouterStats | None]:
+        x = x + self.attn(self.attn_norm(x), cos, sin)
+        h = self.ffn(self.ffn_norm(x))
+        stats = None
+        if isinstance(h, tuple):
+            h, stats = h
+        return x + h, stats
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        cos, sin = rotary_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2 style: N(0, std) everywhere, residual output projections scaled by 1/sqrt(2·layers).
+
+        Also refills the rotary tables, so a model built on the meta device and moved with
+        ``to_empty`` (the FSDP path) is fully initialised by this one call.
+        """
+        std = self.cfg.init_std
+        residual_std = std / math.sqrt(2 * self.cfg.n_layers)
+        for name, p in self.named_parameters():
+            if p.dim() == 1:
+                nn.init.ones_(p)  # norm gains
+            elif name.endswith(("out.weight", "down.weight", "w_down")):
+                nn.init.normal_(p, 0.0, residual_std)
+            else:
+                nn.init.normal_(p, 0.0, std)
+        if self.rope_cos.device.type != "meta":
+            cos, sin = rotary_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta)
+            self.rope_cos.copy_(cos)
+            self.rope_sin.copy_(sin)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:
+        t = idx.shape[1]
+        if t > self.cfg.max_seq_len:
+            raise ValueError(f"sequence length {t} exceeds ModelConfig.max_seq_len={self.cfg.max_seq_len}")
+        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        x = self.embed(idx)
+        stats: list[RouterStats] = []
+        for block in self.blocks:
+            x, s = block(x, cos, sin)
+            if s is not None:
+                stats.append(s)
+        logits = self.lm_head(self.norm(x))
+        out = ModelOutput(logits=logits)
+        if targets is not None:
+            out.lm_loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        if stats:
+            out.balance_loss = torch.stack([s.balance_loss for s in stats]).mean()
+            out.z_loss = torch.stack([s.z_loss for s in stats]).mean()
+            out.aux_loss = self.cfg.aux_loss_weight * out.balance_loss + self.cfg.z_loss_weight * out.z_loss
+            out.expert_fraction = torch.stack([s.expert_fraction for s in stats])
+        return out
+
+
+def build_model(cfg: ModelConfig, device: str | torch.device | None = None) -> Transformer:
+    """Build a model; ``device="meta"`` allocates nothing (used to count the parameters of big presets)."""
+    with torch.device(device or "cpu"):
+        return Transformer(cfg)
