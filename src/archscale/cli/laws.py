@@ -1,0 +1,228 @@
+"""``archscale laws …`` (published laws, Table 1) and the top-level ``archscale fit`` / ``archscale plan``.
+
+``app`` is the ``laws`` sub-app; ``fit_command`` and ``plan_command`` are plain functions registered as
+top-level commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+
+from archscale.laws.audit import extrapolation_audit
+from archscale.laws.base import Law, law_class, registered_laws
+from archscale.laws.catalogue import CATALOGUE, published
+from archscale.laws.errors import LawDataError
+from archscale.laws.plan import make_plan
+from archscale.laws.table import parse_mapping, read_table
+from archscale.laws.table1 import format_table1, table1
+
+app = typer.Typer(help="Published scaling laws and the paper's Table 1.", no_args_is_help=True)
+
+
+@contextmanager
+def _user_errors() -> Iterator[list[str]]:
+    """Bad input becomes one 'error:' line and exit code 2; warnings are collected for the output."""
+    caught: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("always")
+            yield caught
+            caught.extend(str(r.message) for r in records)
+    except (LawDataError, json.JSONDecodeError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    for message in caught:
+        typer.echo(f"warning: {message}", err=True)
+
+
+def load_table(path: Path, mapping: list[str] | None) -> pd.DataFrame:
+    """The table ``--data`` names, with ``--map`` applied (CSV or Parquet)."""
+    return read_table(path, parse_mapping(mapping or []))
+
+
+def _read_fit(path: Path) -> Law:
+    return Law.from_dict(json.loads(path.read_text()))
+
+
+def _emit(payload: dict[str, Any], text: str, as_json: bool, out: Path | None = None) -> None:
+    dumped = json.dumps(payload, indent=2, default=lambda value: value.item())  # NumPy scalars
+    if out is not None:
+        out.write_text(dumped + "\n")
+    typer.echo(dumped if as_json else text)
+
+
+def _law(name: str, options: dict[str, Any]) -> Law:
+    cls = law_class(name)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for option in options:
+        if option not in fields:
+            flag = "--" + {"interaction": "separable"}.get(option, option)
+            raise LawDataError(f"{flag} does not apply to the {name} law (it takes {sorted(fields)})")
+    return cls(**options)
+
+
+def _holdout(spec: str) -> tuple[str, int]:
+    column, _, count = spec.partition(":")
+    if not column or (count and not count.isdigit()):
+        raise LawDataError(f"--holdout takes COLUMN or COLUMN:K (e.g. params:2), got {spec!r}")
+    return column, int(count or 1)
+
+
+def fit_command(
+    law: Annotated[str, typer.Argument(help=f"Law to fit: {', '.join(sorted(registered_laws()))}.")],
+    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet table, one row per point.")],
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="COLUMN=YOUR_COLUMN to rename a column (repeatable).")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for percentile intervals.")] = 0,
+    holdout: Annotated[
+        str | None,
+        typer.Option(help="COLUMN[:K]: also fit without the K largest COLUMN values and report their error."),
+    ] = None,
+    resample: Annotated[str, typer.Option(help="auto (runs when run_id exists), run or point.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    size: Annotated[str | None, typer.Option(help="chinchilla/wang/clark: params or model_scale.")] = None,
+    separable: Annotated[bool, typer.Option(help="clark: Eq. 2 without the interaction term.")] = False,
+    target: Annotated[str | None, typer.Option(help="power: column to predict, e.g. batch_size.")] = None,
+    inputs: Annotated[
+        str | None, typer.Option(help="power: comma-separated input columns, e.g. loss.")
+    ] = None,
+    offset: Annotated[bool, typer.Option(help="power: add a constant offset.")] = False,
+    loss: Annotated[str, typer.Option(help="huber (delta 1e-3 on log residuals) or squared.")] = "huber",
+    grid: Annotated[
+        str, typer.Option(help="Starting grid: default, or hoffmann (chinchilla/wang).")
+    ] = "default",
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the JSON fit here (for plan / table1).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
+) -> None:
+    """Fit a scaling law to a table; print coefficients with intervals, and the extrapolation audit."""
+    with _user_errors() as caught:
+        options: dict[str, Any] = {"loss": loss, "grid": grid}
+        given = {
+            "size": size,
+            "interaction": False if separable else None,
+            "target": target,
+            "offset": offset or None,
+        }
+        options |= {k: v for k, v in given.items() if v is not None}
+        if inputs is not None:
+            options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
+        estimator = _law(law, options)
+        table = load_table(data, map_)
+        estimator.fit(table, bootstrap=bootstrap, seed=seed, resample=resample, level=level)
+        audit = None
+        if holdout is not None:
+            column, count = _holdout(holdout)
+            audit = extrapolation_audit(
+                estimator,
+                table,
+                column=column,
+                n_holdout=count,
+                bootstrap=bootstrap,
+                seed=seed,
+                resample=resample,
+                level=level,
+            )
+    text = estimator.summary()
+    if audit is not None:
+        coverage = "n/a (no bootstrap)" if audit.coverage is None else f"{audit.coverage:.0%}"
+        text += (
+            f"\nextrapolation audit: held out {column} = {audit.held_out} ({len(audit.points)} points), "
+            f"mean |rel. error| {audit.mean_abs_rel_error:.3%}, max {audit.max_abs_rel_error:.3%}, "
+            f"inside interval {coverage}"
+        )
+    payload = estimator.to_dict() | {
+        "data": str(data),
+        "audit": None if audit is None else audit.to_dict(),
+        "warnings": caught,
+    }
+    _emit(payload, text, as_json, out)
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    intervals = plan["intervals"]
+    lines = [f"compute {plan['compute']:.4g} FLOPs, experts {plan['experts']:g}"]
+    for key in ("N_opt", "D_opt", "loss", "batch_size", "lr", "alpha_N", "alpha_D"):
+        if plan.get(key) is not None:
+            ci = f"  [{intervals[key][0]:.4g}, {intervals[key][1]:.4g}]" if key in intervals else ""
+            unit = f"  ({plan['size']})" if key == "N_opt" else ""
+            lines.append(f"  {key:<10} {plan[key]:.4g}{ci}{unit}")
+    lines += [f"  not used: {u}" for u in plan["unused"]]
+    return "\n".join(lines)
+
+
+def plan_command(
+    compute: Annotated[float, typer.Option("--compute", help="Training compute C in FLOPs, e.g. 1e21.")],
+    fit: Annotated[
+        list[Path] | None, typer.Option("--fit", help="A fit saved by `archscale fit --out`.")
+    ] = None,
+    law: Annotated[
+        list[str] | None, typer.Option("--law", help="A published law (see `archscale laws list`).")
+    ] = None,
+    experts: Annotated[float, typer.Option(help="Number of experts E (dense = 1).")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them."""
+    with _user_errors():
+        if not fit and not law:
+            raise LawDataError("give at least one --fit FIT.json or --law NAME")
+        laws = [(str(path), _read_fit(path)) for path in fit or []]
+        for key in law or []:
+            entry = published(key)
+            if not entry.laws:
+                raise LawDataError(
+                    f"{key} publishes exponents only (no coefficients) and cannot plan; "
+                    "try chinchilla-approach3, epoch2024 or deepseek2024"
+                )
+            laws += [(key, published_law) for published_law in entry.laws]
+        plan = make_plan(compute, laws, experts)
+    _emit(plan, _plan_text(plan), as_json)
+
+
+@app.command("list")
+def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """List the published laws with their sources and units."""
+    entries = [
+        {
+            "key": e.key,
+            "source": e.source,
+            "formulas": list(e.formulas),
+            "units": e.units,
+            "allocation": None
+            if e.allocation is None
+            else {"alpha_N": e.allocation[0], "alpha_D": e.allocation[1]},
+            "plannable": bool(e.laws),
+        }
+        for e in CATALOGUE
+    ]
+    text = "\n\n".join(
+        f"{e['key']}\n  " + "\n  ".join(e["formulas"]) + f"\n  units: {e['units']}\n  source: {e['source']}"
+        for e in entries
+    )
+    _emit({"laws": entries}, text, as_json)
+
+
+@app.command("table1")
+def table1_command(
+    fit: Annotated[
+        list[Path] | None, typer.Option("--fit", help="A chinchilla/wang fit (JSON) to add as a row.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON records.")] = False,
+) -> None:
+    """The paper's Table 1 (alpha_D, alpha_N) with a row per fitted law beside the published ones."""
+    with _user_errors():
+        table = table1({path.stem: _read_fit(path) for path in fit or []})
+    records = json.loads(table.to_json(orient="records"))
+    _emit({"table1": records}, format_table1(table), as_json)

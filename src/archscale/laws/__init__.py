@@ -1,0 +1,66 @@
+"""Scaling-law fitting with uncertainty: estimators, allocation, IsoFLOP analysis, extrapolation audits,
+hyperparameter laws and the catalogue of published laws. NumPy/SciPy only (no torch).
+
+Quick start::
+
+    from archscale.laws import WangLaw, optimal_allocation
+    law = WangLaw().fit(table, bootstrap=1000)      # columns model_scale, tokens, experts, loss[, run_id]
+    print(law.summary())
+    plan = optimal_allocation(law, compute=1e21, experts=8)
+"""
+
+from archscale.laws.allocation import Allocation, numeric_allocation, optimal_allocation
+from archscale.laws.audit import Audit, extrapolation_audit
+from archscale.laws.base import Law, law_class, registered_laws
+from archscale.laws.catalogue import CATALOGUE, PublishedLaw, published, table1_rows
+from archscale.laws.errors import (
+    ConvergenceWarning,
+    LawDataError,
+    NotFittedError,
+    OnBoundWarning,
+    ResamplingWarning,
+)
+from archscale.laws.hyper import fit_optimum_law, fit_step_law, select_optima
+from archscale.laws.isoflop import IsoFlopFit, isoflop_fit
+from archscale.laws.loss_laws import ChinchillaLaw, ClarkLaw, KaplanComputeLaw, WangLaw
+from archscale.laws.plan import make_plan
+from archscale.laws.power import PowerLaw
+from archscale.laws.table import COLUMNS, apply_mapping, parse_mapping, read_table
+from archscale.laws.table1 import format_table1, table1
+
+__all__ = [
+    "CATALOGUE",
+    "COLUMNS",
+    "Allocation",
+    "Audit",
+    "ChinchillaLaw",
+    "ClarkLaw",
+    "ConvergenceWarning",
+    "IsoFlopFit",
+    "KaplanComputeLaw",
+    "Law",
+    "LawDataError",
+    "NotFittedError",
+    "OnBoundWarning",
+    "PowerLaw",
+    "PublishedLaw",
+    "ResamplingWarning",
+    "WangLaw",
+    "apply_mapping",
+    "extrapolation_audit",
+    "fit_optimum_law",
+    "fit_step_law",
+    "format_table1",
+    "isoflop_fit",
+    "law_class",
+    "make_plan",
+    "numeric_allocation",
+    "optimal_allocation",
+    "parse_mapping",
+    "published",
+    "read_table",
+    "registered_laws",
+    "select_optima",
+    "table1",
+    "table1_rows",
+]

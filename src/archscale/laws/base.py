@@ -1,0 +1,460 @@
+"""The estimator interface every law shares: ``fit`` on a table, ``predict``, ``coefficients_``,
+``intervals_`` (after a bootstrap), ``summary()`` and a JSON round trip (``to_dict`` / ``from_dict``).
+
+A concrete law only says which columns it reads, how its parameters θ enter the log-sum-exp design
+(see :mod:`archscale.laws.objective`), how θ maps to the paper's coefficients, and where to start.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import pandas as pd
+
+from archscale.laws.errors import (
+    ConvergenceWarning,
+    LawDataError,
+    NotFittedError,
+    OnBoundWarning,
+    ResamplingWarning,
+)
+from archscale.laws.objective import log_predict, log_predict_paired
+from archscale.laws.optimize import Bounds, minimise, refit_resamples, resample_weights
+
+Table = pd.DataFrame | Mapping[str, Any]
+"""A DataFrame, or any mapping of column name to array (``{"x": ..., "y": ...}``)."""
+
+_REGISTRY: dict[str, type[Law]] = {}
+
+# A column whose largest value is within 10 % of its smallest is constant for fitting purposes (e.g. the
+# ~250k steps of every Clark et al. run: D "varies" from 248k to 250k but cannot determine beta).
+_MIN_SPREAD = 1.1
+_MIN_RUNS = 5  # below this, run-level resampling has too few distinct outcomes to trust percentiles
+
+
+def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed percentile interval over axis 0 of bootstrap samples."""
+    tail = 50.0 * (1.0 - level)
+    lo, hi = np.percentile(samples, [tail, 100.0 - tail], axis=0)
+    return lo, hi
+
+
+def law_class(name: str) -> type[Law]:
+    """The law registered under ``name`` (``chinchilla``, ``wang``, ``clark``, ``kaplan``, ``power``)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LawDataError(f"unknown law '{name}'; choose one of {sorted(_REGISTRY)}") from None
+
+
+def registered_laws() -> dict[str, type[Law]]:
+    """Name → class of every law, for CLIs and deserialisation."""
+    return dict(_REGISTRY)
+
+
+def _column(table: Table, column: str) -> np.ndarray:
+    """One column as floats that may be logged; the error names the column, the row and the fix."""
+    try:
+        values = np.asarray(table[column], dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise LawDataError(
+            f"column '{column}' must be numeric; convert or drop the non-numeric entries"
+        ) from None
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise LawDataError(
+            f"column '{column}' has {int(bad.sum())} non-positive or non-finite value(s) (first at row {first}: "
+            f"{values[first]!r}); the laws work on logarithms, so every '{column}' must be a finite number > 0 — "
+            "drop or fix those rows (dense runs count as experts = 1)"
+        )
+    return values
+
+
+@dataclasses.dataclass(kw_only=True)
+class Law(abc.ABC):
+    """Base of every law; ``loss``, ``delta``, ``grid`` and ``n_starts`` configure the fit.
+
+    ``loss="huber"`` minimises the summed Huber(``delta``) loss of log residuals (Hoffmann et al. 2022);
+    ``loss="squared"`` is ordinary least squares in log space (Clark's, DeepSeek's and Step Law's choice).
+    ``grid`` names the grid of starting points and ``n_starts`` how many of its best points L-BFGS-B starts
+    from (``None``: all of them).
+    """
+
+    loss: Literal["huber", "squared"] = "huber"
+    delta: float = 1e-3
+    grid: str = "default"
+    n_starts: int | None = 8
+
+    name: ClassVar[str]
+    target: ClassVar[str] = "loss"
+    grids: ClassVar[tuple[str, ...]] = ("default",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            _REGISTRY[cls.name] = cls
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("huber", "squared"):
+            raise LawDataError(f"loss must be 'huber' or 'squared', got {self.loss!r}")
+        if not self.delta > 0:
+            raise LawDataError(f"delta must be > 0, got {self.delta!r}")
+        if self.grid not in self.grids:
+            raise LawDataError(
+                f"grid {self.grid!r} is not available for {self.name}; choose one of {self.grids}"
+            )
+        if self.n_starts is not None and self.n_starts < 1:
+            raise LawDataError(f"n_starts must be >= 1 or None, got {self.n_starts!r}")
+        self.theta_: np.ndarray | None = None
+        self.bootstrap_theta_: np.ndarray | None = None
+        self.bootstrap_: dict[str, Any] | None = None
+        self.objective_: float | None = None
+        self.n_points_: int | None = None
+        self.converged_: bool | None = None
+
+    # ----- what a concrete law defines -------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def formula(self) -> str:
+        """The law as an equation, in the paper's notation."""
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> tuple[str, ...]:
+        """Table columns the law reads (besides the target)."""
+
+    @property
+    @abc.abstractmethod
+    def params(self) -> tuple[str, ...]:
+        """Names of the optimised parameters θ (log-coefficients and exponents)."""
+
+    @property
+    @abc.abstractmethod
+    def varying(self) -> dict[str, str]:
+        """Columns that must take several values, with what each one is needed for."""
+
+    @abc.abstractmethod
+    def _bounds(self) -> Bounds:
+        """L-BFGS-B bounds per parameter (``None`` for unbounded)."""
+
+    @abc.abstractmethod
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Design tensor ``(terms, points, parameters)`` from the logs of the input columns."""
+
+    def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+        """Starting points ``(S, p)`` for multi-term laws (single-term laws start from least squares)."""
+        raise NotImplementedError(f"{type(self).__name__} has several terms, so it must define _grid")
+
+    @abc.abstractmethod
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """θ (shape ``(..., p)``) → the paper's coefficients, vectorised over leading axes."""
+
+    @abc.abstractmethod
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        """The paper's coefficients → θ (inverse of ``_coefficients``)."""
+
+    def _derived(self, coefficients: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Quantities derived from the coefficients that deserve intervals too (e.g. allocation exponents)."""
+        return {}
+
+    @property
+    def coefficient_names(self) -> tuple[str, ...]:
+        """Names of the paper's coefficients, in order."""
+        return tuple(self._coefficients(np.ones(len(self.params))))
+
+    # ----- data ------------------------------------------------------------------------------------------
+    def _log_inputs(self, table: Table) -> dict[str, np.ndarray]:
+        columns = list(table.keys())
+        missing = [c for c in self.inputs if c not in columns]
+        if missing:
+            raise LawDataError(
+                f"the {self.name} law needs column(s) {missing}, but the table has {columns}; rename yours "
+                f"(CLI: --map {missing[0]}=YOUR_COLUMN; pandas: df.rename(columns=...))"
+            )
+        return {c: np.log(_column(table, c)) for c in self.inputs}
+
+    def _log_target(self, table: Table) -> np.ndarray:
+        if self.target not in table:
+            raise LawDataError(
+                f"the {self.name} law fits column '{self.target}', which the table lacks; rename yours "
+                f"(CLI: --map {self.target}=YOUR_COLUMN)"
+            )
+        return np.log(_column(table, self.target))
+
+    def _check_determined(self, logx: Mapping[str, np.ndarray]) -> None:
+        """Refuse fits the data cannot determine, saying what is missing."""
+        n = len(next(iter(logx.values())))
+        for column, need in self.varying.items():
+            lo, hi = np.exp(logx[column].min()), np.exp(logx[column].max())
+            if hi < lo * _MIN_SPREAD:
+                values = f"a single value ({lo:.6g})" if hi == lo else f"only {lo:.6g} to {hi:.6g}"
+                raise LawDataError(
+                    f"column '{column}' spans {values} across all {n} rows, too little to fit an exponent, "
+                    f"so the {self.name} law cannot be fitted: {need}"
+                )
+        distinct = len(np.unique(np.column_stack([logx[c] for c in self.inputs]), axis=0))
+        if distinct < len(self.params):
+            raise LawDataError(
+                f"the {self.name} law has {len(self.params)} coefficients but the table has only {distinct} "
+                f"distinct {self.inputs} point(s); add runs at more distinct values"
+            )
+
+    def _groups(self, table: Table, resample: str, n: int) -> tuple[np.ndarray, str]:
+        """Resampling unit per point: the run (default when ``run_id`` exists) or the point itself."""
+        if resample == "auto":
+            resample = "run" if "run_id" in table else "point"
+        if resample == "point":
+            return np.arange(n), "point"
+        if resample != "run":
+            raise LawDataError(f"resample must be 'auto', 'run' or 'point', got {resample!r}")
+        if "run_id" not in table:
+            raise LawDataError("resample='run' needs a 'run_id' column (CLI: --map run_id=YOUR_COLUMN)")
+        codes, _ = pd.factorize(pd.Series(np.asarray(table["run_id"])))
+        if (codes < 0).any():
+            raise LawDataError("column 'run_id' has missing values; give every row its run")
+        if codes.max() + 1 < _MIN_RUNS:
+            message = (
+                f"{self.name}: only {codes.max() + 1} runs to resample, so the run-level intervals rest on a "
+                "handful of distinct resamples; read them as rough, or fit on more runs"
+            )
+            warnings.warn(ResamplingWarning(message), stacklevel=4)
+        return codes, "run"
+
+    # ----- fitting ---------------------------------------------------------------------------------------
+    @property
+    def _huber_delta(self) -> float:
+        return math.inf if self.loss == "squared" else self.delta
+
+    def _starts(self, design: np.ndarray, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+        if design.shape[0] == 1:  # log-linear: least squares is the exact optimum of the squared loss
+            return np.linalg.lstsq(design[0], logy, rcond=None)[0][None, :]
+        return self._grid(logx, logy)
+
+    def fit(
+        self,
+        table: Table,
+        *,
+        bootstrap: int = 0,
+        seed: int = 0,
+        resample: Literal["auto", "run", "point"] = "auto",
+        level: float = 0.95,
+    ) -> Self:
+        """Fit on ``table``; with ``bootstrap=K`` also refit on K resamples for percentile intervals.
+
+        Resampling is by run (``run_id``) when that column exists — points of one loss curve are not
+        independent — and by point otherwise. The same ``seed`` gives the same intervals.
+        """
+        if bootstrap < 0:
+            raise LawDataError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
+        if not 0 < level < 1:
+            raise LawDataError(f"level must lie in (0, 1), e.g. 0.95; got {level}")
+        logx = self._log_inputs(table)
+        logy = self._log_target(table)
+        self._check_determined(logx)
+        design = self._design(logx)
+        bounds = self._bounds()
+        weights = np.ones(len(logy))
+        best = minimise(
+            design, logy, weights, self._starts(design, logx, logy), bounds, self._huber_delta, self.n_starts
+        )
+        self.theta_, self.objective_, self.converged_ = best.theta, best.objective, best.converged
+        self.n_points_ = len(logy)
+        self.bootstrap_theta_, self.bootstrap_ = None, None
+        self._warn_about_fit()
+        if bootstrap:
+            groups, how = self._groups(table, resample, len(logy))
+            draws = resample_weights(groups, bootstrap, np.random.default_rng(seed))
+            self.bootstrap_theta_ = refit_resamples(
+                design, logy, draws, self.theta_, bounds, self._huber_delta
+            )
+            self.bootstrap_ = {"n": bootstrap, "resample": how, "seed": seed, "level": level}
+        return self
+
+    def _warn_about_fit(self) -> None:
+        if not self.converged_:
+            message = f"{self.name}: L-BFGS-B did not converge; try grid='hoffmann' or n_starts=None"
+            warnings.warn(ConvergenceWarning(message), stacklevel=3)
+        for name, value, bound in self._bound_hits():
+            message = (
+                f"{self.name}: {name} = {value:.6g} sits on its bound {bound:g}, so the data do not pin it down; "
+                "check the law suits these data (summary() lists the fit)"
+            )
+            warnings.warn(OnBoundWarning(message), stacklevel=3)
+
+    def _bound_hits(self) -> list[tuple[str, float, float]]:
+        theta = self._fitted_theta()
+        hits = []
+        for name, value, (lo, hi) in zip(self.params, theta, self._bounds(), strict=True):
+            for bound in (lo, hi):
+                if bound is not None and abs(value - bound) <= 1e-6 * max(1.0, abs(bound)):
+                    hits.append((name, float(value), float(bound)))
+        return hits
+
+    # ----- fitted quantities -----------------------------------------------------------------------------
+    def _fitted_theta(self) -> np.ndarray:
+        if self.theta_ is None:
+            raise NotFittedError(
+                f"this {self.name} law is not fitted: call fit(table) or load it with from_dict()"
+            )
+        return self.theta_
+
+    def _bootstrap_theta(self) -> np.ndarray:
+        if self.bootstrap_theta_ is None:
+            raise NotFittedError(f"this {self.name} law has no bootstrap: fit(table, bootstrap=K) first")
+        return self.bootstrap_theta_
+
+    @property
+    def level_(self) -> float:
+        """Confidence level of the intervals."""
+        return self.bootstrap_["level"] if self.bootstrap_ else 0.95
+
+    @property
+    def coefficients_(self) -> dict[str, float]:
+        """The paper's coefficients (``A``, ``B``, ``alpha``, … / ``a``, ``b``, ``c``, ``d`` / ``lambda``, …)."""
+        return {k: float(v) for k, v in self._coefficients(self._fitted_theta()).items()}
+
+    @property
+    def derived_(self) -> dict[str, float]:
+        """Derived quantities at the fitted coefficients (e.g. ``alpha_N``, ``alpha_D``)."""
+        return {k: float(v) for k, v in self._derived(self._coefficients(self._fitted_theta())).items()}
+
+    @property
+    def bootstrap_coefficients_(self) -> dict[str, np.ndarray]:
+        """Every coefficient and derived quantity across the bootstrap fits (arrays of length K)."""
+        coefficients = self._coefficients(self._bootstrap_theta())
+        return coefficients | self._derived(coefficients)
+
+    @property
+    def on_bound_(self) -> list[str]:
+        """Parameters whose fitted value sits on an optimisation bound."""
+        return [name for name, _, _ in self._bound_hits()]
+
+    @property
+    def intervals_(self) -> dict[str, tuple[float, float]]:
+        """Percentile intervals of every coefficient and derived quantity; empty without a bootstrap."""
+        if self.bootstrap_theta_ is None:
+            return {}
+        return {
+            name: (float(lo), float(hi))
+            for name, samples in self.bootstrap_coefficients_.items()
+            for lo, hi in [percentile_interval(samples, self.level_)]
+        }
+
+    # ----- prediction ------------------------------------------------------------------------------------
+    def predict(self, table: Table) -> np.ndarray:
+        """Predicted target (e.g. loss) for each row of ``table``."""
+        return np.exp(log_predict(self._design(self._log_inputs(table)), self._fitted_theta()))
+
+    def predict_samples(self, table: Table) -> np.ndarray:
+        """Prediction of every bootstrap fit, shape ``(K, rows)``."""
+        return np.exp(log_predict(self._design(self._log_inputs(table)), self._bootstrap_theta()))
+
+    def predict_paired(self, table: Table) -> np.ndarray:
+        """Row i predicted by bootstrap fit i (``table`` has one row per fit), e.g. each fit at its own optimum."""
+        return np.exp(log_predict_paired(self._design(self._log_inputs(table)), self._bootstrap_theta()))
+
+    def predict_interval(self, table: Table) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the prediction (the fitted curve's uncertainty, not the noise of a run)."""
+        return percentile_interval(self.predict_samples(table), self.level_)
+
+    # ----- presentation and persistence ------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-ready."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    def summary(self) -> str:
+        """A readable table of the fit: coefficients, derived quantities, intervals and fit statistics."""
+        lines = [f"{type(self).__name__}: {self.formula}"]
+        if self.n_points_ is not None:
+            lines.append(
+                f"fitted on {self.n_points_} points, {self.loss} loss objective {self.objective_:.6g}, "
+                f"{'converged' if self.converged_ else 'NOT converged'}"
+            )
+        if self.bootstrap_:
+            b = self.bootstrap_
+            lines.append(
+                f"{b['n']} bootstrap resamples by {b['resample']} (seed {b['seed']}), {b['level']:.0%} intervals"
+            )
+        else:
+            lines.append("no intervals: fit with bootstrap=K to get them")
+        intervals = self.intervals_
+        values = self.coefficients_ | self.derived_
+        width = max(map(len, values))
+        for name, value in values.items():
+            ci = f"  [{intervals[name][0]:.6g}, {intervals[name][1]:.6g}]" if name in intervals else ""
+            lines.append(f"  {name:<{width}}  {value:.6g}{ci}")
+        if hits := self.on_bound_:
+            lines.append(f"on a bound: {', '.join(hits)}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fit: the interface contract's keys plus what ``from_dict`` needs to rebuild it."""
+        theta = self._fitted_theta()
+        return {
+            "law": self.name,
+            "formula": self.formula,
+            "target": self.target,
+            "inputs": list(self.inputs),
+            "coefficients": self.coefficients_,
+            "derived": self.derived_,
+            "intervals": {k: list(v) for k, v in self.intervals_.items()},
+            "objective": self.objective_,
+            "n_points": self.n_points_,
+            "converged": self.converged_,
+            "on_bound": self.on_bound_,
+            "config": self.config(),
+            "theta": theta.tolist(),
+            "bootstrap": None
+            if self.bootstrap_ is None
+            else self.bootstrap_ | {"theta": self._bootstrap_theta().tolist()},
+        }
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Law:
+        """Rebuild a fitted law from ``to_dict()`` output (e.g. ``archscale fit --json`` saved to a file)."""
+        for key in ("law", "config", "theta"):
+            if key not in data:
+                raise LawDataError(
+                    f"a saved fit needs the key '{key}' (write it with `archscale fit ... --json`)"
+                )
+        law = law_class(data["law"])(**data["config"])
+        theta = np.asarray(data["theta"], dtype=float)
+        if theta.shape != (len(law.params),):
+            raise LawDataError(
+                f"'theta' must hold {len(law.params)} values {law.params}, got shape {theta.shape}"
+            )
+        law.theta_ = theta
+        law.objective_, law.n_points_, law.converged_ = (
+            data.get("objective"),
+            data.get("n_points"),
+            data.get("converged"),
+        )
+        if boot := data.get("bootstrap"):
+            law.bootstrap_theta_ = np.asarray(boot["theta"], dtype=float).reshape(-1, len(law.params))
+            law.bootstrap_ = {k: boot[k] for k in ("n", "resample", "seed", "level")}
+        return law
+
+    @classmethod
+    def from_coefficients(cls, coefficients: Mapping[str, float], **config: Any) -> Self:
+        """A law with given coefficients (e.g. a published one), ready to predict and plan with."""
+        law = cls(**config)
+        if set(coefficients) != set(law.coefficient_names):
+            raise LawDataError(
+                f"{cls.__name__} takes coefficients {sorted(law.coefficient_names)}, got {sorted(coefficients)}"
+            )
+        law.theta_ = np.asarray(law._theta(coefficients), dtype=float)
+        return law
+
+    def clone(self) -> Self:
+        """An unfitted copy with the same configuration."""
+        return dataclasses.replace(self)

@@ -1,0 +1,23 @@
+"""Errors and warnings of the fitting layer: each names the offending field and the fix."""
+
+from __future__ import annotations
+
+
+class LawDataError(ValueError):
+    """The table cannot support the requested fit or prediction (missing column, bad values, too few points)."""
+
+
+class NotFittedError(ValueError):
+    """A fitted quantity was asked of a law that was neither fitted nor loaded."""
+
+
+class OnBoundWarning(UserWarning):
+    """A fitted parameter sits on its optimisation bound, so the optimum is a constraint, not a fit."""
+
+
+class ConvergenceWarning(UserWarning):
+    """L-BFGS-B stopped without meeting its convergence test."""
+
+
+class ResamplingWarning(UserWarning):
+    """Too few runs to resample: run-level bootstrap intervals rest on a handful of distinct resamples."""

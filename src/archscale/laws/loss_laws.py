@@ -1,0 +1,259 @@
+"""Loss laws of the paper and the work it builds on.
+
+- :class:`ChinchillaLaw` — paper Eq. 1 (Hoffmann et al. 2022): L = A/P^α + B/D^β + σ, P parameters or model scale N.
+- :class:`WangLaw` — paper Eq. 5: L = A/(N^α E^γ) + B/D^β + σ, N = non-embedding FLOPs per token.
+- :class:`ClarkLaw` — Clark et al. 2022, paper Eq. 2 / Eq. 4 in **log10** (as Clark; the paper writes log).
+- :class:`KaplanComputeLaw` — Kaplan-style L(C) = L∞ + (C0/C)^α.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Mapping
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from archscale.laws.base import Law
+from archscale.laws.errors import LawDataError
+from archscale.laws.optimize import Bounds
+
+_SIZES = ("params", "model_scale")
+_LOG_SIGMA_BOUNDS = (-20.0, 20.0)  # σ in [2e-9, 5e8]: the lower bound only catches a vanishing σ
+_EXPONENT_BOUNDS = (0.0, 5.0)  # a loss term must fall with scale
+
+
+def _check_size(size: str) -> None:
+    if size not in _SIZES:
+        raise LawDataError(f"size must be 'params' (P) or 'model_scale' (N, FLOPs per token), got {size!r}")
+
+
+@dataclasses.dataclass(kw_only=True)
+class ChinchillaLaw(Law):
+    """L = A/S^α + B/D^β + σ (paper Eq. 1), S = ``params`` (P, with C = 6·P·D) or ``model_scale`` (N, C = N·D)."""
+
+    size: Literal["params", "model_scale"] = "params"
+
+    name: ClassVar[str] = "chinchilla"
+    grids: ClassVar[tuple[str, ...]] = ("default", "hoffmann")
+    _with_experts: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_size(self.size)
+        super().__post_init__()
+
+    @property
+    def _symbol(self) -> str:
+        return "P" if self.size == "params" else "N"
+
+    @property
+    def formula(self) -> str:
+        return f"L = A/{self._symbol}^alpha + B/D^beta + sigma  [{self._symbol} = {self.size}, D = tokens]"
+
+    @property
+    def flops_factor(self) -> float:
+        """k in C = k·S·D: 6 for parameters (the 6·P·D convention), 1 for the model scale N (C = N·D)."""
+        return 6.0 if self.size == "params" else 1.0
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.size, "tokens", "experts") if self._with_experts else (self.size, "tokens")
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        names = ("log_A", "log_B", "log_sigma", "alpha", "beta")
+        return (*names, "gamma") if self._with_experts else names
+
+    @property
+    def varying(self) -> dict[str, str]:
+        need = {
+            self.size: f"the A/{self._symbol}^alpha term needs several model sizes",
+            "tokens": "the B/D^beta term needs several token counts D (points along each loss curve, or several "
+            "budgets); with D fixed, fit ClarkLaw or PowerLaw on model size instead",
+        }
+        if self._with_experts:
+            need["experts"] = (
+                "the E^gamma factor needs several expert counts (dense runs count as E = 1); with a single E "
+                "use ChinchillaLaw(size='model_scale')"
+            )
+        return need
+
+    def _bounds(self) -> Bounds:
+        bounds: Bounds = [(None, None), (None, None), _LOG_SIGMA_BOUNDS, _EXPONENT_BOUNDS, _EXPONENT_BOUNDS]
+        return [*bounds, (-5.0, 5.0)] if self._with_experts else bounds
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        n = len(logx[self.size])
+        design = np.zeros((3, n, len(self.params)))
+        design[0, :, 0] = 1.0  # log A - alpha log S (- gamma log E)
+        design[0, :, 3] = -logx[self.size]
+        design[1, :, 1] = 1.0  # log B - beta log D
+        design[1, :, 4] = -logx["tokens"]
+        design[2, :, 2] = 1.0  # log sigma
+        if self._with_experts:
+            design[0, :, 5] = -logx["experts"]
+        return design
+
+    def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+        gammas = (0.0, 0.5, 1.0) if self._with_experts else (0.0,)
+        if self.grid == "hoffmann":  # Hoffmann et al. 2022, App. D.2 (gamma added for the E factor)
+            exps, sigmas, coefs = np.arange(0, 2.01, 0.5), np.arange(-1, 1.01, 0.5), np.arange(0, 25.1, 5)
+            rows = [
+                (a, b, e, alpha, beta, gamma)
+                for alpha, beta, e, a, b, gamma in itertools.product(exps, exps, sigmas, coefs, coefs, gammas)
+            ]
+        else:  # scaled to the data: σ a share of the lowest loss, the rest split between the two terms
+            y = np.exp(logy)
+            mid_s, mid_d = np.median(logx[self.size]), np.median(logx["tokens"])
+            mid_e = np.median(logx["experts"]) if self._with_experts else 0.0
+            rows = []
+            for alpha, beta, share_sigma, share_a, gamma in itertools.product(
+                (0.2, 0.5, 0.8), (0.2, 0.5, 0.8), (0.3, 0.7), (0.25, 0.75), gammas[:2]
+            ):
+                sigma = share_sigma * y.min()
+                rest = np.median(y) - sigma
+                log_a = math.log(share_a * rest) + alpha * mid_s + gamma * mid_e
+                log_b = math.log((1 - share_a) * rest) + beta * mid_d
+                rows.append((log_a, log_b, math.log(sigma), alpha, beta, gamma))
+        return np.array(rows)[:, : len(self.params)]
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        coefficients = {"A": np.exp(theta[..., 0]), "B": np.exp(theta[..., 1]), "alpha": theta[..., 3]}
+        coefficients["beta"] = theta[..., 4]
+        if self._with_experts:
+            coefficients["gamma"] = theta[..., 5]
+        coefficients["sigma"] = np.exp(theta[..., 2])
+        return coefficients
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        c = coefficients
+        theta = [math.log(c["A"]), math.log(c["B"]), math.log(c["sigma"]), c["alpha"], c["beta"]]
+        return np.array([*theta, c["gamma"]] if self._with_experts else theta)
+
+    def _derived(self, coefficients: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Allocation exponents (paper Eq. 7-8): N_opt ∝ C^alpha_N, D_opt ∝ C^alpha_D."""
+        alpha, beta = coefficients["alpha"], coefficients["beta"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {"alpha_N": beta / (alpha + beta), "alpha_D": alpha / (alpha + beta)}
+
+
+@dataclasses.dataclass(kw_only=True)
+class WangLaw(ChinchillaLaw):
+    """L(N, D, E) = A/(N^α E^γ) + B/D^β + σ (paper Eq. 5), N = non-embedding FLOPs per token, E experts."""
+
+    size: Literal["params", "model_scale"] = "model_scale"
+
+    name: ClassVar[str] = "wang"
+    _with_experts: ClassVar[bool] = True
+
+    @property
+    def formula(self) -> str:
+        s = self._symbol
+        return f"L = A/({s}^alpha E^gamma) + B/D^beta + sigma  [{s} = {self.size}, D = tokens, E = experts]"
+
+
+@dataclasses.dataclass(kw_only=True)
+class ClarkLaw(Law):
+    """Clark et al. 2022 routed law in log10: log L = a log S + b log E (+ c log S log E) + d.
+
+    ``interaction=True`` is paper Eq. 4, ``False`` the separable Eq. 2. Dense runs enter as E = 1.
+    """
+
+    interaction: bool = True
+    size: Literal["params", "model_scale"] = "params"
+
+    name: ClassVar[str] = "clark"
+
+    def __post_init__(self) -> None:
+        _check_size(self.size)
+        super().__post_init__()
+
+    @property
+    def formula(self) -> str:
+        cross = " + c log10 S log10 E" if self.interaction else ""
+        return f"log10 L = a log10 S + b log10 E{cross} + d  [S = {self.size}, E = experts]"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.size, "experts")
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return ("a", "b", "c", "d") if self.interaction else ("a", "b", "d")
+
+    @property
+    def varying(self) -> dict[str, str]:
+        return {
+            self.size: "the a log S term needs several model sizes",
+            "experts": "b needs several expert counts (dense runs count as E = 1)",
+        }
+
+    def _bounds(self) -> Bounds:
+        return [(None, None)] * len(self.params)
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        # ln L = ln10 · log10 L, and ln10 · log10 S · log10 E = ln S · ln E / ln10.
+        ln_s, ln_e = logx[self.size], logx["experts"]
+        columns = [ln_s, ln_e, ln_s * ln_e / math.log(10)] if self.interaction else [ln_s, ln_e]
+        return np.column_stack([*columns, np.full_like(ln_s, math.log(10))])[None]
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: theta[..., i] for i, name in enumerate(self.params)}
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        return np.array([coefficients[name] for name in self.params])
+
+
+@dataclasses.dataclass(kw_only=True)
+class KaplanComputeLaw(Law):
+    """L(C) = L_inf + (C0/C)^α (Kaplan-style loss against compute, with an irreducible loss)."""
+
+    name: ClassVar[str] = "kaplan"
+
+    @property
+    def formula(self) -> str:
+        return "L = L_inf + (C0/C)^alpha  [C = compute]"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("compute",)
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return ("alpha_log_C0", "alpha", "log_L_inf")
+
+    @property
+    def varying(self) -> dict[str, str]:
+        return {"compute": "the (C0/C)^alpha term needs several compute budgets"}
+
+    def _bounds(self) -> Bounds:
+        return [(None, None), _EXPONENT_BOUNDS, _LOG_SIGMA_BOUNDS]
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        n = len(logx["compute"])
+        design = np.zeros((2, n, 3))
+        design[0, :, 0] = 1.0  # alpha log C0 - alpha log C
+        design[0, :, 1] = -logx["compute"]
+        design[1, :, 2] = 1.0  # log L_inf
+        return design
+
+    def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+        y = np.exp(logy)
+        mid_c = np.median(logx["compute"])
+        rows = []
+        for alpha, share in itertools.product((0.05, 0.1, 0.2, 0.4), (0.3, 0.6, 0.9)):
+            floor = share * y.min()
+            rows.append((math.log(np.median(y) - floor) + alpha * mid_c, alpha, math.log(floor)))
+        return np.array(rows)
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        alpha = theta[..., 1]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            c0 = np.exp(theta[..., 0] / alpha)
+        return {"L_inf": np.exp(theta[..., 2]), "C0": c0, "alpha": alpha}
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        c = coefficients
+        return np.array([c["alpha"] * math.log(c["C0"]), c["alpha"], math.log(c["L_inf"])])

@@ -1,0 +1,48 @@
+"""Reading users' tables: CSV or Parquet, with a column mapping."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from archscale.laws.errors import LawDataError
+from archscale.laws.table import COLUMNS, parse_mapping, read_table
+
+
+def test_contract_columns():
+    expected = ["run_id", "params", "model_scale", "tokens", "experts", "compute", "loss", "batch_size", "lr"]
+    assert list(COLUMNS) == expected
+
+
+def test_mapping_renames_and_wins_over_an_existing_column(tmp_path):
+    frame = pd.DataFrame(
+        {"params": [1.0, 2.0], "dense_parameter_count": [3.0, 4.0], "loss_validation": [2.5, 2.4]}
+    )
+    frame.to_csv(tmp_path / "runs.csv", index=False)
+    frame.to_parquet(tmp_path / "runs.parquet")
+    mapping = parse_mapping(["params=dense_parameter_count", " loss = loss_validation "])
+    assert mapping == {"params": "dense_parameter_count", "loss": "loss_validation"}
+    for name in ("runs.csv", "runs.parquet"):
+        table = read_table(tmp_path / name, mapping)
+        assert sorted(table.columns) == ["loss", "params"]
+        assert table["params"].tolist() == [3.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    ("items", "needle"),
+    [(["params"], "COLUMN=YOUR_COLUMN"), (["a=b", "a=c"], "names 'a' twice"), (["=x"], "got")],
+)
+def test_bad_mappings_are_refused(items, needle):
+    with pytest.raises(LawDataError, match=needle):
+        parse_mapping(items)
+
+
+def test_bad_files_are_refused(tmp_path):
+    with pytest.raises(LawDataError, match="no such file"):
+        read_table(tmp_path / "missing.csv")
+    (tmp_path / "runs.json").write_text("{}")
+    with pytest.raises(LawDataError, match=r"expected a \.csv"):
+        read_table(tmp_path / "runs.json")
+    pd.DataFrame({"x": [1]}).to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.raises(LawDataError, match=r"--map refers to column\(s\) \['n'\] that the table lacks"):
+        read_table(tmp_path / "runs.csv", {"params": "n"})
