@@ -1,0 +1,47 @@
+"""``archscale runs``: list and export what a results store holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from archscale.store import ResultsStore
+
+app = typer.Typer(help="Inspect and export the runs in a results store.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_cmd(
+    store: Path = typer.Option(Path("results.sqlite"), "--store", help="SQLite results store."),
+    status: str | None = typer.Option(None, help="Only runs with this status (finished, diverged, ...)."),
+) -> None:
+    """One line per run: id, model, tokens, batch, LR, status, final loss."""
+    if not store.exists():
+        raise typer.BadParameter(f"no results store at {store}", param_hint="--store")
+    with ResultsStore(store) as results:
+        runs = results.runs(**({"status": status} if status else {}))
+        final = results.curve().groupby("run_id")["lm_loss"].last() if len(runs) else {}
+    typer.echo(
+        f"{'run_id':<13} {'model':<14} {'tokens':>10} {'batch':>6} {'lr':>9} {'status':<9} {'loss':>7}"
+    )
+    for row in runs.itertuples():
+        loss = final.get(row.run_id, float("nan")) if len(runs) else float("nan")
+        typer.echo(
+            f"{row.run_id:<13} {row.model_name!s:<14} {row.D:>10.3g} {row.batch_size:>6} {row.lr:>9.3g} "
+            f"{row.status:<9} {loss:>7.4f}"
+        )
+
+
+@app.command("export")
+def export_cmd(
+    out: Path = typer.Argument(..., help="Output directory."),
+    store: Path = typer.Option(Path("results.sqlite"), "--store", help="SQLite results store."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+) -> None:
+    """Write runs, curves and evals as Parquet or CSV tables."""
+    if fmt not in ("parquet", "csv"):
+        raise typer.BadParameter(f"unknown format {fmt!r}; use parquet or csv", param_hint="--format")
+    with ResultsStore(store) as results:
+        for path in results.export(out, fmt):  # type: ignore[arg-type]
+            typer.echo(str(path))

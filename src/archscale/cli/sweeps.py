@@ -1,0 +1,113 @@
+"""``archscale sweep run`` (parallel, resumable sweeps) and ``archscale train`` (one process, torchrun-aware)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from archscale.store import ResultsStore
+from archscale.sweeps import SpecError, load_spec
+from archscale.sweeps.executor import InProcessExecutor, LocalExecutor, run_dir_for, run_sweep
+
+app = typer.Typer(help="Run sweeps of training runs from a YAML spec.", no_args_is_help=True)
+
+STORE_HELP = "SQLite results store (created if missing); run directories go beside it in STORE-runs/."
+
+
+def default_run_root(store: Path) -> Path:
+    return store.with_name(store.stem + "-runs")
+
+
+def _load(spec: Path):
+    try:
+        return load_spec(spec)
+    except (SpecError, OSError) as err:
+        raise typer.BadParameter(str(err), param_hint="SPEC") from None
+
+
+@app.command("run")
+def run_cmd(
+    spec: Path = typer.Argument(..., help="Sweep spec (YAML); see docs/sweeps.md."),
+    store: Path = typer.Option(Path("results.sqlite"), "--store", help=STORE_HELP),
+    workers: int = typer.Option(
+        2, "--workers", "-k", min=0, help="Parallel worker processes (1 thread each); 0 = in this process."
+    ),
+    executor: str = typer.Option(
+        "local", "--executor", help="'local' processes or 'ray' (needs the ray extra)."
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster address (default: start a local one)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="Device for in-process runs (cpu, cuda)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
+) -> None:
+    """Run every run of SPEC not already finished in STORE; interrupted runs resume from their checkpoints."""
+    sweep = _load(spec)
+    runs = sweep.expand()
+    if executor == "ray":
+        from archscale.sweeps.ray_executor import RayExecutor
+
+        chosen = RayExecutor(address=address)
+    elif executor == "local":
+        chosen = LocalExecutor(workers) if workers > 0 else InProcessExecutor(device)
+    else:
+        raise typer.BadParameter(
+            f"unknown executor {executor!r}; use 'local' or 'ray'", param_hint="--executor"
+        )
+    with ResultsStore(store) as results:
+        summary = run_sweep(
+            runs, results, default_run_root(store), chosen, sweep=sweep.name, progress=not no_progress
+        )
+    typer.echo(
+        f"sweep {sweep.name!r}: {summary.total} runs, {summary.skipped} already done, {len(summary.finished)} finished, "
+        f"{len(summary.diverged)} diverged, {len(summary.failed)} failed; store: {store}"
+    )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def train_cmd(
+    spec: Path = typer.Argument(..., help="Sweep spec (YAML) whose runs to train, one after another."),
+    store: Path = typer.Option(Path("results.sqlite"), "--store", help=STORE_HELP),
+    device: str = typer.Option(
+        "auto", "--device", help="cpu, cuda, or auto (cuda:LOCAL_RANK when available)."
+    ),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (GPU)."),
+) -> None:
+    """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
+    import torch
+
+    from archscale.sweeps.executor import FINAL_STATUSES
+    from archscale.training.distributed import init_distributed, shutdown
+    from archscale.training.trainer import Trainer, load_train_data
+
+    info = init_distributed()
+    if device == "auto":
+        device = f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    sweep = _load(spec)
+    results = ResultsStore(store) if info.is_main else None
+    try:
+        for run in sweep.expand():
+            if results is not None:
+                results.add_run(run.to_dict(), run.derived(), sweep=sweep.name)
+                if results.status(run.run_id) in FINAL_STATUSES:
+                    continue
+                results.set_status(run.run_id, "running")
+            trainer = Trainer(run, load_train_data(run), run_dir_for(default_run_root(store), run),
+                              device=device, dist_info=info, compile=compile)  # fmt: skip
+            result = trainer.fit()
+            if results is not None:
+                results.add_curve(run.run_id, result.curve)
+                results.add_evals(run.run_id, result.evals)
+                results.set_status(run.run_id, result.status, diverged_step=result.diverged_step,
+                                   message=result.message, wall_time=result.wall_time)  # fmt: skip
+                typer.echo(
+                    f"{run.run_id} {result.status}: final loss {result.final_loss:.4f} ({result.steps_done} steps)"
+                )
+    finally:
+        if results is not None:
+            results.close()
+        shutdown(info)

@@ -1,0 +1,341 @@
+"""The results store: one SQLite file holding every run's config, status, training curve and evals.
+
+SQLite in WAL mode, written by one process (the sweep coordinator; workers return results to it) and
+readable by any number of others while a sweep runs. Every committed write survives ``kill -9`` of the
+writer. Values always go through bound parameters; column names come only from ``schema``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from archscale.store.schema import CURVE_COLUMNS, DDL, EVAL_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, STATUSES
+from archscale.training.run_config import RunConfig
+
+DERIVED_KEYS: tuple[str, ...] = ("N", "P", "P_active", "P_total", "D", "C")
+FINAL_STATUSES: tuple[str, ...] = ("finished", "diverged")
+EXPORT_TABLES: tuple[str, ...] = ("runs", "curve", "evals", "run_meta")
+
+
+class StoreError(ValueError):
+    """The store cannot do what was asked; the message names the run, field or file and the fix."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _plain(value: Any) -> Any:
+    """NumPy values to Python ones (sqlite3 cannot bind ``np.int64``); NaN is stored as NULL."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _given(**filters: Any) -> dict[str, Any]:
+    """The filters that were given (None here means "any", not IS NULL)."""
+    return {k: v for k, v in filters.items() if v is not None}
+
+
+class ResultsStore:
+    """Runs, curves and evals of any number of sweeps in one SQLite file at ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=30)
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = [r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"{self.path}: not an SQLite results store ({err}); pass a new or existing store path"
+            ) from err
+        if version > SCHEMA_VERSION:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path}: written with store schema version {version}, but this archscale reads up to "
+                f"version {SCHEMA_VERSION}; upgrade archscale to open it"
+            )
+        if version == 0 and tables:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path}: an SQLite file that is not an archscale store (tables {tables}); "
+                "pass a new path for the store"
+            )
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        if version == 0:
+            self._conn.executescript(DDL)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writing ---------------------------------------------------------------------------------
+    def add_run(
+        self,
+        run_config: RunConfig | Mapping[str, Any],
+        derived: Mapping[str, float] | None = None,
+        status: str = "queued",
+        sweep: str | None = None,
+    ) -> str:
+        """Record a run (a no-op if its ``run_id`` is already stored); returns the ``run_id``.
+
+        ``derived`` is ``RunConfig.derived()`` (computed when omitted).
+        """
+        cfg = run_config if isinstance(run_config, RunConfig) else RunConfig.from_dict(dict(run_config))
+        derived = cfg.derived() if derived is None else derived
+        missing = [k for k in DERIVED_KEYS if k not in derived]
+        if missing:
+            raise StoreError(f"derived: missing {missing}; pass RunConfig.derived() or leave derived out")
+        self._check_status(status)
+        now = _now()
+        row = {
+            "run_id": cfg.run_id,
+            "config": json.dumps(cfg.to_dict(), sort_keys=True),
+            "model_name": cfg.model_name or cfg.model.name,
+            "kind": cfg.model.kind,
+            "n_experts": cfg.model.n_experts,
+            "top_k": cfg.model.top_k,
+            **{k: _plain(derived[k]) for k in DERIVED_KEYS},
+            "batch_size": cfg.batch_size,
+            "batch_tokens": cfg.tokens_per_step,
+            "seq_len": cfg.seq_len,
+            "lr": cfg.lr,
+            "seed": cfg.seed,
+            "schedule": cfg.schedule,
+            "dataset": cfg.dataset,
+            "status": status,
+            "created": now,
+            "updated": now,
+            "sweep": sweep,
+        }
+        columns = [c for c in RUN_COLUMNS if c in row]
+        with self._conn:
+            self._conn.execute(
+                f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                [row[c] for c in columns],
+            )
+        return cfg.run_id
+
+    def set_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        diverged_step: int | None = None,
+        message: str | None = None,
+        wall_time: float | None = None,
+    ) -> None:
+        """Move a run to ``status``; ``diverged_step`` and ``message`` are replaced, ``wall_time`` kept if None."""
+        self._check_status(status)
+        with self._conn:
+            cur = self._conn.execute(
+                "UPDATE runs SET status = ?, diverged_step = ?, message = ?, wall_time = COALESCE(?, wall_time), "
+                "updated = ? WHERE run_id = ?",
+                (status, _plain(diverged_step), message, _plain(wall_time), _now(), run_id),
+            )
+        if cur.rowcount == 0:
+            raise self._unknown(run_id)
+
+    def add_curve(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store training-curve rows (one per step); a step logged again replaces the earlier row."""
+        self._insert(
+            "curve", CURVE_COLUMNS, run_id, rows, required=("step",), json_columns=("expert_fraction",)
+        )
+
+    def add_evals(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store eval rows (``subset`` defaults to ``"all"``); replaces rows with the same step/split/subset."""
+        rows = [{"subset": "all", **row} for row in rows]
+        self._insert("evals", EVAL_COLUMNS, run_id, rows, required=("step", "split"), json_columns=())
+
+    def set_meta(self, run_id: str, key: str, value: Any) -> None:
+        """Attach a JSON-serialisable value to a run under ``key`` (e.g. downstream eval results)."""
+        self._require_run(run_id)
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO run_meta (run_id, key, value) VALUES (?, ?, ?)",
+                (run_id, key, json.dumps(value, sort_keys=True)),
+            )
+
+    def _insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        run_id: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        required: Sequence[str],
+        json_columns: Sequence[str],
+    ) -> None:
+        self._require_run(run_id)
+        allowed = set(columns) - {"run_id"}
+        values = []
+        for i, row in enumerate(rows):
+            unknown = sorted(set(row) - allowed)
+            if unknown:
+                raise StoreError(
+                    f"{table} row {i}: unknown column(s) {unknown}; valid columns are {sorted(allowed)}"
+                )
+            absent = [c for c in required if row.get(c) is None]
+            if absent:
+                raise StoreError(f"{table} row {i}: missing {absent}")
+            record = {"run_id": run_id, **{k: _plain(v) for k, v in row.items()}}
+            for c in json_columns:
+                if record.get(c) is not None:
+                    record[c] = json.dumps(record[c])
+            values.append([record.get(c) for c in columns])
+        with self._conn:
+            self._conn.executemany(
+                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                values,
+            )
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def status(self, run_id: str) -> str | None:
+        """The run's status, or None if the store does not hold it."""
+        row = self._conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def finished_ids(self, *, include_diverged: bool = True) -> set[str]:
+        """Runs that reached their end. Diverged runs count by default: re-running one repeats it exactly."""
+        statuses = FINAL_STATUSES if include_diverged else ("finished",)
+        query = f"SELECT run_id FROM runs WHERE status IN ({', '.join('?' * len(statuses))})"
+        return {r[0] for r in self._conn.execute(query, statuses)}
+
+    def config(self, run_id: str) -> dict[str, Any]:
+        """The run's stored ``RunConfig.to_dict()``."""
+        row = self._conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise self._unknown(run_id)
+        return json.loads(row[0])
+
+    def meta(self, run_id: str) -> dict[str, Any]:
+        rows = self._conn.execute("SELECT key, value FROM run_meta WHERE run_id = ? ORDER BY key", (run_id,))
+        return {key: json.loads(value) for key, value in rows}
+
+    def runs(self, **filters: Any) -> pd.DataFrame:
+        """Runs as a DataFrame; ``filters`` match columns exactly (a list/tuple/set value means any of them)."""
+        unknown = sorted(set(filters) - set(RUN_COLUMNS))
+        if unknown:
+            raise StoreError(
+                f"runs filter: unknown column(s) {unknown}; valid columns are {list(RUN_COLUMNS)}"
+            )
+        return self._select("runs", filters, order="created, run_id")
+
+    def curve(self, run_id: str | None = None) -> pd.DataFrame:
+        """Training curves (all runs when ``run_id`` is None), ``expert_fraction`` parsed from JSON."""
+        frame = self._select("curve", _given(run_id=run_id), order="run_id, step")
+        frame["expert_fraction"] = [
+            json.loads(v) if isinstance(v, str) else None for v in frame["expert_fraction"]
+        ]
+        return frame
+
+    def evals(
+        self, run_id: str | None = None, *, split: str | None = None, subset: str | None = None
+    ) -> pd.DataFrame:
+        """Eval rows, optionally of one run, split and subset (``"all"`` is the token-weighted total)."""
+        filters = _given(run_id=run_id, split=split, subset=subset)
+        return self._select("evals", filters, order="run_id, step, split, subset")
+
+    def law_table(
+        self,
+        kind: Literal["dense", "moe"] | None = None,
+        final: bool = True,
+        loss: Literal["lm", "eval"] = "lm",
+        *,
+        split: str = "test",
+    ) -> pd.DataFrame:
+        """Finished runs as rows for the scaling-law fits, with the laws layer's column names.
+
+        ``final=True``: one row per run at its last step; ``False``: a row per curve point (``lm``) or per
+        eval (``eval``), with ``tokens`` and ``compute = model_scale·tokens`` at that point. ``loss="lm"``
+        is the raw per-step training LM loss (smooth it in the analysis); ``"eval"`` the held-out loss
+        over all subsets of ``split``. ``params`` is P (non-embedding, all experts), ``model_scale`` N,
+        ``batch_size`` in tokens (as the published laws count it; ``batch_sequences`` in sequences).
+        """
+        if kind not in (None, "dense", "moe"):
+            raise StoreError(f"kind: must be 'dense', 'moe' or None, got {kind!r}")
+        if loss not in ("lm", "eval"):
+            raise StoreError(f"loss: must be 'lm' or 'eval', got {loss!r}")
+        if loss == "lm":
+            points, params = "SELECT run_id, step, tokens, COALESCE(lm_loss, loss) AS loss FROM curve", []
+        else:
+            points = "SELECT run_id, step, tokens, loss FROM evals WHERE split = ? AND subset = 'all'"
+            params = [split]
+        last = " AND x.step = (SELECT MAX(p.step) FROM points p WHERE p.run_id = x.run_id)" if final else ""
+        query = f"""
+            WITH points AS ({points})
+            SELECT r.run_id, r.P AS params, r.N AS model_scale, x.tokens, r.n_experts AS experts,
+                   r.N * x.tokens AS compute, x.loss, r.batch_tokens AS batch_size, r.lr,
+                   r.P_active AS active_params, r.P_total AS total_params, r.batch_size AS batch_sequences,
+                   r.kind, r.model_name, r.seed, x.step
+            FROM runs r JOIN points x ON x.run_id = r.run_id
+            WHERE r.status = 'finished'{" AND r.kind = ?" if kind else ""}{last}
+            ORDER BY r.run_id, x.step
+        """
+        return self._frame(query, [*params, *([kind] if kind else [])])
+
+    def export(self, out_dir: str | Path, fmt: Literal["parquet", "csv"] = "parquet") -> list[Path]:
+        """Write runs, curves, evals and run metadata as ``out_dir/<table>.<fmt>`` (JSON columns as text)."""
+        if fmt not in ("parquet", "csv"):
+            raise StoreError(f"fmt: must be 'parquet' or 'csv', got {fmt!r}")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for table in EXPORT_TABLES:
+            frame = self._frame(f"SELECT * FROM {table}", [])
+            path = out / f"{table}.{fmt}"
+            if fmt == "parquet":
+                frame.to_parquet(path, index=False)
+            else:
+                frame.to_csv(path, index=False)
+            paths.append(path)
+        return paths
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def _frame(self, query: str, params: Iterable[Any]) -> pd.DataFrame:
+        return pd.read_sql_query(query, self._conn, params=list(params))
+
+    def _select(self, table: str, filters: Mapping[str, Any], *, order: str) -> pd.DataFrame:
+        """``SELECT *`` with equality filters (a collection: any of its values; None: IS NULL)."""
+        clauses, params = [], []
+        for column, value in filters.items():
+            if isinstance(value, list | tuple | set | frozenset):
+                clauses.append(f"{column} IN ({', '.join('?' * len(value))})")
+                params.extend(_plain(v) for v in value)
+            elif value is None:
+                clauses.append(f"{column} IS NULL")
+            else:
+                clauses.append(f"{column} = ?")
+                params.append(_plain(value))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._frame(f"SELECT * FROM {table}{where} ORDER BY {order}", params)
+
+    def _require_run(self, run_id: str) -> None:
+        if self.status(run_id) is None:
+            raise self._unknown(run_id)
+
+    def _unknown(self, run_id: str) -> StoreError:
+        return StoreError(f"run_id: no run {run_id!r} in {self.path}; add it with add_run first")
+
+    @staticmethod
+    def _check_status(status: str) -> None:
+        if status not in STATUSES:
+            raise StoreError(f"status: must be one of {list(STATUSES)}, got {status!r}")

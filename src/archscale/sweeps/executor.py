@@ -1,0 +1,203 @@
+"""Run a list of training runs and record them: the coordinator plus pluggable executors.
+
+The coordinator owns the results store (the only writer) and the progress bars; an executor only
+decides where runs execute. ``LocalExecutor`` runs K worker processes pinned to one thread each;
+``InProcessExecutor`` runs them one after another in this process (debugging, tests); the Ray executor
+(``archscale.sweeps.ray_executor``) sends each run to a cluster as a task. Resuming is the same for all:
+finished or diverged runs are skipped, unfinished ones restart from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from archscale.store import ResultsStore
+from archscale.sweeps.spec import order_longest_first
+from archscale.sweeps.worker import limit_threads, run_one
+from archscale.training.run_config import RunConfig
+
+FINAL_STATUSES = ("finished", "diverged")
+
+
+def run_dir_for(run_root: Path, run: RunConfig) -> Path:
+    return Path(run_root) / run.run_id
+
+
+@dataclass
+class SweepSummary:
+    total: int
+    skipped: int
+    finished: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class Coordinator:
+    """Receives workers' events and results; writes the store; draws one bar per active run."""
+
+    def __init__(self, store: ResultsStore, runs: Sequence[RunConfig], *, progress: bool = True) -> None:
+        self.store = store
+        self.labels = {r.run_id: _label(r) for r in runs}
+        self.summary = SweepSummary(total=len(runs), skipped=0)
+        self.progress = progress
+        self.overall = tqdm(total=len(runs), desc="sweep", unit="run", position=0, disable=not progress)
+        self.bars: dict[str, tqdm] = {}
+
+    def event(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "started":
+            self.store.set_status(run_id, "running")
+            bar = tqdm(
+                total=payload["steps"], initial=payload["step"], desc=self.labels.get(run_id, run_id),
+                unit="step", position=len(self.bars) + 1, leave=False, disable=not self.progress,
+            )  # fmt: skip
+            self.bars[run_id] = bar
+        elif kind == "progress":
+            self.store.add_curve(run_id, payload["rows"])
+            bar = self.bars.get(run_id)
+            if bar is not None:
+                bar.update(payload["step"] - bar.n)
+                bar.set_postfix(loss=f"{payload['loss']:.3f}", tok_s=f"{payload['tokens_per_s']:.3g}")
+        elif kind == "evals":
+            self.store.add_evals(run_id, payload["rows"])
+
+    def result(self, result: dict[str, Any]) -> None:
+        run_id, status = result["run_id"], result["status"]
+        if status in FINAL_STATUSES:
+            self.store.add_curve(run_id, result["curve"])
+            self.store.add_evals(run_id, result["evals"])
+        self.store.set_status(
+            run_id, status, diverged_step=result.get("diverged_step"), message=result.get("message"),
+            wall_time=result.get("wall_time"),
+        )  # fmt: skip
+        getattr(self.summary, status if status in ("finished", "diverged") else "failed").append(run_id)
+        bar = self.bars.pop(run_id, None)
+        if bar is not None:
+            bar.close()
+        self.overall.update(1)
+        self.overall.set_postfix(diverged=len(self.summary.diverged), failed=len(self.summary.failed))
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.overall.close()
+
+
+class Executor(Protocol):
+    def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None: ...
+
+
+class InProcessExecutor:
+    """Runs one after another in the calling process."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+    def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:
+        for run in runs:
+            emit = lambda kind, payload, rid=run.run_id: coordinator.event(rid, kind, payload)  # noqa: E731
+            coordinator.result(run_one(run.to_dict(), str(run_dir_for(run_root, run)), emit, self.device))
+
+
+def _worker_main(tasks: mp.Queue, events: mp.Queue, parent_pid: int) -> None:
+    limit_threads(1)
+    while (task := tasks.get()) is not None:
+        run_dict, run_dir, run_id = task
+
+        def emit(kind: str, payload: dict[str, Any], run_id: str = run_id) -> None:
+            if os.getppid() != parent_pid:  # the coordinator is gone (killed): stop, the checkpoint remains
+                os._exit(1)
+            events.put((run_id, kind, payload))
+
+        events.put((run_id, "result", run_one(run_dict, run_dir, emit)))
+
+
+class LocalExecutor:
+    """K spawned worker processes, one thread each, pulling runs longest-first from a queue."""
+
+    def __init__(self, workers: int = 2) -> None:
+        if workers < 1:
+            raise ValueError(f"workers: must be ≥ 1, got {workers}")
+        self.workers = workers
+
+    def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:
+        ctx = mp.get_context("spawn")
+        tasks, events = ctx.Queue(), ctx.Queue()
+        for run in runs:
+            tasks.put((run.to_dict(), str(run_dir_for(run_root, run)), run.run_id))
+        n = min(self.workers, len(runs))
+        for _ in range(n):
+            tasks.put(None)
+        procs = [
+            ctx.Process(target=_worker_main, args=(tasks, events, os.getpid()), daemon=True) for _ in range(n)
+        ]
+        for p in procs:
+            p.start()
+        remaining = len(runs)
+        try:
+            while remaining:
+                try:
+                    run_id, kind, payload = events.get(timeout=5.0)
+                except queue.Empty:
+                    if not any(p.is_alive() for p in procs):
+                        raise RuntimeError(
+                            "all sweep workers exited before finishing; see the log above"
+                        ) from None
+                    continue
+                if kind == "result":
+                    coordinator.result(payload)
+                    remaining -= 1
+                else:
+                    coordinator.event(run_id, kind, payload)
+        finally:
+            for p in procs:
+                p.join(timeout=10)
+                if p.is_alive():
+                    p.terminate()
+
+
+def run_sweep(
+    runs: Sequence[RunConfig],
+    store: ResultsStore,
+    run_root: Path,
+    executor: Executor,
+    *,
+    sweep: str | None = None,
+    progress: bool = True,
+) -> SweepSummary:
+    """Record every run, skip those already final, run the rest longest-first, write everything back."""
+    for run in runs:
+        store.add_run(run.to_dict(), run.derived(), sweep=sweep)
+    done = set(store.finished_ids())
+    todo = order_longest_first([r for r in runs if r.run_id not in done])
+    prepare_data(todo)
+    coordinator = Coordinator(store, todo, progress=progress)
+    coordinator.summary.total, coordinator.summary.skipped = len(runs), len(runs) - len(todo)
+    try:
+        executor.execute(todo, Path(run_root), coordinator)
+    finally:
+        coordinator.close()
+    return coordinator.summary
+
+
+def prepare_data(runs: Sequence[RunConfig]) -> None:
+    """Build tokenisers and shards once, here, before workers race to build them in parallel."""
+    from archscale.data import get_shards, get_tokenizer, load_corpus
+
+    for dataset, tokenizer in sorted({(r.dataset, r.tokenizer) for r in runs}):
+        corpus = load_corpus(dataset)
+        tok = get_tokenizer(tokenizer, corpus)
+        for split in ("train", "test"):
+            get_shards(corpus, tok, split)
+
+
+def _label(run: RunConfig) -> str:
+    name = run.model_name or f"{run.model.kind}-d{run.model.d_model}"
+    return f"{name} D={run.tokens:.2g} B={run.batch_size} lr={run.lr:.2g}"

@@ -1,0 +1,52 @@
+"""What one worker does with one run, whatever executes it (a local process, a Ray task, the caller).
+
+Workers never touch the results store: they send events and return a result dict, and the coordinating
+process writes. That keeps SQLite single-writer and lets any executor reuse this function.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from archscale.training.logging import LogOptions, RunLogger
+from archscale.training.run_config import RunConfig
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+def limit_threads(n: int = 1) -> None:
+    """One compute thread per worker; passive OpenMP waits (spinning threads starve a 2-core box).
+
+    Must run before torch starts its thread pools, so executors call it in the child at start-up.
+    """
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def run_one(
+    run_dict: dict[str, Any], run_dir: str, emit: Emit, device: str = "cpu", logs: LogOptions | None = None
+) -> dict[str, Any]:
+    """Train (or resume) one run; returns ``RunResult`` as a dict, or a ``failed`` result with the traceback.
+
+    Events go to the run's TensorBoard/W&B logger (``logs``; default ``LogOptions()``) and then to ``emit``.
+    """
+    from archscale.training.trainer import Trainer, load_train_data
+
+    run = RunConfig.from_dict(run_dict)
+    try:
+        with RunLogger(run, Path(run_dir), logs) as logger:
+            trainer = Trainer(
+                run, load_train_data(run), Path(run_dir), device=device, on_event=logger.tee(emit)
+            )
+            return asdict(trainer.fit())
+    except Exception:  # one broken run must not stop a sweep: report it and let the coordinator record it
+        return {"run_id": run.run_id, "status": "failed", "message": traceback.format_exc(limit=20)}

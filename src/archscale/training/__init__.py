@@ -1,0 +1,1 @@
+"""Training runs: run configuration, LR schedules, the noise-scale estimator, the trainer."""

@@ -1,0 +1,51 @@
+"""Checkpoints that survive ``kill -9``: written to a temporary file, fsynced, then renamed into place.
+
+Training state (model, optimiser, step, estimator state) goes through ``torch.save`` and is read back
+with ``torch.load(weights_only=True)``, which refuses arbitrary pickled objects. Final weights are also
+written as safetensors, the format the export bridges read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+STATE_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_state(run_dir: Path, state: dict[str, Any]) -> None:
+    _atomic_write(Path(run_dir) / STATE_FILE, lambda p: torch.save(state, p))
+
+
+def load_state(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say what to do rather than crash obscurely
+        raise RuntimeError(f"checkpoint {path} is unreadable ({err}); delete it to restart this run") from err
+
+
+def save_weights(run_dir: Path, model: torch.nn.Module) -> Path:
+    """Final weights as safetensors (tied tensors are stored once, under the embedding's name)."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if getattr(getattr(model, "cfg", None), "tie_embeddings", False):
+        state.pop("lm_head.weight", None)
+    path = Path(run_dir) / WEIGHTS_FILE
+    _atomic_write(path, lambda p: save_file(state, str(p)))
+    return path

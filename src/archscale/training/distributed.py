@@ -1,0 +1,57 @@
+"""Process-group set-up for ``torchrun``: one process per device, gloo on CPU, NCCL on GPU."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(backend: str | None = None) -> DistInfo:
+    """Join the process group torchrun describes in the environment; a single process needs nothing."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def mean_across_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.enabled:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)  # gloo has no AVG
+        value /= info.world_size
+    return value
+
+
+def average_gradients(params: list[torch.Tensor], info: DistInfo) -> None:
+    """All-reduce (mean) the gradients in one flat buffer: the explicit form of DDP's synchronisation."""
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= info.world_size
+    chunks = flat.split([g.numel() for g in grads])
+    torch._foreach_copy_(grads, [c.view_as(g) for c, g in zip(chunks, grads, strict=True)])
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()

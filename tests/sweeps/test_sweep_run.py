@@ -1,0 +1,169 @@
+"""Sweeps end to end through the CLI: parallel workers, kill -9 and resume, divergence, torchrun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from archscale.cli.main import app
+from archscale.store import ResultsStore
+
+ARCHSCALE = [sys.executable, "-m", "archscale.cli.main"]
+
+
+def write_spec(path: Path, corpus, **overrides) -> Path:
+    spec = {
+        "name": "test-sweep", "dataset": str(corpus.path), "seq_len": 64, "micro_batch_size": 4,
+        "eval": {"tokens_per_subset": 2048}, "checkpoint_every_steps": 5,
+        "grid": [
+            {"models": ["dense-100k", "moe-100k"], "tokens": [8 * 64 * 30], "batch_sizes": [8], "lrs": [3e-3, 6e-3]},
+            {"models": ["dense-100k", "moe-100k"], "tokens": [8 * 64 * 20], "batch_sizes": [4, 8], "lrs": [2e-3]},
+        ],
+    }  # fmt: skip
+    spec.update(overrides)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def final_losses(store: Path) -> dict[str, float]:
+    with ResultsStore(store) as results:
+        curve = results.curve()
+    return curve.groupby("run_id")["lm_loss"].last().to_dict()
+
+
+def test_sweep_of_eight_runs_stores_every_curve(tiny_corpus, tmp_path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", tiny_corpus)
+    store = tmp_path / "results.sqlite"
+    result = CliRunner().invoke(app, ["sweep", "run", str(spec), "--store", str(store), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "8 runs, 0 already done, 8 finished" in result.output
+    with ResultsStore(store) as results:
+        runs = results.runs()
+        curve = results.curve()
+        evals = results.evals()
+    assert len(runs) == 8 and set(runs.status) == {"finished"}
+    steps = curve.groupby("run_id")["step"].agg(["count", "max"])
+    expected = {r.run_id: r.D // (r.batch_size * 64) for r in runs.itertuples()}
+    assert steps["count"].to_dict() == expected and steps["max"].to_dict() == expected
+    assert set(evals.subset) == {"code", "prose", "all"}
+    again = CliRunner().invoke(app, ["sweep", "run", str(spec), "--store", str(store), "--workers", "2"])
+    assert "8 already done" in again.output
+    listing = CliRunner().invoke(app, ["runs", "list", "--store", str(store)])
+    assert listing.output.count("finished") == 8
+
+
+def test_kill_minus_nine_then_rerun_loses_nothing_and_matches(tiny_corpus, tmp_path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", tiny_corpus)
+    reference = tmp_path / "reference.sqlite"
+    subprocess.run(
+        [*ARCHSCALE, "sweep", "run", str(spec), "--store", str(reference), "--workers", "0", "--no-progress"],
+        check=True,
+    )
+
+    store = tmp_path / "killed.sqlite"
+    command = [
+        *ARCHSCALE,
+        "sweep",
+        "run",
+        str(spec),
+        "--store",
+        str(store),
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once some runs are finished and others are mid-way
+        time.sleep(0.2)
+        if store.exists():
+            with sqlite3.connect(store) as db:
+                done = db.execute("SELECT count(*) FROM runs WHERE status = 'finished'").fetchone()[0]
+                checkpoints = list((tmp_path / "killed-runs").glob("*/checkpoint.pt"))
+            if done >= 1 and len(checkpoints) > done:
+                break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with ResultsStore(store) as results:
+        finished_before = results.finished_ids()
+    assert 1 <= len(finished_before) < 8, "the kill should land mid-sweep"
+
+    subprocess.run(command, check=True)
+    with ResultsStore(store) as results:
+        assert results.finished_ids() == set(final_losses(reference))
+    assert final_losses(store) == final_losses(reference)
+
+
+def test_diverged_run_is_recorded_while_the_others_finish(tiny_corpus, tmp_path) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml", tiny_corpus,
+        grid=[{"models": ["dense-100k"], "tokens": [8 * 64 * 20], "batch_sizes": [8], "lrs": [3e-3, 50.0]}],
+        schedule={"warmup_steps": 0},
+    )  # fmt: skip
+    store = tmp_path / "results.sqlite"
+    result = CliRunner().invoke(app, ["sweep", "run", str(spec), "--store", str(store), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    with ResultsStore(store) as results:
+        runs = results.runs().set_index("lr")
+    assert runs.loc[3e-3, "status"] == "finished"
+    assert runs.loc[50.0, "status"] == "diverged" and runs.loc[50.0, "diverged_step"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"grid": [{"models": ["dense-9t"], "tokens": [1000], "batch_sizes": [8], "lrs": [1e-3]}]},
+            "unknown preset 'dense-9t'",
+        ),
+        (
+            {
+                "grid": [
+                    {"models": ["dense-100k"], "tokens": [8 * 64 * 4], "batch_sizes": [8], "lrs": [-1e-3]}
+                ]
+            },
+            "lrs[0]",
+        ),
+        ({"grid": [{"models": ["dense-100k"], "tokens": [8 * 64 * 4], "lrs": [1e-3]}]}, "batch_sizes"),
+        (
+            {"grid": [{"models": ["dense-100k"], "tokens": ["many"], "batch_sizes": [8], "lrs": [1e-3]}]},
+            "tokens[0]",
+        ),
+    ],
+)
+def test_malformed_spec_fails_before_any_run(tiny_corpus, tmp_path, change, message) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", tiny_corpus, **change)
+    store = tmp_path / "results.sqlite"
+    result = CliRunner().invoke(app, ["sweep", "run", str(spec), "--store", str(store)])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not store.exists()
+
+
+def test_torchrun_two_gloo_processes_match_one_process(tiny_corpus, tmp_path) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml", tiny_corpus,
+        grid=[{"models": ["dense-100k", "moe-100k"], "tokens": [8 * 64 * 12], "batch_sizes": [8], "lrs": [3e-3]}],
+    )  # fmt: skip
+    single, double = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    subprocess.run([*ARCHSCALE, "train", str(spec), "--store", str(single), "--device", "cpu"], check=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    subprocess.run([*torchrun, "-m", "archscale.cli.main", "train", str(spec), "--store", str(double), "--device", "cpu"],
+                   check=True, env=env)  # fmt: skip
+    with ResultsStore(single) as a, ResultsStore(double) as b:
+        one, two = a.curve(), b.curve()
+    assert len(one) == len(two) == 2 * 12
+    for column in ("lm_loss", "grad_norm", "noise_scale"):
+        assert two[column].to_numpy() == pytest.approx(one[column].to_numpy(), rel=1e-4, nan_ok=True), column

@@ -1,0 +1,81 @@
+"""The trainer: learning, curves and evals, resumption, divergence, noise scale, MoE logging."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from archscale.training.run_config import RunConfig
+from archscale.training.trainer import Trainer, load_train_data
+
+
+def make_run(corpus, **changes) -> RunConfig:
+    base = {
+        "model": "dense-100k", "tokens": 8 * 64 * 40, "batch_size": 8, "seq_len": 64, "lr": 3e-3,
+        "dataset": str(corpus.path), "eval_tokens_per_subset": 2048, "checkpoint_every_steps": 10,
+    }  # fmt: skip
+    return RunConfig.from_dict({**base, **changes})
+
+
+def train(run: RunConfig, run_dir, **kwargs):
+    return Trainer(run, load_train_data(run), run_dir, **kwargs).fit()
+
+
+def test_run_learns_and_records_every_step_and_eval(tiny_corpus, tmp_path) -> None:
+    run = make_run(tiny_corpus)
+    result = train(run, tmp_path)
+    assert result.status == "finished" and result.steps_done == run.steps == 40
+    assert [r["step"] for r in result.curve] == list(range(1, 41))
+    assert result.curve[0]["lm_loss"] == pytest.approx(math.log(257), abs=0.2)  # uniform over the vocabulary
+    assert result.final_loss < result.curve[0]["lm_loss"] - 1.5
+    assert result.curve[-1]["lr"] == pytest.approx(0.1 * 3e-3, rel=0.01)  # cosine ends at 10 % of the peak
+    assert result.curve[-1]["flops"] == pytest.approx(run.trained_tokens * run.derived()["N"])
+    final = [e for e in result.evals if e["step"] == run.steps]
+    assert {e["subset"] for e in final} == {"code", "prose", "all"}
+    for e in final:  # bytes tokeniser: one byte per target except end-of-text, which has none
+        assert e["bits_per_byte"] == pytest.approx(e["loss"] * e["n_tokens"] / (math.log(2) * e["n_bytes"]))
+    overall = next(e for e in final if e["subset"] == "all")
+    parts = [e for e in final if e["subset"] != "all"]
+    assert overall["loss"] == pytest.approx(
+        sum(e["loss"] * e["n_tokens"] for e in parts) / overall["n_tokens"]
+    )
+    assert (tmp_path / "model.safetensors").exists()
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_corpus, tmp_path) -> None:
+    run = make_run(tiny_corpus, model="moe-100k", micro_batch_size=4)
+    reference = train(run, tmp_path / "a")
+
+    def crash_after_step_25(kind, payload):
+        if kind == "progress" and payload["step"] >= 25:
+            raise Crash
+
+    with pytest.raises(Crash):
+        Trainer(run, load_train_data(run), tmp_path / "b", on_event=crash_after_step_25).fit()
+    resumed = train(run, tmp_path / "b")
+    assert resumed.final_loss == reference.final_loss
+    assert [r["lm_loss"] for r in resumed.curve] == [r["lm_loss"] for r in reference.curve]
+    assert [r["noise_scale"] for r in resumed.curve][-1] == reference.curve[-1]["noise_scale"]
+
+
+def test_huge_learning_rate_is_recorded_as_diverged(tiny_corpus, tmp_path) -> None:
+    result = train(make_run(tiny_corpus, lr=30.0, warmup_steps=0), tmp_path)
+    assert result.status == "diverged"
+    assert result.diverged_step is not None and result.diverged_step < 40
+    assert "loss" in result.message
+    again = train(make_run(tiny_corpus, lr=30.0, warmup_steps=0), tmp_path)  # a diverged run stays diverged
+    assert again.status == "diverged" and again.diverged_step == result.diverged_step
+
+
+def test_noise_scale_and_expert_load_are_logged(tiny_corpus, tmp_path) -> None:
+    result = train(make_run(tiny_corpus, model="moe-100k", micro_batch_size=2), tmp_path)
+    noise = [r["noise_scale"] for r in result.curve]
+    assert all(math.isfinite(v) and v > 0 for v in noise[5:])
+    fractions = result.curve[-1]["expert_fraction"]
+    assert len(fractions) == 2 and all(len(layer) == 8 for layer in fractions)
+    assert all(sum(layer) == pytest.approx(1.0) for layer in fractions)
