@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from archscale.cli.data import app as data_app
+from archscale.cli.laws import app as laws_app
+from archscale.cli.laws import fit_command, plan_command
 from archscale.cli.models import app as models_app
+from archscale.cli.runs import app as runs_app
+from archscale.cli.sweeps import app as sweep_app
+from archscale.cli.sweeps import train_cmd
 
 app = typer.Typer(
     name="archscale",
@@ -13,3 +19,13 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.add_typer(sweep_app, name="sweep")
+app.add_typer(runs_app, name="runs")
+app.command("train")(train_cmd)
+app.add_typer(laws_app, name="laws")
+app.command("fit")(fit_command)
+app.command("plan")(plan_command)
+
+if __name__ == "__main__":  # `python -m archscale.cli.main`, e.g. under torchrun
+    app()

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from archscale.data import DataError, vocab_size_for
 from archscale.models import ConfigError, ModelConfig, get_preset, scale_report
 from archscale.training.schedules import wsd_decay_steps
 
@@ -131,6 +132,12 @@ class RunConfig:
             raise ConfigError(f"RunConfig.schedule: must be one of {list(SCHEDULES)}, got {self.schedule!r}")
         _name("dataset", self.dataset)
         _name("tokenizer", self.tokenizer)
+        try:
+            vocab = vocab_size_for(self.tokenizer)
+        except DataError as err:
+            raise ConfigError(f"RunConfig.tokenizer: {err}") from None
+        if self.model.vocab_size != vocab:  # the tokeniser decides the vocabulary (bytes: 256 + end-of-text)
+            self._set("model", self.model.replace(vocab_size=vocab))
         if self.model_name is not None:
             _name("model_name", self.model_name)
         if self.mixture is not None:

@@ -96,12 +96,14 @@ class Trainer:
             )
         self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
 
-        model_cfg = run.model
-        if model_cfg.vocab_size != data.vocab_size:  # the tokeniser decides the vocabulary
-            model_cfg = model_cfg.replace(vocab_size=data.vocab_size)
+        if run.model.vocab_size != data.vocab_size:
+            raise ValueError(
+                f"the data's tokeniser has {data.vocab_size} ids but RunConfig.model.vocab_size is "
+                f"{run.model.vocab_size}; build the data with RunConfig.tokenizer={run.tokenizer!r}"
+            )
         torch.manual_seed(run.seed)
-        self.model = build_model(model_cfg, self.device)
-        self.flops_per_token = flops_per_token(model_cfg, run.seq_len)
+        self.model = build_model(run.model, self.device)
+        self.flops_per_token = flops_per_token(run.model, run.seq_len)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
