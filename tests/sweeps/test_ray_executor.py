@@ -111,9 +111,9 @@ def test_settings_that_cannot_work_fail_before_any_run(local_ray, tiny_corpus, t
         RayExecutor(address="auto", num_cpus=2)
     runs = make_runs(tiny_corpus)[:1]
     with ResultsStore(tmp_path / "s.sqlite") as store:
-        with pytest.raises(RayExecutorError, match=r"num_gpus_per_run=1: the Ray cluster has 0 GPUs"):
+        with pytest.raises(RayExecutorError, match=r"num_gpus_per_run=1: the largest Ray node has 0 GPUs"):
             run_sweep(runs, store, tmp_path / "runs", RayExecutor(num_gpus_per_run=1), progress=False)
-        with pytest.raises(RayExecutorError, match=r"num_cpus_per_run=3: the Ray cluster has 2 CPUs"):
+        with pytest.raises(RayExecutorError, match=r"num_cpus_per_run=3: the largest Ray node has 2 CPUs"):
             run_sweep(runs, store, tmp_path / "runs", RayExecutor(num_cpus_per_run=3), progress=False)
         assert store.status(runs[0].run_id) == "queued" and not (tmp_path / "runs").exists()
     assert ray.is_initialized()  # an instance the executor did not start is left running

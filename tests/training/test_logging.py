@@ -117,6 +117,14 @@ def test_resumed_run_replaces_the_steps_logged_after_its_checkpoint(tmp_path) ->
     run = RunConfig.from_dict({"model": "dense-100k", "tokens": 8 * 64 * 8, "batch_size": 8, "lr": 1e-3})
     with RunLogger(run, tmp_path) as killed:
         feed(killed, 0, 6, loss=1.0)  # logged up to step 6, but its last checkpoint was at step 4
+        assert [s for s, _ in read_scalars(tmp_path / "tb")["train/loss"]] == [
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+        ]  # on disk live
     with RunLogger(run, tmp_path) as resumed:
         feed(resumed, 4, 8, loss=2.0)
     assert read_scalars(tmp_path / "tb")["train/loss"] == [(s, 1.0) for s in range(1, 5)] + [
@@ -153,7 +161,7 @@ def test_wandb_runs_offline_with_the_same_scalars(tmp_path, monkeypatch) -> None
         feed(logger, 0, 2, loss=1.5)
     [wb] = fake.runs
     assert wb.init["mode"] == "offline" and wb.init["id"] == run.run_id and wb.init["project"] == "p"
-    assert wb.init["dir"] == str(tmp_path / "wandb") and wb.init["config"] == run.to_dict()
+    assert wb.init["dir"] == str(tmp_path) and wb.init["config"] == run.to_dict()
     assert [(s, d["train/loss"]) for s, d in wb.logged] == [(1, 1.5), (2, 1.5)]
     assert wb.finished
 

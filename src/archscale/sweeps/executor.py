@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from archscale.store import ResultsStore
 from archscale.sweeps.spec import order_longest_first
 from archscale.sweeps.worker import limit_threads, run_one
+from archscale.training.logging import LogOptions
 from archscale.training.run_config import RunConfig
 
 FINAL_STATUSES = ("finished", "diverged")
@@ -97,16 +98,17 @@ class Executor(Protocol):
 class InProcessExecutor:
     """Runs one after another in the calling process."""
 
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
+    def __init__(self, device: str = "cpu", logs: LogOptions | None = None) -> None:
+        self.device, self.logs = device, logs
 
     def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:
         for run in runs:
             emit = lambda kind, payload, rid=run.run_id: coordinator.event(rid, kind, payload)  # noqa: E731
-            coordinator.result(run_one(run.to_dict(), str(run_dir_for(run_root, run)), emit, self.device))
+            run_dir = str(run_dir_for(run_root, run))
+            coordinator.result(run_one(run.to_dict(), run_dir, emit, self.device, self.logs))
 
 
-def _worker_main(tasks: mp.Queue, events: mp.Queue, parent_pid: int) -> None:
+def _worker_main(tasks: mp.Queue, events: mp.Queue, parent_pid: int, logs: LogOptions | None) -> None:
     limit_threads(1)
     while (task := tasks.get()) is not None:
         run_dict, run_dir, run_id = task
@@ -116,16 +118,16 @@ def _worker_main(tasks: mp.Queue, events: mp.Queue, parent_pid: int) -> None:
                 os._exit(1)
             events.put((run_id, kind, payload))
 
-        events.put((run_id, "result", run_one(run_dict, run_dir, emit)))
+        events.put((run_id, "result", run_one(run_dict, run_dir, emit, logs=logs)))
 
 
 class LocalExecutor:
     """K spawned worker processes, one thread each, pulling runs longest-first from a queue."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, logs: LogOptions | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers: must be ≥ 1, got {workers}")
-        self.workers = workers
+        self.workers, self.logs = workers, logs
 
     def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:
         ctx = mp.get_context("spawn")
@@ -136,7 +138,8 @@ class LocalExecutor:
         for _ in range(n):
             tasks.put(None)
         procs = [
-            ctx.Process(target=_worker_main, args=(tasks, events, os.getpid()), daemon=True) for _ in range(n)
+            ctx.Process(target=_worker_main, args=(tasks, events, os.getpid(), self.logs), daemon=True)
+            for _ in range(n)
         ]
         for p in procs:
             p.start()

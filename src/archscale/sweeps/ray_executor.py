@@ -75,18 +75,20 @@ class RayExecutor:
         if started:
             ray.init(address=self.address, num_cpus=self.num_cpus)
         try:
-            self._check_resources(ray.cluster_resources())
+            self._check_resources([node["Resources"] for node in ray.nodes() if node["Alive"]])
             self._execute(ray, runs, run_root, coordinator)
         finally:
             if started:
                 ray.shutdown()
 
-    def _check_resources(self, available: dict[str, float]) -> None:
+    def _check_resources(self, nodes: list[dict[str, float]]) -> None:
+        """A run needing more than any one node has would wait forever: fail before submitting anything."""
         for name, need in (("CPU", self.num_cpus_per_run), ("GPU", self.num_gpus_per_run)):
-            if need > available.get(name, 0):
+            largest = max((node.get(name, 0) for node in nodes), default=0)
+            if need > largest:
                 raise RayExecutorError(
-                    f"num_{name.lower()}s_per_run={need}: the Ray cluster has {available.get(name, 0):g} {name}s "
-                    f"in all, so no run could be scheduled; lower it or add nodes"
+                    f"num_{name.lower()}s_per_run={need}: the largest Ray node has {largest:g} {name}s, "
+                    f"so no run could be scheduled; lower it or add a bigger node"
                 )
 
     def _execute(self, ray: Any, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:

@@ -14,8 +14,10 @@ Scalars (the x-axis is the optimiser step; tokens = step · batch · seq_len):
   ``experts/max_load/layer{i}`` (the busiest expert's share × E, 1 = balanced), MoE models only
 - ``test/loss/{subset}``, ``test/bits_per_byte/{subset}`` for every subset and ``all``
 
-A resumed run restarts TensorBoard at its checkpoint (``purge_step``), so steps logged after the last
-checkpoint by a killed worker are hidden rather than doubled.
+Files are flushed after every event (about once a second). A resumed run restarts TensorBoard at its
+checkpoint (``purge_step``), so steps a killed worker logged past its checkpoint are hidden rather than
+doubled; the few steps it trained just before that checkpoint but had not yet sent as an event (under a
+second's worth) stay missing from TensorBoard. The results store has every step.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import numpy as np
 from archscale.training.run_config import RunConfig
 
 TB_DIR = "tb"
-WANDB_DIR = "wandb"
 
 
 class LoggingOptionError(ValueError):
@@ -68,14 +69,11 @@ class LogOptions:
                 "wandb=True: the wandb package is not installed; pip install 'archscale[wandb]' "
                 "(or leave W&B logging off)"
             )
-        if self.peak_flops is not None and not (
-            isinstance(self.peak_flops, int | float)
-            and math.isfinite(self.peak_flops)
-            and self.peak_flops > 0
-        ):
+        flops = self.peak_flops
+        if flops is not None and (type(flops) not in (int, float) or not math.isfinite(flops) or flops <= 0):
             raise LoggingOptionError(
                 f"peak_flops: must be a positive number of FLOP/s per worker (e.g. 989e12 for an H100 in "
-                f"bf16), or None to skip MFU; got {self.peak_flops!r}"
+                f"bf16), or None to skip MFU; got {flops!r}"
             )
 
     @property
@@ -127,7 +125,7 @@ def _train_scalars(row: dict[str, Any], peak_flops: float | None) -> dict[str, f
 
 
 class Sink(Protocol):
-    def write(self, step: int, scalars: Scalars) -> None: ...
+    def write(self, pairs: list[tuple[int, Scalars]]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -137,30 +135,31 @@ class TensorBoardSink:
 
         # TensorBoard keeps earlier events with step < purge_step: the checkpoint's steps survive, the
         # ones a killed worker logged past its checkpoint are hidden, and the resumed run logs them anew.
-        self.writer = SummaryWriter(
-            str(log_dir), purge_step=resume_step + 1 if resume_step else None, flush_secs=10
-        )
+        self.writer = SummaryWriter(str(log_dir), purge_step=resume_step + 1 if resume_step else None)
 
-    def write(self, step: int, scalars: Scalars) -> None:
-        for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, step)
+    def write(self, pairs: list[tuple[int, Scalars]]) -> None:
+        for step, scalars in pairs:
+            for tag, value in scalars.items():
+                self.writer.add_scalar(tag, value, step)
+        self.writer.flush()  # once per event (≤ 1/s): a killed worker loses at most its last second
 
     def close(self) -> None:
         self.writer.close()
 
 
 class WandbSink:
-    def __init__(self, run: RunConfig, log_dir: Path, project: str) -> None:
+    def __init__(self, run: RunConfig, run_dir: Path, project: str) -> None:
         import wandb
 
-        log_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)  # W&B writes to <run_dir>/wandb/offline-run-*
         self.run = wandb.init(
-            project=project, id=run.run_id, name=run.model_name or run.run_id, dir=str(log_dir),
+            project=project, id=run.run_id, name=run.model_name or run.run_id, dir=str(run_dir),
             config=run.to_dict(), mode="offline", resume="allow",
         )  # fmt: skip
 
-    def write(self, step: int, scalars: Scalars) -> None:
-        self.run.log(scalars, step=step)
+    def write(self, pairs: list[tuple[int, Scalars]]) -> None:
+        for step, scalars in pairs:
+            self.run.log(scalars, step=step)
 
     def close(self) -> None:
         self.run.finish()
@@ -181,16 +180,17 @@ class RunLogger:
         if kind == "started":
             self.close()
             self.sinks = self._open(payload["step"])
-        for step, scalars in event_scalars(kind, payload, self.options.peak_flops):
+        pairs = event_scalars(kind, payload, self.options.peak_flops)
+        if pairs:
             for sink in self.sinks:
-                sink.write(step, scalars)
+                sink.write(pairs)
 
     def _open(self, resume_step: int) -> list[Sink]:
         sinks: list[Sink] = []
         if self.options.uses_tensorboard:
             sinks.append(TensorBoardSink(self.run_dir / TB_DIR, resume_step))
         if self.options.wandb:
-            sinks.append(WandbSink(self.run, self.run_dir / WANDB_DIR, self.options.wandb_project))
+            sinks.append(WandbSink(self.run, self.run_dir, self.options.wandb_project))
         return sinks
 
     def tee(self, emit: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:

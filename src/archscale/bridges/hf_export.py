@@ -1,0 +1,288 @@
+"""Export an archscale model as a Hugging Face ``transformers`` checkpoint that loads offline.
+
+archscale's decoder is Llama-shaped (pre-norm RMSNorm, rotate-half RoPE, SwiGLU, no biases), so the
+export only renames and splits tensors; nothing is approximated. The HF class is chosen to compute the
+same function exactly:
+
+- dense → ``LlamaForCausalLM``;
+- MoE with renormalised top-k weights (``renormalize=True``) → ``MixtralForCausalLM``;
+- MoE without renormalisation → ``Qwen2MoeForCausalLM`` with ``norm_topk_prob=False``. OLMoE also has
+  that switch, but its attention always applies RMSNorm to q and k (QK-norm), which archscale does not,
+  so it cannot reproduce the logits. Qwen2-MoE always has a shared expert and q/k/v biases: they are
+  exported as zeros (a width-1 shared expert with zero weights adds exactly 0).
+
+Weights are written in the per-expert layout published Mixtral and Qwen2-MoE checkpoints use, which
+every ``transformers`` release reads. The tokenizer is exported as a fast tokenizer giving archscale's
+ids: the byte-level one (ids 0-255 = bytes) becomes a merge-free byte-level BPE; a trained BPE is copied.
+Both get archscale's end-of-text id (``vocab_size - 1``) as ``<|endoftext|>``, and text is never split
+on that string, so every text encodes to the same ids as in archscale.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from archscale.data import get_tokenizer, load_corpus
+from archscale.data.tokenizer import BPETokenizer, ByteTokenizer, Tokenizer, parse_spec, tokenizer_path
+from archscale.models import ModelConfig, build_model
+from archscale.store import ResultsStore
+from archscale.training.checkpoint import WEIGHTS_FILE
+
+EOT_TOKEN = "<|endoftext|>"
+HF_WEIGHTS_FILE = "model.safetensors"
+
+
+class ExportError(ValueError):
+    """The run or model cannot be exported; the message names the run, file or field and the fix."""
+
+
+def hf_architecture(cfg: ModelConfig) -> str:
+    """The ``transformers`` class that computes exactly what ``cfg``'s model computes."""
+    if not cfg.is_moe:
+        return "LlamaForCausalLM"
+    return "MixtralForCausalLM" if cfg.renormalize else "Qwen2MoeForCausalLM"
+
+
+def hf_config(cfg: ModelConfig, dtype: torch.dtype = torch.float32):
+    """The ``transformers`` config of ``cfg``'s HF twin (end-of-text as EOS and pad, no BOS)."""
+    from transformers import LlamaConfig, MixtralConfig, Qwen2MoeConfig
+
+    eot = cfg.vocab_size - 1
+    common = dict(
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.d_model,
+        num_hidden_layers=cfg.n_layers,
+        num_attention_heads=cfg.n_heads,
+        num_key_value_heads=cfg.n_heads,
+        head_dim=cfg.head_dim,
+        hidden_act="silu",
+        max_position_embeddings=cfg.max_seq_len,
+        rms_norm_eps=cfg.norm_eps,
+        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+        tie_word_embeddings=cfg.tie_embeddings,
+        initializer_range=cfg.init_std,
+        bos_token_id=None,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        dtype=str(dtype).removeprefix("torch."),
+        architectures=[hf_architecture(cfg)],
+    )
+    if not cfg.is_moe:
+        return LlamaConfig(intermediate_size=cfg.d_ff, attention_bias=False, mlp_bias=False, **common)
+    router = dict(num_experts_per_tok=cfg.top_k, router_aux_loss_coef=cfg.aux_loss_weight)
+    if cfg.renormalize:
+        return MixtralConfig(
+            intermediate_size=cfg.d_ff,
+            num_local_experts=cfg.n_experts,
+            sliding_window=None,
+            **router,
+            **common,
+        )
+    return Qwen2MoeConfig(
+        intermediate_size=cfg.d_ff,
+        moe_intermediate_size=cfg.d_ff,
+        num_experts=cfg.n_experts,
+        norm_topk_prob=False,
+        shared_expert_intermediate_size=1,
+        qkv_bias=True,
+        decoder_sparse_step=1,
+        mlp_only_layers=[],
+        use_sliding_window=False,
+        **router,
+        **common,
+    )
+
+
+def _attention(state: dict[str, torch.Tensor], i: int, d: int) -> dict[str, torch.Tensor]:
+    q, k, v = state[f"blocks.{i}.attn.qkv.weight"].split(d)  # fused rows: q, then k, then v
+    out = state[f"blocks.{i}.attn.out.weight"]
+    return {"q_proj.weight": q, "k_proj.weight": k, "v_proj.weight": v, "o_proj.weight": out}
+
+
+def _moe(state: dict[str, torch.Tensor], i: int, cfg: ModelConfig, names: tuple[str, str, str]) -> dict:
+    """Experts as (gate, up, down) ``nn.Linear`` weights, named per expert as the HF class names them."""
+    gate_up, down = state[f"blocks.{i}.ffn.experts.w_gate_up"], state[f"blocks.{i}.ffn.experts.w_down"]
+    out = {"gate.weight": state[f"blocks.{i}.ffn.router.weight"]}
+    for e in range(cfg.n_experts):  # archscale multiplies x @ W; nn.Linear stores W transposed
+        gate, up = gate_up[e].T.split(cfg.d_ff)
+        for name, w in zip(names, (gate, up, down[e].T), strict=True):
+            out[f"experts.{e}.{name}.weight"] = w
+    return out
+
+
+def hf_state_dict(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """archscale tensors renamed (and split) into the HF class's checkpoint names, contiguous and unshared."""
+    d, f = cfg.d_model, cfg.d_ff
+    out = {"model.embed_tokens.weight": state["embed.weight"], "model.norm.weight": state["norm.weight"]}
+    if not cfg.tie_embeddings:
+        out["lm_head.weight"] = state["lm_head.weight"]
+    for i in range(cfg.n_layers):
+        layer = f"model.layers.{i}"
+        out[f"{layer}.input_layernorm.weight"] = state[f"blocks.{i}.attn_norm.weight"]
+        out[f"{layer}.post_attention_layernorm.weight"] = state[f"blocks.{i}.ffn_norm.weight"]
+        for name, w in _attention(state, i, d).items():
+            out[f"{layer}.self_attn.{name}"] = w
+        if not cfg.is_moe:
+            gate, up = state[f"blocks.{i}.ffn.gate_up.weight"].split(f)  # fused rows: gate, then up
+            down = state[f"blocks.{i}.ffn.down.weight"]
+            mlp = {"gate_proj.weight": gate, "up_proj.weight": up, "down_proj.weight": down}
+            prefix = f"{layer}.mlp"
+        elif cfg.renormalize:
+            mlp, prefix = _moe(state, i, cfg, ("w1", "w3", "w2")), f"{layer}.block_sparse_moe"
+        else:
+            mlp, prefix = _moe(state, i, cfg, ("gate_proj", "up_proj", "down_proj")), f"{layer}.mlp"
+            zeros = state["embed.weight"].new_zeros
+            for proj in ("q_proj", "k_proj", "v_proj"):
+                out[f"{layer}.self_attn.{proj}.bias"] = zeros(d)
+            mlp |= {
+                "shared_expert.gate_proj.weight": zeros(1, d),
+                "shared_expert.up_proj.weight": zeros(1, d),
+                "shared_expert.down_proj.weight": zeros(d, 1),
+                "shared_expert_gate.weight": zeros(1, d),
+            }
+        for name, w in mlp.items():
+            out[f"{prefix}.{name}"] = w
+    return {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
+
+
+def check_state(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with exactly the tensors and shapes of ``cfg``'s model (a tied head stored once or twice)."""
+    expected = {k: v.shape for k, v in build_model(cfg, device="meta").state_dict().items()}
+    if cfg.tie_embeddings:
+        expected.pop("lm_head.weight")
+        state = {k: v for k, v in state.items() if k != "lm_head.weight"}
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [
+        f"{k}: {tuple(state[k].shape)} != {tuple(shape)}"
+        for k, shape in expected.items()
+        if k in state and state[k].shape != shape
+    ]
+    if missing or unexpected or wrong:
+        raise ExportError(
+            f"weights do not fit the model config (missing {missing[:4]}, unexpected {unexpected[:4]}, "
+            f"wrong shapes {wrong[:4]}); export the weights with the config they were trained with"
+        )
+    return state
+
+
+def _byte_vocabulary() -> dict[str, int]:
+    """GPT-2's reversible byte → printable character map, as ByteLevel pre-tokenisers spell bytes.
+
+    Printable Latin-1 bytes stand for themselves; the other 68 are shifted to code points 256, 257, ...
+    in byte order. The token of byte ``b`` gets id ``b``, as in archscale's byte tokenizer.
+    """
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    shifted = [b for b in range(256) if b not in printable]
+    chars = {b: chr(b) for b in printable} | {b: chr(256 + n) for n, b in enumerate(shifted)}
+    return {chars[b]: b for b in range(256)}
+
+
+def _backend_tokenizer(tokenizer: Tokenizer):
+    """A ``tokenizers.Tokenizer`` giving ``tokenizer``'s ids, with the end-of-text token at its id."""
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers
+
+    if isinstance(tokenizer, ByteTokenizer):
+        backend = HFTokenizer(models.BPE(vocab=_byte_vocabulary(), merges=[]))
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        backend.decoder = decoders.ByteLevel()
+    elif isinstance(tokenizer, BPETokenizer):
+        backend = HFTokenizer.from_file(str(tokenizer.path))
+    else:
+        raise ExportError(
+            f"tokenizer {tokenizer.name!r}: no Hugging Face export for {type(tokenizer).__name__}"
+        )
+    spec = json.loads(backend.to_str())
+    vocab = spec["model"]["vocab"]
+    for i in range(len(vocab), tokenizer.eot_id):  # ids a BPE trained on little text left unused
+        vocab[f"<|unused_{i}|>"] = i  # no merge forms these strings, so no text encodes to them
+    spec["added_tokens"] = [
+        {"id": tokenizer.eot_id, "content": EOT_TOKEN, "single_word": False, "lstrip": False,
+         "rstrip": False, "normalized": False, "special": True}
+    ]  # fmt: skip
+    return HFTokenizer.from_str(json.dumps(spec))
+
+
+def hf_tokenizer(tokenizer: Tokenizer, model_max_length: int):
+    """A ``PreTrainedTokenizerFast`` that encodes every text to ``tokenizer``'s ids and decodes them back."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_backend_tokenizer(tokenizer),
+        eos_token=EOT_TOKEN,
+        pad_token=EOT_TOKEN,
+        model_max_length=model_max_length,
+        clean_up_tokenization_spaces=False,
+        split_special_tokens=True,  # literal "<|endoftext|>" in text stays text, as in archscale
+    )
+
+
+def export_checkpoint(
+    cfg: ModelConfig, state: dict[str, torch.Tensor], tokenizer: Tokenizer, out: str | Path
+) -> Path:
+    """Write ``cfg`` + ``state`` + ``tokenizer`` to ``out`` as an HF checkpoint; returns ``out``.
+
+    ``AutoModelForCausalLM.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)`` then work
+    without a network.
+    """
+    from transformers import GenerationConfig
+
+    if tokenizer.vocab_size != cfg.vocab_size:
+        raise ExportError(
+            f"tokenizer {tokenizer.name!r} has {tokenizer.vocab_size} ids but the model's vocab_size is "
+            f"{cfg.vocab_size}; export with the tokenizer the model was trained with"
+        )
+    state = check_state(cfg, state)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = state["embed.weight"].dtype
+    hf_config(cfg, dtype).save_pretrained(out)
+    eot = cfg.vocab_size - 1
+    GenerationConfig(eos_token_id=eot, pad_token_id=eot).save_pretrained(out)
+    save_file(hf_state_dict(cfg, state), str(out / HF_WEIGHTS_FILE), metadata={"format": "pt"})
+    hf_tokenizer(tokenizer, cfg.max_seq_len).save_pretrained(out)
+    return out
+
+
+def run_tokenizer(run_config: dict[str, Any]) -> Tokenizer:
+    """The tokenizer a stored run trained with; a BPE one must already exist in its corpus (never retrained)."""
+    spec = run_config["tokenizer"]
+    vocab = parse_spec(spec)
+    if vocab is None:
+        return ByteTokenizer()
+    corpus = load_corpus(run_config["dataset"])
+    path = tokenizer_path(corpus, vocab)
+    if not path.is_file():
+        raise ExportError(
+            f"tokenizer {spec}: {path} is missing; export on the machine holding the corpus the run used"
+        )
+    return get_tokenizer(spec, corpus)
+
+
+def load_run(store: ResultsStore, run_id: str, run_root: str | Path) -> tuple[ModelConfig, dict, Tokenizer]:
+    """A stored run's model config, final weights and tokenizer (the tokenizer decides the vocabulary)."""
+    run_config = store.config(run_id)
+    tokenizer = run_tokenizer(run_config)
+    cfg = ModelConfig.from_dict(run_config["model"]).replace(vocab_size=tokenizer.vocab_size)
+    weights = Path(run_root) / run_id / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ExportError(
+            f"run {run_id}: no final weights at {weights} (status {store.status(run_id)!r}); "
+            "only finished runs can be exported: finish it with `archscale sweep run`"
+        )
+    return cfg, load_file(str(weights)), tokenizer
+
+
+def export_run(store: ResultsStore, run_id: str, run_root: str | Path, out: str | Path) -> Path:
+    """Export the finished run ``run_id`` (weights under ``run_root/run_id``) to ``out``."""
+    cfg, state, tokenizer = load_run(store, run_id, run_root)
+    return export_checkpoint(cfg, state, tokenizer, out)
