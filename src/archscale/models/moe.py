@@ -1,8 +1,9 @@
 """Mixture-of-Experts feed-forward block: softmax router, token-choice top-k, experts as 3-D weights.
 
 Tokens are sorted by expert so every expert multiplies one contiguous slice; the slices run through a
-pluggable backend: ``grouped`` (``torch._grouped_mm``, one kernel for all experts) or ``loop`` (a plain
-per-expert loop over ``split(counts)``, the readable reference that also works under ``torch.compile``).
+pluggable backend: ``grouped`` (``torch._grouped_mm``, one kernel for all experts on CUDA) or ``loop`` (a
+plain per-expert loop over ``split(counts)``, the readable reference that also works under
+``torch.compile``, and the faster one on CPU).
 """
 
 from __future__ import annotations
@@ -26,35 +27,41 @@ def grouped_available() -> bool:
     return hasattr(torch, "_grouped_mm")
 
 
-def resolve_backend(cfg: ModelConfig) -> str:
-    """'auto' picks the grouped kernel when torch has it and the widths meet its 16-byte stride rule."""
+def resolve_backend(cfg: ModelConfig, device: torch.device | str) -> str:
+    """The experts backend of a forward pass on ``device``.
+
+    'auto' picks the grouped kernel on CUDA when torch has it and the widths meet its 16-byte stride rule,
+    and the loop elsewhere: on CPU ``torch._grouped_mm`` is itself a loop of matmuls, with whole-batch
+    element-wise ops between them, and the Python loop (whose per-expert element-wise ops stay in cache)
+    makes the CPU training step faster (benchmarks/RESULTS.md).
+    """
     if cfg.moe_backend != "auto":
-        if cfg.moe_backend == "grouped" and not grouped_available():
-            raise RuntimeError("moe_backend='grouped' needs torch._grouped_mm (PyTorch ≥ 2.8); use 'loop'")
         return cfg.moe_backend
     aligned = cfg.d_model % 8 == 0 and cfg.d_ff % 8 == 0
-    return "grouped" if grouped_available() and aligned else "loop"
+    on_cuda = torch.device(device).type == "cuda"
+    return "grouped" if on_cuda and grouped_available() and aligned else "loop"
 
 
 class Experts(nn.Module):
     """E SwiGLU experts stored as (E, d_model, 2·d_ff) and (E, d_ff, d_model) weight tensors."""
 
-    def __init__(self, n_experts: int, d_model: int, d_ff: int, backend: str) -> None:
+    def __init__(self, n_experts: int, d_model: int, d_ff: int) -> None:
         super().__init__()
-        self.backend = backend
         self.w_gate_up = nn.Parameter(torch.empty(n_experts, d_model, 2 * d_ff))
         self.w_down = nn.Parameter(torch.empty(n_experts, d_ff, d_model))
 
-    def forward(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        if self.backend == "grouped":
+    def forward(self, x_sorted: torch.Tensor, counts: torch.Tensor, backend: str) -> torch.Tensor:
+        if backend == "grouped":
             return self._grouped(x_sorted, counts)
         return self._loop(x_sorted, counts)
 
+    # Both backends multiply by the gate and up halves of w_gate_up separately (weight views, no copy), as
+    # SwiGLU does, rather than chunking one product: no concatenated gradient, contiguous element-wise ops.
     def _loop(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         outs = []
         for e, chunk in enumerate(x_sorted.split(counts.tolist())):
-            gate, up = (chunk @ self.w_gate_up[e]).chunk(2, dim=-1)
-            outs.append((F.silu(gate) * up) @ self.w_down[e])
+            w_gate, w_up = self.w_gate_up[e].chunk(2, dim=-1)
+            outs.append((F.silu(chunk @ w_gate) * (chunk @ w_up)) @ self.w_down[e])
         return torch.cat(outs)
 
     def _grouped(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -63,16 +70,21 @@ class Experts(nn.Module):
         if x.is_cuda and torch.is_autocast_enabled("cuda"):  # the CUDA kernel takes bf16 operands only
             dtype = torch.get_autocast_dtype("cuda")
             x, w_gate_up, w_down = x.to(dtype), w_gate_up.to(dtype), w_down.to(dtype)
-        gate, up = torch._grouped_mm(x, w_gate_up, offs=offsets).chunk(2, dim=-1)
+        w_gate, w_up = w_gate_up.chunk(2, dim=-1)
+        gate = torch._grouped_mm(x, w_gate, offs=offsets)
+        up = torch._grouped_mm(x, w_up, offs=offsets)
         return torch._grouped_mm(F.silu(gate) * up, w_down, offs=offsets)
 
 
 class MoEFeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        if cfg.moe_backend == "grouped" and not grouped_available():
+            raise RuntimeError("moe_backend='grouped' needs torch._grouped_mm (PyTorch ≥ 2.8); use 'loop'")
+        self.cfg = cfg
         self.n_experts, self.top_k, self.renormalize = cfg.n_experts, cfg.top_k, cfg.renormalize
         self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=False)
-        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.d_ff, resolve_backend(cfg))
+        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.d_ff)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, RouterStats]:
         shape = x.shape
@@ -84,11 +96,14 @@ class MoEFeedForward(nn.Module):
             weights = weights / weights.sum(dim=-1, keepdim=True)
 
         flat = experts.flatten()
-        order = flat.argsort(stable=True)
+        order = flat.argsort(stable=True)  # (token, slot) assignments grouped by expert
         counts = torch.bincount(flat, minlength=self.n_experts)
-        y_sorted = self.experts(x[order // self.top_k], counts)
-        y = torch.empty_like(y_sorted).index_copy_(0, order, y_sorted)  # back to (token, slot) order
-        out = (y.view(-1, self.top_k, shape[-1]) * weights.unsqueeze(-1).to(y.dtype)).sum(dim=1)
+        token = order // self.top_k
+        # index_select / index_add_ rather than fancy indexing: their backward passes are each other, a
+        # plain gather and scatter-add, where x[token] would backpropagate through a slower index_put_.
+        y_sorted = self.experts(x.index_select(0, token), counts, resolve_backend(self.cfg, x.device))
+        y_sorted = y_sorted * weights.flatten()[order].unsqueeze(-1).to(y_sorted.dtype)
+        out = torch.zeros_like(x).index_add_(0, token, y_sorted.to(x.dtype))  # sums each token's top_k
 
         fraction = counts.float() / flat.numel()
         stats = RouterStats(
@@ -96,4 +111,4 @@ class MoEFeedForward(nn.Module):
             z_loss=torch.logsumexp(logits, dim=-1).square().mean(),
             expert_fraction=fraction.detach(),
         )
-        return out.view(shape).to(x.dtype), stats
+        return out.view(shape), stats
