@@ -1,0 +1,74 @@
+"""Turn stored runs into the paper's findings: six analyses over plain DataFrames, each returning a
+dataclass with a JSON-safe ``to_dict()`` and a ``skipped`` reason when the data cannot support it.
+
+1. :func:`loss_law_extrapolation` — Eq. 5 fitted on the smaller models, the largest predicted (Figure 1).
+2. :func:`compute_allocation` — α_N, α_D with intervals beside the published Table 1.
+3. :func:`optimal_hyperparameters` — B_opt(L) and lr_opt(L) from a batch-size × LR grid (Figures 2-5).
+4. :func:`noise_scale_vs_loss` — measured B_simple against the loss, MoE ÷ dense at equal loss.
+5. :func:`generalisation_vs_compute` — test loss against compute and the data-efficiency gain (Figure 6).
+6. :func:`replication_verdicts` — the paper's claims judged by their intervals.
+
+Quick start::
+
+    from archscale.analysis import from_store
+    with ResultsStore("results.sqlite") as store:
+        analyses = from_store(store, bootstrap=200)
+    summary = analyses.to_dict()
+"""
+
+from archscale.analysis.allocation import AllocationResult, compute_allocation
+from archscale.analysis.compare import Comparison, compare
+from archscale.analysis.curves import loss_points, smooth
+from archscale.analysis.errors import AnalysisError
+from archscale.analysis.generalisation import GeneralisationResult, generalisation_vs_compute
+from archscale.analysis.hyperparams import Heatmap, HyperparamResult, optimal_hyperparameters
+from archscale.analysis.loss_law import CurveFit, Extrapolation, LossLawResult, loss_law_extrapolation
+from archscale.analysis.noise import NoiseScaleResult, noise_scale_vs_loss
+from archscale.analysis.powerfit import PowerFit
+from archscale.analysis.results import Result, jsonable
+from archscale.analysis.suite import Analyses, analyse, from_store
+from archscale.analysis.verdicts import (
+    INCONCLUSIVE,
+    NOT_SUPPORTED,
+    NOT_TESTED,
+    SUPPORTED,
+    Verdict,
+    VerdictTable,
+    judge,
+    replication_verdicts,
+)
+
+__all__ = [
+    "INCONCLUSIVE",
+    "NOT_SUPPORTED",
+    "NOT_TESTED",
+    "SUPPORTED",
+    "AllocationResult",
+    "Analyses",
+    "AnalysisError",
+    "Comparison",
+    "CurveFit",
+    "Extrapolation",
+    "GeneralisationResult",
+    "Heatmap",
+    "HyperparamResult",
+    "LossLawResult",
+    "NoiseScaleResult",
+    "PowerFit",
+    "Result",
+    "Verdict",
+    "VerdictTable",
+    "analyse",
+    "compare",
+    "compute_allocation",
+    "from_store",
+    "generalisation_vs_compute",
+    "jsonable",
+    "judge",
+    "loss_law_extrapolation",
+    "loss_points",
+    "noise_scale_vs_loss",
+    "optimal_hyperparameters",
+    "replication_verdicts",
+    "smooth",
+]

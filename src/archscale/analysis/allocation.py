@@ -1,0 +1,79 @@
+"""Analysis 2 (paper Table 1): the compute-optimal allocation exponents α_N, α_D of dense and MoE models.
+
+Eq. 5 with E fixed is fitted on every model size of a family (``ChinchillaLaw(size="model_scale")``);
+α_N = β/(α+β) and α_D = α/(α+β) follow (Eq. 7-8), with bootstrap intervals over runs, beside the published
+rows of the laws layer's :func:`~archscale.laws.table1`. The paper's claim α_N(MoE) > α_N(dense) is
+measured as the difference of the two, its interval from pairing the families' independent resamples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from archscale.analysis.curves import FAMILIES, require_columns
+from archscale.analysis.loss_law import POINT_COLUMNS
+from archscale.analysis.results import Result, bootstrap_for, fit_summary, recorded_warnings
+from archscale.laws import ChinchillaLaw, LawDataError, table1
+from archscale.laws.base import percentile_interval
+
+LABELS = {"dense": "Dense (this study)", "moe": "MoE (this study)"}
+
+
+@dataclass
+class AllocationResult(Result):
+    """Table 1 rows (published, then this study's with intervals; ``this_study`` tells them apart), the fits,
+    and α_N(MoE) − α_N(dense)."""
+
+    table: pd.DataFrame
+    fits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    alpha_N_difference: dict[str, float | None] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def compute_allocation(points: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0) -> AllocationResult:
+    """Analysis 2 on a loss table (``loss_points(runs, curve)`` or the same columns from a CSV)."""
+    require_columns(points, POINT_COLUMNS, "loss points")
+    laws: dict[str, ChinchillaLaw] = {}
+    skipped: dict[str, str] = {}
+    notes: list[str] = []
+    for family in FAMILIES:
+        rows = points[points["kind"] == family]
+        if rows.empty:
+            skipped[family] = f"no {family} runs"
+            continue
+        resamples = bootstrap_for(rows, bootstrap, notes, f"{family} Eq. 5")
+        try:
+            with recorded_warnings(notes):
+                law = ChinchillaLaw(size="model_scale").fit(
+                    rows, bootstrap=resamples, seed=seed, resample="run"
+                )
+        except LawDataError as err:
+            skipped[family] = f"Eq. 5 cannot be fitted on the {family} runs: {err}"
+            continue
+        laws[family] = law
+    table = table1({LABELS[f]: law for f, law in laws.items()})
+    table["this_study"] = table["architecture"].isin(LABELS.values())
+    result = AllocationResult(
+        table=table,
+        fits={family: fit_summary(law) for family, law in laws.items()},
+        skipped=skipped,
+        warnings=notes,
+    )
+    if len(laws) == 2:
+        moe, dense = laws["moe"], laws["dense"]
+        difference = {
+            "effect": moe.derived_["alpha_N"] - dense.derived_["alpha_N"],
+            "lower": None,
+            "upper": None,
+        }
+        if moe.bootstrap_theta_ is not None and dense.bootstrap_theta_ is not None:
+            draws_moe, draws_dense = (law.bootstrap_coefficients_["alpha_N"] for law in (moe, dense))
+            k = min(len(draws_moe), len(draws_dense))
+            lo, hi = percentile_interval(draws_moe[:k] - draws_dense[:k], moe.level_)
+            difference |= {"lower": float(lo), "upper": float(hi), "level": moe.level_}
+        result.alpha_N_difference = difference
+    return result

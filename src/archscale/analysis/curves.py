@@ -1,0 +1,172 @@
+"""Reading training curves the way the paper does: smoothed, warm-up skipped, sampled log-spaced in tokens.
+
+The tables are the results store's (``store.runs()``, ``store.curve()``) or CSVs with the same columns:
+
+- runs: ``run_id``, ``kind`` (``dense``/``moe``), ``N`` (model scale, FLOPs per token), ``n_experts``, and
+  for the hyperparameter analysis ``batch_tokens`` (tokens per step) and ``lr`` (peak); ``status`` when
+  present keeps ``finished`` runs only.
+- curve: ``run_id``, ``step``, ``tokens``, ``lm_loss`` (nats/token), optionally ``lr`` (finds the warm-up)
+  and ``noise_scale`` (B_simple in tokens).
+
+Smoothing happens on read and is never stored: the store keeps what the trainer measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from archscale.analysis.errors import AnalysisError
+
+FAMILIES: tuple[str, ...] = ("dense", "moe")
+SMOOTHING_WINDOW = 10  # steps: the paper's "Gaussian smoothing with a 10-step window length" (App. A)
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str) -> None:
+    """Raise an :class:`AnalysisError` naming the missing columns of ``table`` and how to supply them."""
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise AnalysisError(
+            f"the {table} table lacks column(s) {missing} (it has {list(frame.columns)}); pass the results "
+            f"store's {table}() frame or rename your columns to these names"
+        )
+
+
+def finished_runs(runs: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Runs that finished (all of them when there is no ``status`` column), with ``kind`` checked."""
+    require_columns(runs, ("run_id", "kind", "N", "n_experts", *columns), "runs")
+    if "status" in runs:
+        runs = runs[runs["status"] == "finished"]
+    unknown = sorted(set(runs["kind"]) - set(FAMILIES))
+    if unknown:
+        raise AnalysisError(f"runs.kind must be 'dense' or 'moe'; got {unknown}: relabel those runs")
+    return runs.reset_index(drop=True)
+
+
+def smooth(curve: pd.DataFrame, window: int = SMOOTHING_WINDOW, columns: Sequence[str] = ("lm_loss",)):
+    """A copy of ``curve`` (sorted by run and step) with ``columns`` Gaussian-smoothed within each run.
+
+    The kernel spans ``window`` steps (offsets −window/2 … +window/2) with σ = window/4, so ±2σ fills the
+    window. Near the ends of a run and around missing values the weights are renormalised over the points
+    present, so smoothing neither drags the first steps towards zero nor shifts the curve; a missing value
+    stays missing. ``window=1`` returns the values unchanged.
+    """
+    require_columns(curve, ("run_id", "step", *columns), "curve")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise AnalysisError(
+            f"window must be a whole number of steps >= 1 (the paper uses 10), got {window!r}"
+        )
+    half = window // 2
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets / (window / 4)) ** 2)
+    out = curve.sort_values(["run_id", "step"]).reset_index(drop=True)
+    groups = out.groupby("run_id", sort=False).indices
+    for column in columns:
+        values = out[column].to_numpy(dtype=float)
+        smoothed = np.full_like(values, np.nan)
+        for rows in groups.values():
+            v = values[rows]
+            present = np.isfinite(v)
+            total = np.convolve(np.where(present, v, 0.0), kernel)[half : half + len(v)]
+            weight = np.convolve(present.astype(float), kernel)[half : half + len(v)]
+            smoothed[rows] = np.where(present, total / np.where(weight > 0, weight, 1.0), np.nan)
+        out[column] = smoothed
+    return out
+
+
+def usable_from(curve: pd.DataFrame, min_steps: int = 0) -> pd.Series:
+    """Tokens at which each run's learning rate first reaches its peak, and at least ``min_steps`` steps in
+    (pass the smoothing window, so that no point used was smoothed over a truncated window). Without an
+    ``lr`` column only ``min_steps`` counts."""
+    require_columns(curve, ("run_id", "step", "tokens"), "curve")
+    ordered = curve.sort_values(["run_id", "step"])
+    settled = ordered["step"] >= ordered.groupby("run_id")["step"].transform("min") + min_steps
+    if "lr" in ordered and ordered["lr"].notna().any():
+        peak = ordered.groupby("run_id")["lr"].transform("max")
+        settled &= ordered.groupby("run_id")["lr"].cummax() >= peak * (1 - 1e-9)
+    return ordered[settled].groupby("run_id")["tokens"].first().astype(float)
+
+
+def log_spaced_rows(curve: pd.DataFrame, n: int, start: pd.Series) -> pd.DataFrame:
+    """Per run, the rows nearest (in log tokens) to ``n`` log-spaced token counts from ``start[run]`` to its
+    last point: an even weight per decade, so a fit is not dominated by the many late steps."""
+    if n < 2:
+        raise AnalysisError(f"points_per_run must be >= 2, got {n}")
+    picked = []
+    for run_id, rows in curve.groupby("run_id", sort=False):
+        rows = rows[rows["tokens"] >= start.get(run_id, 0.0)]
+        rows = rows[rows["tokens"] > 0]
+        if rows.empty:
+            continue
+        log_tokens = np.log(rows["tokens"].to_numpy(dtype=float))
+        targets = np.linspace(log_tokens[0], log_tokens[-1], n)
+        nearest = np.abs(log_tokens[:, None] - targets[None, :]).argmin(axis=0)
+        picked.append(rows.iloc[np.unique(nearest)])
+    return pd.concat(picked, ignore_index=True) if picked else curve.iloc[:0]
+
+
+def at_tokens(tokens: np.ndarray, values: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``values`` interpolated linearly in log tokens at ``targets``; NaN outside the run's range."""
+    keep = np.isfinite(values) & (tokens > 0)
+    tokens, values = tokens[keep], values[keep]
+    if len(tokens) == 0:
+        return np.full(len(targets), np.nan)
+    out = np.interp(np.log(targets), np.log(tokens), values)
+    return np.where((targets >= tokens[0]) & (targets <= tokens[-1]), out, np.nan)
+
+
+def budget_labels(tokens: pd.Series, tolerance: float = 0.1) -> pd.Series:
+    """Label each run's trained tokens with its budget: values within ``tolerance`` of the smallest of a
+    cluster share it (a run trains whole steps, so one budget gives slightly different D per batch size)."""
+    labels = pd.Series(np.nan, index=tokens.index)
+    anchor = None
+    for index, value in tokens.sort_values().items():
+        if anchor is None or value > anchor * (1 + tolerance):
+            anchor = value
+        labels[index] = anchor
+    return labels
+
+
+def final_points(curve: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """The last row of each run with a finite ``loss``: ``run_id``, ``tokens``, ``loss``."""
+    rows = curve[np.isfinite(curve[loss].to_numpy(dtype=float))].sort_values(["run_id", "tokens"])
+    last = rows.groupby("run_id").tail(1)
+    return pd.DataFrame({"run_id": last["run_id"], "tokens": last["tokens"], "loss": last[loss]})
+
+
+def representative_runs(runs: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFrame:
+    """One run per model (kind, N, E) for the loss-law and generalisation analyses: among its runs with the
+    longest budget (final tokens within 10 % of the longest), the one with the lowest final loss — so
+    grid runs with poor hyperparameters do not stand in for the model size."""
+    table = runs.merge(finals, on="run_id")
+    if table.empty:
+        return runs.iloc[:0]
+    model = ["kind", "N", "n_experts"]
+    longest = table.groupby(model)["tokens"].transform("max")
+    table = table[table["tokens"] >= longest / 1.1]
+    best = table.loc[table.groupby(model)["loss"].idxmin(), "run_id"]
+    return runs[runs["run_id"].isin(best)].reset_index(drop=True)
+
+
+def loss_points(
+    runs: pd.DataFrame, curve: pd.DataFrame, *, points_per_run: int = 24, window: int = SMOOTHING_WINDOW
+) -> pd.DataFrame:
+    """The loss-law table of the paper's Figure 1: smoothed training loss of one run per model size, at
+    ``points_per_run`` log-spaced token counts after the warm-up.
+
+    Columns: ``run_id``, ``kind``, ``model_scale`` (N), ``experts`` (E), ``tokens`` (D), ``loss``.
+    """
+    runs = finished_runs(runs)
+    require_columns(curve, ("run_id", "step", "tokens", "lm_loss"), "curve")
+    curve = smooth(curve[curve["run_id"].isin(runs["run_id"])], window)
+    chosen = representative_runs(runs, final_points(curve, "lm_loss"))
+    curve = curve[curve["run_id"].isin(chosen["run_id"])]
+    rows = log_spaced_rows(curve, points_per_run, usable_from(curve, window))
+    rows = rows[np.isfinite(rows["lm_loss"].to_numpy(dtype=float))]
+    table = rows[["run_id", "tokens", "lm_loss"]].merge(chosen[["run_id", "kind", "N", "n_experts"]])
+    table = table.rename(columns={"N": "model_scale", "n_experts": "experts", "lm_loss": "loss"})
+    table["tokens"] = table["tokens"].astype(float)
+    table["experts"] = table["experts"].astype(float)
+    return table[["run_id", "kind", "model_scale", "experts", "tokens", "loss"]]

@@ -1,0 +1,141 @@
+"""Analysis 1 (paper Figure 1): fit Eq. 5 on the smaller models' curves, predict the largest model's curve.
+
+Dense and MoE are fitted separately — with E fixed, Eq. 5 is Eq. 1 in the model scale N, i.e.
+``ChinchillaLaw(size="model_scale")`` — and jointly with the expert count E (``WangLaw``). The largest
+model of each family is held out; the law fitted on the others predicts its whole (smoothed) curve with
+the bootstrap band of the fitted curve, and the error and coverage say how well it extrapolates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archscale.analysis.curves import FAMILIES, require_columns
+from archscale.analysis.results import Result, fit_summary, recorded_warnings
+from archscale.laws import ChinchillaLaw, Law, LawDataError, WangLaw, extrapolation_audit
+
+POINT_COLUMNS: tuple[str, ...] = ("run_id", "kind", "model_scale", "experts", "tokens", "loss")
+
+
+@dataclass
+class CurveFit(Result):
+    """One run's observed (smoothed) loss at its sampled token counts, and the law's prediction; ``lower``
+    and ``upper`` (the band) only for the held-out run."""
+
+    run_id: str
+    kind: str
+    model_scale: float
+    experts: float
+    role: str  # "fit" or "held out"
+    tokens: list[float]
+    observed: list[float]
+    predicted: list[float]
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Extrapolation(Result):
+    """The law fitted without the largest model(s) of ``family`` (``dense``, ``moe`` or ``joint``) and how
+    well it predicts them: mean/max |relative error| and the share of points inside the band."""
+
+    family: str
+    skipped: str | None = None
+    law: dict[str, Any] | None = None
+    held_out: list[str] = field(default_factory=list)
+    n_train: int = 0
+    mean_abs_rel_error: float | None = None
+    max_abs_rel_error: float | None = None
+    coverage: float | None = None
+    curves: list[CurveFit] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LossLawResult(Result):
+    """Analysis 1 for ``dense``, ``moe`` and ``joint``; ``skipped`` only when none of them could run."""
+
+    extrapolations: dict[str, Extrapolation]
+    bootstrap: int
+    skipped: str | None = None
+
+
+def _curve_fits(rows: pd.DataFrame, role: str, predicted: np.ndarray, band=None) -> list[CurveFit]:
+    fits = []
+    for run_id, index in rows.groupby("run_id", sort=False).indices.items():
+        run = rows.iloc[index]
+        fits.append(
+            CurveFit(
+                run_id=str(run_id),
+                kind=str(run["kind"].iloc[0]),
+                model_scale=float(run["model_scale"].iloc[0]),
+                experts=float(run["experts"].iloc[0]),
+                role=role,
+                tokens=run["tokens"].tolist(),
+                observed=run["loss"].tolist(),
+                predicted=predicted[index].tolist(),
+                lower=[] if band is None else band[0][index].tolist(),
+                upper=[] if band is None else band[1][index].tolist(),
+            )
+        )
+    return fits
+
+
+def _extrapolate(law: Law, points: pd.DataFrame, family: str, bootstrap: int, seed: int) -> Extrapolation:
+    result = Extrapolation(family=family)
+    sizes = points.groupby("kind")["model_scale"].nunique()
+    if family == "joint" and len(sizes) < 2:
+        result.skipped = "the joint fit needs both dense and MoE runs"
+    elif points.empty:
+        result.skipped = f"no {family} runs"
+    elif (sizes < 3).any():
+        few = ", ".join(f"{kind}: {n}" for kind, n in sizes.items() if n < 3)
+        result.skipped = (
+            f"needs at least 3 model sizes per family (two or more to fit, the largest to predict); "
+            f"have {few}"
+        )
+    if result.skipped:
+        return result
+    points = points.sort_values(["run_id", "tokens"]).reset_index(drop=True)
+    largest = points["model_scale"] == points.groupby("kind")["model_scale"].transform("max")
+    points["largest"] = largest.astype(int)
+    try:
+        with recorded_warnings(result.warnings):
+            audit = extrapolation_audit(law, points, column="largest", bootstrap=bootstrap, seed=seed)
+    except LawDataError as err:
+        result.skipped = f"the law cannot be fitted on the smaller models: {err}"
+        return result
+    train, test = points[~largest].reset_index(drop=True), points[largest].reset_index(drop=True)
+    band = (audit.points["lower"].to_numpy(), audit.points["upper"].to_numpy()) if bootstrap else None
+    result.law = fit_summary(audit.law)
+    result.held_out = sorted(test["run_id"].unique().tolist())
+    result.n_train = audit.n_train
+    result.mean_abs_rel_error = audit.mean_abs_rel_error
+    result.max_abs_rel_error = audit.max_abs_rel_error
+    result.coverage = audit.coverage
+    result.curves = _curve_fits(train, "fit", audit.law.predict(train)) + _curve_fits(
+        test, "held out", audit.points["predicted"].to_numpy(), band
+    )
+    return result
+
+
+def loss_law_extrapolation(points: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0) -> LossLawResult:
+    """Analysis 1 on a loss table (``loss_points(runs, curve)``, or any table with columns
+    ``run_id, kind, model_scale, experts, tokens, loss``): per family and jointly, fit the law on all but
+    the largest model and predict the largest one's curve."""
+    require_columns(points, POINT_COLUMNS, "loss points")
+    laws: dict[str, tuple[Law, pd.DataFrame]] = {
+        family: (ChinchillaLaw(size="model_scale"), points[points["kind"] == family]) for family in FAMILIES
+    }
+    laws["joint"] = (WangLaw(), points)
+    extrapolations = {
+        family: _extrapolate(law, table, family, bootstrap, seed) for family, (law, table) in laws.items()
+    }
+    skipped = None
+    if all(e.skipped for e in extrapolations.values()):
+        skipped = "; ".join(f"{family}: {e.skipped}" for family, e in extrapolations.items())
+    return LossLawResult(extrapolations=extrapolations, bootstrap=bootstrap, skipped=skipped)

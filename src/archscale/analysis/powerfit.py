@@ -1,0 +1,69 @@
+"""One family's power law y = λ·x^a (B_opt(L), lr_opt(L), B_simple(L), test loss(C)) with its band.
+
+The fit itself is the laws layer's :class:`~archscale.laws.PowerLaw` (least squares in logs); this module
+only turns it into a result: the coefficients with intervals and the fitted curve with its bootstrap band
+over the observed range, ready to plot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archscale.analysis.results import Result, bootstrap_for, fit_summary, recorded_warnings
+from archscale.laws import LawDataError, PowerLaw
+
+BAND_POINTS = 50
+
+
+@dataclass
+class PowerFit(Result):
+    """``target = λ · input^exponent`` for one family; ``x`` spans the observed inputs, ``lower``/``upper``
+    are the percentile band of the fitted curve (empty without a bootstrap)."""
+
+    family: str
+    target: str
+    input: str
+    skipped: str | None = None
+    fit: dict[str, Any] | None = None
+    x: list[float] = field(default_factory=list)
+    predicted: list[float] = field(default_factory=list)
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def x_range(self) -> tuple[float, float] | None:
+        return (self.x[0], self.x[-1]) if self.x else None
+
+
+def fit_power(
+    points: pd.DataFrame, *, family: str, target: str, input: str, bootstrap: int, seed: int
+) -> tuple[PowerFit, PowerLaw | None]:
+    """Fit ``target`` against ``input`` over ``points``; the bootstrap resamples whole runs (``run_id``:
+    points of one run are not independent), and is left out with fewer than three runs.
+
+    Returns the result and the fitted law (None when the data cannot support a fit: the result's
+    ``skipped`` then says why).
+    """
+    result = PowerFit(family=family, target=target, input=input)
+    if points.empty:
+        result.skipped = f"no {family} points"
+        return result, None
+    bootstrap = bootstrap_for(points, bootstrap, result.warnings, f"{family} {target}({input})")
+    try:
+        with recorded_warnings(result.warnings):
+            law = PowerLaw(target=target, inputs=(input,), loss="squared")
+            law.fit(points, bootstrap=bootstrap, seed=seed, resample="run")
+    except LawDataError as err:
+        result.skipped = f"{family}: {err}"
+        return result, None
+    x = np.geomspace(points[input].min(), points[input].max(), BAND_POINTS)
+    result.fit, result.x, result.predicted = fit_summary(law), x.tolist(), law.predict({input: x}).tolist()
+    if bootstrap:
+        lower, upper = law.predict_interval({input: x})
+        result.lower, result.upper = lower.tolist(), upper.tolist()
+    return result, law

@@ -1,0 +1,69 @@
+"""All six analyses in one call, over the store's three tables (or CSVs of the same shape)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from archscale.analysis.allocation import AllocationResult, compute_allocation
+from archscale.analysis.curves import SMOOTHING_WINDOW, loss_points
+from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
+from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
+from archscale.analysis.loss_law import LossLawResult, loss_law_extrapolation
+from archscale.analysis.noise import NoiseScaleResult, noise_scale_vs_loss
+from archscale.analysis.results import Result
+from archscale.analysis.verdicts import VerdictTable, replication_verdicts
+
+if TYPE_CHECKING:
+    from archscale.store import ResultsStore
+
+
+@dataclass
+class Analyses(Result):
+    """The results of analyses 1-6; ``to_dict()`` is JSON-safe."""
+
+    loss_law: LossLawResult
+    allocation: AllocationResult
+    hyperparams: HyperparamResult
+    noise: NoiseScaleResult
+    generalisation: GeneralisationResult
+    verdicts: VerdictTable
+
+
+def analyse(
+    runs: pd.DataFrame,
+    curve: pd.DataFrame,
+    evals: pd.DataFrame,
+    *,
+    bootstrap: int = 200,
+    seed: int = 0,
+    window: int = SMOOTHING_WINDOW,
+    points_per_run: int = 24,
+    hyper_method: Literal["contour", "minicpm"] = "contour",
+    n_levels: int = 12,
+    stable_from: float = STABLE_FROM,
+) -> Analyses:
+    """Run analyses 1-6; each one that the data cannot support says why in its ``skipped``."""
+    common: dict[str, Any] = {"bootstrap": bootstrap, "seed": seed}
+    points = loss_points(runs, curve, points_per_run=points_per_run, window=window)
+    allocation = compute_allocation(points, **common)
+    hyperparams = optimal_hyperparameters(
+        runs, curve, method=hyper_method, n_levels=n_levels, window=window, **common
+    )
+    noise = noise_scale_vs_loss(runs, curve, points_per_run=points_per_run, window=window, **common)
+    tested = generalisation_vs_compute(runs, evals, stable_from=stable_from, **common)
+    return Analyses(
+        loss_law=loss_law_extrapolation(points, **common),
+        allocation=allocation,
+        hyperparams=hyperparams,
+        noise=noise,
+        generalisation=tested,
+        verdicts=replication_verdicts(tested, allocation, hyperparams, noise),
+    )
+
+
+def from_store(store: ResultsStore, **options: Any) -> Analyses:
+    """:func:`analyse` on a results store's finished runs, curves and test evals."""
+    return analyse(store.runs(), store.curve(), store.evals(split="test", subset="all"), **options)

@@ -1,0 +1,156 @@
+"""Analysis 6: the paper's dense-vs-MoE claims, each judged by the interval of its measured effect.
+
+A claim is **supported** only when the interval excludes no effect in the claimed direction, **not
+supported** when it excludes no effect in the other direction, and **inconclusive at this scale** when it
+contains no effect (or there is no interval: without a bootstrap nothing is claimed). A claim whose
+analysis could not run is **not tested**, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from archscale.analysis.allocation import AllocationResult
+from archscale.analysis.compare import Comparison
+from archscale.analysis.errors import AnalysisError
+from archscale.analysis.generalisation import GeneralisationResult
+from archscale.analysis.hyperparams import HyperparamResult
+from archscale.analysis.noise import NoiseScaleResult
+from archscale.analysis.results import Result
+
+SUPPORTED = "supported"
+NOT_SUPPORTED = "not supported"
+INCONCLUSIVE = "inconclusive at this scale"
+NOT_TESTED = "not tested"
+
+NO_INTERVAL = "no interval: a family had fewer than 3 runs to resample, or there was no bootstrap"
+
+Direction = Literal["below", "above"]
+
+
+def judge(lower: float | None, upper: float | None, no_effect: float, direction: Direction) -> str:
+    """The verdict of an interval [lower, upper] for a claim that the effect lies ``direction`` no_effect."""
+    if direction not in ("below", "above"):
+        raise AnalysisError(f"direction must be 'below' or 'above', got {direction!r}")
+    if lower is None or upper is None or not (math.isfinite(lower) and math.isfinite(upper)):
+        return INCONCLUSIVE
+    if lower > upper:
+        raise AnalysisError(f"an interval needs lower <= upper, got [{lower}, {upper}]")
+    below, above = upper < no_effect, lower > no_effect
+    if below or above:
+        return SUPPORTED if (below if direction == "below" else above) else NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+@dataclass
+class Verdict(Result):
+    """One claim: the paper's statement, the measured effect with its interval, and the verdict."""
+
+    claim: str
+    paper: str
+    measure: str
+    no_effect: float
+    direction: Direction
+    effect: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    level: float | None = None
+    verdict: str = NOT_TESTED
+    note: str | None = None
+
+
+@dataclass
+class VerdictTable(Result):
+    rows: list[Verdict] = field(default_factory=list)
+
+
+def _from_comparison(verdict: Verdict, comparison: Comparison | None, skipped: str | None) -> Verdict:
+    if comparison is None:
+        verdict.note = skipped or "the dense or MoE fit is missing"
+        return verdict
+    verdict.effect, verdict.lower, verdict.upper = comparison.ratio, comparison.lower, comparison.upper
+    verdict.level = comparison.level
+    verdict.measure += f" at {comparison.input} = {comparison.reference:.4g}"
+    verdict.verdict = judge(comparison.lower, comparison.upper, verdict.no_effect, verdict.direction)
+    if comparison.extrapolated:
+        verdict.note = f"the families' {comparison.input} ranges do not overlap: both fits are extrapolated"
+    elif comparison.lower is None:
+        verdict.note = NO_INTERVAL
+    return verdict
+
+
+def _fit_reasons(*fits) -> str | None:
+    reasons = [fit.skipped for fit in fits if fit.skipped]
+    return "; ".join(reasons) if reasons else None
+
+
+def replication_verdicts(
+    generalisation: GeneralisationResult,
+    allocation: AllocationResult,
+    hyperparams: HyperparamResult,
+    noise: NoiseScaleResult,
+) -> VerdictTable:
+    """The five claims of the paper, in its order, judged on these results."""
+    loss = Verdict(
+        claim="MoE reaches a lower test loss at equal compute",
+        paper="§6, Figure 6: MoE has the smaller test loss at a given compute budget",
+        measure="test loss MoE ÷ dense",
+        no_effect=1.0,
+        direction="below",
+    )
+    alpha = Verdict(
+        claim="α_N(MoE) > α_N(dense): MoE should spend more of its compute on model scale",
+        paper="Table 1: α_N 0.590 (MoE) vs 0.507 (dense)",
+        measure="α_N(MoE) − α_N(dense)",
+        no_effect=0.0,
+        direction="above",
+    )
+    batch = Verdict(
+        claim="MoE has the smaller optimal batch size at equal loss",
+        paper="§5.1, Figure 3: smaller B_opt for MoE at the same training loss",
+        measure="B_opt MoE ÷ dense",
+        no_effect=1.0,
+        direction="below",
+    )
+    lr = Verdict(
+        claim="MoE has the larger optimal learning rate at equal loss",
+        paper="§5.2, Figure 5: larger lr_opt for MoE at the same loss",
+        measure="lr_opt MoE ÷ dense",
+        no_effect=1.0,
+        direction="above",
+    )
+    noise_verdict = Verdict(
+        claim="MoE has the lower gradient noise scale at equal loss",
+        paper="§5.1 and Conclusion: lower noise scale for MoE (argued from B_opt ≈ B_noise)",
+        measure="B_simple MoE ÷ dense",
+        no_effect=1.0,
+        direction="below",
+    )
+    _from_comparison(
+        loss, generalisation.loss_ratio, generalisation.skipped or _fit_reasons(*generalisation.fits.values())
+    )
+    _from_comparison(
+        batch,
+        hyperparams.batch_comparison,
+        hyperparams.skipped or _fit_reasons(*hyperparams.batch_fits.values()),
+    )
+    _from_comparison(
+        lr, hyperparams.lr_comparison, hyperparams.skipped or _fit_reasons(*hyperparams.lr_fits.values())
+    )
+    _from_comparison(noise_verdict, noise.comparison, noise.skipped or _fit_reasons(*noise.fits.values()))
+    difference = allocation.alpha_N_difference
+    if difference is None:
+        alpha.note = "; ".join(allocation.skipped.values()) or "the dense or MoE fit is missing"
+    else:
+        alpha.effect, alpha.lower, alpha.upper = (
+            difference["effect"],
+            difference["lower"],
+            difference["upper"],
+        )
+        alpha.level = difference.get("level")
+        alpha.verdict = judge(alpha.lower, alpha.upper, alpha.no_effect, alpha.direction)
+        if alpha.lower is None:
+            alpha.note = NO_INTERVAL
+    return VerdictTable(rows=[loss, alpha, batch, lr, noise_verdict])

@@ -1,0 +1,377 @@
+"""The study's figures, one function per figure: each takes an analysis result and a path and writes a PNG.
+
+Matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so figures can be
+drawn from any thread or process. A result that was skipped still gets its figure: a panel saying why,
+so a report never shows a broken image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+from archscale.analysis import (
+    AllocationResult,
+    Analyses,
+    GeneralisationResult,
+    Heatmap,
+    HyperparamResult,
+    LossLawResult,
+    NoiseScaleResult,
+    PowerFit,
+)
+
+COLOURS = {"dense": "tab:blue", "moe": "tab:orange", "joint": "tab:green"}
+LABELS = {"dense": "dense", "moe": "MoE", "joint": "joint (E as input)"}
+NAMES = {"batch_size": "batch size (tokens)", "lr": "peak learning rate"}
+DPI = 120
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI, format="png")
+    return path
+
+
+def _note(ax: Axes, text: str) -> None:
+    """A panel that only says why there is nothing to draw."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes)
+
+
+def _footnote(ax: Axes, reasons: Sequence[str]) -> None:
+    """Why a family has no fit, written under the plot."""
+    if reasons:
+        text = "\n".join(f"not fitted: {reason}" for reason in reasons)
+        ax.text(0.0, -0.14, text, transform=ax.transAxes, va="top", fontsize=7, wrap=True)
+
+
+def _skipped(path: str | Path, title: str, reason: str) -> Path:
+    figure = Figure(figsize=(6, 2.5), layout="constrained")
+    ax = figure.add_subplot()
+    ax.set_title(title)
+    _note(ax, f"skipped: {reason}")
+    return _save(figure, path)
+
+
+def _panels(n: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure, list[Axes]]:
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    figure = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return figure, axes[:n]
+
+
+def _log_axes(ax: Axes, x: str, y: str) -> None:
+    """Log-log axes. Loss axes span less than a decade, so their ticks are labelled as plain numbers; other
+    axes label the decades only (minor labels of a short log axis run into each other)."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    for axis, label in ((ax.xaxis, x), (ax.yaxis, y)):
+        if "loss" in label:
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.set_minor_formatter(FormatStrFormatter("%g"))
+        else:
+            axis.set_minor_formatter(NullFormatter())
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def _interval(value: float | None, lower: float | None, upper: float | None, fmt: str = ".3g") -> str:
+    if value is None:
+        return "n/a"
+    if lower is None or upper is None:
+        return f"{value:{fmt}}"
+    return f"{value:{fmt}} [{lower:{fmt}}, {upper:{fmt}}]"
+
+
+def _power_fit(ax: Axes, fit: PowerFit, colour: str, label: str, linestyle: str = "-") -> None:
+    """A fitted power law with its bootstrap band."""
+    if fit.skipped or not fit.x:
+        return
+    exponent = fit.fit["coefficients"]["exponent"]
+    ax.plot(
+        fit.x,
+        fit.predicted,
+        color=colour,
+        linestyle=linestyle,
+        label=f"{label} fit (exponent {exponent:.3g})",
+    )
+    if fit.lower:
+        ax.fill_between(fit.x, fit.lower, fit.upper, color=colour, alpha=0.2, linewidth=0)
+
+
+# ---- Figure 1: loss law and extrapolation -------------------------------------------------------------
+def loss_extrapolation_figure(result: LossLawResult, path: str | Path) -> Path:
+    """Observed (smoothed) training curves, the law fitted on the smaller models (dashed) and its prediction
+    of the held-out largest model with the bootstrap band, for dense, MoE and the joint fit."""
+    title = "Loss law (Eq. 5) fitted on the smaller models, largest predicted"
+    if result.skipped:
+        return _skipped(path, title, result.skipped)
+    figure, axes = _panels(len(result.extrapolations))
+    figure.suptitle(title)
+    for ax, (family, extrapolation) in zip(axes, result.extrapolations.items(), strict=True):
+        if extrapolation.skipped:
+            ax.set_title(LABELS[family])
+            _note(ax, f"skipped: {extrapolation.skipped}")
+            continue
+        fitted = [c for c in extrapolation.curves if c.role == "fit"]
+        sizes = sorted({c.model_scale for c in fitted})
+        shades = dict(zip(sizes, np.linspace(0.25, 0.85, len(sizes)), strict=True))
+        for curve in fitted:
+            colour = COLOURS[curve.kind]
+            ax.plot(curve.tokens, curve.observed, color=colour, alpha=shades[curve.model_scale], linewidth=1)
+            ax.plot(
+                curve.tokens,
+                curve.predicted,
+                color=colour,
+                alpha=shades[curve.model_scale],
+                linestyle="--",
+                linewidth=1,
+            )
+        for curve in (c for c in extrapolation.curves if c.role == "held out"):
+            ax.plot(
+                curve.tokens,
+                curve.observed,
+                color="black",
+                linewidth=1.5,
+                label=f"held out {curve.kind}, N={curve.model_scale:.3g}",
+            )
+            ax.plot(
+                curve.tokens, curve.predicted, color="red", linestyle="--", linewidth=1.5, label="prediction"
+            )
+            if curve.lower:
+                ax.fill_between(curve.tokens, curve.lower, curve.upper, color="red", alpha=0.2, linewidth=0)
+        _log_axes(ax, "tokens D", "training loss (nats/token, smoothed)")
+        coverage = "n/a" if extrapolation.coverage is None else f"{100 * extrapolation.coverage:.0f} %"
+        ax.set_title(
+            f"{LABELS[family]}\nerror mean {_percent(extrapolation.mean_abs_rel_error)}, "
+            f"max {_percent(extrapolation.max_abs_rel_error)}; in band {coverage}",
+            fontsize=9,
+        )
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles[:2], labels[:2], fontsize=7)
+    return _save(figure, path)
+
+
+# ---- Table 1 as a figure ------------------------------------------------------------------------------
+def allocation_figure(result: AllocationResult, path: str | Path) -> Path:
+    """α_N and α_D of every Table 1 row: published values as grey dots, this study's with intervals."""
+    table = result.table
+    figure, axes = _panels(2, width=4.6, height=0.45 * len(table) + 1.2)
+    figure.suptitle("Compute-optimal allocation: N_opt ∝ C^α_N, D_opt ∝ C^α_D")
+    rows = np.arange(len(table))[::-1]
+    for ax, name in zip(axes, ("alpha_N", "alpha_D"), strict=True):
+        ours = table["this_study"].to_numpy(dtype=bool)
+        ax.scatter(table.loc[~ours, name], rows[~ours], color="grey", zorder=3)
+        for y, (_, row) in zip(rows[ours], table[ours].iterrows(), strict=True):
+            colour = COLOURS["moe" if "MoE" in row["architecture"] else "dense"]
+            ax.scatter(row[name], y, color=colour, zorder=3)
+            if np.isfinite(row[f"{name}_lo"]):
+                ax.plot([row[f"{name}_lo"], row[f"{name}_hi"]], [y, y], color=colour, linewidth=2)
+        ax.set_yticks(rows, table["architecture"], fontsize=8)
+        ax.set_xlabel(name.replace("alpha_", "α_"))
+        ax.grid(axis="x", alpha=0.3)
+    if result.skipped:
+        axes[0].set_title("; ".join(f"{k}: skipped" for k in result.skipped), fontsize=8)
+    return _save(figure, path)
+
+
+# ---- Figures 2 and 4: loss heatmaps with the optimum line ---------------------------------------------
+def _edges(values: Sequence[float]) -> np.ndarray:
+    """Cell edges on a log axis: geometric midpoints, extended by half a step at both ends."""
+    logs = np.log(np.asarray(values, dtype=float))
+    if len(logs) == 1:
+        return np.exp(logs[0] + np.array([-0.5, 0.5]))
+    mids = (logs[1:] + logs[:-1]) / 2
+    return np.exp(np.concatenate([[2 * logs[0] - mids[0]], mids, [2 * logs[-1] - mids[-1]]]))
+
+
+def _heatmaps(result: HyperparamResult, path: str | Path, axis: str, title: str) -> Path:
+    maps: list[Heatmap] = [h for h in result.heatmaps if h.axis == axis]
+    if not maps:
+        return _skipped(path, title, result.skipped or f"no grid varies the {NAMES[axis]}")
+    figure, axes = _panels(len(maps))
+    figure.suptitle(title)
+    other = "lr" if axis == "batch_size" else "batch_size"
+    for ax, heat in zip(axes, maps, strict=True):
+        mesh = ax.pcolormesh(
+            _edges(heat.values), _edges(heat.tokens), np.asarray(heat.loss, dtype=float).T, cmap="viridis"
+        )
+        figure.colorbar(mesh, ax=ax, label="smoothed training loss")
+        ax.plot(heat.optimum, heat.tokens, color="red", marker=".", linewidth=1.5, label="lowest loss")
+        _log_axes(ax, NAMES[axis], "tokens")
+        ax.set_title(f"{LABELS[heat.kind]} N={heat.model_scale:.3g}, {other} = {heat.fixed:.3g}", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    return _save(figure, path)
+
+
+def batch_heatmap_figure(result: HyperparamResult, path: str | Path) -> Path:
+    """Paper Figure 2: loss over (batch size, tokens) at a fixed LR, the red line through each row's minimum."""
+    return _heatmaps(result, path, "batch_size", "Training loss over batch size and tokens (fixed LR)")
+
+
+def lr_heatmap_figure(result: HyperparamResult, path: str | Path) -> Path:
+    """Paper Figure 4: loss over (LR, tokens) at a fixed batch size, the red line through each row's minimum."""
+    return _heatmaps(result, path, "lr", "Training loss over learning rate and tokens (fixed batch size)")
+
+
+# ---- Figures 3 and 5: optimum against loss, log-log ---------------------------------------------------
+def _optimum_law(result: HyperparamResult, path: str | Path, axis: str, title: str) -> Path:
+    if result.skipped:
+        return _skipped(path, title, result.skipped)
+    optima = result.batch_optima if axis == "batch_size" else result.lr_optima
+    fits = result.batch_fits if axis == "batch_size" else result.lr_fits
+    comparison = result.batch_comparison if axis == "batch_size" else result.lr_comparison
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    for family, fit in fits.items():
+        colour = COLOURS[family]
+        rows = [o for o in optima if o["kind"] == family]
+        inside = [o for o in rows if not o["at_edge"]]
+        edge = [o for o in rows if o["at_edge"]]
+        if inside:
+            ax.scatter(
+                [o["loss"] for o in inside],
+                [o[axis] for o in inside],
+                color=colour,
+                s=14,
+                label=f"{LABELS[family]} optima",
+            )
+        if edge:
+            ax.scatter(
+                [o["loss"] for o in edge],
+                [o[axis] for o in edge],
+                facecolors="none",
+                edgecolors=colour,
+                s=14,
+                label=f"{LABELS[family]} at grid edge (not fitted)",
+            )
+        _power_fit(ax, fit, colour, LABELS[family])
+    _log_axes(ax, "training loss L (smoothed)", f"optimal {NAMES[axis]}")
+    if comparison is not None:
+        overlap = "n/a" if comparison.band_overlap is None else f"{100 * comparison.band_overlap:.1f} %"
+        title += (
+            f"\nMoE ÷ dense at L = {comparison.reference:.3g}: "
+            f"{_interval(comparison.ratio, comparison.lower, comparison.upper)}; band overlap {overlap}"
+        )
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    _footnote(ax, [fit.skipped for fit in fits.values() if fit.skipped])
+    return _save(figure, path)
+
+
+def batch_size_law_figure(result: HyperparamResult, path: str | Path) -> Path:
+    """Paper Figure 3: B_opt against L for dense and MoE with the fits B_opt = λ_B / L^α_B and their bands."""
+    return _optimum_law(result, path, "batch_size", "Optimal batch size vs loss")
+
+
+def lr_law_figure(result: HyperparamResult, path: str | Path) -> Path:
+    """Paper Figure 5: lr_opt against L for dense and MoE with the fits lr_opt = λ / L^α and their bands."""
+    return _optimum_law(result, path, "lr", "Optimal learning rate vs loss")
+
+
+# ---- Noise scale ---------------------------------------------------------------------------------------
+def noise_scale_figure(
+    result: NoiseScaleResult, path: str | Path, hyperparams: HyperparamResult | None = None
+) -> Path:
+    """Measured B_simple against the loss for dense and MoE, with their fits, next to the B_opt(L) fits."""
+    title = "Gradient noise scale B_simple vs loss"
+    if result.skipped:
+        return _skipped(path, title, result.skipped)
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    points = result.points
+    for family, fit in result.fits.items():
+        colour = COLOURS[family]
+        rows = points[points["kind"] == family]
+        ax.scatter(
+            rows["loss"],
+            rows["noise_scale"],
+            color=colour,
+            s=6,
+            alpha=0.4,
+            label=f"{LABELS[family]} B_simple",
+        )
+        _power_fit(ax, fit, colour, f"{LABELS[family]} B_simple")
+        if hyperparams is not None and family in hyperparams.batch_fits:
+            _power_fit(ax, hyperparams.batch_fits[family], colour, f"{LABELS[family]} B_opt", linestyle=":")
+    _log_axes(ax, "training loss L (smoothed)", "B_simple, B_opt (tokens)")
+    if result.comparison is not None:
+        c = result.comparison
+        title += f"\nMoE ÷ dense at L = {c.reference:.3g}: {_interval(c.ratio, c.lower, c.upper)}"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    _footnote(ax, [fit.skipped for fit in result.fits.values() if fit.skipped])
+    return _save(figure, path)
+
+
+# ---- Figure 6: generalisation --------------------------------------------------------------------------
+def generalisation_figure(result: GeneralisationResult, path: str | Path) -> Path:
+    """Test loss against compute; filled points are the stable interval the power laws are fitted on."""
+    title = "Test loss vs training compute"
+    if result.skipped:
+        return _skipped(path, title, result.skipped)
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    points = result.points
+    for family, fit in result.fits.items():
+        colour = COLOURS[family]
+        rows = points[points["kind"] == family]
+        stable = rows["stable"].to_numpy(dtype=bool)
+        ax.scatter(
+            rows["compute"][stable],
+            rows["loss"][stable],
+            color=colour,
+            s=14,
+            label=f"{LABELS[family]} (fitted)",
+        )
+        ax.scatter(
+            rows["compute"][~stable],
+            rows["loss"][~stable],
+            facecolors="none",
+            edgecolors=colour,
+            s=14,
+            label=f"{LABELS[family]} (before the stable interval)",
+        )
+        _power_fit(ax, fit, colour, LABELS[family])
+    _log_axes(ax, "training compute C = N·D (FLOPs)", "test loss (nats/token)")
+    if result.loss_ratio is not None:
+        c, gain = result.loss_ratio, result.data_efficiency_gain or {}
+        title += (
+            f"\nat C = {c.reference:.3g}: test loss MoE ÷ dense {_interval(c.ratio, c.lower, c.upper, '.4g')}"
+            f"\ndata-efficiency gain {_interval(gain.get('value'), gain.get('lower'), gain.get('upper'), '.1%')}"
+        )
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    _footnote(ax, [fit.skipped for fit in result.fits.values() if fit.skipped])
+    return _save(figure, path)
+
+
+def write_figures(analyses: Analyses, out_dir: str | Path) -> dict[str, Path]:
+    """Every figure of a study into ``out_dir``; returns name → path."""
+    out = Path(out_dir)
+    h = analyses.hyperparams
+    return {
+        "loss_extrapolation": loss_extrapolation_figure(analyses.loss_law, out / "loss_extrapolation.png"),
+        "allocation": allocation_figure(analyses.allocation, out / "allocation.png"),
+        "batch_heatmap": batch_heatmap_figure(h, out / "batch_heatmap.png"),
+        "lr_heatmap": lr_heatmap_figure(h, out / "lr_heatmap.png"),
+        "batch_size_law": batch_size_law_figure(h, out / "batch_size_law.png"),
+        "lr_law": lr_law_figure(h, out / "lr_law.png"),
+        "noise_scale": noise_scale_figure(analyses.noise, out / "noise_scale.png", h),
+        "generalisation": generalisation_figure(analyses.generalisation, out / "generalisation.png"),
+    }

@@ -1,0 +1,72 @@
+"""Analysis 1: Eq. 5 fitted on the smaller models' curves predicts the largest model's curve."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from analysis_synthetic import DENSE_LAW, LADDER_SIZES, MOE_LAW, WANG, ladder, make_study, wang_law
+
+from archscale.analysis import AnalysisError, loss_law_extrapolation, loss_points
+
+
+@pytest.fixture(scope="module")
+def result(points):
+    return loss_law_extrapolation(points, bootstrap=30)
+
+
+@pytest.mark.parametrize(("family", "law"), [("dense", DENSE_LAW), ("moe", MOE_LAW)])
+def test_each_family_recovers_its_law_and_predicts_the_largest(result, family, law):
+    e = result.extrapolations[family]
+    assert e.skipped is None
+    fitted = e.law["coefficients"]
+    assert fitted["alpha"] == pytest.approx(law["alpha"], abs=0.02)
+    assert fitted["beta"] == pytest.approx(law["beta"], abs=0.02)
+    assert fitted["sigma"] == pytest.approx(law["sigma"], abs=0.05)
+    assert e.mean_abs_rel_error < 0.003 and e.max_abs_rel_error < 0.006  # 0.3 % noise per step, smoothed
+    held = [c for c in e.curves if c.role == "held out"]
+    assert len(held) == 1 and held[0].model_scale == max(LADDER_SIZES) and held[0].kind == family
+    assert e.held_out == [held[0].run_id]
+    assert len(held[0].lower) == len(held[0].tokens) == 24
+    assert all(
+        lo <= p <= hi for lo, p, hi in zip(held[0].lower, held[0].predicted, held[0].upper, strict=True)
+    )
+    observed, predicted = np.array(held[0].observed), np.array(held[0].predicted)
+    assert np.mean(np.abs(predicted / observed - 1)) == pytest.approx(e.mean_abs_rel_error)
+    assert 0.0 <= e.coverage <= 1.0
+    assert len([c for c in e.curves if c.role == "fit"]) == 4 and e.n_train == 4 * 24
+    assert any("only 4 runs to resample" in w for w in e.warnings)
+
+
+def test_joint_fit_recovers_the_expert_exponent():
+    runs, curve, _ = make_study(ladder(law=wang_law), seed=1)
+    joint = loss_law_extrapolation(loss_points(runs, curve), bootstrap=0).extrapolations["joint"]
+    assert joint.law["coefficients"]["gamma"] == pytest.approx(WANG["gamma"], abs=0.02)
+    assert joint.law["coefficients"]["alpha"] == pytest.approx(WANG["alpha"], abs=0.02)
+    assert joint.mean_abs_rel_error < 0.003
+    assert sorted(c.kind for c in joint.curves if c.role == "held out") == ["dense", "moe"]
+    assert joint.coverage is None and joint.curves[0].lower == []  # no bootstrap, no band
+
+
+def test_result_is_json_safe(result):
+    payload = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert set(payload["extrapolations"]) == {"dense", "moe", "joint"}
+    assert payload["extrapolations"]["moe"]["law"]["intervals"]["alpha_N"][0] is not None
+
+
+def test_too_few_sizes_are_skipped_with_the_reason(points):
+    two_sizes = points[points["model_scale"] <= 2e6]
+    result = loss_law_extrapolation(two_sizes, bootstrap=0)
+    assert result.skipped is not None
+    assert "needs at least 3 model sizes per family" in result.extrapolations["dense"].skipped
+    assert "have dense: 2" in result.extrapolations["dense"].skipped
+    dense_only = loss_law_extrapolation(points[points["kind"] == "dense"], bootstrap=0)
+    assert dense_only.skipped is None
+    assert dense_only.extrapolations["moe"].skipped == "no moe runs"
+    assert dense_only.extrapolations["joint"].skipped == "the joint fit needs both dense and MoE runs"
+
+
+def test_missing_columns_are_named(points):
+    with pytest.raises(AnalysisError, match=r"loss points table lacks column\(s\) \['experts'\]"):
+        loss_law_extrapolation(points.drop(columns="experts"))
