@@ -9,7 +9,9 @@ from archscale.cli.data import app as data_app
 from archscale.cli.laws import app as laws_app
 from archscale.cli.laws import fit_command, plan_command
 from archscale.cli.models import app as models_app
+from archscale.cli.report import report_command
 from archscale.cli.runs import app as runs_app
+from archscale.cli.study import study_command
 from archscale.cli.sweeps import app as sweep_app
 from archscale.cli.sweeps import train_cmd
 
@@ -29,6 +31,8 @@ app.command("fit")(fit_command)
 app.command("plan")(plan_command)
 app.command("export")(export_command)
 app.command("eval")(eval_command)
+app.command("report")(report_command)
+app.command("study")(study_command)
 
 if __name__ == "__main__":  # `python -m archscale.cli.main`, e.g. under torchrun
     app()

@@ -8,15 +8,17 @@ import typer
 
 from archscale.store import ResultsStore
 from archscale.sweeps import SpecError, load_spec
-from archscale.sweeps.executor import InProcessExecutor, LocalExecutor, run_dir_for, run_sweep
+from archscale.sweeps.executor import (
+    InProcessExecutor,
+    LocalExecutor,
+    default_run_root,
+    run_dir_for,
+    run_sweep,
+)
 
 app = typer.Typer(help="Run sweeps of training runs from a YAML spec.", no_args_is_help=True)
 
 STORE_HELP = "SQLite results store (created if missing); run directories go beside it in STORE-runs/."
-
-
-def default_run_root(store: Path) -> Path:
-    return store.with_name(store.stem + "-runs")
 
 
 def _load(spec: Path):

@@ -28,6 +28,11 @@ from archscale.training.run_config import RunConfig
 FINAL_STATUSES = ("finished", "diverged")
 
 
+def default_run_root(store: Path) -> Path:
+    """Run directories live beside the results store: ``results.sqlite`` -> ``results-runs/RUN_ID/``."""
+    return Path(store).with_name(Path(store).stem + "-runs")
+
+
 def run_dir_for(run_root: Path, run: RunConfig) -> Path:
     return Path(run_root) / run.run_id
 

@@ -1,0 +1,26 @@
+"""``archscale report``: analyse a results store and write the HTML report, figures and summary.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def report_command(
+    store: Path = typer.Option(..., "--store", help="SQLite results store written by `archscale sweep run`."),
+    out: Path = typer.Option(
+        Path("report"), "--out", help="Report directory (index.html, figures/, summary.json)."
+    ),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples for every interval."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+) -> None:
+    """Write the dense-vs-MoE report of a results store and print its headline numbers."""
+    from archscale.report import build_report
+
+    try:
+        report = build_report(store, out, bootstrap=bootstrap, seed=seed)
+    except (FileNotFoundError, ValueError) as err:
+        raise typer.BadParameter(str(err), param_hint="--store") from err
+    typer.echo(report.headline())
+    typer.echo(f"report: {report.index}  (summary: {report.summary_path})")

@@ -1,0 +1,228 @@
+"""``build_report``: a results store in, a self-contained report directory out.
+
+The directory holds ``index.html`` (tables and the fitted laws, figures referenced by relative path),
+``figures/*.png`` and ``summary.json`` (every analysis result, the verdicts, the run inventory and the
+environment, JSON-safe). The page and the JSON are written from the same values, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from archscale.analysis import Analyses, from_store, jsonable
+from archscale.report.figures import write_figures
+from archscale.report.page import render_page
+from archscale.store import ResultsStore
+
+PACKAGES = ("archscale", "torch", "numpy", "scipy", "pandas", "matplotlib", "tokenizers")
+FAMILIES = ("dense", "moe", "joint")
+
+
+def environment() -> dict[str, Any]:
+    """The machine and the software the report was made with."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return {
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "system": f"{platform.system()} {platform.release()}",
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "packages": versions,
+    }
+
+
+def run_inventory(store: ResultsStore) -> pd.DataFrame:
+    """One row per run: its shape, hyperparameters, status, final training and test loss, wall time."""
+    runs = store.runs()
+    columns = ["run_id", "model_name", "kind", "n_experts", "top_k", "N", "P_active", "D", "C",
+               "batch_size", "lr", "status", "diverged_step", "wall_time"]  # fmt: skip
+    inventory = runs[columns].copy()
+    curve = store.curve()
+    last = curve.sort_values("step").groupby("run_id")["lm_loss"].last()
+    tested = store.evals(split="test", subset="all")
+    final_test = tested.sort_values("step").groupby("run_id")[["loss", "bits_per_byte"]].last()
+    inventory["final_train_loss"] = inventory["run_id"].map(last)
+    inventory["final_test_loss"] = inventory["run_id"].map(final_test["loss"])
+    inventory["final_test_bpb"] = inventory["run_id"].map(final_test["bits_per_byte"])
+    return inventory.sort_values(["kind", "N", "batch_size", "lr"]).reset_index(drop=True)
+
+
+def downstream_table(store: ResultsStore, inventory: pd.DataFrame) -> list[dict[str, Any]]:
+    """Paper Table 2: the downstream scores stored by ``archscale eval``, one row per (run, task)."""
+    from archscale.bridges.lm_eval import META_KEY, headline, near_chance
+
+    rows = []
+    for run in inventory.itertuples():
+        for task, record in sorted(store.meta(run.run_id).get(META_KEY, {}).items()):
+            score = headline(record)
+            if score is None:
+                continue
+            metric, value, stderr = score
+            rows.append(
+                {"run_id": run.run_id, "model": run.model_name, "kind": run.kind, "task": task,
+                 "metric": metric, "value": value, "stderr": stderr, "chance": record.get("chance"),
+                 "n": record.get("n"), "near_chance": near_chance(record)}
+            )  # fmt: skip
+    return rows
+
+
+def headline_numbers(analyses: Analyses) -> dict[str, Any]:
+    """The numbers the terminal prints and ``summary.json`` leads with."""
+    extrapolation = {
+        family: {
+            "held_out": e.held_out,
+            "mean_abs_rel_error": e.mean_abs_rel_error,
+            "max_abs_rel_error": e.max_abs_rel_error,
+            "coverage": e.coverage,
+        }
+        for family, e in analyses.loss_law.extrapolations.items()
+        if not e.skipped
+    }
+    allocation = {
+        family: {name: fit["derived"].get(name) for name in ("alpha_N", "alpha_D")}
+        | {f"{name}_interval": fit["intervals"].get(name) for name in ("alpha_N", "alpha_D")}
+        for family, fit in analyses.allocation.fits.items()
+    }
+    gain = analyses.generalisation.data_efficiency_gain
+    return {
+        "extrapolation": extrapolation,
+        "allocation": allocation,
+        "data_efficiency_gain": gain,
+        "verdicts": {row.claim: row.verdict for row in analyses.verdicts.rows},
+    }
+
+
+@dataclass
+class Report:
+    """What ``build_report`` wrote, and the headline it found."""
+
+    index: Path
+    summary_path: Path
+    figures: dict[str, Path]
+    summary: dict[str, Any] = field(repr=False)
+
+    def headline(self) -> str:
+        """A few terminal lines: extrapolation error, Table 1 exponents, data-efficiency gain, verdicts."""
+        head = self.summary["headline"]
+        lines = []
+        for family, e in head["extrapolation"].items():
+            lines.append(
+                f"  Eq. 5 {family}: largest model predicted within {_pct(e['mean_abs_rel_error'])} mean, "
+                f"{_pct(e['max_abs_rel_error'])} max |relative error| "
+                f"({_pct(e['coverage'])} of its points inside the band)"
+            )
+        for family, a in head["allocation"].items():
+            lines.append(
+                f"  Table 1 {family}: α_N = {_num(a['alpha_N'])} {_span(a['alpha_N_interval'])}, "
+                f"α_D = {_num(a['alpha_D'])} {_span(a['alpha_D_interval'])}"
+            )
+        gain = head["data_efficiency_gain"]
+        if gain:
+            lines.append(
+                f"  data-efficiency gain of MoE: {_pct(gain['value'])} "
+                f"{_span([gain.get('lower'), gain.get('upper')], _pct)} (paper: 16.37 %)"
+            )
+        lines.append("  verdicts:")
+        lines += [f"    {verdict:<28} {claim}" for claim, verdict in head["verdicts"].items()]
+        return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def _span(interval: list | None, fmt=_num) -> str:
+    if not interval or interval[0] is None or interval[1] is None:
+        return "(no interval)"
+    return f"[{fmt(interval[0])}, {fmt(interval[1])}]"
+
+
+def build_report(
+    store_path: str | Path,
+    out_dir: str | Path,
+    *,
+    bootstrap: int = 200,
+    seed: int = 0,
+    wall_time: float | None = None,
+) -> Report:
+    """Analyse the store's runs and write ``out_dir/index.html``, ``figures/`` and ``summary.json``."""
+    store_path = Path(store_path)
+    if not store_path.is_file():
+        raise FileNotFoundError(f"no results store at {store_path}: run a sweep or `archscale study` first")
+    with ResultsStore(store_path) as store:
+        if store.runs().empty:
+            raise ValueError(f"the results store {store_path} holds no runs: nothing to report")
+        analyses = from_store(store, bootstrap=bootstrap, seed=seed)
+        inventory = run_inventory(store)
+        downstream = downstream_table(store, inventory)
+    return write_report(
+        analyses,
+        out_dir,
+        inventory=inventory,
+        downstream=downstream,
+        about={"store": str(store_path.resolve()), "bootstrap": bootstrap, "study_wall_time_s": wall_time},
+    )
+
+
+def write_report(
+    analyses: Analyses,
+    out_dir: str | Path,
+    *,
+    inventory: pd.DataFrame,
+    downstream: list[dict[str, Any]] | None = None,
+    about: dict[str, Any] | None = None,
+) -> Report:
+    """Write the report of ``analyses`` (from a store or from CSVs) with its run inventory.
+
+    ``about`` adds free-form facts to ``summary.json`` and the page's last table (e.g. ``store``,
+    ``bootstrap``, ``study_wall_time_s``).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = write_figures(analyses, out_dir / "figures")
+    summary = {
+        **(about or {}),
+        "environment": environment(),
+        "headline": headline_numbers(analyses),
+        "runs": {
+            "total": len(inventory),
+            "by_status": inventory["status"].value_counts().to_dict(),
+            "inventory": inventory,
+        },
+        "downstream": downstream or [],
+        "analyses": analyses,
+    }
+    summary = jsonable(summary)
+    summary_path = out_dir / "summary.json"
+    _write_atomic(summary_path, json.dumps(summary, indent=1, allow_nan=False))
+    index = out_dir / "index.html"
+    relative = {name: path.relative_to(out_dir).as_posix() for name, path in figures.items()}
+    _write_atomic(index, render_page(analyses, summary, relative))
+    return Report(index=index, summary_path=summary_path, figures=figures, summary=summary)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file, so an interrupted report never leaves a half-written page."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -1,0 +1,305 @@
+"""The report's HTML page: plain HTML and a little CSS, no script, no external resource.
+
+Every value on the page comes from ``summary`` (the JSON written beside it) or the analysis results it
+was made from; every string is escaped. Figures are referenced by their relative paths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from html import escape
+from typing import Any
+
+from archscale.analysis import Analyses, Comparison, PowerFit
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em;
+       color: #1d1d1f; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; vertical-align: top; }
+th { background: #f4f4f6; } td.text, th.text { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption, .note { color: #555; font-size: 13px; }
+.supported { background: #e3f4e3; } .not-supported { background: #fbe3e3; }
+.inconclusive { background: #fff6d9; } .not-tested { background: #eee; }
+code { background: #f4f4f6; padding: 0 3px; }
+"""
+
+FIGURE_CAPTIONS = {
+    "loss_extrapolation": "Figure 1: Eq. 5 fitted on the smaller models' curves, the largest model's curve "
+    "predicted (band: bootstrap interval).",
+    "allocation": "Table 1 as a figure: α_N and α_D of the published rows and of this study.",
+    "batch_heatmap": "Figure 2: smoothed training loss over batch size and tokens; the line joins the optima.",
+    "batch_size_law": "Figure 3: optimal batch size against training loss, B_opt = λ_B / L^α_B per family.",
+    "lr_heatmap": "Figure 4: smoothed training loss over learning rate and tokens; the line joins the optima.",
+    "lr_law": "Figure 5: optimal learning rate against training loss, lr_opt = λ / L^α per family.",
+    "noise_scale": "Measured gradient noise scale B_simple against training loss (the paper argues, "
+    "without measuring it, that MoE's is lower).",
+    "generalisation": "Figure 6: test loss against compute, power law fitted over the stable interval.",
+}
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return format(value, spec)
+    return escape(str(value))
+
+
+def _plain(value: Any) -> str:
+    """A number or text for a table cell, not yet escaped."""
+    return f"{value:.0f}" if isinstance(value, float) else str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _interval(lower: float | None, upper: float | None, fmt: Callable[[Any], str] = _fmt) -> str:
+    return "–" if lower is None or upper is None else f"[{fmt(lower)}, {fmt(upper)}]"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 1) -> str:
+    """An HTML table; the first ``text_columns`` columns are left-aligned text, the rest numbers."""
+
+    def cells(tag: str, values: Sequence[Any]) -> str:
+        return "".join(
+            f"<{tag}{' class=text' if i < text_columns else ''}>{v}</{tag}>" for i, v in enumerate(values)
+        )
+
+    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
+    return f"<table><tr>{cells('th', header)}</tr>{body}</table>"
+
+
+def _figure(name: str, figures: dict[str, str]) -> str:
+    if name not in figures:
+        return ""
+    caption = escape(FIGURE_CAPTIONS.get(name, name))
+    return (
+        f'<figure><img src="{escape(figures[name])}" alt="{caption}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _notes(notes: Iterable[str]) -> str:
+    items = "".join(f"<li>{escape(n)}</li>" for n in dict.fromkeys(notes) if n)
+    return f"<ul class=note>{items}</ul>" if items else ""
+
+
+def _verdicts(analyses: Analyses) -> str:
+    rows = []
+    for v in analyses.verdicts.rows:
+        css = v.verdict.replace(" at this scale", "").replace(" ", "-")
+        rows.append(
+            [escape(v.claim), escape(v.paper), escape(v.measure), _fmt(v.effect),
+             _interval(v.lower, v.upper), f'<span class="{css}">{escape(v.verdict)}</span>',
+             escape(v.note or "")]
+        )  # fmt: skip
+    header = ["claim", "paper", "measure", "effect", "interval", "verdict", "note"]
+    return table(header, rows, text_columns=3) + (
+        "<p class=note>Supported only when the interval excludes no effect in the claimed direction; "
+        "an interval that contains no effect is inconclusive at this scale.</p>"
+    )
+
+
+def _law_rows(name: str, fit: dict[str, Any] | None) -> list[list[str]]:
+    """One row per coefficient or derived quantity of a fitted law's summary."""
+    if not fit:
+        return []
+    values = {**fit["coefficients"], **fit["derived"]}
+    return [
+        [escape(name), escape(fit["formula"]) if i == 0 else "", escape(k), _fmt(v),
+         _interval(*(fit["intervals"].get(k) or (None, None)))]
+        for i, (k, v) in enumerate(values.items())
+    ]  # fmt: skip
+
+
+def _extrapolation(analyses: Analyses) -> str:
+    result = analyses.loss_law
+    if result.skipped:
+        return f"<p class=note>Skipped: {escape(result.skipped)}</p>"
+    rows, notes = [], []
+    for family, e in result.extrapolations.items():
+        if e.skipped:
+            notes.append(f"{family}: {e.skipped}")
+            continue
+        rows.append(
+            [escape(family), escape(", ".join(e.held_out)), str(e.n_train), _pct(e.mean_abs_rel_error),
+             _pct(e.max_abs_rel_error), _pct(e.coverage)]
+        )  # fmt: skip
+        notes += e.warnings
+    header = ["fit", "held out (largest model)", "points fitted", "mean |rel. error|", "max |rel. error|",
+              "points inside band"]  # fmt: skip
+    return table(header, rows, text_columns=2) + _notes(notes)
+
+
+def _allocation(analyses: Analyses) -> str:
+    result = analyses.allocation
+    rows = [
+        [escape(r["architecture"]), escape(r["source"]), _fmt(r["alpha_N"], ".3f"),
+         _interval(r["alpha_N_lo"], r["alpha_N_hi"]), _fmt(r["alpha_D"], ".3f"),
+         _interval(r["alpha_D_lo"], r["alpha_D_hi"])]
+        for r in result.table.to_dict(orient="records")
+    ]  # fmt: skip
+    notes = [f"{family}: {reason}" for family, reason in result.skipped.items()] + result.warnings
+    difference = result.alpha_N_difference
+    if difference:
+        notes.insert(
+            0,
+            f"α_N(MoE) − α_N(dense) = {_fmt(difference['effect'], '.3f')} "
+            f"{_interval(difference['lower'], difference['upper'])}",
+        )
+    header = ["architecture", "source", "α_N", "interval", "α_D", "interval"]
+    return table(header, rows, text_columns=2) + _notes(notes)
+
+
+def _power_fits(fits: dict[str, PowerFit], comparison: Comparison | None) -> str:
+    rows = []
+    notes = []
+    for family, fit in fits.items():
+        if fit.skipped:
+            notes.append(f"{family}: {fit.skipped}")
+            continue
+        rows += _law_rows(f"{family}: {fit.target}({fit.input})", fit.fit)
+        notes += fit.warnings
+    if comparison is not None:
+        notes.insert(
+            0,
+            f"MoE ÷ dense {comparison.quantity} at {comparison.input} = {comparison.reference:.4g}: "
+            f"{comparison.ratio:.3f} {_interval(comparison.lower, comparison.upper, lambda x: f'{x:.3f}')}; "
+            f"band overlap {_pct(comparison.band_overlap)}, range overlap {_pct(comparison.range_overlap)}"
+            + (" (ranges do not overlap: both fits extrapolated)" if comparison.extrapolated else ""),
+        )
+    header = ["fit", "formula", "coefficient", "value", "interval"]
+    return (table(header, rows, text_columns=3) if rows else "") + _notes(notes)
+
+
+def _hyperparams(analyses: Analyses, figures: dict[str, str]) -> str:
+    result = analyses.hyperparams
+    if result.skipped:
+        return f"<p class=note>Skipped: {escape(result.skipped)}</p>" + "".join(
+            _figure(n, figures) for n in ("batch_heatmap", "batch_size_law", "lr_heatmap", "lr_law")
+        )
+    return (
+        f"<p>Method: {escape(result.method)}; {len(result.batch_optima)} batch-size optima and "
+        f"{len(result.lr_optima)} learning-rate optima found on {len(result.grids)} grids.</p>"
+        + _figure("batch_heatmap", figures)
+        + _figure("batch_size_law", figures)
+        + _power_fits(result.batch_fits, result.batch_comparison)
+        + _figure("lr_heatmap", figures)
+        + _figure("lr_law", figures)
+        + _power_fits(result.lr_fits, result.lr_comparison)
+    )
+
+
+def _generalisation(analyses: Analyses) -> str:
+    result = analyses.generalisation
+    if result.skipped:
+        return f"<p class=note>Skipped: {escape(result.skipped)}</p>"
+    text = _power_fits(result.fits, result.loss_ratio)
+    gain = result.data_efficiency_gain
+    if gain:
+        text += (
+            f"<p>Data-efficiency gain of MoE (extra compute, hence tokens, a dense model needs for the "
+            f"MoE's test loss at compute {gain['compute']:.3g}): <b>{_pct(gain['value'])}</b> "
+            f"{_interval(gain.get('lower'), gain.get('upper'), _pct)} (paper: 16.37 %).</p>"
+        )
+    return text
+
+
+def _fitted_laws(analyses: Analyses) -> str:
+    rows = []
+    for family, e in analyses.loss_law.extrapolations.items():
+        rows += _law_rows(f"Eq. 5, {family}, fitted without the largest model", e.law)
+    for family, fit in analyses.allocation.fits.items():
+        rows += _law_rows(f"Eq. 5, {family}, all runs (Table 1)", fit)
+    if not rows:
+        return "<p class=note>No loss law could be fitted on these runs.</p>"
+    return table(["fit", "formula", "coefficient", "value", "interval"], rows, text_columns=3)
+
+
+def _downstream(summary: dict[str, Any]) -> str:
+    rows = summary["downstream"]
+    if not rows:
+        return (
+            "<p class=note>No downstream scores are stored: run <code>archscale eval RUN_ID --tasks …</code> "
+            "to add them.</p>"
+        )
+    body = [
+        [escape(r["model"] or r["run_id"]), escape(r["task"]), escape(r["metric"]), _fmt(r["value"], ".3f"),
+         _fmt(r["stderr"], ".3f"), _fmt(r["chance"], ".3f"), str(r["n"]),
+         {True: "at chance", False: "above chance", None: "–"}[r["near_chance"]]]
+        for r in rows
+    ]  # fmt: skip
+    header = ["model", "task", "metric", "score", "stderr", "chance", "n", "vs chance"]
+    at_chance = any(r["near_chance"] for r in rows)
+    return table(header, body, text_columns=3) + (
+        "<p class=note>Scores within two standard errors of chance say nothing about the models: at this "
+        "scale that is expected.</p>"
+        if at_chance
+        else ""
+    )
+
+
+def _inventory(summary: dict[str, Any]) -> str:
+    rows = [
+        [escape(r["run_id"]), escape(r["model_name"] or ""), escape(r["kind"]), escape(r["status"]),
+         _fmt(r["N"], ".3g"), _fmt(r["P_active"], ".3g"), _fmt(r["D"], ".3g"), _fmt(r["C"], ".3g"),
+         str(r["batch_size"]), _fmt(r["lr"], ".3g"), _fmt(r["final_train_loss"], ".4f"),
+         _fmt(r["final_test_loss"], ".4f"), _fmt(r["final_test_bpb"], ".4f"), _fmt(r["wall_time"], ".0f")]
+        for r in summary["runs"]["inventory"]
+    ]  # fmt: skip
+    header = ["run", "model", "kind", "status", "N (FLOPs/token)", "active params", "tokens", "compute",
+              "batch (seq.)", "peak LR", "final train loss", "test loss", "test bits/byte",
+              "wall (s)"]  # fmt: skip
+    return table(header, rows, text_columns=4)
+
+
+def _environment(summary: dict[str, Any]) -> str:
+    env = summary["environment"]
+    labels = {
+        "store": "results store",
+        "bootstrap": "bootstrap resamples",
+        "study_wall_time_s": "study wall time (s)",
+    }
+    rows = [
+        ["generated", env["generated"]],
+        ["machine", f"{env['system']}, {env['machine']}, {env['cpus']} CPUs {env['processor'] or ''}"],
+        ["python", env["python"]],
+        *[[name, v or "not installed"] for name, v in env["packages"].items()],
+        *[[label, _plain(summary[k])] for k, label in labels.items() if summary.get(k) is not None],
+    ]
+    return table(["", "value"], [[escape(str(k)), escape(str(v))] for k, v in rows], text_columns=2)
+
+
+def render_page(analyses: Analyses, summary: dict[str, Any], figures: dict[str, str]) -> str:
+    """The whole report page."""
+    counts = ", ".join(f"{n} {escape(status)}" for status, n in summary["runs"]["by_status"].items())
+    sections = [
+        ("Replication verdicts", _verdicts(analyses)),
+        ("Loss law and extrapolation (Figure 1)", _figure("loss_extrapolation", figures) + _extrapolation(analyses)),
+        ("Compute-optimal allocation (Table 1)", _allocation(analyses) + _figure("allocation", figures)),
+        ("Optimal batch size and learning rate (Figures 2–5)", _hyperparams(analyses, figures)),
+        ("Gradient noise scale", _figure("noise_scale", figures)
+         + _power_fits(analyses.noise.fits, analyses.noise.comparison)
+         + (f"<p class=note>Skipped: {escape(analyses.noise.skipped)}</p>" if analyses.noise.skipped else "")),
+        ("Generalisation (Figure 6)", _figure("generalisation", figures) + _generalisation(analyses)),
+        ("Downstream tasks (Table 2)", _downstream(summary)),
+        ("Fitted loss laws", _fitted_laws(analyses)),
+        (f"Runs ({summary['runs']['total']}: {counts})", _inventory(summary)),
+        ("Machine and software", _environment(summary)),
+    ]  # fmt: skip
+    body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
+    return (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        "<title>archscale report: dense vs MoE scaling</title>"
+        f"<style>{STYLE}</style></head><body>"
+        "<h1>Dense vs MoE scaling: archscale report</h1>"
+        "<p class=note>Replication of Wang et al., <i>Scaling Laws Across Model Architectures: Dense vs "
+        "MoE</i> (EMNLP 2024), on this study's own runs. Machine-readable values: "
+        '<a href="summary.json">summary.json</a>.</p>'
+        f"{body}</body></html>"
+    )

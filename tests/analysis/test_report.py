@@ -1,0 +1,116 @@
+"""The report: page, figures and summary.json from analyses and from a store, loaded in a real browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from archscale.cli.main import app
+from archscale.report import build_report, write_report
+from archscale.report.build import run_inventory
+from archscale.store import ResultsStore
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--allow-file-access-from-files", "--virtual-time-budget=10000",
+]  # fmt: skip
+
+# Injected into a copy of the page: after load, record every image's source and decoded width.
+IMAGE_PROBE = """<script>
+window.addEventListener("load", () => {
+  const seen = Array.from(document.images).map(i => [i.getAttribute("src"), i.complete ? i.naturalWidth : -1]);
+  document.body.setAttribute("data-images", JSON.stringify(seen));
+});
+</script></body>"""
+
+
+@pytest.fixture(scope="module")
+def synthetic_report(analyses, store, tmp_path_factory):
+    """The report of the synthetic study (every analysis runs), with the store's run inventory."""
+    return write_report(
+        analyses, tmp_path_factory.mktemp("report"), inventory=run_inventory(store), about={"bootstrap": 20}
+    )
+
+
+def test_summary_carries_the_analyses_headline_and_verdicts(synthetic_report, analyses):
+    summary = json.loads(synthetic_report.summary_path.read_text())  # strict JSON: NaN was refused
+    moe = analyses.loss_law.extrapolations["moe"]
+    assert summary["headline"]["extrapolation"]["moe"]["mean_abs_rel_error"] == pytest.approx(
+        moe.mean_abs_rel_error
+    )
+    assert summary["headline"]["verdicts"] == {row.claim: "supported" for row in analyses.verdicts.rows}
+    assert summary["analyses"]["verdicts"]["rows"][0]["effect"] == pytest.approx(
+        analyses.verdicts.rows[0].effect
+    )
+    assert summary["runs"]["total"] == 9 and summary["runs"]["by_status"] == {"finished": 8, "failed": 1}
+    assert {"torch", "numpy"} <= set(summary["environment"]["packages"])
+    headline = synthetic_report.headline()
+    assert "Eq. 5 moe: largest model predicted within" in headline and headline.count("supported") == 5
+
+
+def test_page_shows_every_figure_and_table(synthetic_report):
+    page = synthetic_report.index.read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(sources) == sorted(f"figures/{name}.png" for name in synthetic_report.figures)
+    assert all((synthetic_report.index.parent / s).is_file() for s in sources)
+    for heading in ("Replication verdicts", "Table 1", "Figures 2–5", "Figure 6", "Table 2", "Runs (9"):
+        assert heading in page
+    assert page.count('class="supported"') == 5
+    assert "No downstream scores are stored" in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_page_renders_in_headless_chromium_with_every_image_loaded(synthetic_report, tmp_path):
+    probe = synthetic_report.index.with_name("probe.html")
+    probe.write_text(synthetic_report.index.read_text().replace("</body>", IMAGE_PROBE))
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    found = re.search(r"data-images=\"([^\"]*)\"", dom)
+    assert found, dom[-2000:]
+    images = json.loads(found.group(1).replace("&quot;", '"'))
+    assert len(images) == len(synthetic_report.figures)
+    assert all(width > 300 for _, width in images), images  # decoded PNGs, not broken-image icons
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000",
+         f"--screenshot={shot}", synthetic_report.index.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 50_000
+
+
+def test_build_report_reads_a_store_and_the_cli_prints_the_headline(store, tmp_path):
+    report = build_report(store.path, tmp_path / "from-store", bootstrap=10)
+    summary = json.loads(report.summary_path.read_text())
+    assert summary["bootstrap"] == 10 and summary["store"] == str(store.path.resolve())
+    inventory = {row["model_name"]: row for row in summary["runs"]["inventory"]}
+    assert inventory["dense-6.4m"]["status"] == "failed" and inventory["dense-6.4m"]["final_train_loss"] is None
+    with ResultsStore(store.path) as again:
+        last = again.curve().groupby("run_id")["lm_loss"].last()
+    assert inventory["moe-800k"]["final_train_loss"] == pytest.approx(last[inventory["moe-800k"]["run_id"]])
+    assert "not tested" in summary["headline"]["verdicts"].values()  # no batch × LR grid in this store
+    result = CliRunner().invoke(app, ["report", "--store", str(store.path), "--out", str(tmp_path / "cli"),
+                                      "--bootstrap", "10"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Table 1 dense: α_N =" in result.output and (tmp_path / "cli" / "index.html").is_file()
+
+
+def test_report_refuses_a_missing_or_empty_store(tmp_path):
+    missing = CliRunner().invoke(app, ["report", "--store", str(tmp_path / "nope.sqlite")])
+    assert missing.exit_code != 0 and "no results store" in missing.output
+    ResultsStore(tmp_path / "empty.sqlite").close()
+    with pytest.raises(ValueError, match="holds no runs"):
+        build_report(tmp_path / "empty.sqlite", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
