@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_synthetic import ALPHA_B, ALPHA_LR, LAMBDA_B, LAMBDA_LR, grid, ladder, make_study
+from analysis_synthetic import (
+    ALPHA_B,
+    ALPHA_LR,
+    GRID_BATCHES,
+    GRID_LRS,
+    LAMBDA_B,
+    LAMBDA_LR,
+    grid,
+    ladder,
+    make_study,
+)
 
 from archscale.analysis import AnalysisError, optimal_hyperparameters
 from archscale.analysis.hyperparams import refine
@@ -84,14 +95,42 @@ def test_without_a_grid_the_analysis_says_why():
 
 
 def test_optima_on_the_edge_are_not_fitted():
-    runs, curve, _ = make_study(
-        [r for r in grid(kinds=("dense",)) if r.batch_tokens >= 1024], noise_scale=False
-    )
+    above = [
+        replace(r, batch_tokens=4 * r.batch_tokens) for r in grid(kinds=("dense",)) if r.batch_tokens >= 512
+    ]
+    runs, curve, _ = make_study(above, noise_scale=False)  # batches 2048-8192 tokens, all above B_opt
     result = optimal_hyperparameters(runs, curve, bootstrap=0)
     assert result.skipped is None
     assert "lie on the edge of the batch-size grid" in result.batch_fits["dense"].skipped
     assert result.batch_fits["moe"].skipped == "no moe grid" and result.batch_comparison is None
     assert result.lr_fits["dense"].skipped is None  # the LR grid still brackets its optimum
+
+
+def test_a_sweep_of_two_values_is_named_as_the_reason():
+    runs, curve, _ = make_study(
+        [r for r in grid(kinds=("dense",)) if r.batch_tokens >= 1024], noise_scale=False
+    )
+    result = optimal_hyperparameters(runs, curve, bootstrap=0)
+    assert "varies the batch-size over 3 or more values" in result.batch_fits["dense"].skipped
+    assert result.lr_fits["dense"].skipped is None
+
+
+def test_a_cross_shaped_design_recovers_the_optima():
+    """A batch-size sweep at one LR and an LR sweep at one batch size, as the micro study runs them: each
+    axis is read along its own sweep (the synthetic penalty is separable, so the optimum along a slice is
+    the true one)."""
+    cross = [r for r in grid() if r.lr == GRID_LRS[2] or r.batch_tokens == GRID_BATCHES[2]]
+    runs, curve, _ = make_study(cross, noise_scale=False)
+    result = optimal_hyperparameters(runs, curve, bootstrap=0)
+    for family in ("dense", "moe"):
+        batch, lr = result.batch_fits[family].fit, result.lr_fits[family].fit
+        assert batch["coefficients"]["exponent"] == pytest.approx(-ALPHA_B, abs=0.25)
+        assert lr["coefficients"]["exponent"] == pytest.approx(-ALPHA_LR, abs=0.25)
+    assert result.batch_comparison.ratio == pytest.approx(0.6, rel=0.1)
+    assert result.lr_comparison.ratio == pytest.approx(1.5, rel=0.1)
+    assert {m.axis: m.fixed for m in result.heatmaps if m.kind == "dense"} == {
+        "batch_size": GRID_LRS[2], "lr": GRID_BATCHES[2]
+    }  # fmt: skip
 
 
 def test_bad_options_are_refused(study):

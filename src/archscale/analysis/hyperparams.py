@@ -4,7 +4,9 @@ The paper's contour procedure (after Hu et al. 2024, MiniCPM): on a batch-size �
 for each token count of a log-spaced set common to the grid's runs, the cell with the lowest smoothed
 training loss is the optimum. Its batch size is refined along the batch-size slice at that cell's LR (and
 its LR along the LR slice at its batch size) by a parabola in log(hyperparameter) through the best cell
-and its two neighbours — the minimum of the "fitted curve" of the paper's Figures 2 and 4. An optimum on
+and its two neighbours — the minimum of the "fitted curve" of the paper's Figures 2 and 4. A cheaper
+cross-shaped design (a batch-size sweep at one LR, an LR sweep at one batch size) works too: each axis is
+read along the slice of three or more cells that holds the lowest loss (``sweep_line``). An optimum on
 the edge of its slice is only a bound, so it is reported but left out of the fits. Collected over model
 sizes, the pairs (L, B_opt) and (L, lr_opt) are fitted with B_opt = λ_B / L^α_B and lr_opt = λ / L^α
 (paper Eq. 12 and 15; the fitted ``exponent`` is −α) for dense and MoE, with bootstrap intervals over
@@ -40,6 +42,7 @@ from archscale.laws import PowerLaw
 
 METHODS: tuple[str, ...] = ("contour", "minicpm")
 AXES: dict[str, str] = {"batch_size": "lr", "lr": "batch_size"}  # the axis refined → the one held fixed
+MIN_SWEEP = 3  # cells a slice needs to hold an interior optimum
 
 
 @dataclass
@@ -149,17 +152,34 @@ def _tokens_to_reach(
     return _by_cell(grid, out)
 
 
+def sweep_line(scores: pd.Series, axis: str) -> tuple[float, pd.Series] | None:
+    """The slice of ``scores`` (index: batch_size, lr) along ``axis`` to read an optimum from: among the
+    slices with at least three cells, the one holding the lowest score; returns (the value held fixed,
+    the slice), or None when no slice is that long.
+
+    On a full batch-size × LR grid this is the slice through the best cell. On a cross-shaped design (a
+    batch-size sweep at one LR and an LR sweep at one batch size) it is the sweep itself, where the best
+    cell's own slice could be a single cell.
+    """
+    fixed = AXES[axis]
+    best: tuple[float, pd.Series] | None = None
+    for value, line in scores.groupby(level=fixed):
+        line = line.droplevel(fixed)
+        if line.notna().sum() >= MIN_SWEEP and (best is None or line.min() < best[1].min()):
+            best = (float(value), line)
+    return best
+
+
 def _optima(scores: pd.DataFrame, losses: np.ndarray | None, info: dict, levels: np.ndarray) -> dict:
-    """Per level, the best cell and its refined batch size and LR. ``losses``: the loss of each level
-    (MiniCPM), or None when the scores are losses (contour: the refined minimum is the loss)."""
+    """Per level, the optimal batch size and LR along their sweep lines, refined. ``losses``: the loss of
+    each level (MiniCPM), or None when the scores are losses (contour: the refined minimum is the loss)."""
     found: dict[str, list[dict]] = {"batch_size": [], "lr": []}
     for j in scores.columns:
-        column = scores[j]
-        if column.isna().all():
-            continue
-        best = dict(zip(("batch_size", "lr"), column.idxmin(), strict=True))
         for axis, fixed in AXES.items():
-            value, score, at_edge = refine(column.xs(best[fixed], level=fixed))
+            line = sweep_line(scores[j], axis)
+            if line is None:
+                continue
+            value, score, at_edge = refine(line[1])
             loss = score if losses is None else float(losses[j])
             found[axis].append(
                 info
@@ -167,7 +187,7 @@ def _optima(scores: pd.DataFrame, losses: np.ndarray | None, info: dict, levels:
                     "level": float(levels[j]),
                     "loss": loss,
                     axis: value,
-                    fixed: best[fixed],
+                    fixed: line[0],
                     "at_edge": at_edge,
                 }
             )
@@ -175,23 +195,20 @@ def _optima(scores: pd.DataFrame, losses: np.ndarray | None, info: dict, levels:
 
 
 def _heatmaps(cells: pd.DataFrame, tokens: np.ndarray, info: dict) -> list[Heatmap]:
-    """Loss over (batch size, tokens) at the LR of the final best cell, and over (LR, tokens) at its batch."""
-    final = cells[cells.columns[-1]]
-    if final.isna().all():
-        return []
-    best = dict(zip(("batch_size", "lr"), final.idxmin(), strict=True))
+    """Loss over (batch size, tokens) and over (LR, tokens) along the sweep lines of the final token count."""
     maps = []
     for axis, fixed in AXES.items():
-        grid = cells.xs(best[fixed], level=fixed).sort_index()
-        if len(grid) < 2:
+        line = sweep_line(cells[cells.columns[-1]], axis)
+        if line is None:
             continue
+        grid = cells.xs(line[0], level=fixed).sort_index()
         optimum = [refine(grid[j])[0] if grid[j].notna().any() else float("nan") for j in grid.columns]
         maps.append(
             Heatmap(
                 kind=info["kind"],
                 model_scale=info["model_scale"],
                 axis=axis,
-                fixed=float(best[fixed]),
+                fixed=line[0],
                 values=grid.index.tolist(),
                 tokens=tokens.tolist(),
                 loss=grid.to_numpy().tolist(),
@@ -201,16 +218,26 @@ def _heatmaps(cells: pd.DataFrame, tokens: np.ndarray, info: dict) -> list[Heatm
     return maps
 
 
+NAMES = {"batch_size": "batch-size", "lr": "learning-rate"}
+
+
 def _fit_family(
-    optima: pd.DataFrame, axis: str, family: str, bootstrap: int, seed: int
+    optima: pd.DataFrame, axis: str, family: str, gridded: bool, bootstrap: int, seed: int
 ) -> tuple[PowerFit, PowerLaw | None]:
-    """The power law of one family's interior optima; whole grids (model sizes) are resampled."""
+    """The power law of one family's interior optima; whole grids (model sizes) are resampled.
+    ``gridded``: the family has grids at all (their optima may still be missing along this axis)."""
     rows = optima[optima["kind"] == family] if len(optima) else optima
+    name = NAMES[axis]
     if rows.empty:
-        return PowerFit(family=family, target=axis, input="loss", skipped=f"no {family} grid"), None
+        skipped = f"no {family} grid"
+        if gridded:
+            skipped = (
+                f"no {family} grid varies the {name} over {MIN_SWEEP} or more values with the other "
+                "hyperparameter fixed, so no optimum can lie inside it"
+            )
+        return PowerFit(family=family, target=axis, input="loss", skipped=skipped), None
     interior = rows[~rows["at_edge"]]
     if interior.empty:
-        name = "batch-size" if axis == "batch_size" else "learning-rate"
         skipped = (
             f"all {len(rows)} {family} optima lie on the edge of the {name} grid, so they only bound "
             f"the optimum; extend the {name} range of the grid"
@@ -227,10 +254,10 @@ def _fit_family(
 
 
 def _fit_axis(
-    optima: list[dict], axis: str, bootstrap: int, seed: int
+    optima: list[dict], axis: str, gridded: set[str], bootstrap: int, seed: int
 ) -> tuple[dict[str, PowerFit], Comparison | None]:
     frame = pd.DataFrame(optima)
-    fitted = {family: _fit_family(frame, axis, family, bootstrap, seed) for family in FAMILIES}
+    fitted = {f: _fit_family(frame, axis, f, f in gridded, bootstrap, seed) for f in FAMILIES}
     return {family: fit for family, (fit, _) in fitted.items()}, compare_families(fitted)
 
 
@@ -287,6 +314,9 @@ def optimal_hyperparameters(
             found[axis] += optima[axis]
         result.grids.append(record | {"skipped": None})
     result.batch_optima, result.lr_optima = found["batch_size"], found["lr"]
-    result.batch_fits, result.batch_comparison = _fit_axis(result.batch_optima, "batch_size", bootstrap, seed)
-    result.lr_fits, result.lr_comparison = _fit_axis(result.lr_optima, "lr", bootstrap, seed)
+    gridded = {g["kind"] for g in result.grids if g["skipped"] is None}
+    result.batch_fits, result.batch_comparison = _fit_axis(
+        result.batch_optima, "batch_size", gridded, bootstrap, seed
+    )
+    result.lr_fits, result.lr_comparison = _fit_axis(result.lr_optima, "lr", gridded, bootstrap, seed)
     return result
