@@ -104,6 +104,12 @@ def test_eval_points_past_a_short_run_are_skipped():
     assert short.eval_tokens_per_subset == 512
 
 
+def test_an_empty_eval_list_evaluates_at_the_end_only():
+    (end_only,) = spec("eval: {at_tokens: []}").expand()
+    (named_end,) = spec("eval: {at_tokens: [20480]}").expand()
+    assert end_only.eval_at_tokens == (20480,) and end_only.run_id == named_end.run_id
+
+
 def test_inline_and_overridden_models():
     runs = spec("""
         models:

@@ -167,3 +167,11 @@ def test_torchrun_two_gloo_processes_match_one_process(tiny_corpus, tmp_path) ->
     assert len(one) == len(two) == 2 * 12
     for column in ("lm_loss", "grad_norm", "noise_scale"):
         assert two[column].to_numpy() == pytest.approx(one[column].to_numpy(), rel=1e-4, nan_ok=True), column
+
+
+def test_local_executor_needs_a_thread_per_worker() -> None:
+    from archscale.sweeps.executor import LocalExecutor
+
+    with pytest.raises(ValueError, match="threads: must be ≥ 1"):
+        LocalExecutor(2, threads=0)
+    assert LocalExecutor(1, threads=2).threads == 2

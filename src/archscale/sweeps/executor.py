@@ -113,8 +113,10 @@ class InProcessExecutor:
             coordinator.result(run_one(run.to_dict(), run_dir, emit, self.device, self.logs))
 
 
-def _worker_main(tasks: mp.Queue, events: mp.Queue, parent_pid: int, logs: LogOptions | None) -> None:
-    limit_threads(1)
+def _worker_main(
+    tasks: mp.Queue, events: mp.Queue, parent_pid: int, logs: LogOptions | None, threads: int
+) -> None:
+    limit_threads(threads)
     while (task := tasks.get()) is not None:
         run_dict, run_dir, run_id = task
 
@@ -127,12 +129,18 @@ def _worker_main(tasks: mp.Queue, events: mp.Queue, parent_pid: int, logs: LogOp
 
 
 class LocalExecutor:
-    """K spawned worker processes, one thread each, pulling runs longest-first from a queue."""
+    """K spawned worker processes pulling runs longest-first from a queue, ``threads`` compute threads each.
 
-    def __init__(self, workers: int = 2, logs: LogOptions | None = None) -> None:
+    One thread per worker is the default: on a busy 2-core box two 1-thread workers keep full speed where
+    one 2-thread worker loses to OpenMP synchronisation (benchmarks/RESULTS.md, ``sweep_workers.py``).
+    """
+
+    def __init__(self, workers: int = 2, logs: LogOptions | None = None, threads: int = 1) -> None:
         if workers < 1:
             raise ValueError(f"workers: must be ≥ 1, got {workers}")
-        self.workers, self.logs = workers, logs
+        if threads < 1:
+            raise ValueError(f"threads: must be ≥ 1 per worker, got {threads}")
+        self.workers, self.logs, self.threads = workers, logs, threads
 
     def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:
         ctx = mp.get_context("spawn")
@@ -143,7 +151,9 @@ class LocalExecutor:
         for _ in range(n):
             tasks.put(None)
         procs = [
-            ctx.Process(target=_worker_main, args=(tasks, events, os.getpid(), self.logs), daemon=True)
+            ctx.Process(
+                target=_worker_main, args=(tasks, events, os.getpid(), self.logs, self.threads), daemon=True
+            )
             for _ in range(n)
         ]
         for p in procs:

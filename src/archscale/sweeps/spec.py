@@ -208,7 +208,10 @@ def _schedule(path: str, value: Any) -> dict[str, Any]:
 
 
 def _eval(path: str, value: Any) -> dict[str, Any]:
-    parsers = {"at_tokens": lambda p, v: _list(p, v, _count), "tokens_per_subset": _count}
+    parsers = {
+        "at_tokens": lambda p, v: () if v == [] else _list(p, v, _count),  # []: at the end only
+        "tokens_per_subset": _count,
+    }
     return {key: parsers[key](_join(path, key), v) for key, v in _mapping(path, value, EVAL_KEYS).items()}
 
 
