@@ -31,6 +31,8 @@ def test_from_store_reads_the_stores_columns(store):
     assert analyses.hyperparams.skipped.startswith("no batch-size × LR grid")
     rows = pd.DataFrame([row.to_dict() for row in analyses.verdicts.rows])
     assert rows.loc[rows["measure"].str.startswith("B_opt"), "verdict"].item() == "not tested"
+    loss_note = rows.loc[rows["measure"].str.startswith("test loss"), "note"].item()
+    assert "only 4 runs to resample" in loss_note  # the caveat stands beside the verdict it qualifies
 
 
 def test_an_empty_store_gives_reasons_not_errors(tmp_path):

@@ -9,6 +9,7 @@ analysis could not run is **not tested**, with the reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,6 +19,7 @@ from archscale.analysis.errors import AnalysisError
 from archscale.analysis.generalisation import GeneralisationResult
 from archscale.analysis.hyperparams import HyperparamResult
 from archscale.analysis.noise import NoiseScaleResult
+from archscale.analysis.powerfit import PowerFit
 from archscale.analysis.results import Result
 
 SUPPORTED = "supported"
@@ -66,9 +68,14 @@ class VerdictTable(Result):
     rows: list[Verdict] = field(default_factory=list)
 
 
-def _from_comparison(verdict: Verdict, comparison: Comparison | None, skipped: str | None) -> Verdict:
+def _from_comparison(verdict: Verdict, comparison: Comparison | None, fits: Iterable[PowerFit]) -> Verdict:
+    """Fill ``verdict`` from the MoE ÷ dense comparison of two fits; the note carries why a fit is missing,
+    or the fits' caveats (e.g. an interval resting on few resampled runs) beside the verdict they qualify."""
+    fits = list(fits)
     if comparison is None:
-        verdict.note = skipped or "the dense or MoE fit is missing"
+        verdict.note = (
+            "; ".join(fit.skipped for fit in fits if fit.skipped) or "the dense or MoE fit is missing"
+        )
         return verdict
     verdict.effect, verdict.lower, verdict.upper = comparison.ratio, comparison.lower, comparison.upper
     verdict.level = comparison.level
@@ -78,12 +85,10 @@ def _from_comparison(verdict: Verdict, comparison: Comparison | None, skipped: s
         verdict.note = f"the families' {comparison.input} ranges do not overlap: both fits are extrapolated"
     elif comparison.lower is None:
         verdict.note = NO_INTERVAL
+    else:
+        caveats = dict.fromkeys(f"{fit.family}: {w}" for fit in fits for w in fit.warnings)
+        verdict.note = "; ".join(caveats) or None
     return verdict
-
-
-def _fit_reasons(*fits) -> str | None:
-    reasons = [fit.skipped for fit in fits if fit.skipped]
-    return "; ".join(reasons) if reasons else None
 
 
 def replication_verdicts(
@@ -128,18 +133,16 @@ def replication_verdicts(
         no_effect=1.0,
         direction="below",
     )
-    _from_comparison(
-        loss, generalisation.loss_ratio, generalisation.skipped or _fit_reasons(*generalisation.fits.values())
-    )
-    _from_comparison(
-        batch,
-        hyperparams.batch_comparison,
-        hyperparams.skipped or _fit_reasons(*hyperparams.batch_fits.values()),
-    )
-    _from_comparison(
-        lr, hyperparams.lr_comparison, hyperparams.skipped or _fit_reasons(*hyperparams.lr_fits.values())
-    )
-    _from_comparison(noise_verdict, noise.comparison, noise.skipped or _fit_reasons(*noise.fits.values()))
+    for verdict, result, comparison, fits in (
+        (loss, generalisation, generalisation.loss_ratio, generalisation.fits),
+        (batch, hyperparams, hyperparams.batch_comparison, hyperparams.batch_fits),
+        (lr, hyperparams, hyperparams.lr_comparison, hyperparams.lr_fits),
+        (noise_verdict, noise, noise.comparison, noise.fits),
+    ):
+        if result.skipped:
+            verdict.note = result.skipped
+        else:
+            _from_comparison(verdict, comparison, fits.values())
     difference = allocation.alpha_N_difference
     if difference is None:
         alpha.note = "; ".join(allocation.skipped.values()) or "the dense or MoE fit is missing"
@@ -151,6 +154,5 @@ def replication_verdicts(
         )
         alpha.level = difference.get("level")
         alpha.verdict = judge(alpha.lower, alpha.upper, alpha.no_effect, alpha.direction)
-        if alpha.lower is None:
-            alpha.note = NO_INTERVAL
+        alpha.note = NO_INTERVAL if alpha.lower is None else "; ".join(allocation.warnings) or None
     return VerdictTable(rows=[loss, alpha, batch, lr, noise_verdict])
