@@ -96,7 +96,9 @@ def test_build_report_reads_a_store_and_the_cli_prints_the_headline(store, tmp_p
     summary = json.loads(report.summary_path.read_text())
     assert summary["bootstrap"] == 10 and summary["store"] == str(store.path.resolve())
     inventory = {row["model_name"]: row for row in summary["runs"]["inventory"]}
-    assert inventory["dense-6.4m"]["status"] == "failed" and inventory["dense-6.4m"]["final_train_loss"] is None
+    assert (
+        inventory["dense-6.4m"]["status"] == "failed" and inventory["dense-6.4m"]["final_train_loss"] is None
+    )
     with ResultsStore(store.path) as again:
         last = again.curve().groupby("run_id")["lm_loss"].last()
     assert inventory["moe-800k"]["final_train_loss"] == pytest.approx(last[inventory["moe-800k"]["run_id"]])
