@@ -116,3 +116,24 @@ def test_report_refuses_a_missing_or_empty_store(tmp_path):
     with pytest.raises(ValueError, match="holds no runs"):
         build_report(tmp_path / "empty.sqlite", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_downstream_scores_become_table_2_marked_against_chance(store, tmp_path):
+    run_id = store.runs(model_name="moe-800k")["run_id"].item()
+    records = {
+        "archscale_arith": {"metrics": {"acc": 0.30, "acc_stderr": 0.10}, "chance": 0.25, "n": 20},
+        "other_task": {"metrics": {"acc": 0.90, "acc_stderr": 0.02}, "chance": 0.25, "n": 400},
+    }
+    store.set_meta(run_id, "downstream", records)
+    try:
+        report = build_report(store.path, tmp_path / "table2", bootstrap=0)
+    finally:
+        store.set_meta(run_id, "downstream", {})
+    rows = {row["task"]: row for row in json.loads(report.summary_path.read_text())["downstream"]}
+    assert (
+        rows["archscale_arith"] | {"value": 0.30, "near_chance": True, "model": "moe-800k"}
+        == rows["archscale_arith"]
+    )
+    assert rows["other_task"]["near_chance"] is False and rows["other_task"]["stderr"] == 0.02
+    page = report.index.read_text()
+    assert "at chance" in page and "above chance" in page and "Scores within two standard errors" in page
