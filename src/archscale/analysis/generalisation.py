@@ -23,14 +23,13 @@ import pandas as pd
 
 from archscale.analysis.compare import Comparison, compare_families
 from archscale.analysis.curves import (
-    FAMILIES,
     final_points,
     finished_runs,
     representative_runs,
     require_columns,
 )
 from archscale.analysis.errors import AnalysisError
-from archscale.analysis.powerfit import PowerFit, fit_power
+from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result
 from archscale.laws import PowerLaw
 from archscale.laws.base import percentile_interval
@@ -101,17 +100,8 @@ def generalisation_vs_compute(
     points["compute"] = points["model_scale"] * points["tokens"]
     points["stable"] = points["tokens"] >= stable_from * points.groupby("run_id")["tokens"].transform("max")
     result = GeneralisationResult(stable_from=stable_from, points=points)
-    fitted = {
-        family: fit_power(
-            points[(points["kind"] == family) & points["stable"]],
-            family=family,
-            target="loss",
-            input="compute",
-            bootstrap=bootstrap,
-            seed=seed,
-        )
-        for family in FAMILIES
-    }
+    stable = points[points["stable"]]
+    fitted = fit_families(stable, target="loss", input="compute", bootstrap=bootstrap, seed=seed)
     result.fits = {family: fit for family, (fit, _) in fitted.items()}
     result.loss_ratio = compare_families(fitted)
     if result.loss_ratio is not None:

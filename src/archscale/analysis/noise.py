@@ -16,7 +16,6 @@ import pandas as pd
 
 from archscale.analysis.compare import Comparison, compare_families
 from archscale.analysis.curves import (
-    FAMILIES,
     SMOOTHING_WINDOW,
     finished_runs,
     log_spaced_rows,
@@ -24,7 +23,7 @@ from archscale.analysis.curves import (
     smooth,
     usable_from,
 )
-from archscale.analysis.powerfit import PowerFit, fit_power
+from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result
 
 
@@ -73,17 +72,7 @@ def noise_scale_vs_loss(
     )
     points = points.rename(columns={"lm_loss": "loss"})
     result = NoiseScaleResult(points=points, dropped=int((~positive).sum()))
-    fitted = {
-        family: fit_power(
-            points[points["kind"] == family],
-            family=family,
-            target="noise_scale",
-            input="loss",
-            bootstrap=bootstrap,
-            seed=seed,
-        )
-        for family in FAMILIES
-    }
+    fitted = fit_families(points, target="noise_scale", input="loss", bootstrap=bootstrap, seed=seed)
     result.fits = {family: fit for family, (fit, _) in fitted.items()}
     result.comparison = compare_families(fitted)
     return result

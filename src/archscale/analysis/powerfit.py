@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from archscale.analysis.curves import FAMILIES
 from archscale.analysis.results import Result, bootstrap_for, fit_summary, recorded_warnings
 from archscale.laws import LawDataError, PowerLaw
 
@@ -67,3 +68,20 @@ def fit_power(
         lower, upper = law.predict_interval({input: x})
         result.lower, result.upper = lower.tolist(), upper.tolist()
     return result, law
+
+
+def fit_families(
+    points: pd.DataFrame, *, target: str, input: str, bootstrap: int, seed: int
+) -> dict[str, tuple[PowerFit, PowerLaw | None]]:
+    """:func:`fit_power` on each family's rows of ``points`` (column ``kind``)."""
+    return {
+        family: fit_power(
+            points[points["kind"] == family],
+            family=family,
+            target=target,
+            input=input,
+            bootstrap=bootstrap,
+            seed=seed,
+        )
+        for family in FAMILIES
+    }
