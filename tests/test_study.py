@@ -39,7 +39,9 @@ def test_study_trains_fits_and_reports_then_resumes(tiny_corpus, tmp_path):
     verdicts = summary["analyses"]["verdicts"]["rows"]
     assert len(verdicts) == 5 and all(row["verdict"] for row in verdicts)
     assert summary["headline"]["verdicts"] == {row["claim"]: row["verdict"] for row in verdicts}
-    assert all((out / "report" / "figures" / f"{name}.png").is_file() for name in ("loss_extrapolation", "lr_law"))
+    assert all(
+        (out / "report" / "figures" / f"{name}.png").is_file() for name in ("loss_extrapolation", "lr_law")
+    )
     with ResultsStore(out / "results.sqlite") as store:
         tests = store.evals(split="test", subset="all")
     assert tests["bits_per_byte"].notna().all() and tests.groupby("run_id").size().min() >= 2
@@ -47,3 +49,22 @@ def test_study_trains_fits_and_reports_then_resumes(tiny_corpus, tmp_path):
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert "18 runs: 18 reused, 0 finished" in again.output
+
+
+def test_every_study_preset_is_a_valid_sweep_with_ladders_and_hyperparameter_sweeps():
+    from archscale.cli.study import PRESETS, preset_spec_path
+    from archscale.sweeps import load_spec
+
+    for preset in PRESETS:
+        runs = load_spec(preset_spec_path(preset)).expand()  # every run validated, as before a sweep
+        for kind in ("dense", "moe"):
+            family = [run for run in runs if run.model.kind == kind]
+            assert len({run.model.name for run in family}) >= 3, f"{preset}: a {kind} ladder needs 3+ sizes"
+            swept = [
+                (
+                    {r.lr for r in family if r.model.name == name},
+                    {r.batch_size for r in family if r.model.name == name},
+                )
+                for name in {run.model.name for run in family}
+            ]
+            assert any(len(lrs) >= 3 and len(batches) >= 3 for lrs, batches in swept), preset
