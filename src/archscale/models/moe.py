@@ -57,11 +57,15 @@ class Experts(nn.Module):
 
     # Both backends multiply by the gate and up halves of w_gate_up separately (weight views, no copy), as
     # SwiGLU does, rather than chunking one product: no concatenated gradient, contiguous element-wise ops.
+    # The loop takes each expert's matrices from one ``unbind`` per weight, not by indexing ``w[e]``: the
+    # backward of an index writes into a zeroed copy of the whole (E, ...) tensor, once per expert, which
+    # made the fills cost more than the expert matmuls at small batches; unbind's backward is one stack.
     def _loop(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        w_gate, w_up = (w.unbind(0) for w in self.w_gate_up.chunk(2, dim=-1))
+        w_down = self.w_down.unbind(0)
         outs = []
         for e, chunk in enumerate(x_sorted.split(counts.tolist())):
-            w_gate, w_up = self.w_gate_up[e].chunk(2, dim=-1)
-            outs.append((F.silu(chunk @ w_gate) * (chunk @ w_up)) @ self.w_down[e])
+            outs.append((F.silu(chunk @ w_gate[e]) * (chunk @ w_up[e])) @ w_down[e])
         return torch.cat(outs)
 
     def _grouped(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
