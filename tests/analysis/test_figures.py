@@ -10,6 +10,7 @@ from archscale.analysis import (
     HyperparamResult,
     LossLawResult,
     NoiseScaleResult,
+    PowerFit,
 )
 from archscale.laws import table1
 from archscale.report import figures
@@ -48,6 +49,13 @@ def test_write_figures_draws_every_figure(analyses, tmp_path):
         (figures.lr_law_figure, HyperparamResult(method="minicpm", skipped="no grid")),
         (figures.noise_scale_figure, NoiseScaleResult(skipped="no noise scale")),
         (figures.generalisation_figure, GeneralisationResult(skipped="no evals")),
+        (  # grids that sweep the other hyperparameter only: no optimum along this axis
+            figures.lr_law_figure,
+            HyperparamResult(
+                method="contour",
+                lr_fits={"dense": PowerFit(family="dense", target="lr", input="loss", skipped="no sweep")},
+            ),
+        ),
     ],
 )
 def test_skipped_results_still_give_a_figure(function, result, tmp_path):

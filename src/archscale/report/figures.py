@@ -236,6 +236,8 @@ def _optimum_law(result: HyperparamResult, path: str | Path, axis: str, title: s
     optima = result.batch_optima if axis == "batch_size" else result.lr_optima
     fits = result.batch_fits if axis == "batch_size" else result.lr_fits
     comparison = result.batch_comparison if axis == "batch_size" else result.lr_comparison
+    if not optima:
+        return _skipped(path, title, "; ".join(fit.skipped for fit in fits.values() if fit.skipped))
     figure = Figure(figsize=(6, 4.5), layout="constrained")
     ax = figure.add_subplot()
     for family, fit in fits.items():
