@@ -108,33 +108,15 @@ def archscale_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor) -> C
 
 
 def hf_model(cfg: ModelConfig) -> torch.nn.Module:
-    """The ``transformers`` Llama (dense) or Mixtral (MoE) with the same shapes, randomly initialised."""
-    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
+    """The ``transformers`` twin of ``cfg`` that ``archscale export`` writes (Llama, or Mixtral for the
+    renormalised MoE presets), randomly initialised, with SDPA attention."""
+    from transformers import AutoModelForCausalLM
 
-    common = dict(
-        hidden_size=cfg.d_model,
-        intermediate_size=cfg.d_ff,
-        num_hidden_layers=cfg.n_layers,
-        num_attention_heads=cfg.n_heads,
-        num_key_value_heads=cfg.n_heads,
-        vocab_size=cfg.vocab_size,
-        max_position_embeddings=cfg.max_seq_len,
-        rms_norm_eps=cfg.norm_eps,
-        rope_theta=cfg.rope_theta,
-        tie_word_embeddings=cfg.tie_embeddings,
-        initializer_range=cfg.init_std,
-        attn_implementation="sdpa",
-    )
-    if not cfg.is_moe:
-        return LlamaForCausalLM(LlamaConfig(**common)).train()
-    moe = MixtralConfig(
-        num_local_experts=cfg.n_experts,
-        num_experts_per_tok=cfg.top_k,
-        output_router_logits=True,  # so the step includes the load-balancing loss, as archscale's does
-        router_aux_loss_coef=cfg.aux_loss_weight,
-        **common,
-    )
-    return MixtralForCausalLM(moe).train()
+    from archscale.bridges.hf_export import hf_config
+
+    config = hf_config(cfg)
+    config.output_router_logits = cfg.is_moe  # the step includes the load-balancing loss, as archscale's does
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").train()
 
 
 def hf_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor) -> Candidate:
