@@ -68,7 +68,7 @@ def test_fit_text_output_shows_the_summary_and_audit(runs_csv):
     assert result.exit_code == 0, result.output
     assert "WangLaw: L = A/(N^alpha E^gamma)" in result.stdout
     assert "extrapolation audit: held out model_scale = [" in result.stdout
-    assert "inside interval n/a (no bootstrap)" in result.stdout
+    assert "no interval (no bootstrap)" in result.stdout
 
 
 def test_power_law_options(tmp_path):
@@ -91,6 +91,7 @@ def test_power_law_options(tmp_path):
         ),
         (["fit", "gpt", "--data", "RUNS"], "unknown law 'gpt'"),
         (["fit", "wang", "--data", "RUNS", *MAP, "--holdout", "model_scale:x"], "--holdout takes COLUMN"),
+        (["fit", "wang", "--data", "RUNS", *MAP, "--points", "final"], "drop --points, or pass the store"),
         (["plan", "--compute", "1e21"], "give at least one --fit"),
         (["plan", "--compute", "1e21", "--law", "wang2024-moe"], "publishes exponents only"),
     ],

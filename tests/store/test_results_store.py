@@ -139,50 +139,6 @@ def test_runs_filters(store):
     assert store.runs(run_id=hostile).empty and store.status(hostile) is None  # bound, never interpolated
 
 
-def test_law_table_final_and_every_point(store):
-    dense, moe, running = make(), make("moe-100k"), make(seed=9)
-    for run in (dense, moe, running):
-        store.add_run(run)
-        store.add_curve(run.run_id, curve_rows(range(1, run.steps + 1)))
-        store.add_evals(run.run_id, [
-            {"step": s, "tokens": s * 256, "split": "test", "loss": 4.0 / s} for s in (10, run.steps)
-        ] + [{"step": run.steps, "tokens": run.steps * 256, "split": "validation", "loss": 9.0}])  # fmt: skip
-    store.set_status(dense.run_id, "finished")
-    store.set_status(moe.run_id, "finished")
-    table = store.law_table()
-    expected_columns = [
-        "run_id",
-        "params",
-        "model_scale",
-        "tokens",
-        "experts",
-        "compute",
-        "loss",
-        "batch_size",
-        "lr",
-    ]
-    assert list(table.columns[: len(expected_columns)]) == expected_columns
-    assert set(table["run_id"]) == {dense.run_id, moe.run_id}  # the unfinished run is left out
-    row = table.set_index("run_id").loc[moe.run_id]
-    d = moe.derived()
-    assert (row["params"], row["model_scale"], row["tokens"], row["experts"]) == (d["P"], d["N"], d["D"], 8)
-    assert row["compute"] == pytest.approx(d["C"])
-    assert row["loss"] == pytest.approx(5.0 / 40 - 0.01)  # lm_loss at the last step (40)
-    assert (row["batch_size"], row["batch_sequences"], row["lr"]) == (4 * 64, 4, 1e-3)  # batch in tokens
-
-    assert list(store.law_table(kind="dense")["run_id"]) == [dense.run_id]
-    evals = store.law_table(loss="eval")
-    assert evals["loss"].tolist() == pytest.approx([0.1, 0.1])  # test split, final eval: 4 / 40
-    every = store.law_table(kind="moe", final=False)
-    assert list(every["tokens"]) == [s * 256 for s in range(1, 41)]
-    assert every["compute"].tolist() == pytest.approx([d["N"] * s * 256 for s in range(1, 41)])
-    assert store.law_table(kind="moe", final=False, loss="eval")["loss"].tolist() == pytest.approx([0.4, 0.1])
-    with pytest.raises(StoreError, match="loss: must be 'lm' or 'eval'"):
-        store.law_table(loss="train")
-    with pytest.raises(StoreError, match="kind:"):
-        store.law_table(kind="sparse")
-
-
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_export_round_trips(store, tmp_path, fmt):
     run_id = store.add_run(make("moe-100k"))

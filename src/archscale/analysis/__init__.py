@@ -18,7 +18,7 @@ Quick start::
 
 from archscale.analysis.allocation import AllocationResult, compute_allocation
 from archscale.analysis.compare import Comparison, compare
-from archscale.analysis.curves import loss_points, smooth
+from archscale.analysis.curves import POINT_RULES, law_points, loss_points, smooth
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.generalisation import GeneralisationResult, generalisation_vs_compute
 from archscale.analysis.hyperparams import Heatmap, HyperparamResult, optimal_hyperparameters
@@ -42,6 +42,7 @@ __all__ = [
     "INCONCLUSIVE",
     "NOT_SUPPORTED",
     "NOT_TESTED",
+    "POINT_RULES",
     "SUPPORTED",
     "AllocationResult",
     "Analyses",
@@ -65,6 +66,7 @@ __all__ = [
     "generalisation_vs_compute",
     "jsonable",
     "judge",
+    "law_points",
     "loss_law_extrapolation",
     "loss_points",
     "noise_scale_vs_loss",

@@ -3,8 +3,8 @@
 The tables are the results store's (``store.runs()``, ``store.curve()``) or CSVs with the same columns:
 
 - runs: ``run_id``, ``kind`` (``dense``/``moe``), ``N`` (model scale, FLOPs per token), ``n_experts``, and
-  for the hyperparameter analysis ``batch_tokens`` (tokens per step) and ``lr`` (peak); ``status`` when
-  present keeps ``finished`` runs only.
+  for the hyperparameter analysis ``batch_tokens`` (tokens per step) and ``lr`` (peak); ``P`` (parameters)
+  is carried into :func:`law_points`; ``status`` when present keeps ``finished`` runs only.
 - curve: ``run_id``, ``step``, ``tokens``, ``lm_loss`` (nats/token), optionally ``lr`` (finds the warm-up)
   and ``noise_scale`` (B_simple in tokens).
 
@@ -150,6 +150,15 @@ def representative_runs(runs: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFram
     return runs[runs["run_id"].isin(best)].reset_index(drop=True)
 
 
+def _points_table(rows: pd.DataFrame, runs: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """``rows`` (``run_id``, ``tokens``, ``loss``) joined to their runs' kind, N and E, in the laws' names."""
+    table = rows[["run_id", "tokens", loss]].merge(runs[["run_id", "kind", "N", "n_experts"]])
+    table = table.rename(columns={"N": "model_scale", "n_experts": "experts", loss: "loss"})
+    table["tokens"] = table["tokens"].astype(float)
+    table["experts"] = table["experts"].astype(float)
+    return table[["run_id", "kind", "model_scale", "experts", "tokens", "loss"]]
+
+
 def loss_points(
     runs: pd.DataFrame, curve: pd.DataFrame, *, points_per_run: int = 24, window: int = SMOOTHING_WINDOW
 ) -> pd.DataFrame:
@@ -165,8 +174,50 @@ def loss_points(
     curve = curve[curve["run_id"].isin(chosen["run_id"])]
     rows = log_spaced_rows(curve, points_per_run, usable_from(curve, window))
     rows = rows[np.isfinite(rows["lm_loss"].to_numpy(dtype=float))]
-    table = rows[["run_id", "tokens", "lm_loss"]].merge(chosen[["run_id", "kind", "N", "n_experts"]])
-    table = table.rename(columns={"N": "model_scale", "n_experts": "experts", "lm_loss": "loss"})
-    table["tokens"] = table["tokens"].astype(float)
-    table["experts"] = table["experts"].astype(float)
-    return table[["run_id", "kind", "model_scale", "experts", "tokens", "loss"]]
+    return _points_table(rows, chosen, "lm_loss")
+
+
+POINT_RULES: dict[str, str] = {
+    "curves": "smoothed curves, one run per model size",
+    "final": "final point of every finished run",
+}
+"""The rules of :func:`law_points`, each with the phrase that names it in a fit's output."""
+
+_RUN_EXTRAS: dict[str, str] = {"P": "params", "batch_tokens": "batch_size", "lr": "lr"}
+"""Runs-table columns that :func:`law_points` carries over when present, under the laws' names."""
+
+
+def law_points(
+    runs: pd.DataFrame,
+    curve: pd.DataFrame,
+    *,
+    rule: str = "curves",
+    points_per_run: int = 24,
+    window: int = SMOOTHING_WINDOW,
+) -> pd.DataFrame:
+    """The points the scaling laws are fitted on, read from the runs and curves by one of two rules — one
+    function, so that ``archscale fit --data STORE`` and the report fit the same points.
+
+    - ``"curves"`` (the report's): :func:`loss_points` — one run per model size: among its runs with the
+      longest budget, the lowest final loss, so grid cells with poor hyperparameters do not stand in for
+      the size; its smoothed loss at ``points_per_run`` log-spaced token counts after the warm-up.
+    - ``"final"``: the last measured (unsmoothed) ``lm_loss`` of every finished run, poor grid cells
+      included; ``points_per_run`` and ``window`` do not apply.
+
+    Columns: ``run_id``, ``kind``, ``model_scale`` (N), ``params`` (P), ``experts`` (E), ``tokens`` (D),
+    ``loss``, ``compute`` (N·D), ``batch_size`` (tokens per step), ``lr`` — ``params``, ``batch_size``
+    and ``lr`` when the runs table has ``P``, ``batch_tokens`` and ``lr``.
+    """
+    if rule == "curves":
+        points = loss_points(runs, curve, points_per_run=points_per_run, window=window)
+    elif rule == "final":
+        finished = finished_runs(runs)
+        require_columns(curve, ("run_id", "tokens", "lm_loss"), "curve")
+        finals = final_points(curve[curve["run_id"].isin(finished["run_id"])], "lm_loss")
+        points = _points_table(finals, finished, "loss")
+    else:
+        raise AnalysisError(f"rule must be one of {list(POINT_RULES)}, got {rule!r}")
+    extras = runs[["run_id", *(c for c in _RUN_EXTRAS if c in runs)]].rename(columns=_RUN_EXTRAS)
+    points = points.merge(extras, on="run_id", how="left")  # a left merge keeps the points' order
+    points["compute"] = points["model_scale"] * points["tokens"]
+    return points

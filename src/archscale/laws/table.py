@@ -50,18 +50,17 @@ def apply_mapping(table: pd.DataFrame, mapping: Mapping[str, str]) -> pd.DataFra
 
 
 def _read_file(path: Path) -> pd.DataFrame:
-    """The raw table; one branch per supported format (the results store's SQLite file joins here)."""
+    """The raw table; one branch per supported format. A results store is not a table: which points it
+    gives is an analysis rule (``archscale.analysis.curves.law_points``), applied by ``archscale fit``."""
     name = path.name.lower()
     if name.endswith((".csv", ".csv.gz")):
         return pd.read_csv(path)
     if name.endswith((".parquet", ".pq")):
         return pd.read_parquet(path)
-    if name.endswith((".sqlite", ".db")):  # an archscale results store: final point of each finished run
-        from archscale.store import ResultsStore
-
-        with ResultsStore(path) as store:
-            return store.law_table()
-    raise LawDataError(f"--data {path}: expected a .csv, .csv.gz, .parquet or .sqlite (results store) file")
+    raise LawDataError(
+        f"--data {path}: expected a .csv, .csv.gz, .parquet or .pq table "
+        "(for a results store, build the points with archscale.analysis.curves.law_points)"
+    )
 
 
 def read_table(path: str | Path, mapping: Mapping[str, str] | None = None) -> pd.DataFrame:

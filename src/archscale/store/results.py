@@ -254,44 +254,6 @@ class ResultsStore:
         filters = _given(run_id=run_id, split=split, subset=subset)
         return self._select("evals", filters, order="run_id, step, split, subset")
 
-    def law_table(
-        self,
-        kind: Literal["dense", "moe"] | None = None,
-        final: bool = True,
-        loss: Literal["lm", "eval"] = "lm",
-        *,
-        split: str = "test",
-    ) -> pd.DataFrame:
-        """Finished runs as rows for the scaling-law fits, with the laws layer's column names.
-
-        ``final=True``: one row per run at its last step; ``False``: a row per curve point (``lm``) or per
-        eval (``eval``), with ``tokens`` and ``compute = model_scale·tokens`` at that point. ``loss="lm"``
-        is the raw per-step training LM loss (smooth it in the analysis); ``"eval"`` the held-out loss
-        over all subsets of ``split``. ``params`` is P (non-embedding, all experts), ``model_scale`` N,
-        ``batch_size`` in tokens (as the published laws count it; ``batch_sequences`` in sequences).
-        """
-        if kind not in (None, "dense", "moe"):
-            raise StoreError(f"kind: must be 'dense', 'moe' or None, got {kind!r}")
-        if loss not in ("lm", "eval"):
-            raise StoreError(f"loss: must be 'lm' or 'eval', got {loss!r}")
-        if loss == "lm":
-            points, params = "SELECT run_id, step, tokens, COALESCE(lm_loss, loss) AS loss FROM curve", []
-        else:
-            points = "SELECT run_id, step, tokens, loss FROM evals WHERE split = ? AND subset = 'all'"
-            params = [split]
-        last = " AND x.step = (SELECT MAX(p.step) FROM points p WHERE p.run_id = x.run_id)" if final else ""
-        query = f"""
-            WITH points AS ({points})
-            SELECT r.run_id, r.P AS params, r.N AS model_scale, x.tokens, r.n_experts AS experts,
-                   r.N * x.tokens AS compute, x.loss, r.batch_tokens AS batch_size, r.lr,
-                   r.P_active AS active_params, r.P_total AS total_params, r.batch_size AS batch_sequences,
-                   r.kind, r.model_name, r.seed, x.step
-            FROM runs r JOIN points x ON x.run_id = r.run_id
-            WHERE r.status = 'finished'{" AND r.kind = ?" if kind else ""}{last}
-            ORDER BY r.run_id, x.step
-        """
-        return self._frame(query, [*params, *([kind] if kind else [])])
-
     def export(self, out_dir: str | Path, fmt: Literal["parquet", "csv"] = "parquet") -> list[Path]:
         """Write runs, curves, evals and run metadata as ``out_dir/<table>.<fmt>`` (JSON columns as text)."""
         if fmt not in ("parquet", "csv"):
