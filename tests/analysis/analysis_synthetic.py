@@ -128,7 +128,7 @@ def make_study(
     return pd.DataFrame(runs), pd.concat(curves, ignore_index=True), pd.concat(evals, ignore_index=True)
 
 
-LADDER_SIZES = (1e6, 2e6, 4e6, 8e6, 1.6e7)
+LADDER_SIZES = (1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7)
 GRID_SIZES = (1e6, 4e6, 1.6e7)
 GRID_BATCHES = (128, 256, 512, 1024, 2048)
 GRID_LRS = (5e-4, 1e-3, 2e-3, 4e-3)

@@ -13,7 +13,7 @@ from archscale.training.run_config import RunConfig
 
 @pytest.fixture(scope="session")
 def study() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """runs, curve, evals: a 5-size ladder per family plus a 3-size batch-size × LR grid per family."""
+    """runs, curve, evals: a 6-size ladder per family plus a 3-size batch-size × LR grid per family."""
     return make_study(ladder() + grid())
 
 

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from archscale.analysis import compare
+from archscale.analysis.compare import compare_families
+from archscale.analysis.powerfit import fit_families
 from archscale.laws import PowerLaw
 
 
@@ -46,3 +48,27 @@ def test_band_overlap_is_high_for_one_law_and_zero_for_distinct_laws():
     far = compare(_fit(500.0, -2.0, losses, 0.05, seed=3), b, moe_range=(2.5, 6.0), dense_range=(2.5, 6.0))
     assert far.band_overlap == 0.0 and far.upper < 1.0
     assert far.ratio == pytest.approx(0.5, rel=0.1)
+
+
+def test_families_fitted_with_one_seed_are_not_paired_by_accident():
+    """4 runs per family, a size-dependent offset shared by both, MoE exactly 0.9819 × dense: were the two
+    families' resamples drawn from one stream, every resample would give the ratio 0.9819 exactly and the
+    interval would collapse to that point (and the verdict to "supported")."""
+    compute = np.geomspace(1e15, 1e18, 6)
+    offsets = np.array([0.01, -0.012, 0.006, -0.004])  # one per run, the same for dense and MoE
+    rows = [
+        {
+            "run_id": f"{kind}{run}",
+            "kind": kind,
+            "compute": c,
+            "loss": scale * 20 * c**-0.05 * math.exp(offset),
+        }
+        for kind, scale in (("dense", 1.0), ("moe", 0.9819))
+        for run, offset in enumerate(offsets)
+        for c in compute * 3.0**run
+    ]
+    fitted = fit_families(pd.DataFrame(rows), target="loss", input="compute", bootstrap=200, seed=0)
+    comparison = compare_families(fitted)
+    assert comparison.ratio == pytest.approx(0.9819)
+    assert comparison.upper - comparison.lower > 0.005
+    assert comparison.lower < 0.9819 < comparison.upper

@@ -28,15 +28,17 @@ def test_each_family_recovers_its_law_and_predicts_the_largest(result, family, l
     held = [c for c in e.curves if c.role == "held out"]
     assert len(held) == 1 and held[0].model_scale == max(LADDER_SIZES) and held[0].kind == family
     assert e.held_out == [held[0].run_id]
-    assert len(held[0].lower) == len(held[0].tokens) == 24
-    assert all(
-        lo <= p <= hi for lo, p, hi in zip(held[0].lower, held[0].predicted, held[0].upper, strict=True)
-    )
+    assert len(held[0].lower) == len(held[0].prediction_lower) == len(held[0].tokens) == 24
+    band = np.array([held[0].lower, held[0].upper])
+    prediction = np.array([held[0].prediction_lower, held[0].prediction_upper])
+    assert (band[0] <= held[0].predicted).all() and (held[0].predicted <= band[1]).all()
+    assert (prediction[1] - prediction[0] >= band[1] - band[0]).all()  # a new run adds its own noise
     observed, predicted = np.array(held[0].observed), np.array(held[0].predicted)
     assert np.mean(np.abs(predicted / observed - 1)) == pytest.approx(e.mean_abs_rel_error)
-    assert 0.0 <= e.coverage <= 1.0
-    assert len([c for c in e.curves if c.role == "fit"]) == 4 and e.n_train == 4 * 24
-    assert any("only 4 runs to resample" in w for w in e.warnings)
+    # The law is right, so only noise is left: the band (parameters only) misses much of the held-out curve
+    # (measured 46 % / 38 %), the prediction interval, which adds the noise, holds most of it (96 % / 88 %).
+    assert e.prediction_coverage >= 0.8 and e.prediction_coverage > e.coverage + 0.3
+    assert len([c for c in e.curves if c.role == "fit"]) == 5 and e.n_train == 5 * 24
 
 
 def test_joint_fit_recovers_the_expert_exponent():

@@ -90,7 +90,7 @@ def test_missing_fits_and_intervals_never_support_a_claim():
         NoiseScaleResult(),
     )
     loss, alpha, batch, _, _ = verdicts.rows
-    assert loss.verdict == INCONCLUSIVE and "no interval" in loss.note
+    assert loss.verdict == NOT_TESTED and "no interval" in loss.note  # an effect without an interval
     assert alpha.verdict == NOT_TESTED and alpha.note == "no moe runs"
     assert batch.verdict == NOT_TESTED and batch.note == "moe: no moe grid"
     assert all(row.verdict != SUPPORTED for row in verdicts.rows)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from laws_helpers import WANG_TRUE, with_noise
 
-from archscale.laws.errors import LawDataError
-from archscale.laws.loss_laws import WangLaw
+from archscale.laws.errors import LawDataError, ResamplingWarning
+from archscale.laws.loss_laws import ChinchillaLaw, WangLaw
 from archscale.laws.optimize import resample_weights
 
 
@@ -56,3 +57,36 @@ def test_intervals_cover_the_true_coefficients_in_most_seeds(wang_grid):
     print("coverage of 95 % intervals over 20 seeds:", coverage)
     assert min(coverage.values()) >= 0.8, coverage
     assert np.mean(list(coverage.values())) >= 0.9, coverage
+
+
+def test_refits_that_end_on_a_bound_are_counted_and_reported(wang_grid):
+    """With no irreducible loss in the data (σ → 0), the fit and many refits end on σ's lower bound: the
+    count comes with the interval, in the summary and the JSON, and a warning says the interval is rough."""
+    table = wang_grid.copy()
+    table["loss"] = WangLaw.from_coefficients(WANG_TRUE | {"sigma": 1e-12}).predict(table)
+    table = with_noise(table, 0.01, seed=3)
+    with pytest.warns(ResamplingWarning, match=r"ended on a bound \(\{'log_sigma': \d+\}\)"):
+        law = WangLaw().fit(table, bootstrap=40, seed=0)
+    hits = law.bootstrap_["on_bound"]["log_sigma"]
+    assert 2 <= hits <= 40
+    assert f"on a bound: {{'log_sigma': {hits}}}" in law.summary()
+    assert law.to_dict()["bootstrap"]["on_bound"] == {"log_sigma": hits}
+
+
+def test_parametric_noise_model_recovers_a_known_run_effect():
+    """Simulated curves with a 1 % run effect and 0.2 % point noise: the noise model estimates both."""
+    rng = np.random.default_rng(11)
+    sizes, tokens = np.geomspace(1e7, 1e9, 12), np.geomspace(1e8, 1e10, 20)
+    table = pd.DataFrame(
+        [{"run_id": i, "model_scale": n, "tokens": d} for i, n in enumerate(sizes) for d in tokens]
+    )
+    law = ChinchillaLaw.from_coefficients(
+        {"A": 300.0, "B": 800.0, "alpha": 0.3, "beta": 0.32, "sigma": 1.7}, size="model_scale"
+    )
+    effect = rng.normal(0.0, 0.01, len(sizes))[table["run_id"]]
+    table["loss"] = law.predict(table) * np.exp(effect + rng.normal(0.0, 0.002, len(table)))
+    fitted = ChinchillaLaw(size="model_scale").fit(table, bootstrap=20, seed=1)
+    noise = fitted.bootstrap_["noise"]
+    assert noise["n_groups"] == 12 and noise["df_between"] == pytest.approx(12 - 3, abs=0.3)
+    assert noise["tau"] == pytest.approx(0.01, rel=0.5)  # 9 degrees of freedom: ±~25 % sampling error
+    assert noise["s"] == pytest.approx(0.002, rel=0.15)  # ~230 degrees of freedom, but a robust fit

@@ -32,6 +32,14 @@ def test_eq4_reproduces_the_recorded_coefficients(clark_final, router, loss):
         assert [fitted[k] for k in "abcd"] == pytest.approx([a, b, c, d], abs=6e-5)
 
 
+def test_default_law_is_clarks_least_squares(clark_final):
+    """Clark et al. fit Eq. 4 by least squares in log10: ``ClarkLaw()`` with no options must give the OLS
+    coefficients recorded from the public S-Base runs (a Huber default moves d by ~0.006)."""
+    recorded = RECORDED["S-Base"][1:]
+    fitted = ClarkLaw().fit(clark_router_table(clark_final, "S-Base")).coefficients_
+    assert [fitted[k] for k in "abcd"] == pytest.approx(recorded, abs=0.001)
+
+
 def test_interaction_term_improves_on_the_separable_law(clark_final):
     table = clark_router_table(clark_final, "S-Base")
     eq4 = ClarkLaw(loss="squared").fit(table)

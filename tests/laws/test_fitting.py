@@ -138,6 +138,9 @@ def test_json_round_trip_keeps_fit_and_intervals(wang_grid):
     assert loaded.intervals_ == law.intervals_
     np.testing.assert_array_equal(loaded.predict(wang_grid), law.predict(wang_grid))
     np.testing.assert_array_equal(loaded.predict_interval(wang_grid), law.predict_interval(wang_grid))
+    np.testing.assert_array_equal(
+        loaded.predict_interval(wang_grid, new_run=True), law.predict_interval(wang_grid, new_run=True)
+    )
 
 
 def test_summary_lists_coefficients_with_intervals(wang_grid):
@@ -145,4 +148,4 @@ def test_summary_lists_coefficients_with_intervals(wang_grid):
     text = law.summary()
     lo, hi = law.intervals_["gamma"]
     assert f"gamma    {law.coefficients_['gamma']:.6g}  [{lo:.6g}, {hi:.6g}]" in text
-    assert "20 bootstrap resamples by point" in text
+    assert "20 parametric bootstrap refits, noise unit point (60 points, seed 0)" in text

@@ -9,9 +9,11 @@ family (compute C = N·D) with a bootstrap over runs.
 Two measures at the reference compute C* (the geometric centre of the compute range both families cover):
 
 - **test-loss ratio** L_MoE(C*) / L_dense(C*) (below 1: MoE generalises better at equal compute);
-- **data-efficiency gain** C_dense(L*) / C* − 1 with L* = L_MoE(C*): how much more compute — at the same
+- **compute-equivalent gain** C_dense(L*) / C* − 1 with L* = L_MoE(C*): how much more compute — at the same
   model scale N, that is how many more tokens — the dense fit needs to reach the test loss MoE reaches
-  at C*. 0.1637 would match the paper's "16.37 % improvement in data utilization".
+  at C*. The paper publishes no number defined this way: its "16.37 % improvement in data utilization" is
+  the ratio of its Table 1 α_N values (see :func:`archscale.laws.alpha_N_gain`, reported by the
+  allocation analysis), so the two are never set side by side.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from archscale.analysis.errors import AnalysisError
 from archscale.analysis.powerfit import PowerFit, fit_power
 from archscale.analysis.results import Result
 from archscale.laws import PowerLaw
+from archscale.laws.resampling import spawn_seeds
 
 METHODS: tuple[str, ...] = ("contour", "minicpm")
 AXES: dict[str, str] = {"batch_size": "lr", "lr": "batch_size"}  # the axis refined → the one held fixed
@@ -257,7 +258,11 @@ def _fit_axis(
     optima: list[dict], axis: str, gridded: set[str], bootstrap: int, seed: int
 ) -> tuple[dict[str, PowerFit], Comparison | None]:
     frame = pd.DataFrame(optima)
-    fitted = {f: _fit_family(frame, axis, f, f in gridded, bootstrap, seed) for f in FAMILIES}
+    seeds = spawn_seeds(seed, len(FAMILIES))  # independent streams: the families are separate experiments
+    fitted = {
+        f: _fit_family(frame, axis, f, f in gridded, bootstrap, family_seed)
+        for f, family_seed in zip(FAMILIES, seeds, strict=True)
+    }
     return {family: fit for family, (fit, _) in fitted.items()}, compare_families(fitted)
 
 
@@ -315,8 +320,9 @@ def optimal_hyperparameters(
         result.grids.append(record | {"skipped": None})
     result.batch_optima, result.lr_optima = found["batch_size"], found["lr"]
     gridded = {g["kind"] for g in result.grids if g["skipped"] is None}
+    batch_seed, lr_seed = spawn_seeds(seed, 2)
     result.batch_fits, result.batch_comparison = _fit_axis(
-        result.batch_optima, "batch_size", gridded, bootstrap, seed
+        result.batch_optima, "batch_size", gridded, bootstrap, batch_seed
     )
-    result.lr_fits, result.lr_comparison = _fit_axis(result.lr_optima, "lr", gridded, bootstrap, seed)
+    result.lr_fits, result.lr_comparison = _fit_axis(result.lr_optima, "lr", gridded, bootstrap, lr_seed)
     return result

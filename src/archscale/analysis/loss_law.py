@@ -3,7 +3,9 @@
 Dense and MoE are fitted separately — with E fixed, Eq. 5 is Eq. 1 in the model scale N, i.e.
 ``ChinchillaLaw(size="model_scale")`` — and jointly with the expert count E (``WangLaw``). The largest
 model of each family is held out; the law fitted on the others predicts its whole (smoothed) curve with
-the bootstrap band of the fitted curve, and the error and coverage say how well it extrapolates.
+two intervals — the band of the fitted curve (parameters only) and the prediction interval of a new run
+(adding the run-to-run and point noise estimated from the fitted runs) — and the error and the coverage of
+each say how well it extrapolates.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from archscale.analysis.curves import FAMILIES, require_columns
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.laws import ChinchillaLaw, Law, LawDataError, WangLaw, extrapolation_audit
+from archscale.laws.resampling import spawn_seeds
 
 POINT_COLUMNS: tuple[str, ...] = ("run_id", "kind", "model_scale", "experts", "tokens", "loss")
 
@@ -24,7 +27,8 @@ POINT_COLUMNS: tuple[str, ...] = ("run_id", "kind", "model_scale", "experts", "t
 @dataclass
 class CurveFit(Result):
     """One run's observed (smoothed) loss at its sampled token counts, and the law's prediction; ``lower``
-    and ``upper`` (the band) only for the held-out run."""
+    and ``upper`` (the band of the fitted curve) and ``prediction_lower`` / ``prediction_upper`` (a new
+    run's prediction interval) only for the held-out run."""
 
     run_id: str
     kind: str
@@ -36,12 +40,15 @@ class CurveFit(Result):
     predicted: list[float]
     lower: list[float] = field(default_factory=list)
     upper: list[float] = field(default_factory=list)
+    prediction_lower: list[float] = field(default_factory=list)
+    prediction_upper: list[float] = field(default_factory=list)
 
 
 @dataclass
 class Extrapolation(Result):
     """The law fitted without the largest model(s) of ``family`` (``dense``, ``moe`` or ``joint``) and how
-    well it predicts them: mean/max |relative error| and the share of points inside the band."""
+    well it predicts them: mean/max |relative error| and the share of points inside the band (``coverage``)
+    and inside the prediction interval (``prediction_coverage``); ``no_interval`` says why there are none."""
 
     family: str
     skipped: str | None = None
@@ -51,6 +58,8 @@ class Extrapolation(Result):
     mean_abs_rel_error: float | None = None
     max_abs_rel_error: float | None = None
     coverage: float | None = None
+    prediction_coverage: float | None = None
+    no_interval: str | None = None
     curves: list[CurveFit] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -64,7 +73,9 @@ class LossLawResult(Result):
     skipped: str | None = None
 
 
-def _curve_fits(rows: pd.DataFrame, role: str, predicted: np.ndarray, band=None) -> list[CurveFit]:
+def _curve_fits(rows: pd.DataFrame, role: str, predicted: np.ndarray, bands=None) -> list[CurveFit]:
+    """One :class:`CurveFit` per run of ``rows``; ``bands``: the audit's points table with its intervals."""
+    interval_columns = ("lower", "upper", "prediction_lower", "prediction_upper")
     fits = []
     for run_id, index in rows.groupby("run_id", sort=False).indices.items():
         run = rows.iloc[index]
@@ -78,8 +89,7 @@ def _curve_fits(rows: pd.DataFrame, role: str, predicted: np.ndarray, band=None)
                 tokens=run["tokens"].tolist(),
                 observed=run["loss"].tolist(),
                 predicted=predicted[index].tolist(),
-                lower=[] if band is None else band[0][index].tolist(),
-                upper=[] if band is None else band[1][index].tolist(),
+                **{c: [] if bands is None else bands[c].to_numpy()[index].tolist() for c in interval_columns},
             )
         )
     return fits
@@ -110,15 +120,16 @@ def _extrapolate(law: Law, points: pd.DataFrame, family: str, bootstrap: int, se
         result.skipped = f"the law cannot be fitted on the smaller models: {err}"
         return result
     train, test = points[~largest].reset_index(drop=True), points[largest].reset_index(drop=True)
-    band = (audit.points["lower"].to_numpy(), audit.points["upper"].to_numpy()) if bootstrap else None
+    bands = audit.points if audit.law.bootstrap_ is not None else None
     result.law = fit_summary(audit.law)
     result.held_out = sorted(test["run_id"].unique().tolist())
     result.n_train = audit.n_train
     result.mean_abs_rel_error = audit.mean_abs_rel_error
     result.max_abs_rel_error = audit.max_abs_rel_error
-    result.coverage = audit.coverage
+    result.coverage, result.prediction_coverage = audit.coverage, audit.prediction_coverage
+    result.no_interval = audit.law.no_interval_
     result.curves = _curve_fits(train, "fit", audit.law.predict(train)) + _curve_fits(
-        test, "held out", audit.points["predicted"].to_numpy(), band
+        test, "held out", audit.points["predicted"].to_numpy(), bands
     )
     return result
 
@@ -132,8 +143,10 @@ def loss_law_extrapolation(points: pd.DataFrame, *, bootstrap: int = 200, seed: 
         family: (ChinchillaLaw(size="model_scale"), points[points["kind"] == family]) for family in FAMILIES
     }
     laws["joint"] = (WangLaw(), points)
+    seeds = spawn_seeds(seed, len(laws))  # the dense, MoE and joint fits are resampled independently
     extrapolations = {
-        family: _extrapolate(law, table, family, bootstrap, seed) for family, (law, table) in laws.items()
+        family: _extrapolate(law, table, family, bootstrap, family_seed)
+        for (family, (law, table)), family_seed in zip(laws.items(), seeds, strict=True)
     }
     skipped = None
     if all(e.skipped for e in extrapolations.values()):

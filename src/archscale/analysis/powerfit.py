@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from archscale.analysis.curves import FAMILIES
-from archscale.analysis.results import Result, bootstrap_for, fit_summary, recorded_warnings
+from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.laws import LawDataError, PowerLaw
+from archscale.laws.resampling import spawn_seeds
 
 BAND_POINTS = 50
 
@@ -45,7 +46,7 @@ def fit_power(
     points: pd.DataFrame, *, family: str, target: str, input: str, bootstrap: int, seed: int
 ) -> tuple[PowerFit, PowerLaw | None]:
     """Fit ``target`` against ``input`` over ``points``; the bootstrap resamples whole runs (``run_id``:
-    points of one run are not independent), and is left out with fewer than three runs.
+    points of one run are not independent), and is left out when the runs cannot calibrate an interval.
 
     Returns the result and the fitted law (None when the data cannot support a fit: the result's
     ``skipped`` then says why).
@@ -54,7 +55,6 @@ def fit_power(
     if points.empty:
         result.skipped = f"no {family} points"
         return result, None
-    bootstrap = bootstrap_for(points, bootstrap, result.warnings, f"{family} {target}({input})")
     try:
         with recorded_warnings(result.warnings):
             law = PowerLaw(target=target, inputs=(input,), loss="squared")
@@ -64,7 +64,7 @@ def fit_power(
         return result, None
     x = np.geomspace(points[input].min(), points[input].max(), BAND_POINTS)
     result.fit, result.x, result.predicted = fit_summary(law), x.tolist(), law.predict({input: x}).tolist()
-    if bootstrap:
+    if law.bootstrap_ is not None:
         lower, upper = law.predict_interval({input: x})
         result.lower, result.upper = lower.tolist(), upper.tolist()
     return result, law
@@ -73,7 +73,8 @@ def fit_power(
 def fit_families(
     points: pd.DataFrame, *, target: str, input: str, bootstrap: int, seed: int
 ) -> dict[str, tuple[PowerFit, PowerLaw | None]]:
-    """:func:`fit_power` on each family's rows of ``points`` (column ``kind``)."""
+    """:func:`fit_power` on each family's rows of ``points`` (column ``kind``), each family with its own
+    random stream derived from ``seed``: the families are independent experiments."""
     return {
         family: fit_power(
             points[points["kind"] == family],
@@ -81,7 +82,7 @@ def fit_families(
             target=target,
             input=input,
             bootstrap=bootstrap,
-            seed=seed,
+            seed=family_seed,
         )
-        for family in FAMILIES
+        for family, family_seed in zip(FAMILIES, spawn_seeds(seed, len(FAMILIES)), strict=True)
     }

@@ -18,10 +18,6 @@ import pandas as pd
 
 from archscale.laws import Law
 
-MIN_RESAMPLED = 3
-"""Fewest runs a bootstrap must resample to give an interval: with one run every resample is the same
-data, so its "interval" is a point and would turn any effect into a verdict."""
-
 
 def jsonable(value: Any) -> Any:
     """``value`` with NumPy/pandas types made plain and every non-finite float replaced by None."""
@@ -59,7 +55,11 @@ def fit_summary(law: Law) -> dict[str, Any]:
         "derived": law.derived_,
         "intervals": {k: list(v) for k, v in law.intervals_.items()},
         "level": law.level_ if law.bootstrap_ else None,
-        "bootstrap": None if law.bootstrap_ is None else {k: law.bootstrap_[k] for k in ("n", "resample")},
+        "bootstrap": None
+        if law.bootstrap_ is None
+        else {k: law.bootstrap_[k] for k in ("n", "method", "resample", "not_converged", "on_bound")}
+        | {"runs": law.bootstrap_["noise"]["n_groups"]},
+        "no_interval": law.no_interval_,
         "n_points": law.n_points_,
         "on_bound": law.on_bound_,
     }
@@ -75,16 +75,3 @@ def recorded_warnings(into: list[str]) -> Iterator[None]:
     for message in dict.fromkeys(str(w.message) for w in caught):
         if message not in into:
             into.append(message)
-
-
-def bootstrap_for(points: pd.DataFrame, bootstrap: int, notes: list[str], what: str) -> int:
-    """``bootstrap``, or 0 (no interval, with a note saying why) when ``points`` hold fewer than
-    :data:`MIN_RESAMPLED` runs to resample."""
-    runs = points["run_id"].nunique()
-    if bootstrap and runs < MIN_RESAMPLED:
-        notes.append(
-            f"{what}: only {runs} run(s) to resample, so no interval (needs {MIN_RESAMPLED} or more); "
-            "claims resting on it stay inconclusive"
-        )
-        return 0
-    return bootstrap

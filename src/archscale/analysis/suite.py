@@ -15,6 +15,7 @@ from archscale.analysis.loss_law import LossLawResult, loss_law_extrapolation
 from archscale.analysis.noise import NoiseScaleResult, noise_scale_vs_loss
 from archscale.analysis.results import Result
 from archscale.analysis.verdicts import VerdictTable, replication_verdicts
+from archscale.laws.resampling import spawn_seeds
 
 if TYPE_CHECKING:
     from archscale.store import ResultsStore
@@ -45,17 +46,30 @@ def analyse(
     n_levels: int = 12,
     stable_from: float = STABLE_FROM,
 ) -> Analyses:
-    """Run analyses 1-6; each one that the data cannot support says why in its ``skipped``."""
-    common: dict[str, Any] = {"bootstrap": bootstrap, "seed": seed}
+    """Run analyses 1-6; each one that the data cannot support says why in its ``skipped``.
+
+    Each analysis draws from its own random stream derived from ``seed``.
+    """
+    seeds = dict(zip(("loss", "allocation", "hyper", "noise", "tested"), spawn_seeds(seed, 5), strict=True))
     points = loss_points(runs, curve, points_per_run=points_per_run, window=window)
-    allocation = compute_allocation(points, **common)
+    allocation = compute_allocation(points, bootstrap=bootstrap, seed=seeds["allocation"])
     hyperparams = optimal_hyperparameters(
-        runs, curve, method=hyper_method, n_levels=n_levels, window=window, **common
+        runs,
+        curve,
+        method=hyper_method,
+        n_levels=n_levels,
+        window=window,
+        bootstrap=bootstrap,
+        seed=seeds["hyper"],
     )
-    noise = noise_scale_vs_loss(runs, curve, points_per_run=points_per_run, window=window, **common)
-    tested = generalisation_vs_compute(runs, evals, stable_from=stable_from, **common)
+    noise = noise_scale_vs_loss(
+        runs, curve, points_per_run=points_per_run, window=window, bootstrap=bootstrap, seed=seeds["noise"]
+    )
+    tested = generalisation_vs_compute(
+        runs, evals, stable_from=stable_from, bootstrap=bootstrap, seed=seeds["tested"]
+    )
     return Analyses(
-        loss_law=loss_law_extrapolation(points, **common),
+        loss_law=loss_law_extrapolation(points, bootstrap=bootstrap, seed=seeds["loss"]),
         allocation=allocation,
         hyperparams=hyperparams,
         noise=noise,

@@ -2,8 +2,9 @@
 
 A claim is **supported** only when the interval excludes no effect in the claimed direction, **not
 supported** when it excludes no effect in the other direction, and **inconclusive at this scale** when it
-contains no effect (or there is no interval: without a bootstrap nothing is claimed). A claim whose
-analysis could not run is **not tested**, with the reason.
+contains no effect. A claim whose analysis could not run, or whose effect has no calibrated interval (too
+few model sizes, or no bootstrap), is **not tested**, with the reason: an effect without an interval
+claims nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive at this scale"
 NOT_TESTED = "not tested"
 
-NO_INTERVAL = "no interval: a family had fewer than 3 runs to resample, or there was no bootstrap"
+NO_INTERVAL = (
+    "no interval: a fit had too few runs at distinct sizes for a calibrated one (its note says how many it "
+    "needs), or there was no bootstrap"
+)
 
 Direction = Literal["below", "above"]
 
@@ -80,15 +84,23 @@ def _from_comparison(verdict: Verdict, comparison: Comparison | None, fits: Iter
     verdict.effect, verdict.lower, verdict.upper = comparison.ratio, comparison.lower, comparison.upper
     verdict.level = comparison.level
     verdict.measure += f" at {comparison.input} = {comparison.reference:.4g}"
-    verdict.verdict = judge(comparison.lower, comparison.upper, verdict.no_effect, verdict.direction)
+    caveats = list(dict.fromkeys(f"{fit.family}: {w}" for fit in fits for w in fit.warnings))
     if comparison.extrapolated:
-        verdict.note = f"the families' {comparison.input} ranges do not overlap: both fits are extrapolated"
-    elif comparison.lower is None:
-        verdict.note = NO_INTERVAL
-    else:
-        caveats = dict.fromkeys(f"{fit.family}: {w}" for fit in fits for w in fit.warnings)
-        verdict.note = "; ".join(caveats) or None
+        caveats.insert(
+            0, f"the families' {comparison.input} ranges do not overlap: both fits are extrapolated"
+        )
+    _judge_with_notes(verdict, caveats)
     return verdict
+
+
+def _judge_with_notes(verdict: Verdict, caveats: list[str]) -> None:
+    """The verdict of ``verdict``'s interval, or none (``not tested``) without one; the caveats as its note."""
+    if verdict.lower is None:
+        verdict.verdict = NOT_TESTED
+        verdict.note = "; ".join(caveats) or NO_INTERVAL
+    else:
+        verdict.verdict = judge(verdict.lower, verdict.upper, verdict.no_effect, verdict.direction)
+        verdict.note = "; ".join(caveats) or None
 
 
 def replication_verdicts(
@@ -153,6 +165,5 @@ def replication_verdicts(
             difference["upper"],
         )
         alpha.level = difference.get("level")
-        alpha.verdict = judge(alpha.lower, alpha.upper, alpha.no_effect, alpha.direction)
-        alpha.note = NO_INTERVAL if alpha.lower is None else "; ".join(allocation.warnings) or None
+        _judge_with_notes(alpha, allocation.warnings)
     return VerdictTable(rows=[loss, alpha, batch, lr, noise_verdict])

@@ -17,13 +17,17 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
+from archscale.analysis import POINT_RULES, law_points
+from archscale.analysis.errors import AnalysisError
 from archscale.laws.audit import extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, published
 from archscale.laws.errors import LawDataError
 from archscale.laws.plan import make_plan
-from archscale.laws.table import parse_mapping, read_table
+from archscale.laws.resampling import spawn_seeds
+from archscale.laws.table import apply_mapping, parse_mapping, read_table
 from archscale.laws.table1 import format_table1, table1
+from archscale.store import ResultsStore, StoreError
 
 app = typer.Typer(help="Published scaling laws and the paper's Table 1.", no_args_is_help=True)
 
@@ -44,9 +48,41 @@ def _user_errors() -> Iterator[list[str]]:
         typer.echo(f"warning: {message}", err=True)
 
 
-def load_table(path: Path, mapping: list[str] | None) -> pd.DataFrame:
-    """The table ``--data`` names, with ``--map`` applied (CSV or Parquet)."""
-    return read_table(path, parse_mapping(mapping or []))
+STORE_SUFFIXES: tuple[str, ...] = (".sqlite", ".db")
+
+
+def load_table(
+    path: Path, mapping: list[str] | None, points: str | None = None, kind: str | None = None
+) -> tuple[pd.DataFrame, str | None]:
+    """The table ``--data`` names, with ``--map`` applied, and the points rule used (None for a table): a
+    CSV or Parquet file row by row, or a results store's law points by the ``--points`` rule (``curves``,
+    the points the report fits, when not given), optionally of one family (``kind``)."""
+    if points is not None and points not in POINT_RULES:
+        raise LawDataError(f"--points must be {' or '.join(map(repr, POINT_RULES))}, got {points!r}")
+    renames = parse_mapping(mapping or [])
+    if kind not in (None, "dense", "moe"):
+        raise LawDataError(f"--kind must be 'dense' or 'moe', got {kind!r}")
+    if not path.name.lower().endswith(STORE_SUFFIXES):
+        for flag, value in (("--points", points), ("--kind", kind)):
+            if value is not None:
+                raise LawDataError(
+                    f"{flag} applies to a results store (.sqlite, .db); {path} is a table whose rows are "
+                    f"fitted as given: drop {flag}, or pass the store"
+                )
+        return read_table(path, renames), None
+    if not path.is_file():  # opening a missing path would create an empty store
+        raise LawDataError(f"--data {path}: no such file")
+    rule = points or "curves"
+    try:
+        with ResultsStore(path) as store:
+            table = law_points(store.runs(), store.curve(), rule=rule)
+    except (AnalysisError, StoreError) as error:
+        raise LawDataError(f"--data {path}: {error}") from error
+    if kind is not None:
+        table = table[table["kind"] == kind].reset_index(drop=True)
+        if table.empty:
+            raise LawDataError(f"--data {path}: no finished {kind} runs; drop --kind or train some")
+    return apply_mapping(table, renames), rule
 
 
 def _read_fit(path: Path) -> Law:
@@ -79,11 +115,36 @@ def _holdout(spec: str) -> tuple[str, int]:
 
 def fit_command(
     law: Annotated[str, typer.Argument(help=f"Law to fit: {', '.join(sorted(registered_laws()))}.")],
-    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet table, one row per point.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="CSV or Parquet table, one row per point; or a results store (.sqlite, .db)."
+        ),
+    ],
+    points: Annotated[
+        str | None,
+        typer.Option(
+            help="Results store only: curves (default; smoothed curves of one run per model size, the "
+            "points the report fits) or final (last point of every finished run)."
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Results store only: fit one family, dense or moe (as the report's per-family fits)."
+        ),
+    ] = None,
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="COLUMN=YOUR_COLUMN to rename a column (repeatable).")
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for percentile intervals.")] = 0,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for percentile intervals.")] = 0,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="parametric (simulated runs with a run effect; calibrated) or resample (whole runs drawn "
+            "with replacement)."
+        ),
+    ] = "parametric",
     holdout: Annotated[
         str | None,
         typer.Option(help="COLUMN[:K]: also fit without the K largest COLUMN values and report their error."),
@@ -98,7 +159,13 @@ def fit_command(
         str | None, typer.Option(help="power: comma-separated input columns, e.g. loss.")
     ] = None,
     offset: Annotated[bool, typer.Option(help="power: add a constant offset.")] = False,
-    loss: Annotated[str, typer.Option(help="huber (delta 1e-3 on log residuals) or squared.")] = "huber",
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            help="huber (delta 1e-3 on log residuals) or squared; default: the law's own (squared for clark, "
+            "as Clark et al. fit it; huber otherwise)."
+        ),
+    ] = None,
     grid: Annotated[
         str, typer.Option(help="Starting grid: default, or hoffmann (chinchilla/wang).")
     ] = "default",
@@ -109,8 +176,9 @@ def fit_command(
 ) -> None:
     """Fit a scaling law to a table; print coefficients with intervals, and the extrapolation audit."""
     with _user_errors() as caught:
-        options: dict[str, Any] = {"loss": loss, "grid": grid}
+        options: dict[str, Any] = {"grid": grid}
         given = {
+            "loss": loss,
             "size": size,
             "interaction": False if separable else None,
             "target": target,
@@ -120,8 +188,8 @@ def fit_command(
         if inputs is not None:
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = _law(law, options)
-        table = load_table(data, map_)
-        estimator.fit(table, bootstrap=bootstrap, seed=seed, resample=resample, level=level)
+        table, rule = load_table(data, map_, points, kind)
+        estimator.fit(table, bootstrap=bootstrap, seed=seed, resample=resample, level=level, method=method)
         audit = None
         if holdout is not None:
             column, count = _holdout(holdout)
@@ -131,20 +199,32 @@ def fit_command(
                 column=column,
                 n_holdout=count,
                 bootstrap=bootstrap,
-                seed=seed,
+                seed=spawn_seeds(seed, 1)[0],  # its own stream: the audit's fit is another experiment
                 resample=resample,
                 level=level,
+                method=method,
             )
     text = estimator.summary()
+    if rule is not None:
+        text = (
+            f"law points: {POINT_RULES[rule]} ({table['run_id'].nunique()} {kind + ' ' if kind else ''}runs, "
+            f"{len(table)} points) from {data}\n{text}"
+        )
     if audit is not None:
-        coverage = "n/a (no bootstrap)" if audit.coverage is None else f"{audit.coverage:.0%}"
+        coverage = (
+            f"inside the prediction interval {audit.prediction_coverage:.0%}, inside the curve band "
+            f"{audit.coverage:.0%}"
+            if audit.coverage is not None
+            else f"no interval ({audit.law.no_interval_ or 'no bootstrap'})"
+        )
         text += (
             f"\nextrapolation audit: held out {column} = {audit.held_out} ({len(audit.points)} points), "
             f"mean |rel. error| {audit.mean_abs_rel_error:.3%}, max {audit.max_abs_rel_error:.3%}, "
-            f"inside interval {coverage}"
+            f"{coverage}"
         )
     payload = estimator.to_dict() | {
         "data": str(data),
+        "points_rule": rule,
         "audit": None if audit is None else audit.to_dict(),
         "warnings": caught,
     }

@@ -26,9 +26,16 @@ from archscale.laws.loss_laws import ChinchillaLaw, ClarkLaw, KaplanComputeLaw, 
 from archscale.laws.plan import make_plan
 from archscale.laws.power import PowerLaw
 from archscale.laws.table import COLUMNS, apply_mapping, parse_mapping, read_table
-from archscale.laws.table1 import format_table1, table1
+from archscale.laws.table1 import (
+    ALPHA_N_GAIN,
+    alpha_N_gain,
+    format_table1,
+    published_alpha_N_gain,
+    table1,
+)
 
 __all__ = [
+    "ALPHA_N_GAIN",
     "CATALOGUE",
     "COLUMNS",
     "Allocation",
@@ -46,6 +53,7 @@ __all__ = [
     "PublishedLaw",
     "ResamplingWarning",
     "WangLaw",
+    "alpha_N_gain",
     "apply_mapping",
     "extrapolation_audit",
     "fit_optimum_law",
@@ -58,6 +66,7 @@ __all__ = [
     "optimal_allocation",
     "parse_mapping",
     "published",
+    "published_alpha_N_gain",
     "read_table",
     "registered_laws",
     "select_optima",

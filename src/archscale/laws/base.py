@@ -19,6 +19,7 @@ import pandas as pd
 
 from archscale.laws.errors import (
     ConvergenceWarning,
+    IntervalWarning,
     LawDataError,
     NotFittedError,
     OnBoundWarning,
@@ -26,6 +27,7 @@ from archscale.laws.errors import (
 )
 from archscale.laws.objective import log_predict, log_predict_paired
 from archscale.laws.optimize import Bounds, minimise, refit_resamples, resample_weights
+from archscale.laws.resampling import NoiseModel, spawn_seeds
 
 Table = pd.DataFrame | Mapping[str, Any]
 """A DataFrame, or any mapping of column name to array (``{"x": ..., "y": ...}``)."""
@@ -36,6 +38,14 @@ _REGISTRY: dict[str, type[Law]] = {}
 # ~250k steps of every Clark et al. run: D "varies" from 248k to 250k but cannot determine beta).
 _MIN_SPREAD = 1.1
 _MIN_RUNS = 5  # below this, run-level resampling has too few distinct outcomes to trust percentiles
+MIN_DF_BETWEEN = 1.5
+"""Fewest degrees of freedom the runs must leave for the run-to-run noise before an interval is given.
+``benchmarks/calibration.py`` (RESULTS.md) measured the parametric intervals of Eq. 1 at 90-98 % coverage
+from 5 model sizes (≈ 2 degrees of freedom) and below 90 % at 4 (≈ 1)."""
+
+
+def _at_bound(value: np.ndarray | float, bound: float) -> np.ndarray | bool:
+    return np.abs(value - bound) <= 1e-6 * max(1.0, abs(bound))
 
 
 def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +124,8 @@ class Law(abc.ABC):
             raise LawDataError(f"n_starts must be >= 1 or None, got {self.n_starts!r}")
         self.theta_: np.ndarray | None = None
         self.bootstrap_theta_: np.ndarray | None = None
+        self.bootstrap_scales_: np.ndarray | None = None
+        self.no_interval_: str | None = None
         self.bootstrap_: dict[str, Any] | None = None
         self.objective_: float | None = None
         self.n_points_: int | None = None
@@ -219,12 +231,6 @@ class Law(abc.ABC):
         codes, _ = pd.factorize(pd.Series(np.asarray(table["run_id"])))
         if (codes < 0).any():
             raise LawDataError("column 'run_id' has missing values; give every row its run")
-        if codes.max() + 1 < _MIN_RUNS:
-            message = (
-                f"{self.name}: only {codes.max() + 1} runs to resample, so the run-level intervals rest on a "
-                "handful of distinct resamples; read them as rough, or fit on more runs"
-            )
-            warnings.warn(ResamplingWarning(message), stacklevel=4)
         return codes, "run"
 
     # ----- fitting ---------------------------------------------------------------------------------------
@@ -245,16 +251,23 @@ class Law(abc.ABC):
         seed: int = 0,
         resample: Literal["auto", "run", "point"] = "auto",
         level: float = 0.95,
+        method: Literal["parametric", "resample"] = "parametric",
     ) -> Self:
-        """Fit on ``table``; with ``bootstrap=K`` also refit on K resamples for percentile intervals.
+        """Fit on ``table``; with ``bootstrap=K`` also refit K times for percentile intervals.
 
-        Resampling is by run (``run_id``) when that column exists — points of one loss curve are not
-        independent — and by point otherwise. The same ``seed`` gives the same intervals.
+        The unit of the noise is the run (``run_id``) when that column exists — the points of one loss curve
+        are not independent — and the point otherwise. ``method="parametric"`` (the default, calibrated by
+        ``benchmarks/calibration.py``) simulates new data from the fit with a run effect and point noise
+        whose variances are drawn from their sampling distributions (:mod:`archscale.laws.resampling`);
+        ``"resample"`` draws whole runs with replacement (under-covers with few runs; kept for comparison).
+        The same ``seed`` gives the same intervals.
         """
         if bootstrap < 0:
             raise LawDataError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
         if not 0 < level < 1:
             raise LawDataError(f"level must lie in (0, 1), e.g. 0.95; got {level}")
+        if method not in ("parametric", "resample"):
+            raise LawDataError(f"method must be 'parametric' or 'resample', got {method!r}")
         logx = self._log_inputs(table)
         logy = self._log_target(table)
         self._check_determined(logx)
@@ -266,16 +279,77 @@ class Law(abc.ABC):
         )
         self.theta_, self.objective_, self.converged_ = best.theta, best.objective, best.converged
         self.n_points_ = len(logy)
-        self.bootstrap_theta_, self.bootstrap_ = None, None
+        self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
+        self.no_interval_ = None
         self._warn_about_fit()
         if bootstrap:
-            groups, how = self._groups(table, resample, len(logy))
-            draws = resample_weights(groups, bootstrap, np.random.default_rng(seed))
-            self.bootstrap_theta_ = refit_resamples(
-                design, logy, draws, self.theta_, bounds, self._huber_delta
-            )
-            self.bootstrap_ = {"n": bootstrap, "resample": how, "seed": seed, "level": level}
+            groups, unit = self._groups(table, resample, len(logy))
+            self._bootstrap(design, logy, groups, unit, bootstrap, seed, level, method)
         return self
+
+    def _bootstrap(
+        self,
+        design: np.ndarray,
+        logy: np.ndarray,
+        groups: np.ndarray,
+        unit: str,
+        n: int,
+        seed: int,
+        level: float,
+        method: str,
+    ) -> None:
+        noise = NoiseModel.estimate(design, self.theta_, logy, groups)
+        if not noise.identified or noise.df_between < MIN_DF_BETWEEN:
+            have, left = noise.n_groups, max(noise.df_between, 0.0)
+            if noise.identified:  # each further run adds about one degree of freedom
+                needed = f"needs >= {math.ceil(have - left + MIN_DF_BETWEEN)} {unit}s at distinct inputs"
+            else:
+                needed = f"needs more {unit}s at distinct inputs than the law's coefficients use up"
+            self.no_interval_ = (
+                f"{self.name}: no interval, it {needed} and this fit has {have}: they leave {left:.1f} degrees "
+                f"of freedom for the {unit}-to-{unit} noise, and intervals are calibrated from {MIN_DF_BETWEEN:g} "
+                "(benchmarks/calibration.py)"
+            )
+            warnings.warn(IntervalWarning(self.no_interval_), stacklevel=4)
+            return
+        refit_seed, scale_seed = spawn_seeds(seed, 2)
+        rng = np.random.default_rng(refit_seed)
+        scales = noise.draw_scales(np.random.default_rng(scale_seed), n)
+        if method == "parametric":
+            logys = noise.simulate(log_predict(design, self.theta_), groups, scales, rng)
+            weights = np.ones_like(logys)
+        else:
+            if noise.n_groups < _MIN_RUNS:
+                message = (
+                    f"{self.name}: only {noise.n_groups} {unit}s to resample, so the intervals rest on a "
+                    "handful of distinct resamples; read them as rough, or use method='parametric'"
+                )
+                warnings.warn(ResamplingWarning(message), stacklevel=4)
+            weights = resample_weights(groups, n, rng)
+            logys = np.broadcast_to(logy, weights.shape)
+        refits = refit_resamples(design, logys, weights, self.theta_, self._bounds(), self._huber_delta)
+        self.bootstrap_theta_, self.bootstrap_scales_ = refits.theta, scales
+        on_bound = {
+            name: int(hits.sum()) for name, hits in self._on_bounds(refits.theta).items() if hits.any()
+        }
+        self.bootstrap_ = {
+            "n": n,
+            "method": method,
+            "resample": unit,
+            "seed": seed,
+            "level": level,
+            "noise": noise.to_dict(),
+            "not_converged": int((~refits.converged).sum()),
+            "on_bound": on_bound,
+        }
+        failed = self.bootstrap_["not_converged"] + sum(on_bound.values())
+        if failed > 0.05 * n:
+            message = (
+                f"{self.name}: {self.bootstrap_['not_converged']} of {n} refits did not converge and "
+                f"{sum(on_bound.values())} parameter values ended on a bound ({on_bound}); the intervals are "
+                "rough"
+            )
+            warnings.warn(ResamplingWarning(message), stacklevel=4)
 
     def _warn_about_fit(self) -> None:
         if not self.converged_:
@@ -288,14 +362,25 @@ class Law(abc.ABC):
             )
             warnings.warn(OnBoundWarning(message), stacklevel=3)
 
+    def _on_bounds(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Per parameter, whether each row of ``theta`` (shape ``(..., p)``) sits on one of its bounds."""
+        hits = {}
+        for i, (name, bounds) in enumerate(zip(self.params, self._bounds(), strict=True)):
+            on = np.zeros(theta.shape[:-1], dtype=bool)
+            for bound in bounds:
+                if bound is not None:
+                    on |= _at_bound(theta[..., i], bound)
+            hits[name] = on
+        return hits
+
     def _bound_hits(self) -> list[tuple[str, float, float]]:
         theta = self._fitted_theta()
-        hits = []
-        for name, value, (lo, hi) in zip(self.params, theta, self._bounds(), strict=True):
-            for bound in (lo, hi):
-                if bound is not None and abs(value - bound) <= 1e-6 * max(1.0, abs(bound)):
-                    hits.append((name, float(value), float(bound)))
-        return hits
+        return [
+            (name, float(value), float(bound))
+            for name, value, bounds in zip(self.params, theta, self._bounds(), strict=True)
+            for bound in bounds
+            if bound is not None and _at_bound(value, bound)
+        ]
 
     # ----- fitted quantities -----------------------------------------------------------------------------
     def _fitted_theta(self) -> np.ndarray:
@@ -360,9 +445,20 @@ class Law(abc.ABC):
         """Row i predicted by bootstrap fit i (``table`` has one row per fit), e.g. each fit at its own optimum."""
         return np.exp(log_predict_paired(self._design(self._log_inputs(table)), self._bootstrap_theta()))
 
-    def predict_interval(self, table: Table) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval of the prediction (the fitted curve's uncertainty, not the noise of a run)."""
-        return percentile_interval(self.predict_samples(table), self.level_)
+    def predict_interval(self, table: Table, *, new_run: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the prediction at each row of ``table``.
+
+        ``new_run=False``: the band of the fitted curve (parameter uncertainty only). ``True``: the
+        prediction interval of what a new run at those inputs would measure, adding the run effect and
+        point noise estimated from the fit's residuals (each resample with its own drawn τ and s).
+        """
+        samples = self.predict_samples(table)
+        if new_run:
+            tau, s = self.bootstrap_scales_[:, :1], self.bootstrap_scales_[:, 1:]
+            rng = np.random.default_rng(spawn_seeds(self.bootstrap_["seed"], 3)[2])
+            noise = tau * rng.standard_normal((len(samples), 1)) + s * rng.standard_normal(samples.shape)
+            samples = samples * np.exp(noise)
+        return percentile_interval(samples, self.level_)
 
     # ----- presentation and persistence ------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -383,10 +479,12 @@ class Law(abc.ABC):
         if self.bootstrap_:
             b = self.bootstrap_
             lines.append(
-                f"{b['n']} bootstrap resamples by {b['resample']} (seed {b['seed']}), {b['level']:.0%} intervals"
+                f"{b['n']} {b['method']} bootstrap refits, noise unit {b['resample']} ({b['noise']['n_groups']} "
+                f"{b['resample']}s, seed {b['seed']}), {b['level']:.0%} intervals; {b['not_converged']} refits "
+                f"not converged, on a bound: {b['on_bound'] or 'none'}"
             )
         else:
-            lines.append("no intervals: fit with bootstrap=K to get them")
+            lines.append(f"no intervals: {self.no_interval_ or 'fit with bootstrap=K to get them'}")
         intervals = self.intervals_
         values = self.coefficients_ | self.derived_
         width = max(map(len, values))
@@ -414,9 +512,11 @@ class Law(abc.ABC):
             "on_bound": self.on_bound_,
             "config": self.config(),
             "theta": theta.tolist(),
+            "no_interval": self.no_interval_,
             "bootstrap": None
             if self.bootstrap_ is None
-            else self.bootstrap_ | {"theta": self._bootstrap_theta().tolist()},
+            else self.bootstrap_
+            | {"theta": self._bootstrap_theta().tolist(), "scales": self.bootstrap_scales_.tolist()},
         }
 
     @staticmethod
@@ -439,9 +539,11 @@ class Law(abc.ABC):
             data.get("n_points"),
             data.get("converged"),
         )
+        law.no_interval_ = data.get("no_interval")
         if boot := data.get("bootstrap"):
             law.bootstrap_theta_ = np.asarray(boot["theta"], dtype=float).reshape(-1, len(law.params))
-            law.bootstrap_ = {k: boot[k] for k in ("n", "resample", "seed", "level")}
+            law.bootstrap_scales_ = np.asarray(boot["scales"], dtype=float).reshape(-1, 2)
+            law.bootstrap_ = {k: v for k, v in boot.items() if k not in ("theta", "scales")}
         return law
 
     @classmethod

@@ -21,3 +21,7 @@ class ConvergenceWarning(UserWarning):
 
 class ResamplingWarning(UserWarning):
     """Too few runs to resample: run-level bootstrap intervals rest on a handful of distinct resamples."""
+
+
+class IntervalWarning(UserWarning):
+    """The data cannot support an interval (too few runs or model sizes): the fit is given without one."""

@@ -158,9 +158,11 @@ class WangLaw(ChinchillaLaw):
 class ClarkLaw(Law):
     """Clark et al. 2022 routed law in log10: log L = a log S + b log E (+ c log S log E) + d.
 
-    ``interaction=True`` is paper Eq. 4, ``False`` the separable Eq. 2. Dense runs enter as E = 1.
+    ``interaction=True`` is paper Eq. 4, ``False`` the separable Eq. 2. Dense runs enter as E = 1. Fitted by
+    least squares in log10, as Clark et al. fit it (``loss="huber"`` stays an option).
     """
 
+    loss: Literal["huber", "squared"] = "squared"
     interaction: bool = True
     size: Literal["params", "model_scale"] = "params"
 

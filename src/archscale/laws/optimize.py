@@ -39,6 +39,12 @@ def _lbfgsb(
     )
 
 
+def _converged(result) -> bool:
+    """L-BFGS-B's own test, or a line search that cannot descend from a point whose gradient is at rounding
+    level (this happens when least squares already gave the exact optimum)."""
+    return bool(result.success or np.max(np.abs(result.jac)) <= 1e-6 * (1.0 + abs(result.fun)))
+
+
 def _rank(starts: np.ndarray, design: np.ndarray, logy: np.ndarray, weights: np.ndarray, delta: float):
     """Objective at every start, in chunks that keep the (terms, points, starts) array near 16 MB."""
     chunk = max(1, 2_000_000 // design[..., 0].size)
@@ -69,10 +75,7 @@ def minimise(
         ranked = np.argsort(_rank(starts, design, logy, weights, delta), kind="stable")
         starts = starts[ranked[:n_starts]]
     best = min((_lbfgsb(s, design, logy, weights, delta, bounds) for s in starts), key=lambda r: r.fun)
-    # A line search that cannot descend from a point whose gradient is at rounding level has converged too
-    # (this happens when least squares already gave the exact optimum).
-    stalled = np.max(np.abs(best.jac)) <= 1e-6 * (1.0 + abs(best.fun))
-    return Optimum(theta=best.x, objective=float(best.fun), converged=bool(best.success or stalled))
+    return Optimum(theta=best.x, objective=float(best.fun), converged=_converged(best))
 
 
 def resample_weights(groups: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,17 +91,28 @@ def resample_weights(groups: np.ndarray, n_resamples: int, rng: np.random.Genera
     return counts[:, groups]
 
 
+@dataclass(frozen=True)
+class Refits:
+    """Bootstrap refits: ``theta`` ``(K, p)`` and whether each L-BFGS-B run met its convergence test."""
+
+    theta: np.ndarray
+    converged: np.ndarray
+
+
 def refit_resamples(
     design: np.ndarray,
-    logy: np.ndarray,
+    logys: np.ndarray,
     weights: np.ndarray,
     theta0: np.ndarray,
     bounds: Bounds,
     delta: float,
-) -> np.ndarray:
-    """Refit once per row of ``weights``, each warm-started at the full-data optimum ``theta0``.
+) -> Refits:
+    """Refit once per row of ``logys`` and ``weights`` (both ``(K, n)``), warm-started at the full-data
+    optimum ``theta0``.
 
     A resample's optimum lies close to the full-data one, so a single local run replaces the whole grid:
     this is what makes 1000 resamples take seconds.
     """
-    return np.array([_lbfgsb(theta0, design, logy, w, delta, bounds).x for w in weights])
+    results = [_lbfgsb(theta0, design, y, w, delta, bounds) for y, w in zip(logys, weights, strict=True)]
+    converged = [_converged(r) for r in results]
+    return Refits(theta=np.array([r.x for r in results]), converged=np.array(converged, dtype=bool))

@@ -90,6 +90,7 @@ def headline_numbers(analyses: Analyses) -> dict[str, Any]:
             "mean_abs_rel_error": e.mean_abs_rel_error,
             "max_abs_rel_error": e.max_abs_rel_error,
             "coverage": e.coverage,
+            "prediction_coverage": e.prediction_coverage,
         }
         for family, e in analyses.loss_law.extrapolations.items()
         if not e.skipped
@@ -99,11 +100,11 @@ def headline_numbers(analyses: Analyses) -> dict[str, Any]:
         | {f"{name}_interval": fit["intervals"].get(name) for name in ("alpha_N", "alpha_D")}
         for family, fit in analyses.allocation.fits.items()
     }
-    gain = analyses.generalisation.data_efficiency_gain
     return {
         "extrapolation": extrapolation,
         "allocation": allocation,
-        "data_efficiency_gain": gain,
+        "alpha_N_gain": analyses.allocation.alpha_N_gain,
+        "compute_equivalent_gain": analyses.generalisation.data_efficiency_gain,
         "verdicts": {row.claim: row.verdict for row in analyses.verdicts.rows},
     }
 
@@ -118,25 +119,30 @@ class Report:
     summary: dict[str, Any] = field(repr=False)
 
     def headline(self) -> str:
-        """A few terminal lines: extrapolation error, Table 1 exponents, data-efficiency gain, verdicts."""
+        """A few terminal lines: extrapolation error, Table 1 exponents, the two gains, verdicts."""
         head = self.summary["headline"]
         lines = []
         for family, e in head["extrapolation"].items():
             lines.append(
                 f"  Eq. 5 {family}: largest model predicted within {_pct(e['mean_abs_rel_error'])} mean, "
                 f"{_pct(e['max_abs_rel_error'])} max |relative error| "
-                f"({_pct(e['coverage'])} of its points inside the band)"
+                f"({_pct(e['prediction_coverage'])} of its points inside the prediction interval, "
+                f"{_pct(e['coverage'])} inside the curve band)"
             )
         for family, a in head["allocation"].items():
             lines.append(
                 f"  Table 1 {family}: α_N = {_num(a['alpha_N'])} {_span(a['alpha_N_interval'])}, "
                 f"α_D = {_num(a['alpha_D'])} {_span(a['alpha_D_interval'])}"
             )
-        gain = head["data_efficiency_gain"]
-        if gain:
+        if gain := head["alpha_N_gain"]:
             lines.append(
-                f"  data-efficiency gain of MoE: {_pct(gain['value'])} "
-                f"{_span([gain.get('lower'), gain.get('upper')], _pct)} (paper: 16.37 %)"
+                f"  data-utilisation gain of MoE, {gain['definition']} (the paper's definition): "
+                f"{_pct(gain['effect'])} {_span([gain['lower'], gain['upper']], _pct)} (paper: {_pct(gain['paper'])})"
+            )
+        if gain := head["compute_equivalent_gain"]:
+            lines.append(
+                f"  compute-equivalent gain of MoE (extra compute dense needs for MoE's test loss): "
+                f"{_pct(gain['value'])} {_span([gain.get('lower'), gain.get('upper')], _pct)} (no published value)"
             )
         lines.append("  verdicts:")
         lines += [f"    {verdict:<28} {claim}" for claim, verdict in head["verdicts"].items()]

@@ -117,7 +117,8 @@ def _power_fit(ax: Axes, fit: PowerFit, colour: str, label: str, linestyle: str 
 # ---- Figure 1: loss law and extrapolation -------------------------------------------------------------
 def loss_extrapolation_figure(result: LossLawResult, path: str | Path) -> Path:
     """Observed (smoothed) training curves, the law fitted on the smaller models (dashed) and its prediction
-    of the held-out largest model with the bootstrap band, for dense, MoE and the joint fit."""
+    of the held-out largest model with its prediction interval (a new run) and the narrower band of the
+    fitted curve, for dense, MoE and the joint fit."""
     title = "Loss law (Eq. 5) fitted on the smaller models, largest predicted"
     if result.skipped:
         return _skipped(path, title, result.skipped)
@@ -153,17 +154,28 @@ def loss_extrapolation_figure(result: LossLawResult, path: str | Path) -> Path:
             ax.plot(
                 curve.tokens, curve.predicted, color="red", linestyle="--", linewidth=1.5, label="prediction"
             )
-            if curve.lower:
-                ax.fill_between(curve.tokens, curve.lower, curve.upper, color="red", alpha=0.2, linewidth=0)
+            bands = (
+                (curve.prediction_lower, curve.prediction_upper, 0.12, "prediction interval (new run)"),
+                (curve.lower, curve.upper, 0.3, "curve band"),
+            )
+            for lower, upper, alpha, label in bands if curve.lower else ():
+                ax.fill_between(
+                    curve.tokens, lower, upper, color="red", alpha=alpha, linewidth=0, label=label
+                )
         _log_axes(ax, "tokens D", "training loss (nats/token, smoothed)")
-        coverage = "n/a" if extrapolation.coverage is None else f"{100 * extrapolation.coverage:.0f} %"
+        inside = (
+            f"in prediction interval {_percent(extrapolation.prediction_coverage)}, "
+            f"in curve band {_percent(extrapolation.coverage)}"
+            if extrapolation.coverage is not None
+            else "no interval"
+        )
         ax.set_title(
             f"{LABELS[family]}\nerror mean {_percent(extrapolation.mean_abs_rel_error)}, "
-            f"max {_percent(extrapolation.max_abs_rel_error)}; in band {coverage}",
+            f"max {_percent(extrapolation.max_abs_rel_error)}; {inside}",
             fontsize=9,
         )
         handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles[:2], labels[:2], fontsize=7)
+        ax.legend(handles[:4], labels[:4], fontsize=7)
     return _save(figure, path)
 
 
@@ -355,7 +367,7 @@ def generalisation_figure(result: GeneralisationResult, path: str | Path) -> Pat
         c, gain = result.loss_ratio, result.data_efficiency_gain or {}
         title += (
             f"\nat C = {c.reference:.3g}: test loss MoE ÷ dense {_interval(c.ratio, c.lower, c.upper, '.4g')}"
-            f"\ndata-efficiency gain {_interval(gain.get('value'), gain.get('lower'), gain.get('upper'), '.1%')}"
+            f"\ncompute-equivalent gain {_interval(gain.get('value'), gain.get('lower'), gain.get('upper'), '.1%')}"
         )
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
