@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
+from archscale.analysis.public import clark_evidence
 from archscale.cli.main import app
 from archscale.report import build_report, write_report
 from archscale.report.build import run_inventory
@@ -33,9 +34,14 @@ window.addEventListener("load", () => {
 
 @pytest.fixture(scope="module")
 def synthetic_report(analyses, store, tmp_path_factory):
-    """The report of the synthetic study (every analysis runs), with the store's run inventory."""
+    """The report of the synthetic study (every analysis runs), with the store's run inventory and the public
+    evidence panel."""
     return write_report(
-        analyses, tmp_path_factory.mktemp("report"), inventory=run_inventory(store), about={"bootstrap": 20}
+        analyses,
+        tmp_path_factory.mktemp("report"),
+        inventory=run_inventory(store),
+        about={"bootstrap": 20},
+        public=clark_evidence(bootstrap=20),
     )
 
 
@@ -52,7 +58,15 @@ def test_summary_carries_the_analyses_headline_and_verdicts(synthetic_report, an
     assert summary["runs"]["total"] == 9 and summary["runs"]["by_status"] == {"finished": 8, "failed": 1}
     assert {"torch", "numpy"} <= set(summary["environment"]["packages"])
     headline = synthetic_report.headline()
-    assert "Eq. 5 moe: largest model predicted within" in headline and headline.count("supported") == 5
+    assert "Eq. 5 moe: largest model predicted within" in headline
+    # One sentence per claim ends the headline: the user's runs, then the public data where they speak to it.
+    claims = summary["headline"]["claims"]
+    assert len(claims) == 6 and all(sentence in headline for sentence in claims)
+    assert claims[0].startswith("MoE reaches a lower test loss at equal compute: your runs say supported (")
+    assert "; the public data (Clark et al. 2022 routing curves) say " in claims[0]
+    assert claims[2].endswith("; the public data (Clark et al. 2022 routing curves) do not measure it.")
+    assert claims[5].startswith("The benefit of more experts shrinks with model size: the public data (Clark")
+    assert "(paper: 16.37 %)" in headline
 
 
 def test_page_shows_every_figure_and_table(synthetic_report):
@@ -60,9 +74,11 @@ def test_page_shows_every_figure_and_table(synthetic_report):
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert sorted(sources) == sorted(f"figures/{name}.png" for name in synthetic_report.figures)
     assert all((synthetic_report.index.parent / s).is_file() for s in sources)
-    for heading in ("Replication verdicts", "Table 1", "Figures 2–5", "Figure 6", "Table 2", "Runs (9"):
+    for heading in ("Replication verdicts", "Public evidence at real scale", "Table 1", "Figures 2–5",
+                    "Figure 6", "Table 2", "Runs (9"):  # fmt: skip
         assert heading in page
-    assert page.count('class="supported"') == 5
+    assert "Licence: CC BY 4.0, Copyright 2022 DeepMind Technologies Limited" in page
+    assert page.count('class="supported"') >= 6  # the study's five, and the panel's
     assert "No downstream scores are stored" in page
 
 

@@ -8,6 +8,9 @@ dataclass with a JSON-safe ``to_dict()`` and a ``skipped`` reason when the data 
 5. :func:`generalisation_vs_compute` — test loss against compute and the data-efficiency gain (Figure 6).
 6. :func:`replication_verdicts` — the paper's claims judged by their intervals.
 
+:func:`clark_evidence` runs the same analyses and verdicts on public data at real scale (Clark et al. 2022's
+routing curves, shipped with the package) for the report's evidence panel.
+
 Quick start::
 
     from archscale.analysis import from_store
@@ -25,6 +28,7 @@ from archscale.analysis.hyperparams import Heatmap, HyperparamResult, optimal_hy
 from archscale.analysis.loss_law import CurveFit, Extrapolation, LossLawResult, loss_law_extrapolation
 from archscale.analysis.noise import NoiseScaleResult, noise_scale_vs_loss
 from archscale.analysis.powerfit import PowerFit
+from archscale.analysis.public import PublicEvidence, clark_evidence
 from archscale.analysis.results import Result, jsonable
 from archscale.analysis.suite import Analyses, analyse, from_store
 from archscale.analysis.verdicts import (
@@ -56,10 +60,12 @@ __all__ = [
     "LossLawResult",
     "NoiseScaleResult",
     "PowerFit",
+    "PublicEvidence",
     "Result",
     "Verdict",
     "VerdictTable",
     "analyse",
+    "clark_evidence",
     "compare",
     "compute_allocation",
     "from_store",

@@ -34,21 +34,27 @@ LABELS = {"dense": "Dense (this study)", "moe": "MoE (this study)"}
 class AllocationResult(Result):
     """Table 1 rows (published, then this study's with intervals; ``this_study`` tells them apart), the fits,
     α_N(MoE) − α_N(dense), and the paper's 16.37 % quantity (``alpha_N_gain``: α_N(MoE)/α_N(dense) − 1)
-    beside its published value."""
+    beside its published value. ``degenerate``: families whose fit ended with a coefficient on its bound
+    (e.g. σ → 0): such a fit is a constraint, not a law, so its α_N is shown marked and never judged."""
 
     table: pd.DataFrame
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     alpha_N_difference: dict[str, float | None] | None = None
     alpha_N_gain: dict[str, Any] | None = None
+    degenerate: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
-def compute_allocation(points: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0) -> AllocationResult:
-    """Analysis 2 on a loss table (``loss_points(runs, curve)`` or the same columns from a CSV)."""
+def compute_allocation(
+    points: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0, labels: dict[str, str] = LABELS
+) -> AllocationResult:
+    """Analysis 2 on a loss table (``loss_points(runs, curve)`` or the same columns from a CSV); ``labels``
+    name each family's Table 1 row (e.g. for public data rather than this study's runs)."""
     require_columns(points, POINT_COLUMNS, "loss points")
     laws: dict[str, ChinchillaLaw] = {}
     skipped: dict[str, str] = {}
+    degenerate: dict[str, str] = {}
     notes: list[str] = []
     for family, family_seed in zip(FAMILIES, spawn_seeds(seed, len(FAMILIES)), strict=True):
         rows = points[points["kind"] == family]
@@ -64,12 +70,19 @@ def compute_allocation(points: pd.DataFrame, *, bootstrap: int = 200, seed: int 
             skipped[family] = f"Eq. 5 cannot be fitted on the {family} runs: {err}"
             continue
         laws[family] = law
-    table = table1({LABELS[f]: law for f, law in laws.items()})
-    table["this_study"] = table["architecture"].isin(LABELS.values())
+        if law.on_bound_:
+            degenerate[family] = (
+                f"the {family} Eq. 5 fit is degenerate: {', '.join(law.on_bound_)} ended on its bound, so the data "
+                "do not pin the law down and its α_N is not a measurement"
+            )
+    table = table1({labels[f]: law for f, law in laws.items()})
+    table["this_study"] = table["architecture"].isin(labels.values())
+    table["degenerate"] = table["architecture"].isin([labels[f] for f in degenerate])
     result = AllocationResult(
         table=table,
         fits={family: fit_summary(law) for family, law in laws.items()},
         skipped=skipped,
+        degenerate=degenerate,
         warnings=notes,
     )
     if len(laws) == 2:

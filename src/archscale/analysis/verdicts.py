@@ -103,6 +103,59 @@ def _judge_with_notes(verdict: Verdict, caveats: list[str]) -> None:
         verdict.note = "; ".join(caveats) or None
 
 
+def _claim(claim: str, paper: str, measure: str, no_effect: float, direction: Direction) -> Verdict:
+    return Verdict(claim=claim, paper=paper, measure=measure, no_effect=no_effect, direction=direction)
+
+
+def loss_verdict(
+    comparison: Comparison | None, fits: Iterable[PowerFit], skipped: str | None = None
+) -> Verdict:
+    """Paper §6: MoE reaches the lower (test) loss at equal compute, from the two families' L(C) fits."""
+    verdict = _claim(
+        "MoE reaches a lower test loss at equal compute",
+        "§6, Figure 6: MoE has the smaller test loss at a given compute budget",
+        "test loss MoE ÷ dense",
+        1.0,
+        "below",
+    )
+    return _comparison_verdict(verdict, comparison, fits, skipped)
+
+
+def alpha_verdict(allocation: AllocationResult) -> Verdict:
+    """Paper Table 1: α_N(MoE) > α_N(dense), from the difference of the two families' Eq. 5 fits."""
+    verdict = _claim(
+        "α_N(MoE) > α_N(dense): MoE should spend more of its compute on model scale",
+        "Table 1: α_N 0.590 (MoE) vs 0.507 (dense)",
+        "α_N(MoE) − α_N(dense)",
+        0.0,
+        "above",
+    )
+    difference = allocation.alpha_N_difference
+    if difference is None:
+        verdict.note = "; ".join(allocation.skipped.values()) or "the dense or MoE fit is missing"
+        return verdict
+    verdict.effect, verdict.lower, verdict.upper = (
+        difference["effect"],
+        difference["lower"],
+        difference["upper"],
+    )
+    verdict.level = difference.get("level")
+    if allocation.degenerate:  # a fit pinned by a bound measures nothing: no verdict on it
+        verdict.note = "; ".join(allocation.degenerate.values())
+        return verdict
+    _judge_with_notes(verdict, allocation.warnings)
+    return verdict
+
+
+def _comparison_verdict(
+    verdict: Verdict, comparison: Comparison | None, fits: Iterable[PowerFit], skipped: str | None
+) -> Verdict:
+    if skipped:
+        verdict.note = skipped
+        return verdict
+    return _from_comparison(verdict, comparison, fits)
+
+
 def replication_verdicts(
     generalisation: GeneralisationResult,
     allocation: AllocationResult,
@@ -110,60 +163,34 @@ def replication_verdicts(
     noise: NoiseScaleResult,
 ) -> VerdictTable:
     """The five claims of the paper, in its order, judged on these results."""
-    loss = Verdict(
-        claim="MoE reaches a lower test loss at equal compute",
-        paper="§6, Figure 6: MoE has the smaller test loss at a given compute budget",
-        measure="test loss MoE ÷ dense",
-        no_effect=1.0,
-        direction="below",
+    batch = _claim(
+        "MoE has the smaller optimal batch size at equal loss",
+        "§5.1, Figure 3: smaller B_opt for MoE at the same training loss",
+        "B_opt MoE ÷ dense",
+        1.0,
+        "below",
     )
-    alpha = Verdict(
-        claim="α_N(MoE) > α_N(dense): MoE should spend more of its compute on model scale",
-        paper="Table 1: α_N 0.590 (MoE) vs 0.507 (dense)",
-        measure="α_N(MoE) − α_N(dense)",
-        no_effect=0.0,
-        direction="above",
+    lr = _claim(
+        "MoE has the larger optimal learning rate at equal loss",
+        "§5.2, Figure 5: larger lr_opt for MoE at the same loss",
+        "lr_opt MoE ÷ dense",
+        1.0,
+        "above",
     )
-    batch = Verdict(
-        claim="MoE has the smaller optimal batch size at equal loss",
-        paper="§5.1, Figure 3: smaller B_opt for MoE at the same training loss",
-        measure="B_opt MoE ÷ dense",
-        no_effect=1.0,
-        direction="below",
+    noise_verdict = _claim(
+        "MoE has the lower gradient noise scale at equal loss",
+        "§5.1 and Conclusion: lower noise scale for MoE (argued from B_opt ≈ B_noise)",
+        "B_simple MoE ÷ dense",
+        1.0,
+        "below",
     )
-    lr = Verdict(
-        claim="MoE has the larger optimal learning rate at equal loss",
-        paper="§5.2, Figure 5: larger lr_opt for MoE at the same loss",
-        measure="lr_opt MoE ÷ dense",
-        no_effect=1.0,
-        direction="above",
-    )
-    noise_verdict = Verdict(
-        claim="MoE has the lower gradient noise scale at equal loss",
-        paper="§5.1 and Conclusion: lower noise scale for MoE (argued from B_opt ≈ B_noise)",
-        measure="B_simple MoE ÷ dense",
-        no_effect=1.0,
-        direction="below",
-    )
-    for verdict, result, comparison, fits in (
-        (loss, generalisation, generalisation.loss_ratio, generalisation.fits),
-        (batch, hyperparams, hyperparams.batch_comparison, hyperparams.batch_fits),
-        (lr, hyperparams, hyperparams.lr_comparison, hyperparams.lr_fits),
-        (noise_verdict, noise, noise.comparison, noise.fits),
-    ):
-        if result.skipped:
-            verdict.note = result.skipped
-        else:
-            _from_comparison(verdict, comparison, fits.values())
-    difference = allocation.alpha_N_difference
-    if difference is None:
-        alpha.note = "; ".join(allocation.skipped.values()) or "the dense or MoE fit is missing"
-    else:
-        alpha.effect, alpha.lower, alpha.upper = (
-            difference["effect"],
-            difference["lower"],
-            difference["upper"],
-        )
-        alpha.level = difference.get("level")
-        _judge_with_notes(alpha, allocation.warnings)
-    return VerdictTable(rows=[loss, alpha, batch, lr, noise_verdict])
+    rows = [
+        loss_verdict(generalisation.loss_ratio, generalisation.fits.values(), generalisation.skipped),
+        alpha_verdict(allocation),
+        _comparison_verdict(
+            batch, hyperparams.batch_comparison, hyperparams.batch_fits.values(), hyperparams.skipped
+        ),
+        _comparison_verdict(lr, hyperparams.lr_comparison, hyperparams.lr_fits.values(), hyperparams.skipped),
+        _comparison_verdict(noise_verdict, noise.comparison, noise.fits.values(), noise.skipped),
+    ]
+    return VerdictTable(rows=rows)

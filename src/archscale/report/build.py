@@ -19,7 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from archscale.analysis import Analyses, from_store, jsonable
+from archscale.analysis import NOT_TESTED, Analyses, Verdict, from_store, jsonable
+from archscale.analysis.public import PublicEvidence, clark_evidence
+from archscale.laws.resampling import spawn_seeds
 from archscale.report.figures import write_figures
 from archscale.report.page import render_page
 from archscale.store import ResultsStore
@@ -82,7 +84,31 @@ def downstream_table(store: ResultsStore, inventory: pd.DataFrame) -> list[dict[
     return rows
 
 
-def headline_numbers(analyses: Analyses) -> dict[str, Any]:
+def claim_sentences(analyses: Analyses, public: PublicEvidence | None) -> list[str]:
+    """One plain sentence per claim: what the user's runs say and, where it speaks to it, the public data."""
+    theirs = {row.claim: row for row in public.verdicts} if public else {}
+    source = public.dataset["name"] if public else None
+    sentences = []
+    for row in analyses.verdicts.rows:
+        text = f"{row.claim}: your runs {_said(row)}"
+        if row.claim in theirs:
+            text += f"; the public data ({source}) {_said(theirs.pop(row.claim))}"
+        elif public is not None:
+            text += f"; the public data ({source}) do not measure it"
+        sentences.append(text + ".")
+    sentences += [f"{claim}: the public data ({source}) {_said(row)}." for claim, row in theirs.items()]
+    return sentences
+
+
+def _said(row: Verdict) -> str:
+    """A verdict with its effect and interval, in words."""
+    if row.verdict == NOT_TESTED:
+        return f"give no verdict ({row.note or 'not tested'})"
+    interval = _span([row.lower, row.upper], lambda v: f"{v:.3g}")
+    return f"say {row.verdict} ({row.measure}: {row.effect:.3g} {interval})"
+
+
+def headline_numbers(analyses: Analyses, public: PublicEvidence | None = None) -> dict[str, Any]:
     """The numbers the terminal prints and ``summary.json`` leads with."""
     extrapolation = {
         family: {
@@ -106,6 +132,7 @@ def headline_numbers(analyses: Analyses) -> dict[str, Any]:
         "alpha_N_gain": analyses.allocation.alpha_N_gain,
         "compute_equivalent_gain": analyses.generalisation.data_efficiency_gain,
         "verdicts": {row.claim: row.verdict for row in analyses.verdicts.rows},
+        "claims": claim_sentences(analyses, public),
     }
 
 
@@ -137,7 +164,7 @@ class Report:
         if gain := head["alpha_N_gain"]:
             lines.append(
                 f"  data-utilisation gain of MoE, {gain['definition']} (the paper's definition): "
-                f"{_pct(gain['effect'])} {_span([gain['lower'], gain['upper']], _pct)} (paper: {_pct(gain['paper'])})"
+                f"{_pct(gain['effect'])} {_span([gain['lower'], gain['upper']], _pct)} (paper: {100 * gain['paper']:.2f} %)"
             )
         if gain := head["compute_equivalent_gain"]:
             lines.append(
@@ -146,6 +173,7 @@ class Report:
             )
         lines.append("  verdicts:")
         lines += [f"    {verdict:<28} {claim}" for claim, verdict in head["verdicts"].items()]
+        lines += [f"  {sentence}" for sentence in head["claims"]]
         return "\n".join(lines)
 
 
@@ -170,22 +198,27 @@ def build_report(
     bootstrap: int = 200,
     seed: int = 0,
     wall_time: float | None = None,
+    public: bool = True,
 ) -> Report:
-    """Analyse the store's runs and write ``out_dir/index.html``, ``figures/`` and ``summary.json``."""
+    """Analyse the store's runs and write ``out_dir/index.html``, ``figures/`` and ``summary.json``;
+    ``public``: also run the analyses on the shipped public data (Clark et al. 2022) for the evidence panel."""
     store_path = Path(store_path)
     if not store_path.is_file():
         raise FileNotFoundError(f"no results store at {store_path}: run a sweep or `archscale study` first")
     with ResultsStore(store_path) as store:
         if store.runs().empty:
             raise ValueError(f"the results store {store_path} holds no runs: nothing to report")
-        analyses = from_store(store, bootstrap=bootstrap, seed=seed)
+        runs_seed, public_seed = spawn_seeds(seed, 2)
+        analyses = from_store(store, bootstrap=bootstrap, seed=runs_seed)
         inventory = run_inventory(store)
         downstream = downstream_table(store, inventory)
+    evidence = clark_evidence(bootstrap=bootstrap, seed=public_seed) if public else None
     return write_report(
         analyses,
         out_dir,
         inventory=inventory,
         downstream=downstream,
+        public=evidence,
         about={"store": str(store_path.resolve()), "bootstrap": bootstrap, "study_wall_time_s": wall_time},
     )
 
@@ -197,6 +230,7 @@ def write_report(
     inventory: pd.DataFrame,
     downstream: list[dict[str, Any]] | None = None,
     about: dict[str, Any] | None = None,
+    public: PublicEvidence | None = None,
 ) -> Report:
     """Write the report of ``analyses`` (from a store or from CSVs) with its run inventory.
 
@@ -209,7 +243,7 @@ def write_report(
     summary = {
         **(about or {}),
         "environment": environment(),
-        "headline": headline_numbers(analyses),
+        "headline": headline_numbers(analyses, public),
         "runs": {
             "total": len(inventory),
             "by_status": inventory["status"].value_counts().to_dict(),
@@ -217,13 +251,14 @@ def write_report(
         },
         "downstream": downstream or [],
         "analyses": analyses,
+        "public_evidence": public,
     }
     summary = jsonable(summary)
     summary_path = out_dir / "summary.json"
     _write_atomic(summary_path, json.dumps(summary, indent=1, allow_nan=False))
     index = out_dir / "index.html"
     relative = {name: path.relative_to(out_dir).as_posix() for name, path in figures.items()}
-    _write_atomic(index, render_page(analyses, summary, relative))
+    _write_atomic(index, render_page(analyses, summary, relative, public))
     return Report(index=index, summary_path=summary_path, figures=figures, summary=summary)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, FuncFormatter
 
 from archscale.analysis import (
     AllocationResult,
@@ -71,9 +71,23 @@ def _panels(n: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure, li
     return figure, axes[:n]
 
 
+def _short_axis_labels(axis) -> FuncFormatter:
+    """Minor tick labels at 2 and 5 × 10^k, only while the axis spans under two decades: a short log axis
+    (e.g. learning rates within one decade) would otherwise show one label or none."""
+
+    def label(value: float, _position: int) -> str:
+        low, high = axis.get_view_interval()
+        if value <= 0 or low <= 0 or high / low > 100:
+            return ""
+        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        return f"{value:.3g}" if round(mantissa) in (2, 5) else ""
+
+    return FuncFormatter(label)
+
+
 def _log_axes(ax: Axes, x: str, y: str) -> None:
     """Log-log axes. Loss axes span less than a decade, so their ticks are labelled as plain numbers; other
-    axes label the decades only (minor labels of a short log axis run into each other)."""
+    axes label the decades, and 2 and 5 × 10^k as well when they span under two decades."""
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(x)
@@ -83,7 +97,7 @@ def _log_axes(ax: Axes, x: str, y: str) -> None:
             axis.set_major_formatter(FormatStrFormatter("%g"))
             axis.set_minor_formatter(FormatStrFormatter("%g"))
         else:
-            axis.set_minor_formatter(NullFormatter())
+            axis.set_minor_formatter(_short_axis_labels(axis))
 
 
 def _percent(value: float | None) -> str:
@@ -164,15 +178,15 @@ def loss_extrapolation_figure(result: LossLawResult, path: str | Path) -> Path:
                 )
         _log_axes(ax, "tokens D", "training loss (nats/token, smoothed)")
         inside = (
-            f"in prediction interval {_percent(extrapolation.prediction_coverage)}, "
-            f"in curve band {_percent(extrapolation.coverage)}"
+            f"inside: prediction interval {_percent(extrapolation.prediction_coverage)}, "
+            f"curve band {_percent(extrapolation.coverage)}"
             if extrapolation.coverage is not None
             else "no interval"
         )
         ax.set_title(
             f"{LABELS[family]}\nerror mean {_percent(extrapolation.mean_abs_rel_error)}, "
-            f"max {_percent(extrapolation.max_abs_rel_error)}; {inside}",
-            fontsize=9,
+            f"max {_percent(extrapolation.max_abs_rel_error)}\n{inside}",
+            fontsize=8,
         )
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles[:4], labels[:4], fontsize=7)

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
 
-from archscale.analysis import Analyses, Comparison, PowerFit
+from archscale.analysis import Analyses, Comparison, PowerFit, Verdict
+from archscale.analysis.public import PublicEvidence
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em;
@@ -29,7 +30,7 @@ code { background: #f4f4f6; padding: 0 3px; }
 
 FIGURE_CAPTIONS = {
     "loss_extrapolation": "Figure 1: Eq. 5 fitted on the smaller models' curves, the largest model's curve "
-    "predicted (band: bootstrap interval).",
+    "predicted (light: a new run's prediction interval; dark: the band of the fitted curve).",
     "allocation": "Table 1 as a figure: α_N and α_D of the published rows and of this study.",
     "batch_heatmap": "Figure 2: smoothed training loss over batch size and tokens; the line joins the optima.",
     "batch_size_law": "Figure 3: optimal batch size against training loss, B_opt = λ_B / L^α_B per family.",
@@ -90,8 +91,12 @@ def _notes(notes: Iterable[str]) -> str:
 
 
 def _verdicts(analyses: Analyses) -> str:
+    return _verdict_table(analyses.verdicts.rows)
+
+
+def _verdict_table(verdicts: Iterable[Verdict]) -> str:
     rows = []
-    for v in analyses.verdicts.rows:
+    for v in verdicts:
         css = v.verdict.replace(" at this scale", "").replace(" ", "-")
         rows.append(
             [escape(v.claim), escape(v.paper), escape(v.measure), _fmt(v.effect),
@@ -162,7 +167,7 @@ def _allocation(analyses: Analyses) -> str:
             1,
             f"Data-utilisation gain as the paper defines its 16.37 % ({gain['definition']}): "
             f"{_pct(gain['effect'])} {_interval(gain['lower'], gain['upper'], _pct)} "
-            f"(paper: {_pct(gain['paper'])}, from its Table 1: 0.590 / 0.507 − 1)",
+            f"(paper: {100 * gain['paper']:.2f} %, from its Table 1: 0.590 / 0.507 − 1)",
         )
     header = ["architecture", "source", "α_N", "interval", "α_D", "interval"]
     return table(header, rows, text_columns=2) + _notes(notes)
@@ -293,11 +298,45 @@ def _environment(summary: dict[str, Any]) -> str:
     return table(["", "value"], [[escape(str(k)), escape(str(v))] for k, v in rows], text_columns=2)
 
 
-def render_page(analyses: Analyses, summary: dict[str, Any], figures: dict[str, str]) -> str:
+def _public(public: PublicEvidence | None) -> str:
+    """The evidence panel: the same claims on public data at real scale, labelled with source and licence."""
+    if public is None:
+        return "<p class=note>Not included (build the report with public=True).</p>"
+    d = public.dataset
+    text = (
+        f"<p><b>{escape(d['name'])}</b>: {escape(d['citation'])}. Source: {escape(d['source'])}. Licence: "
+        f"{escape(d['licence'])}. Runs: {escape(public.selection)}.</p>" + _verdict_table(public.verdicts)
+    )
+    rows = [
+        [escape(r["architecture"]), escape(r["source"] + (" — degenerate fit" if r["degenerate"] else "")),
+         _fmt(r["alpha_N"], ".3f"), _interval(r["alpha_N_lo"], r["alpha_N_hi"])]
+        for r in public.allocation.table.to_dict(orient="records") if r["this_study"]
+    ]  # fmt: skip
+    text += table(["Table 1 row", "source", "α_N", "interval"], rows, text_columns=2)
+    text += _notes(public.allocation.degenerate.values())
+    laws = _law_rows("Eq. 4, all E", public.clark_fit) + _law_rows(
+        "Eq. 4, E < 100", public.clark_fit_below_100
+    )
+    text += table(["fit", "formula", "coefficient", "value", "interval"], laws, text_columns=3)
+    slopes = [
+        [f"{s.params / 1e6:.0f}M", _fmt(s.b, ".4f"), _interval(s.lower, s.upper), str(s.n_runs)]
+        for s in public.expert_slopes
+    ]
+    text += table(["model size (dense parameters)", "b: d log10 L / d log10 E", "interval", "runs"], slopes)
+    return text + (
+        "<p class=note>b closer to 0 at larger sizes means each doubling of the experts buys less: the shrinking "
+        "benefit behind Clark's interaction term c and the paper's advice to use Eq. 5 only for E &lt; 100.</p>"
+    )
+
+
+def render_page(
+    analyses: Analyses, summary: dict[str, Any], figures: dict[str, str], public: PublicEvidence | None = None
+) -> str:
     """The whole report page."""
     counts = ", ".join(f"{n} {escape(status)}" for status, n in summary["runs"]["by_status"].items())
     sections = [
-        ("Replication verdicts", _verdicts(analyses)),
+        ("Replication verdicts", _verdicts(analyses) + _notes(summary["headline"]["claims"])),
+        ("Public evidence at real scale", _public(public)),
         ("Loss law and extrapolation (Figure 1)", _figure("loss_extrapolation", figures) + _extrapolation(analyses)),
         ("Compute-optimal allocation (Table 1)", _allocation(analyses) + _figure("allocation", figures)),
         ("Optimal batch size and learning rate (Figures 2–5)", _hyperparams(analyses, figures)),

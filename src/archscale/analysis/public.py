@@ -1,0 +1,193 @@
+"""The paper's claims on public dense-vs-MoE data at real scale: Clark et al. 2022's routing curves
+(15M-1.3B parameters, E = 1 … 512, CC BY 4.0, shipped with the package), run through the same analyses and
+verdicts as the user's runs.
+
+- **Loss at equal compute**: validation loss against training compute C = FLOPs per step × steps over each
+  run's stable interval (the generalisation analysis' rule), a power law per family, MoE ÷ dense at the
+  centre of the shared compute range.
+- **α_N** of dense and of E experts (default 8, S-Base, k = 1): Eq. 5 with E fixed fitted to the curves as
+  the paper does, N and D being FLOPs per step and steps (the file has no tokens per step; a constant
+  factor on N or D moves A and B, not α, β or α_N).
+- **Does the benefit of E shrink with N** (Clark's finding, the paper's reason for "E < 100"): Eq. 4 on the
+  final losses (dense averaged per size as E = 1, the router's main grid), c > 0 meaning it does; and the
+  slope b of log10 L in log10 E at each model size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archscale.analysis.allocation import AllocationResult, compute_allocation
+from archscale.analysis.compare import Comparison, compare_families
+from archscale.analysis.generalisation import STABLE_FROM
+from archscale.analysis.powerfit import PowerFit, fit_families
+from archscale.analysis.results import Result, fit_summary, recorded_warnings
+from archscale.analysis.verdicts import Verdict, alpha_verdict, judge, loss_verdict
+from archscale.data.public import CLARK2022, clark2022_curves
+from archscale.laws import ClarkLaw, LawDataError, PowerLaw
+from archscale.laws.resampling import spawn_seeds
+
+
+@dataclass
+class ExpertSlope(Result):
+    """log10 L = b·log10 E + d across the expert counts of one model size (dense included as E = 1)."""
+
+    params: float
+    b: float
+    lower: float | None
+    upper: float | None
+    n_runs: int
+
+
+@dataclass
+class PublicEvidence(Result):
+    """One public data set's answers to the paper's claims, labelled with its source and licence."""
+
+    dataset: dict[str, str]
+    selection: str
+    loss_ratio: Comparison | None = None
+    loss_fits: dict[str, PowerFit] = field(default_factory=dict)
+    allocation: AllocationResult | None = None
+    clark_fit: dict[str, Any] | None = None
+    clark_fit_below_100: dict[str, Any] | None = None
+    expert_slopes: list[ExpertSlope] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+
+def _final(curves: pd.DataFrame) -> pd.DataFrame:
+    return curves.loc[curves.groupby("hyper_id")["step"].idxmax()]
+
+
+def _selected(curves: pd.DataFrame, router: str, experts: int | None) -> pd.DataFrame:
+    """Dense runs at their base width (k = 1, no FFN widening) and the router's main grid (k = 1, every
+    other block routed, seed 42), optionally at one expert count; every eval row of those runs."""
+    dense = (curves["router_type"] == "Dense") & (curves["k"] == 1) & (curves["flop_increase"] == 1)
+    routed = (
+        (curves["router_type"] == router)
+        & (curves["k"] == 1)
+        & (curves["routing_frequency"] == 0.5)
+        & (curves["seed"] == 42)
+    )
+    if experts is not None:
+        routed &= curves["num_experts"] == experts
+    rows = curves[dense | routed].copy()
+    rows["kind"] = np.where(rows["router_type"] == "Dense", "dense", "moe")
+    rows["run_id"] = rows["hyper_id"].astype(str)
+    return rows
+
+
+def _stable(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each run's evals from ``STABLE_FROM`` of its steps on, in the laws' column names."""
+    last = rows.groupby("run_id")["step"].transform("max")
+    rows = rows[rows["step"] >= STABLE_FROM * last]
+    return pd.DataFrame(
+        {
+            "run_id": rows["run_id"],
+            "kind": rows["kind"],
+            "compute": rows["flops_per_step"] * rows["step"],
+            "model_scale": rows["flops_per_step"],  # FLOPs per token up to the unknown tokens per step
+            "tokens": rows["step"].astype(float),  # tokens up to the same factor
+            "experts": rows["num_experts"].astype(float),
+            "loss": rows["loss_validation"],
+        }
+    ).reset_index(drop=True)
+
+
+def clark_final_table(curves: pd.DataFrame, router: str) -> pd.DataFrame:
+    """Clark's fitting table: final validation losses of the router's main grid, dense runs averaged per size
+    as E = 1 (the 130M dense model exists only as three seeds), in the laws' column names."""
+    final = _selected(_final(curves), router, None)
+    dense = final[final["kind"] == "dense"].groupby("dense_parameter_count", as_index=False)
+    dense = dense["loss_validation"].mean().assign(num_experts=1)
+    routed = final.loc[final["kind"] == "moe", ["dense_parameter_count", "num_experts", "loss_validation"]]
+    table = pd.concat([dense, routed], ignore_index=True)
+    return table.rename(
+        columns={"dense_parameter_count": "params", "num_experts": "experts", "loss_validation": "loss"}
+    )
+
+
+def _expert_slopes(table: pd.DataFrame, bootstrap: int, seed: int) -> list[ExpertSlope]:
+    slopes = []
+    for (params, rows), size_seed in zip(
+        table.groupby("params"), spawn_seeds(seed, table["params"].nunique()), strict=True
+    ):
+        try:
+            with recorded_warnings([]):
+                law = PowerLaw(target="loss", inputs=("experts",), loss="squared")
+                law.fit(rows, bootstrap=bootstrap, seed=size_seed)
+        except LawDataError:
+            continue
+        lo, hi = law.intervals_.get("exponent", (None, None))
+        # log L = exponent·log E + log λ, so b (in log10) is the same exponent.
+        slopes.append(ExpertSlope(float(params), law.coefficients_["exponent"], lo, hi, len(rows)))
+    return slopes
+
+
+def _clark_fit(table: pd.DataFrame, bootstrap: int, seed: int) -> tuple[dict[str, Any], ClarkLaw]:
+    notes: list[str] = []
+    with recorded_warnings(notes):
+        law = ClarkLaw().fit(table, bootstrap=bootstrap, seed=seed)
+    return fit_summary(law) | {"n_runs": len(table), "warnings": notes}, law
+
+
+def _shrink_verdict(law: ClarkLaw) -> Verdict:
+    verdict = Verdict(
+        claim="The benefit of more experts shrinks with model size",
+        paper="§3 (Clark et al.), and the paper's reason to use Eq. 5 only for E < 100",
+        measure="c in Eq. 4 (log10 L = a log N + b log E + c log N log E + d)",
+        no_effect=0.0,
+        direction="above",
+        effect=law.coefficients_["c"],
+    )
+    if "c" in law.intervals_:
+        verdict.lower, verdict.upper = law.intervals_["c"]
+        verdict.level = law.level_
+        verdict.verdict = judge(verdict.lower, verdict.upper, 0.0, "above")
+    else:
+        verdict.note = law.no_interval_
+    return verdict
+
+
+def clark_evidence(
+    curves: pd.DataFrame | None = None,
+    *,
+    router: str = "S-Base",
+    experts: int = 8,
+    bootstrap: int = 200,
+    seed: int = 0,
+) -> PublicEvidence:
+    """The paper's claims on Clark et al. 2022's curves (the shipped copy unless ``curves`` is given)."""
+    curves = clark2022_curves() if curves is None else curves
+    curves = curves[np.isfinite(curves["loss_validation"])]  # one dense eval is missing (NaN) in the file
+    seeds = dict(
+        zip(("loss", "allocation", "clark", "below_100", "slopes"), spawn_seeds(seed, 5), strict=True)
+    )
+    evidence = PublicEvidence(
+        dataset=asdict(CLARK2022),
+        selection=(
+            f"dense (k = 1, base width) vs {router} with E = {experts} (k = 1, every other block routed, "
+            "seed 42); validation loss on held-out data"
+        ),
+    )
+    points = _stable(_selected(curves, router, experts))
+    fitted = fit_families(points, target="loss", input="compute", bootstrap=bootstrap, seed=seeds["loss"])
+    evidence.loss_fits = {family: fit for family, (fit, _) in fitted.items()}
+    evidence.loss_ratio = compare_families(fitted)
+    labels = {"dense": "Dense (Clark et al. 2022)", "moe": f"{router} E = {experts} (Clark et al. 2022)"}
+    evidence.allocation = compute_allocation(
+        points, bootstrap=bootstrap, seed=seeds["allocation"], labels=labels
+    )
+    table = clark_final_table(curves, router)
+    evidence.clark_fit, law = _clark_fit(table, bootstrap, seeds["clark"])
+    evidence.clark_fit_below_100, _ = _clark_fit(table[table["experts"] < 100], bootstrap, seeds["below_100"])
+    evidence.expert_slopes = _expert_slopes(table, bootstrap, seeds["slopes"])
+    evidence.verdicts = [
+        loss_verdict(evidence.loss_ratio, evidence.loss_fits.values()),
+        alpha_verdict(evidence.allocation),
+        _shrink_verdict(law),
+    ]
+    return evidence
