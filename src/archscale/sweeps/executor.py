@@ -5,6 +5,10 @@ decides where runs execute. ``LocalExecutor`` runs K worker processes pinned to 
 ``InProcessExecutor`` runs them one after another in this process (debugging, tests); the Ray executor
 (``archscale.sweeps.ray_executor``) sends each run to a cluster as a task. Resuming is the same for all:
 finished or diverged runs are skipped, unfinished ones restart from their last checkpoint.
+
+Cooldown branches (:mod:`archscale.training.branches`): a WSD run that is the prefix of a longer one runs
+in the same task right after it, starting from the state the longer run left at its decay start; the
+results store records the lineage (``store.meta(run_id)["branch"]``).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +27,7 @@ from tqdm.auto import tqdm
 from archscale.store import ResultsStore
 from archscale.sweeps.spec import order_longest_first
 from archscale.sweeps.worker import limit_threads, run_one
+from archscale.training.branches import Branch, plan_branches
 from archscale.training.logging import LogOptions
 from archscale.training.run_config import RunConfig
 
@@ -96,8 +102,39 @@ class Coordinator:
         self.overall.close()
 
 
+Task = list[tuple[dict[str, Any], str, str, dict[int, list[str]]]]
+"""Runs one worker trains in order: (run config, run directory, run id, branch step → branch directories)."""
+
+
+def tasks_for(runs: Sequence[RunConfig], run_root: Path, branches: Mapping[str, Branch] | None) -> list[Task]:
+    """Each run as a task, in the given order, except that a branch runs in its trunk's task right after it
+    (so it starts from the state the trunk leaves at its decay start)."""
+    branches = branches or {}
+    present = {run.run_id for run in runs}
+    of_trunk: dict[str, list[RunConfig]] = defaultdict(list)
+    for run in runs:
+        branch = branches.get(run.run_id)
+        if branch is not None and branch.trunk_id in present:
+            of_trunk[branch.trunk_id].append(run)
+
+    def entry(run: RunConfig) -> tuple[dict[str, Any], str, str, dict[int, list[str]]]:
+        seeds: dict[int, list[str]] = defaultdict(list)
+        for child in of_trunk[run.run_id]:
+            seeds[branches[child.run_id].step].append(str(run_dir_for(run_root, child)))
+        return run.to_dict(), str(run_dir_for(run_root, run)), run.run_id, dict(seeds)
+
+    queued = {child.run_id for children in of_trunk.values() for child in children}
+    return [[entry(run), *map(entry, of_trunk[run.run_id])] for run in runs if run.run_id not in queued]
+
+
 class Executor(Protocol):
-    def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None: ...
+    def execute(
+        self,
+        runs: Sequence[RunConfig],
+        run_root: Path,
+        coordinator: Coordinator,
+        branches: Mapping[str, Branch] | None = None,
+    ) -> None: ...
 
 
 class InProcessExecutor:
@@ -106,11 +143,17 @@ class InProcessExecutor:
     def __init__(self, device: str = "cpu", logs: LogOptions | None = None) -> None:
         self.device, self.logs = device, logs
 
-    def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:
-        for run in runs:
-            emit = lambda kind, payload, rid=run.run_id: coordinator.event(rid, kind, payload)  # noqa: E731
-            run_dir = str(run_dir_for(run_root, run))
-            coordinator.result(run_one(run.to_dict(), run_dir, emit, self.device, self.logs))
+    def execute(
+        self,
+        runs: Sequence[RunConfig],
+        run_root: Path,
+        coordinator: Coordinator,
+        branches: Mapping[str, Branch] | None = None,
+    ) -> None:
+        for task in tasks_for(runs, run_root, branches):
+            for run_dict, run_dir, run_id, seeds in task:
+                emit = lambda kind, payload, rid=run_id: coordinator.event(rid, kind, payload)  # noqa: E731
+                coordinator.result(run_one(run_dict, run_dir, emit, self.device, self.logs, seeds))
 
 
 def _worker_main(
@@ -118,14 +161,16 @@ def _worker_main(
 ) -> None:
     limit_threads(threads)
     while (task := tasks.get()) is not None:
-        run_dict, run_dir, run_id = task
+        for run_dict, run_dir, run_id, seeds in task:
 
-        def emit(kind: str, payload: dict[str, Any], run_id: str = run_id) -> None:
-            if os.getppid() != parent_pid:  # the coordinator is gone (killed): stop, the checkpoint remains
-                os._exit(1)
-            events.put((run_id, kind, payload))
+            def emit(kind: str, payload: dict[str, Any], run_id: str = run_id) -> None:
+                if (
+                    os.getppid() != parent_pid
+                ):  # the coordinator is gone (killed): stop, the checkpoint remains
+                    os._exit(1)
+                events.put((run_id, kind, payload))
 
-        events.put((run_id, "result", run_one(run_dict, run_dir, emit, logs=logs)))
+            events.put((run_id, "result", run_one(run_dict, run_dir, emit, logs=logs, branches=seeds)))
 
 
 class LocalExecutor:
@@ -142,12 +187,19 @@ class LocalExecutor:
             raise ValueError(f"threads: must be ≥ 1 per worker, got {threads}")
         self.workers, self.logs, self.threads = workers, logs, threads
 
-    def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:
+    def execute(
+        self,
+        runs: Sequence[RunConfig],
+        run_root: Path,
+        coordinator: Coordinator,
+        branches: Mapping[str, Branch] | None = None,
+    ) -> None:
         ctx = mp.get_context("spawn")
         tasks, events = ctx.Queue(), ctx.Queue()
-        for run in runs:
-            tasks.put((run.to_dict(), str(run_dir_for(run_root, run)), run.run_id))
-        n = min(self.workers, len(runs))
+        work = tasks_for(runs, run_root, branches)
+        for task in work:
+            tasks.put(task)
+        n = min(self.workers, len(work))
         for _ in range(n):
             tasks.put(None)
         procs = [
@@ -190,16 +242,20 @@ def run_sweep(
     sweep: str | None = None,
     progress: bool = True,
 ) -> SweepSummary:
-    """Record every run, skip those already final, run the rest longest-first, write everything back."""
+    """Record every run with its cooldown-branch lineage, skip those already final, run the rest
+    longest-first (each branch right after its trunk), write everything back."""
+    branches = plan_branches(runs)
     for run in runs:
         store.add_run(run.to_dict(), run.derived(), sweep=sweep)
+        if run.run_id in branches:
+            store.set_meta(run.run_id, "branch", asdict(branches[run.run_id]))
     done = set(store.finished_ids())
     todo = order_longest_first([r for r in runs if r.run_id not in done])
     prepare_data(todo)
     coordinator = Coordinator(store, todo, progress=progress)
     coordinator.summary.total, coordinator.summary.skipped = len(runs), len(runs) - len(todo)
     try:
-        executor.execute(todo, Path(run_root), coordinator)
+        executor.execute(todo, Path(run_root), coordinator, branches=branches)
     finally:
         coordinator.close()
     return coordinator.summary

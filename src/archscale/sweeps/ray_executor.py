@@ -12,12 +12,13 @@ storage), and archscale must be installed on every node.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from archscale.sweeps.executor import Coordinator, run_dir_for
 from archscale.sweeps.worker import limit_threads, run_one
+from archscale.training.branches import Branch
 from archscale.training.logging import LogOptions, importable
 from archscale.training.run_config import RunConfig
 
@@ -68,7 +69,15 @@ class RayExecutor:
         self.num_cpus_per_run, self.num_gpus_per_run = num_cpus_per_run, num_gpus_per_run
         self.logs = logs
 
-    def execute(self, runs: Sequence[RunConfig], run_root: Path, coordinator: Coordinator) -> None:
+    def execute(
+        self,
+        runs: Sequence[RunConfig],
+        run_root: Path,
+        coordinator: Coordinator,
+        branches: Mapping[str, Branch] | None = None,
+    ) -> None:
+        """Each run as its own task; cooldown ``branches`` are trained in full here (their tasks may land on
+        nodes that do not share the trunk's disk), which gives the same numbers at the full cost."""
         import ray
 
         started = not ray.is_initialized()

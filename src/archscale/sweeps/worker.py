@@ -33,11 +33,17 @@ def limit_threads(n: int = 1) -> None:
 
 
 def run_one(
-    run_dict: dict[str, Any], run_dir: str, emit: Emit, device: str = "cpu", logs: LogOptions | None = None
+    run_dict: dict[str, Any],
+    run_dir: str,
+    emit: Emit,
+    device: str = "cpu",
+    logs: LogOptions | None = None,
+    branches: dict[int, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) one run; returns ``RunResult`` as a dict, or a ``failed`` result with the traceback.
 
     Events go to the run's TensorBoard/W&B logger (``logs``; default ``LogOptions()``) and then to ``emit``.
+    ``branches``: step → run directories to seed with this run's state (cooldown branches).
     """
     from archscale.training.trainer import Trainer, load_train_data
 
@@ -45,7 +51,12 @@ def run_one(
     try:
         with RunLogger(run, Path(run_dir), logs) as logger:
             trainer = Trainer(
-                run, load_train_data(run), Path(run_dir), device=device, on_event=logger.tee(emit)
+                run,
+                load_train_data(run),
+                Path(run_dir),
+                device=device,
+                on_event=logger.tee(emit),
+                branches={step: [Path(d) for d in dirs] for step, dirs in (branches or {}).items()},
             )
             return asdict(trainer.fit())
     except Exception:  # one broken run must not stop a sweep: report it and let the coordinator record it

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 STATE_FILE = "checkpoint.pt"
+BRANCH_FILE = "branch.pt"  # a trunk's state at this run's decay start (see archscale.training.branches)
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -27,13 +28,14 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def save_state(run_dir: Path, state: dict[str, Any]) -> None:
-    _atomic_write(Path(run_dir) / STATE_FILE, lambda p: torch.save(state, p))
+def save_state(run_dir: Path, state: dict[str, Any], name: str = STATE_FILE) -> None:
+    _atomic_write(Path(run_dir) / name, lambda p: torch.save(state, p))
 
 
 def load_state(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / STATE_FILE
-    if not path.exists():
+    """The run's own latest checkpoint, else the state a trunk left for it as a branch, else None."""
+    path = next((p for p in (Path(run_dir) / n for n in (STATE_FILE, BRANCH_FILE)) if p.exists()), None)
+    if path is None:
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +79,12 @@ class Trainer:
         compile: bool = False,
         on_event: EventHandler | None = None,
         divergence_ratio: float = 1.5,
+        branches: Mapping[int, Sequence[Path]] | None = None,
     ) -> None:
+        """``branches``: step → run directories of the shorter WSD runs that start from this run's state
+        after that step (:mod:`archscale.training.branches`)."""
         self.run, self.data, self.run_dir = run, data, Path(run_dir)
+        self.branches = {step: [Path(d) for d in dirs] for step, dirs in (branches or {}).items()}
         self.device = torch.device(device)
         self.dist = dist_info or DistInfo()
         self.on_event = (
@@ -270,6 +274,9 @@ class Trainer:
                 break
             if self.step in eval_steps:
                 self._eval()
+            if self.dist.is_main:
+                for branch_dir in self.branches.get(self.step, ()):
+                    checkpoint.save_state(branch_dir, self.state_dict(), checkpoint.BRANCH_FILE)
             now = time.perf_counter()
             if now - window_start > 1.0 or self.step == run.steps:
                 self.on_event("progress", {
