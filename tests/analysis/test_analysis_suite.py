@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from archscale.analysis import SUPPORTED, from_store
+from archscale.analysis import SUPPORTED, AnalysisError, from_store
+from archscale.cli.main import app
+from archscale.report import build_report
 from archscale.store import ResultsStore
 
 
@@ -45,3 +49,28 @@ def test_an_empty_store_gives_reasons_not_errors(tmp_path):
     assert all(row.note for row in analyses.verdicts.rows)
     assert analyses.loss_law.skipped and analyses.noise.skipped and analyses.generalisation.skipped
     json.dumps(analyses.to_dict(), allow_nan=False)
+
+
+def test_runs_on_two_corpora_are_refused_unless_allowed(store, tmp_path):
+    """A store whose runs trained on two corpus builds (e.g. one rebuilt after the package index moved) is
+    not analysed as one study: the refusal names both fingerprints; asked for explicitly, it is."""
+    mixed = tmp_path / "mixed.sqlite"
+    with sqlite3.connect(store.path) as source, sqlite3.connect(mixed) as target:
+        source.backup(target)
+    with ResultsStore(mixed) as results:
+        run_ids = results.runs()["run_id"].tolist()
+        for i, run_id in enumerate(run_ids):
+            results.set_meta(run_id, "data", {"corpus": "a" * 64 if i % 2 else "b" * 64, "tokenizer": "t"})
+        with pytest.raises(
+            AnalysisError,
+            match=r"2 different corpora \((?=.*aaaaaaaaaaaa \(3 runs\))(?=.*bbbbbbbbbbbb \(5 runs\))",
+        ):
+            from_store(results, bootstrap=0)
+        assert from_store(results, bootstrap=0, allow_mixed_corpora=True).loss_law.skipped is None
+    refused = CliRunner().invoke(app, ["report", "--store", str(mixed), "--out", str(tmp_path / "r")])
+    assert refused.exit_code != 0 and "different corpora" in refused.output
+    fit = CliRunner().invoke(app, ["fit", "chinchilla", "--size", "model_scale", "--data", str(mixed)])
+    assert fit.exit_code == 2 and "different corpora" in fit.stderr
+    report = build_report(mixed, tmp_path / "allowed", bootstrap=0, public=False, allow_mixed_corpora=True)
+    assert report.summary["corpus_fingerprints"] == ["a" * 64, "b" * 64]
+    assert f"{'a' * 64}, {'b' * 64}" in report.index.read_text()  # shown on the page

@@ -109,6 +109,7 @@ def test_a_sweep_runs_each_branch_from_its_trunk_and_records_the_lineage(tiny_co
             "step": 16,
         }
         assert "branch" not in store.meta(runs[1].run_id)
+        assert store.meta(runs[1].run_id)["data"]["corpus"] == tiny_corpus.fingerprint
         curve = store.curve(runs[0].run_id)
     assert (tmp_path / "runs" / runs[0].run_id / checkpoint.BRANCH_FILE).exists()
     assert curve["step"].tolist() == list(range(1, 21))  # the stored curve is whole, trunk part included

@@ -41,6 +41,8 @@ def test_run_learns_and_records_every_step_and_eval(tiny_corpus, tmp_path) -> No
         sum(e["loss"] * e["n_tokens"] for e in parts) / overall["n_tokens"]
     )
     assert (tmp_path / "model.safetensors").exists()
+    assert result.data["corpus"] == tiny_corpus.fingerprint  # what it trained on travels with the result
+    assert result.data["tokenizer"] == load_train_data(run).fingerprints["tokenizer"] != ""
 
 
 class Crash(Exception):

@@ -34,6 +34,22 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str) -> 
         )
 
 
+def check_one_corpus(runs: pd.DataFrame, allow_mixed: bool = False) -> None:
+    """Refuse runs trained on different corpora (column ``corpus``: the corpus fingerprint each run stored),
+    unless ``allow_mixed``: a law fitted across two corpora mixes two data distributions without saying so
+    (a rebuilt corpus with newer source packages is a different corpus)."""
+    if allow_mixed or "corpus" not in runs:
+        return
+    counts = runs["corpus"].dropna().value_counts()
+    if len(counts) > 1:
+        found = ", ".join(f"{fingerprint[:12]} ({n} runs)" for fingerprint, n in counts.items())
+        raise AnalysisError(
+            f"the runs were trained on {len(counts)} different corpora ({found}); analyse the runs of one "
+            "corpus (a store per corpus, or filter runs.corpus), or allow it explicitly "
+            "(allow_mixed_corpora=True; CLI: --allow-mixed-corpora)"
+        )
+
+
 def finished_runs(runs: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
     """Runs that finished (all of them when there is no ``status`` column), with ``kind`` checked."""
     require_columns(runs, ("run_id", "kind", "N", "n_experts", *columns), "runs")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from archscale.analysis.allocation import AllocationResult, compute_allocation
-from archscale.analysis.curves import SMOOTHING_WINDOW, loss_points
+from archscale.analysis.curves import SMOOTHING_WINDOW, check_one_corpus, finished_runs, loss_points
 from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
 from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
 from archscale.analysis.loss_law import LossLawResult, loss_law_extrapolation
@@ -45,11 +45,14 @@ def analyse(
     hyper_method: Literal["contour", "minicpm"] = "contour",
     n_levels: int = 12,
     stable_from: float = STABLE_FROM,
+    allow_mixed_corpora: bool = False,
 ) -> Analyses:
     """Run analyses 1-6; each one that the data cannot support says why in its ``skipped``.
 
-    Each analysis draws from its own random stream derived from ``seed``.
+    Each analysis draws from its own random stream derived from ``seed``. Runs trained on different corpora
+    (``runs.corpus``, the stored fingerprint) are refused unless ``allow_mixed_corpora``.
     """
+    check_one_corpus(finished_runs(runs), allow_mixed_corpora)
     seeds = dict(zip(("loss", "allocation", "hyper", "noise", "tested"), spawn_seeds(seed, 5), strict=True))
     points = loss_points(runs, curve, points_per_run=points_per_run, window=window)
     allocation = compute_allocation(points, bootstrap=bootstrap, seed=seeds["allocation"])
@@ -78,6 +81,14 @@ def analyse(
     )
 
 
+def store_runs(store: ResultsStore) -> pd.DataFrame:
+    """The store's runs with ``corpus``: the fingerprint of the corpus each run trained on (None when the run
+    did not record one)."""
+    runs = store.runs()
+    runs["corpus"] = [store.meta(run_id).get("data", {}).get("corpus") for run_id in runs["run_id"]]
+    return runs
+
+
 def from_store(store: ResultsStore, **options: Any) -> Analyses:
     """:func:`analyse` on a results store's finished runs, curves and test evals."""
-    return analyse(store.runs(), store.curve(), store.evals(split="test", subset="all"), **options)
+    return analyse(store_runs(store), store.curve(), store.evals(split="test", subset="all"), **options)

@@ -18,7 +18,9 @@ import pandas as pd
 import typer
 
 from archscale.analysis import POINT_RULES, law_points
+from archscale.analysis.curves import check_one_corpus
 from archscale.analysis.errors import AnalysisError
+from archscale.analysis.suite import store_runs
 from archscale.laws.audit import extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, published
@@ -52,7 +54,11 @@ STORE_SUFFIXES: tuple[str, ...] = (".sqlite", ".db")
 
 
 def load_table(
-    path: Path, mapping: list[str] | None, points: str | None = None, kind: str | None = None
+    path: Path,
+    mapping: list[str] | None,
+    points: str | None = None,
+    kind: str | None = None,
+    allow_mixed_corpora: bool = False,
 ) -> tuple[pd.DataFrame, str | None]:
     """The table ``--data`` names, with ``--map`` applied, and the points rule used (None for a table): a
     CSV or Parquet file row by row, or a results store's law points by the ``--points`` rule (``curves``,
@@ -75,7 +81,9 @@ def load_table(
     rule = points or "curves"
     try:
         with ResultsStore(path) as store:
-            table = law_points(store.runs(), store.curve(), rule=rule)
+            runs = store_runs(store)
+            check_one_corpus(runs[runs["status"] == "finished"], allow_mixed_corpora)
+            table = law_points(runs, store.curve(), rule=rule)
     except (AnalysisError, StoreError) as error:
         raise LawDataError(f"--data {path}: {error}") from error
     if kind is not None:
@@ -134,6 +142,9 @@ def fit_command(
             help="Results store only: fit one family, dense or moe (as the report's per-family fits)."
         ),
     ] = None,
+    allow_mixed_corpora: Annotated[
+        bool, typer.Option(help="Results store only: fit runs trained on different corpora together.")
+    ] = False,
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="COLUMN=YOUR_COLUMN to rename a column (repeatable).")
     ] = None,
@@ -188,7 +199,7 @@ def fit_command(
         if inputs is not None:
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = _law(law, options)
-        table, rule = load_table(data, map_, points, kind)
+        table, rule = load_table(data, map_, points, kind, allow_mixed_corpora)
         estimator.fit(table, bootstrap=bootstrap, seed=seed, resample=resample, level=level, method=method)
         audit = None
         if holdout is not None:

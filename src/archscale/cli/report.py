@@ -14,12 +14,17 @@ def report_command(
     ),
     bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples for every interval."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    allow_mixed_corpora: bool = typer.Option(
+        False, "--allow-mixed-corpora", help="Analyse runs trained on different corpora together."
+    ),
 ) -> None:
     """Write the dense-vs-MoE report of a results store and print its headline numbers."""
     from archscale.report import build_report
 
     try:
-        report = build_report(store, out, bootstrap=bootstrap, seed=seed)
+        report = build_report(
+            store, out, bootstrap=bootstrap, seed=seed, allow_mixed_corpora=allow_mixed_corpora
+        )
     except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="--store") from err
     typer.echo(report.headline())

@@ -21,6 +21,7 @@ import pandas as pd
 
 from archscale.analysis import NOT_TESTED, Analyses, Verdict, from_store, jsonable
 from archscale.analysis.public import PublicEvidence, clark_evidence
+from archscale.analysis.suite import store_runs
 from archscale.laws.resampling import spawn_seeds
 from archscale.report.figures import write_figures
 from archscale.report.page import render_page
@@ -199,6 +200,7 @@ def build_report(
     seed: int = 0,
     wall_time: float | None = None,
     public: bool = True,
+    allow_mixed_corpora: bool = False,
 ) -> Report:
     """Analyse the store's runs and write ``out_dir/index.html``, ``figures/`` and ``summary.json``;
     ``public``: also run the analyses on the shipped public data (Clark et al. 2022) for the evidence panel."""
@@ -209,7 +211,10 @@ def build_report(
         if store.runs().empty:
             raise ValueError(f"the results store {store_path} holds no runs: nothing to report")
         runs_seed, public_seed = spawn_seeds(seed, 2)
-        analyses = from_store(store, bootstrap=bootstrap, seed=runs_seed)
+        analyses = from_store(
+            store, bootstrap=bootstrap, seed=runs_seed, allow_mixed_corpora=allow_mixed_corpora
+        )
+        corpora = sorted({c for c in store_runs(store)["corpus"] if c is not None})
         inventory = run_inventory(store)
         downstream = downstream_table(store, inventory)
     evidence = clark_evidence(bootstrap=bootstrap, seed=public_seed) if public else None
@@ -219,7 +224,12 @@ def build_report(
         inventory=inventory,
         downstream=downstream,
         public=evidence,
-        about={"store": str(store_path.resolve()), "bootstrap": bootstrap, "study_wall_time_s": wall_time},
+        about={
+            "store": str(store_path.resolve()),
+            "corpus_fingerprints": corpora,
+            "bootstrap": bootstrap,
+            "study_wall_time_s": wall_time,
+        },
     )
 
 

@@ -51,7 +51,9 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
 
 
 def _plain(value: Any) -> str:
-    """A number or text for a table cell, not yet escaped."""
+    """A number, text or list for a table cell, not yet escaped."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none recorded"
     return f"{value:.0f}" if isinstance(value, float) else str(value)
 
 
@@ -285,6 +287,7 @@ def _environment(summary: dict[str, Any]) -> str:
     env = summary["environment"]
     labels = {
         "store": "results store",
+        "corpus_fingerprints": "corpus fingerprint(s)",
         "bootstrap": "bootstrap resamples",
         "study_wall_time_s": "study wall time (s)",
     }
