@@ -1,4 +1,5 @@
-"""The fast paths equal their plain definitions, gradients included: rotary, SwiGLU, MoE dispatch/combine."""
+"""The fast paths equal their plain definitions, gradients included: rotary, SwiGLU, MoE dispatch/combine,
+the padded experts backend."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from archscale.models import ModelConfig
+from archscale.models import ModelConfig, build_model, get_preset
 from archscale.models.layers import SwiGLU, apply_rotary, rotary_tables
-from archscale.models.moe import MoEFeedForward, grouped_available, resolve_backend
+from archscale.models.moe import Experts, MoEFeedForward, grouped_available, resolve_backend
 
 
 def _rotary_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -72,7 +73,7 @@ def _moe_reference(layer: MoEFeedForward, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("te,etd->td", gate_mass, y)
 
 
-@pytest.mark.parametrize("backend", ["loop", "grouped"])
+@pytest.mark.parametrize("backend", ["loop", "grouped", "padded"])
 def test_moe_dispatch_and_combine_match_the_dense_definition_with_gradients(backend: str) -> None:
     cfg = ModelConfig(
         d_model=16, n_layers=1, n_heads=2, d_ff=24, kind="moe", n_experts=4, top_k=2, moe_backend=backend
@@ -97,10 +98,78 @@ def test_moe_dispatch_and_combine_match_the_dense_definition_with_gradients(back
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_auto_backend_is_the_loop_on_cpu_and_the_grouped_kernel_on_cuda_when_aligned() -> None:
+@pytest.mark.parametrize(
+    "counts",
+    [[5, 5, 5, 5], [17, 1, 1, 1], [0, 9, 11, 0], [0, 0, 20, 0]],
+    ids=["balanced", "skewed", "two-empty-experts", "one-expert-takes-all"],
+)
+def test_padded_experts_equal_the_loop_with_gradients(counts: list[int]) -> None:
+    """Outputs and input/weight gradients to fp32 rounding (rtol 1e-5, atol 1e-6), whatever the counts."""
+    torch.manual_seed(6)
+    experts = Experts(n_experts=4, d_model=12, d_ff=20)
+    for p in experts.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    counts_t = torch.tensor(counts)
+    x = torch.randn(sum(counts), 12, requires_grad=True)
+    grad = torch.randn(sum(counts), 12)
+    params = [x, experts.w_gate_up, experts.w_down]
+    results = {}
+    for backend in ("loop", "padded"):
+        out = experts(x, counts_t, backend)
+        results[backend] = (out, *torch.autograd.grad(out, params, grad))
+    for name, padded, loop in zip(
+        ["out", "x", "w_gate_up", "w_down"], results["padded"], results["loop"], strict=True
+    ):
+        torch.testing.assert_close(padded, loop, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_moe_model_with_padded_experts_equals_the_loop_in_outputs_and_gradients() -> None:
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, d_ff=48, max_seq_len=16, kind="moe", n_experts=4,
+                      top_k=2, moe_backend="loop")  # fmt: skip
+    loop = build_model(cfg)
+    padded = build_model(cfg.replace(moe_backend="padded"))
+    padded.load_state_dict(loop.state_dict())
+    idx = torch.randint(0, 256, (3, 16), generator=torch.Generator().manual_seed(3))
+    out_l, out_p = loop(idx, idx), padded(idx, idx)
+    torch.testing.assert_close(out_p.logits, out_l.logits, rtol=1e-5, atol=1e-6)
+    out_l.loss.backward()
+    out_p.loss.backward()
+    for (name, p_l), p_p in zip(loop.named_parameters(), padded.parameters(), strict=True):
+        torch.testing.assert_close(p_p.grad, p_l.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_auto_backend_by_device_and_shape() -> None:
+    """CUDA: grouped when aligned. CPU: padded while rows per expert × d_model × d_ff ≤ 3e5, else loop."""
     cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=24, kind="moe", n_experts=4, top_k=2)
-    assert resolve_backend(cfg, "cpu") == "loop"
-    assert resolve_backend(cfg, torch.device("cuda", 0)) == ("grouped" if grouped_available() else "loop")
-    assert resolve_backend(cfg.replace(d_ff=20), "cuda") == "loop"  # 20 breaks the 16-byte stride rule
-    assert resolve_backend(cfg.replace(moe_backend="grouped"), "cpu") == "grouped"  # explicit wins
-    assert resolve_backend(cfg.replace(moe_backend="loop"), "cuda") == "loop"
+    assert resolve_backend(cfg, torch.device("cuda", 0), 4096) == (
+        "grouped" if grouped_available() else "loop"
+    )
+    assert resolve_backend(cfg.replace(d_ff=20), "cuda", 4096) == "loop"  # 20 breaks the 16-byte stride rule
+    assert resolve_backend(cfg, "cuda", 64) != "padded"  # the CPU rule, measured on CPU only
+    assert resolve_backend(cfg, "cpu", 1562) == "padded"  # 781 rows x 16 x 24 = 299,904
+    assert resolve_backend(cfg, "cpu", 1564) == "loop"  # 782 rows: 300,288
+    moe_50k, moe_330k = get_preset("moe-50k"), get_preset("moe-330k")
+    assert resolve_backend(moe_50k, "cpu", 2 * 128) == "padded"  # the study's sweeps: 2 x 128-token rows
+    assert resolve_backend(moe_50k, "cpu", 4 * 128) == "loop"
+    assert resolve_backend(moe_330k, "cpu", 2 * 128) == "loop"
+    assert resolve_backend(cfg.replace(moe_backend="grouped"), "cpu", 64) == "grouped"  # explicit wins
+    assert resolve_backend(cfg.replace(moe_backend="loop"), "cpu", 64) == "loop"
+    assert resolve_backend(cfg.replace(moe_backend="padded"), "cuda", 4096) == "padded"
+
+
+@pytest.mark.parametrize(("batch", "backend"), [(2, "padded"), (4, "loop")])
+def test_moe_layer_resolves_auto_from_its_micro_batch_tokens(
+    monkeypatch: pytest.MonkeyPatch, batch: int, backend: str
+) -> None:
+    """The rule sees the tokens of the whole micro-batch (batch x seq), not the batch dimension."""
+    used = []
+    forward = Experts.forward
+
+    def spy(self: Experts, x_sorted: torch.Tensor, counts: torch.Tensor, backend: str) -> torch.Tensor:
+        used.append(backend)
+        return forward(self, x_sorted, counts, backend)
+
+    monkeypatch.setattr(Experts, "forward", spy)
+    layer = MoEFeedForward(get_preset("moe-50k"))
+    layer(torch.randn(batch, 128, layer.cfg.d_model))
+    assert used == [backend]

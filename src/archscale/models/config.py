@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-MoEBackend = Literal["auto", "grouped", "loop"]
+MoEBackend = Literal["auto", "grouped", "loop", "padded"]
 
 
 class ConfigError(ValueError):
@@ -74,9 +74,9 @@ class ModelConfig:
             raise ConfigError(
                 f"ModelConfig.top_k: {self.top_k} exceeds n_experts={self.n_experts}; set top_k ≤ n_experts"
             )
-        if self.moe_backend not in ("auto", "grouped", "loop"):
+        if self.moe_backend not in get_args(MoEBackend):
             raise ConfigError(
-                f"ModelConfig.moe_backend: must be 'auto', 'grouped' or 'loop', got {self.moe_backend!r}"
+                f"ModelConfig.moe_backend: must be one of {get_args(MoEBackend)}, got {self.moe_backend!r}"
             )
         for f in ("aux_loss_weight", "z_loss_weight"):
             if getattr(self, f) < 0:

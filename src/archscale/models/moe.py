@@ -1,9 +1,10 @@
 """Mixture-of-Experts feed-forward block: softmax router, token-choice top-k, experts as 3-D weights.
 
 Tokens are sorted by expert so every expert multiplies one contiguous slice; the slices run through a
-pluggable backend: ``grouped`` (``torch._grouped_mm``, one kernel for all experts on CUDA) or ``loop`` (a
+pluggable backend: ``grouped`` (``torch._grouped_mm``, one kernel for all experts on CUDA), ``loop`` (a
 plain per-expert loop over ``split(counts)``, the readable reference that also works under
-``torch.compile``, and the faster one on CPU).
+``torch.compile``, and the faster one on CPU) or ``padded`` (all experts in one batched matmul over a
+zero-padded buffer, faster on CPU while the experts' matmuls are tiny).
 """
 
 from __future__ import annotations
@@ -27,19 +28,32 @@ def grouped_available() -> bool:
     return hasattr(torch, "_grouped_mm")
 
 
-def resolve_backend(cfg: ModelConfig, device: torch.device | str) -> str:
-    """The experts backend of a forward pass on ``device``.
+# On CPU 'auto' takes the padded backend while the expected rows per expert × d_model × d_ff (one
+# expert's gate matmul, in multiply-adds) is at most this. Padded ÷ loop training-step time, 1 thread,
+# routers at initialisation (largest expert count about 1.2-1.5x the mean), median of 3 runs: 0.92-0.98
+# up to 295k, 0.97-1.01 at 393k, 0.99-1.09 from 590k up (benchmarks/RESULTS.md, "Padded MoE experts").
+# Below it the loop's per-expert ops cost more than the padding's wasted rows; above it the padding does.
+PADDED_MAX_EXPERT_MACS = 300_000
 
-    'auto' picks the grouped kernel on CUDA when torch has it and the widths meet its 16-byte stride rule,
-    and the loop elsewhere: on CPU ``torch._grouped_mm`` is itself a loop of matmuls, with whole-batch
-    element-wise ops between them, and the Python loop (whose per-expert element-wise ops stay in cache)
-    makes the CPU training step faster (benchmarks/RESULTS.md).
+
+def resolve_backend(cfg: ModelConfig, device: torch.device | str, n_tokens: int) -> str:
+    """The experts backend of a forward pass of ``n_tokens`` tokens on ``device``, from shapes alone.
+
+    'auto' picks the grouped kernel on CUDA when torch has it and the widths meet its 16-byte stride rule.
+    On CPU it picks the padded batched matmul for tiny experts (``PADDED_MAX_EXPERT_MACS``) and the loop
+    otherwise: there ``torch._grouped_mm`` is itself a loop of matmuls with whole-batch element-wise ops
+    between them, slower than the Python loop, whose per-expert element-wise ops stay in cache
+    (benchmarks/RESULTS.md). Elsewhere, the loop.
     """
     if cfg.moe_backend != "auto":
         return cfg.moe_backend
-    aligned = cfg.d_model % 8 == 0 and cfg.d_ff % 8 == 0
-    on_cuda = torch.device(device).type == "cuda"
-    return "grouped" if on_cuda and grouped_available() and aligned else "loop"
+    device_type = torch.device(device).type
+    if device_type == "cuda" and grouped_available() and cfg.d_model % 8 == 0 and cfg.d_ff % 8 == 0:
+        return "grouped"
+    rows_per_expert = n_tokens * cfg.top_k / cfg.n_experts
+    if device_type == "cpu" and rows_per_expert * cfg.d_model * cfg.d_ff <= PADDED_MAX_EXPERT_MACS:
+        return "padded"
+    return "loop"
 
 
 class Experts(nn.Module):
@@ -53,9 +67,11 @@ class Experts(nn.Module):
     def forward(self, x_sorted: torch.Tensor, counts: torch.Tensor, backend: str) -> torch.Tensor:
         if backend == "grouped":
             return self._grouped(x_sorted, counts)
+        if backend == "padded":
+            return self._padded(x_sorted, counts)
         return self._loop(x_sorted, counts)
 
-    # Both backends multiply by the gate and up halves of w_gate_up separately (weight views, no copy), as
+    # All backends multiply by the gate and up halves of w_gate_up separately (weight views, no copy), as
     # SwiGLU does, rather than chunking one product: no concatenated gradient, contiguous element-wise ops.
     # The loop takes each expert's matrices from one ``unbind`` per weight, not by indexing ``w[e]``: the
     # backward of an index writes into a zeroed copy of the whole (E, ...) tensor, once per expert, which
@@ -67,6 +83,25 @@ class Experts(nn.Module):
         for e, chunk in enumerate(x_sorted.split(counts.tolist())):
             outs.append((F.silu(chunk @ w_gate[e]) * (chunk @ w_up[e])) @ w_down[e])
         return torch.cat(outs)
+
+    def _padded(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Three ``bmm`` over an (E, C, d_model) buffer that holds each expert's rows, C the largest count.
+
+        A fixed handful of ops instead of the loop's handful per expert, for C·E - rows wasted rows of
+        FLOPs. The padding rows are never gathered back, so they add nothing to outputs or gradients;
+        zeros rather than ``empty`` keep stray NaNs out of the weight gradients' 0·x products.
+        """
+        n_experts, capacity = counts.numel(), int(counts.max())
+        starts = counts.cumsum(0) - counts
+        # sorted row starts[e] + i, the i-th row of expert e, goes to buffer row e·C + i
+        slot = torch.arange(x_sorted.shape[0], device=counts.device) + torch.repeat_interleave(
+            torch.arange(n_experts, device=counts.device) * capacity - starts, counts
+        )
+        buffer = x_sorted.new_zeros(n_experts * capacity, x_sorted.shape[1]).index_copy(0, slot, x_sorted)
+        buffer = buffer.view(n_experts, capacity, -1)
+        w_gate, w_up = self.w_gate_up.chunk(2, dim=-1)
+        hidden = F.silu(torch.bmm(buffer, w_gate)) * torch.bmm(buffer, w_up)
+        return torch.bmm(hidden, self.w_down).flatten(0, 1).index_select(0, slot)
 
     def _grouped(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         offsets = counts.cumsum(0).to(torch.int32)
@@ -105,7 +140,8 @@ class MoEFeedForward(nn.Module):
         token = order // self.top_k
         # index_select / index_add_ rather than fancy indexing: their backward passes are each other, a
         # plain gather and scatter-add, where x[token] would backpropagate through a slower index_put_.
-        y_sorted = self.experts(x.index_select(0, token), counts, resolve_backend(self.cfg, x.device))
+        backend = resolve_backend(self.cfg, x.device, x.shape[0])
+        y_sorted = self.experts(x.index_select(0, token), counts, backend)
         y_sorted = y_sorted * weights.flatten()[order].unsqueeze(-1).to(y_sorted.dtype)
         out = torch.zeros_like(x).index_add_(0, token, y_sorted.to(x.dtype))  # sums each token's top_k
 
