@@ -122,7 +122,9 @@ def test_a_bad_points_rule_is_one_error_line(study):
     path, _, _ = study
     result = runner.invoke(app, ["fit", "chinchilla", "--data", str(path), "--points", "best"])
     assert result.exit_code == 2
-    assert result.stderr == "error: --points must be 'curves' or 'final', got 'best'\n"
+    assert (
+        result.stderr == "error: --points must be one of 'auto', 'curves', 'budgets', 'final', got 'best'\n"
+    )
 
 
 def test_kind_fits_one_family_of_a_store(study):

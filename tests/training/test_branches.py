@@ -7,6 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from archscale.analysis.curves import law_points, points_rule, smooth
+from archscale.analysis.suite import store_runs
 from archscale.store import ResultsStore
 from archscale.sweeps.executor import InProcessExecutor, run_sweep
 from archscale.training import checkpoint
@@ -113,3 +115,18 @@ def test_a_sweep_runs_each_branch_from_its_trunk_and_records_the_lineage(tiny_co
         curve = store.curve(runs[0].run_id)
     assert (tmp_path / "runs" / runs[0].run_id / checkpoint.BRANCH_FILE).exists()
     assert curve["step"].tolist() == list(range(1, 21))  # the stored curve is whole, trunk part included
+
+
+def test_the_laws_read_a_branched_ladder_as_one_point_per_budget(tiny_corpus, tmp_path) -> None:
+    """Only a decay's end is a finished point at its budget: the law points of a branched ladder are the
+    smoothed ends of each budget, grouped under their trunk (they share its stable phase)."""
+    runs = [wsd(tiny_corpus, n) for n in (20, 40)]
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        run_sweep(runs, store, tmp_path / "runs", InProcessExecutor(), progress=False)
+        table, curve = store_runs(store), store.curve()
+    points = law_points(table, curve)  # "auto": this store has a branch
+    assert points_rule(table) == "budgets" and len(points) == 2
+    assert set(points["run_id"]) == {runs[1].run_id}  # both under the trunk
+    assert points["tokens"].tolist() == [STEP_TOKENS * 20, STEP_TOKENS * 40]
+    ends = smooth(curve).groupby("run_id")["lm_loss"].last()
+    assert points["loss"].tolist() == [ends[runs[0].run_id], ends[runs[1].run_id]]

@@ -193,11 +193,44 @@ def loss_points(
     return _points_table(rows, chosen, "lm_loss")
 
 
+def budget_points(runs: pd.DataFrame, curve: pd.DataFrame, *, window: int = SMOOTHING_WINDOW) -> pd.DataFrame:
+    """One point per model and token budget: the smoothed training loss at the end of that budget's best
+    run. This is how a WSD ladder with cooldown branches is read: only the end of a decay is a finished
+    point at its budget (the stable phase of a longer run is not), so each branch end counts as a run of
+    its budget.
+
+    Columns as :func:`loss_points`.
+    """
+    runs = finished_runs(runs)
+    require_columns(curve, ("run_id", "step", "tokens", "lm_loss"), "curve")
+    ends = final_points(smooth(curve[curve["run_id"].isin(runs["run_id"])], window), "lm_loss")
+    table = runs.merge(ends, on="run_id")
+    if table.empty:
+        return _points_table(ends, runs, "loss")
+    model = ["kind", "N", "n_experts"]
+    table["budget"] = table.groupby(model)["tokens"].transform(budget_labels)
+    best = table.loc[table.groupby([*model, "budget"])["loss"].idxmin()]
+    return _points_table(best[["run_id", "tokens", "loss"]], runs, "loss")
+
+
 POINT_RULES: dict[str, str] = {
     "curves": "smoothed curves, one run per model size",
+    "budgets": "the end of each token budget's best run (cooldown branches counted as runs)",
     "final": "final point of every finished run",
 }
 """The rules of :func:`law_points`, each with the phrase that names it in a fit's output."""
+
+
+def points_rule(runs: pd.DataFrame, rule: str = "auto") -> str:
+    """``rule``, or for ``"auto"``: ``"budgets"`` when some run is a cooldown branch of another (column
+    ``trunk``, from the store's lineage), else ``"curves"``."""
+    if rule == "auto":
+        branched = "trunk" in runs and (runs["trunk"] != runs["run_id"]).any()
+        return "budgets" if branched else "curves"
+    if rule not in POINT_RULES:
+        raise AnalysisError(f"rule must be 'auto' or one of {list(POINT_RULES)}, got {rule!r}")
+    return rule
+
 
 _RUN_EXTRAS: dict[str, str] = {"P": "params", "batch_tokens": "batch_size", "lr": "lr"}
 """Runs-table columns that :func:`law_points` carries over when present, under the laws' names."""
@@ -207,16 +240,20 @@ def law_points(
     runs: pd.DataFrame,
     curve: pd.DataFrame,
     *,
-    rule: str = "curves",
+    rule: str = "auto",
     points_per_run: int = 24,
     window: int = SMOOTHING_WINDOW,
 ) -> pd.DataFrame:
-    """The points the scaling laws are fitted on, read from the runs and curves by one of two rules — one
-    function, so that ``archscale fit --data STORE`` and the report fit the same points.
+    """The points the scaling laws are fitted on, read from the runs and curves by one rule — one function,
+    so that ``archscale fit --data STORE`` and the report fit the same points.
 
-    - ``"curves"`` (the report's): :func:`loss_points` — one run per model size: among its runs with the
+    - ``"curves"``: :func:`loss_points` — one run per model size: among its runs with the
       longest budget, the lowest final loss, so grid cells with poor hyperparameters do not stand in for
       the size; its smoothed loss at ``points_per_run`` log-spaced token counts after the warm-up.
+    - ``"budgets"``: :func:`budget_points` — one point per model and budget; ``run_id`` is then the run's
+      trunk (column ``trunk``), so the laws' noise model treats a trunk and its branches, which share their
+      stable phase, as one unit.
+    - ``"auto"`` (the report's): ``budgets`` for a ladder with cooldown branches, else ``curves``.
     - ``"final"``: the last measured (unsmoothed) ``lm_loss`` of every finished run, poor grid cells
       included; ``points_per_run`` and ``window`` do not apply.
 
@@ -224,16 +261,19 @@ def law_points(
     ``loss``, ``compute`` (N·D), ``batch_size`` (tokens per step), ``lr`` — ``params``, ``batch_size``
     and ``lr`` when the runs table has ``P``, ``batch_tokens`` and ``lr``.
     """
+    rule = points_rule(runs, rule)
     if rule == "curves":
         points = loss_points(runs, curve, points_per_run=points_per_run, window=window)
-    elif rule == "final":
+    elif rule == "budgets":
+        points = budget_points(runs, curve, window=window)
+    else:
         finished = finished_runs(runs)
         require_columns(curve, ("run_id", "tokens", "lm_loss"), "curve")
         finals = final_points(curve[curve["run_id"].isin(finished["run_id"])], "lm_loss")
         points = _points_table(finals, finished, "loss")
-    else:
-        raise AnalysisError(f"rule must be one of {list(POINT_RULES)}, got {rule!r}")
     extras = runs[["run_id", *(c for c in _RUN_EXTRAS if c in runs)]].rename(columns=_RUN_EXTRAS)
     points = points.merge(extras, on="run_id", how="left")  # a left merge keeps the points' order
     points["compute"] = points["model_scale"] * points["tokens"]
+    if rule == "budgets" and "trunk" in runs:
+        points["run_id"] = points["run_id"].map(dict(zip(runs["run_id"], runs["trunk"], strict=True)))
     return points

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from archscale.analysis.allocation import AllocationResult, compute_allocation
-from archscale.analysis.curves import SMOOTHING_WINDOW, check_one_corpus, finished_runs, loss_points
+from archscale.analysis.curves import SMOOTHING_WINDOW, check_one_corpus, finished_runs, law_points
 from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
 from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
 from archscale.analysis.loss_law import LossLawResult, loss_law_extrapolation
@@ -46,15 +46,17 @@ def analyse(
     n_levels: int = 12,
     stable_from: float = STABLE_FROM,
     allow_mixed_corpora: bool = False,
+    point_rule: str = "auto",
 ) -> Analyses:
     """Run analyses 1-6; each one that the data cannot support says why in its ``skipped``.
 
     Each analysis draws from its own random stream derived from ``seed``. Runs trained on different corpora
-    (``runs.corpus``, the stored fingerprint) are refused unless ``allow_mixed_corpora``.
+    (``runs.corpus``, the stored fingerprint) are refused unless ``allow_mixed_corpora``. ``point_rule``: the
+    :func:`~archscale.analysis.curves.law_points` rule of the loss-law analyses (1-2).
     """
     check_one_corpus(finished_runs(runs), allow_mixed_corpora)
     seeds = dict(zip(("loss", "allocation", "hyper", "noise", "tested"), spawn_seeds(seed, 5), strict=True))
-    points = loss_points(runs, curve, points_per_run=points_per_run, window=window)
+    points = law_points(runs, curve, rule=point_rule, points_per_run=points_per_run, window=window)
     allocation = compute_allocation(points, bootstrap=bootstrap, seed=seeds["allocation"])
     hyperparams = optimal_hyperparameters(
         runs,
@@ -82,10 +84,15 @@ def analyse(
 
 
 def store_runs(store: ResultsStore) -> pd.DataFrame:
-    """The store's runs with ``corpus``: the fingerprint of the corpus each run trained on (None when the run
-    did not record one)."""
+    """The store's runs with ``corpus`` (the fingerprint of the corpus each run trained on; None when the
+    run did not record one) and ``trunk`` (the run whose stable phase a cooldown branch shares; itself
+    otherwise)."""
     runs = store.runs()
-    runs["corpus"] = [store.meta(run_id).get("data", {}).get("corpus") for run_id in runs["run_id"]]
+    meta = [store.meta(run_id) for run_id in runs["run_id"]]
+    runs["corpus"] = [m.get("data", {}).get("corpus") for m in meta]
+    runs["trunk"] = [
+        m.get("branch", {}).get("trunk_id", run_id) for m, run_id in zip(meta, runs["run_id"], strict=True)
+    ]
     return runs
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import typer
 
 from archscale.analysis import POINT_RULES, law_points
-from archscale.analysis.curves import check_one_corpus
+from archscale.analysis.curves import check_one_corpus, points_rule
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.suite import store_runs
 from archscale.laws.audit import extrapolation_audit
@@ -61,10 +61,11 @@ def load_table(
     allow_mixed_corpora: bool = False,
 ) -> tuple[pd.DataFrame, str | None]:
     """The table ``--data`` names, with ``--map`` applied, and the points rule used (None for a table): a
-    CSV or Parquet file row by row, or a results store's law points by the ``--points`` rule (``curves``,
+    CSV or Parquet file row by row, or a results store's law points by the ``--points`` rule (``auto``,
     the points the report fits, when not given), optionally of one family (``kind``)."""
-    if points is not None and points not in POINT_RULES:
-        raise LawDataError(f"--points must be {' or '.join(map(repr, POINT_RULES))}, got {points!r}")
+    if points is not None and points not in ("auto", *POINT_RULES):
+        rules = ", ".join(map(repr, ("auto", *POINT_RULES)))
+        raise LawDataError(f"--points must be one of {rules}, got {points!r}")
     renames = parse_mapping(mapping or [])
     if kind not in (None, "dense", "moe"):
         raise LawDataError(f"--kind must be 'dense' or 'moe', got {kind!r}")
@@ -78,11 +79,11 @@ def load_table(
         return read_table(path, renames), None
     if not path.is_file():  # opening a missing path would create an empty store
         raise LawDataError(f"--data {path}: no such file")
-    rule = points or "curves"
     try:
         with ResultsStore(path) as store:
             runs = store_runs(store)
             check_one_corpus(runs[runs["status"] == "finished"], allow_mixed_corpora)
+            rule = points_rule(runs, points or "auto")
             table = law_points(runs, store.curve(), rule=rule)
     except (AnalysisError, StoreError) as error:
         raise LawDataError(f"--data {path}: {error}") from error
@@ -132,8 +133,9 @@ def fit_command(
     points: Annotated[
         str | None,
         typer.Option(
-            help="Results store only: curves (default; smoothed curves of one run per model size, the "
-            "points the report fits) or final (last point of every finished run)."
+            help="Results store only: auto (default, the points the report fits: budgets for a ladder with "
+            "cooldown branches, else curves), curves (smoothed curves of one run per model size), budgets "
+            "(the end of each budget's best run) or final (last point of every finished run)."
         ),
     ] = None,
     kind: Annotated[
