@@ -26,10 +26,23 @@ def test_study_trains_fits_and_reports_then_resumes(tiny_corpus, tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     out = tmp_path / "study"
-    args = ["study", "--spec", str(path), "--out", str(out), "--workers", "2", "--bootstrap", "20"]
+    args = [
+        "study",
+        "--spec",
+        str(path),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--bootstrap",
+        "20",
+        "--seed",
+        "3",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "18 runs: 0 reused, 18 finished" in result.output and "verdicts:" in result.output
+    assert "targets of the study's design:" in result.output
 
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["runs"]["by_status"] == {"finished": 18}
@@ -44,6 +57,7 @@ def test_study_trains_fits_and_reports_then_resumes(tiny_corpus, tmp_path):
     )
     with ResultsStore(out / "results.sqlite") as store:
         tests = store.evals(split="test", subset="all")
+        assert set(store.runs()["seed"]) == {3}  # --seed repeats the study with other seeds
     assert tests["bits_per_byte"].notna().all() and tests.groupby("run_id").size().min() >= 2
 
     again = CliRunner().invoke(app, args)

@@ -29,8 +29,11 @@ def study_command(
     preset: str = typer.Option(
         "micro", "--preset", help="micro (~15 min, 2 CPU cores), cpu (~2 h), gpu (hours, H100)."
     ),
-    out: Path = typer.Option(
-        Path("archscale-study"), "--out", help="Study directory: results store, runs, report."
+    out: Path | None = typer.Option(
+        None, "--out", help="Study directory: results store, runs, report (archscale-study[-seedS])."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Seed of every run and of the report's bootstrap: a repeat of the study."
     ),
     spec: Path | None = typer.Option(None, "--spec", help="Use this sweep spec instead of the preset's."),
     workers: int = typer.Option(
@@ -44,12 +47,14 @@ def study_command(
 
     started = time.perf_counter()
     sweep = load_spec(spec or preset_spec_path(preset))
+    runs = sweep.expand() if seed == 0 else [run.replace(seed=seed) for run in sweep.expand()]
+    out = out or Path("archscale-study" if seed == 0 else f"archscale-study-seed{seed}")
     out.mkdir(parents=True, exist_ok=True)
-    if any(r.dataset == "minipile" for r in sweep.expand()):
+    if any(r.dataset == "minipile" for r in runs):
         typer.echo("[1/3] corpus: building or reusing the mini-Pile ...")
         build_minipile(log=typer.echo)
     typer.echo(
-        f"[2/3] training: sweep {sweep.name!r} ({len(sweep.expand())} runs) with {workers} workers ..."
+        f"[2/3] training: sweep {sweep.name!r} ({len(runs)} runs, seed {seed}) with {workers} workers ..."
     )
     store_path = out / "results.sqlite"
     executor = LocalExecutor(workers)
@@ -58,14 +63,14 @@ def study_command(
 
         executor = InProcessExecutor("cuda")
     with ResultsStore(store_path) as store:
-        summary = run_sweep(sweep.expand(), store, default_run_root(store_path), executor, sweep=sweep.name)
+        summary = run_sweep(runs, store, default_run_root(store_path), executor, sweep=sweep.name)
     typer.echo(
         f"      {summary.total} runs: {summary.skipped} reused, {len(summary.finished)} finished, "
         f"{len(summary.diverged)} diverged, {len(summary.failed)} failed"
     )
     typer.echo("[3/3] laws and report ...")
     report = build_report(
-        store_path, out / "report", bootstrap=bootstrap, wall_time=time.perf_counter() - started
+        store_path, out / "report", bootstrap=bootstrap, seed=seed, wall_time=time.perf_counter() - started
     )
     typer.echo(report.headline())
     typer.echo(f"report: {report.index}  (summary: {report.summary_path})")

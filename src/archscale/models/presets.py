@@ -52,9 +52,11 @@ _PRESETS: list[ModelConfig] = [
     _paper_moe("moe-700m", 1280, 16, 16, 3456),
     _paper_moe("moe-1.5b", 1600, 24, 20, 4352),
     _paper_moe("moe-3b", 2304, 28, 32, 6272),
-    # tiny ladder (CPU studies): about 0.05M to 10M non-embedding parameters
+    # tiny ladder (CPU studies): about 0.025M to 10M non-embedding parameters
+    *_tiny_pair("25k", 32, 2, 2, 96),
     *_tiny_pair("50k", 48, 2, 2, 128),
     *_tiny_pair("100k", 64, 2, 2, 192),
+    *_tiny_pair("200k", 80, 3, 2, 176),
     *_tiny_pair("330k", 96, 3, 3, 256),
     *_tiny_pair("800k", 128, 4, 4, 352),
     *_tiny_pair("1.6m", 160, 5, 5, 448),
