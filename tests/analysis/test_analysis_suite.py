@@ -58,9 +58,8 @@ def test_runs_on_two_corpora_are_refused_unless_allowed(store, tmp_path):
     with sqlite3.connect(store.path) as source, sqlite3.connect(mixed) as target:
         source.backup(target)
     with ResultsStore(mixed) as results:
-        run_ids = results.runs()["run_id"].tolist()
-        for i, run_id in enumerate(run_ids):
-            results.set_meta(run_id, "data", {"corpus": "a" * 64 if i % 2 else "b" * 64, "tokenizer": "t"})
+        for i, run_id in enumerate(sorted(results.finished_ids())):  # 8 finished runs: 3 on a, 5 on b
+            results.set_meta(run_id, "data", {"corpus": "a" * 64 if i < 3 else "b" * 64, "tokenizer": "t"})
         with pytest.raises(
             AnalysisError,
             match=r"2 different corpora \((?=.*aaaaaaaaaaaa \(3 runs\))(?=.*bbbbbbbbbbbb \(5 runs\))",

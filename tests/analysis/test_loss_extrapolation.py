@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from analysis_synthetic import DENSE_LAW, LADDER_SIZES, MOE_LAW, WANG, ladder, make_study, wang_law
 
@@ -72,3 +73,18 @@ def test_too_few_sizes_are_skipped_with_the_reason(points):
 def test_missing_columns_are_named(points):
     with pytest.raises(AnalysisError, match=r"loss points table lacks column\(s\) \['experts'\]"):
         loss_law_extrapolation(points.drop(columns="experts"))
+
+
+def test_a_fit_on_a_bound_is_marked_degenerate(result):
+    """Curves with no irreducible loss drive σ onto its lower bound: the extrapolation says the fit is a
+    constraint, not a law, where a well-posed fit (the synthetic ladder, σ = 1.5) is not marked."""
+    sizes, tokens = np.geomspace(1e6, 3.2e7, 6), np.geomspace(1e6, 2e7, 8)
+    noise = np.random.default_rng(3).normal(0.0, 0.01, len(sizes) * len(tokens))
+    rows = [
+        {"run_id": f"r{i}", "kind": "dense", "model_scale": n, "experts": 1.0, "tokens": d,
+         "loss": (40.0 / n**0.3 + 60.0 / d**0.3) * np.exp(noise[i * len(tokens) + j])}
+        for i, n in enumerate(sizes) for j, d in enumerate(tokens)
+    ]  # fmt: skip
+    degenerate = loss_law_extrapolation(pd.DataFrame(rows), bootstrap=0).extrapolations["dense"]
+    assert degenerate.degenerate is not None and "log_sigma" in degenerate.degenerate
+    assert result.extrapolations["dense"].degenerate is None

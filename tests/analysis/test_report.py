@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -10,10 +11,11 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
+from archscale.analysis import Extrapolation
 from archscale.analysis.public import clark_evidence
 from archscale.cli.main import app
 from archscale.report import build_report, write_report
-from archscale.report.build import run_inventory
+from archscale.report.build import run_inventory, study_targets
 from archscale.store import ResultsStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -67,6 +69,7 @@ def test_summary_carries_the_analyses_headline_and_verdicts(synthetic_report, an
     assert claims[2].endswith("; the public data (Clark et al. 2022 routing curves) do not measure it.")
     assert claims[5].startswith("The benefit of more experts shrinks with model size: the public data (Clark")
     assert "(paper: 16.37 %)" in headline
+    assert "targets of the study's design:" in headline and summary["headline"]["targets"]
 
 
 def test_page_shows_every_figure_and_table(synthetic_report):
@@ -153,3 +156,24 @@ def test_downstream_scores_become_table_2_marked_against_chance(store, tmp_path)
     assert rows["other_task"]["near_chance"] is False and rows["other_task"]["stderr"] == 0.02
     page = report.index.read_text()
     assert "at chance" in page and "above chance" in page and "Scores within two standard errors" in page
+
+
+def test_the_targets_of_the_design_are_stated_met_missed_or_not_checked(analyses):
+    """A synthetic study from exact laws resolves α_N and the extrapolation far within the targets; a worse
+    prediction is stated as missed, and a family without the analysis says why it was not checked."""
+    status = {t["target"]: (t["status"], t["reason"]) for t in study_targets(analyses)}
+    for family in ("dense", "moe"):
+        assert status[f"{family}: α_N 95 % interval width ≤ 0.3"] == ("met", None)
+        assert status[f"{family}: largest model predicted within 3% mean |error|"] == ("met", None)
+    worse = copy.deepcopy(analyses)
+    moe = worse.loss_law.extrapolations["moe"]
+    moe.mean_abs_rel_error, moe.prediction_coverage = 0.05, 0.75
+    worse.loss_law.extrapolations["dense"] = Extrapolation(family="dense", skipped="no dense runs")
+    status = {t["target"]: (t["status"], t["reason"]) for t in study_targets(worse)}
+    assert status["moe: largest model predicted within 3% mean |error|"] == ("missed", None)
+    assert status["moe: its prediction interval holds ≥ 80% of the points"] == ("missed", None)
+    assert status["dense: largest model predicted within 3% mean |error|"] == ("not checked", "no dense runs")
+    moe.prediction_coverage = 0.85
+    assert ("met", None) in [
+        (t["status"], t["reason"]) for t in study_targets(worse) if "holds" in t["target"]
+    ]

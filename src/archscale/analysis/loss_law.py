@@ -60,6 +60,7 @@ class Extrapolation(Result):
     coverage: float | None = None
     prediction_coverage: float | None = None
     no_interval: str | None = None
+    degenerate: str | None = None  # why the fitted law is a constraint rather than a law (on a bound)
     curves: list[CurveFit] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -128,6 +129,11 @@ def _extrapolate(law: Law, points: pd.DataFrame, family: str, bootstrap: int, se
     result.max_abs_rel_error = audit.max_abs_rel_error
     result.coverage, result.prediction_coverage = audit.coverage, audit.prediction_coverage
     result.no_interval = audit.law.no_interval_
+    if audit.law.on_bound_:
+        result.degenerate = (
+            f"degenerate fit: {', '.join(audit.law.on_bound_)} ended on its bound, so the data do not pin the "
+            "law down; its extrapolation is a curve through the points, not a measured law"
+        )
     result.curves = _curve_fits(train, "fit", audit.law.predict(train)) + _curve_fits(
         test, "held out", audit.points["predicted"].to_numpy(), bands
     )

@@ -109,6 +109,41 @@ def _said(row: Verdict) -> str:
     return f"say {row.verdict} ({row.measure}: {row.effect:.3g} {interval})"
 
 
+MAX_ALPHA_N_WIDTH = 0.30  # targets of the study's design (issue 12): what a micro study must resolve
+MAX_EXTRAPOLATION_ERROR = 0.03
+MIN_PREDICTION_COVERAGE = 0.80
+
+
+def study_targets(analyses: Analyses) -> list[dict[str, Any]]:
+    """Whether this study resolves what it was designed to: α_N's 95 % interval no wider than 0.30 per
+    family, and the largest model predicted from the smaller ones within 3 % mean |relative error| with its
+    prediction interval holding at least 80 % of the held-out points. Each target says met, missed, or why it
+    could not be checked — a missed target is stated, not hidden."""
+    rows = []
+    for family in ("dense", "moe"):
+        fit = analyses.allocation.fits.get(family)
+        interval = fit["intervals"].get("alpha_N") if fit else None
+        width = None if not interval else interval[1] - interval[0]
+        rows.append(_target(f"{family}: α_N 95 % interval width ≤ {MAX_ALPHA_N_WIDTH:g}", width,
+                            width is not None and width <= MAX_ALPHA_N_WIDTH,
+                            None if fit is None else (fit.get("no_interval") or "no interval")))  # fmt: skip
+        e = analyses.loss_law.extrapolations.get(family)
+        error = None if e is None or e.skipped else e.mean_abs_rel_error
+        rows.append(_target(f"{family}: largest model predicted within {MAX_EXTRAPOLATION_ERROR:.0%} mean |error|",
+                            error, error is not None and error <= MAX_EXTRAPOLATION_ERROR,
+                            e.skipped if e else "no extrapolation"))  # fmt: skip
+        covered = None if e is None or e.skipped else e.prediction_coverage
+        rows.append(_target(f"{family}: its prediction interval holds ≥ {MIN_PREDICTION_COVERAGE:.0%} of the points",
+                            covered, covered is not None and covered >= MIN_PREDICTION_COVERAGE,
+                            (e.no_interval or e.skipped or "no interval") if e else "no extrapolation"))  # fmt: skip
+    return rows
+
+
+def _target(target: str, value: float | None, met: bool, reason: str | None) -> dict[str, Any]:
+    status = "not checked" if value is None else ("met" if met else "missed")
+    return {"target": target, "value": value, "status": status, "reason": reason if value is None else None}
+
+
 def headline_numbers(analyses: Analyses, public: PublicEvidence | None = None) -> dict[str, Any]:
     """The numbers the terminal prints and ``summary.json`` leads with."""
     extrapolation = {
@@ -134,6 +169,7 @@ def headline_numbers(analyses: Analyses, public: PublicEvidence | None = None) -
         "compute_equivalent_gain": analyses.generalisation.data_efficiency_gain,
         "verdicts": {row.claim: row.verdict for row in analyses.verdicts.rows},
         "claims": claim_sentences(analyses, public),
+        "targets": study_targets(analyses),
     }
 
 
@@ -175,6 +211,12 @@ class Report:
         lines.append("  verdicts:")
         lines += [f"    {verdict:<28} {claim}" for claim, verdict in head["verdicts"].items()]
         lines += [f"  {sentence}" for sentence in head["claims"]]
+        lines.append("  targets of the study's design:")
+        lines += [
+            f"    {t['status']:<12} {t['target']}"
+            + (f": {t['value']:.3g}" if t["value"] is not None else f" ({t['reason']})")
+            for t in head["targets"]
+        ]
         return "\n".join(lines)
 
 
@@ -214,7 +256,7 @@ def build_report(
         analyses = from_store(
             store, bootstrap=bootstrap, seed=runs_seed, allow_mixed_corpora=allow_mixed_corpora
         )
-        corpora = sorted({c for c in store_runs(store)["corpus"] if c is not None})
+        corpora = sorted(store_runs(store)["corpus"].dropna().unique().tolist())
         inventory = run_inventory(store)
         downstream = downstream_table(store, inventory)
     evidence = clark_evidence(bootstrap=bootstrap, seed=public_seed) if public else None

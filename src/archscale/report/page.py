@@ -25,6 +25,7 @@ figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; 
 figcaption, .note { color: #555; font-size: 13px; }
 .supported { background: #e3f4e3; } .not-supported { background: #fbe3e3; }
 .inconclusive { background: #fff6d9; } .not-tested { background: #eee; }
+.met { background: #e3f4e3; } .missed { background: #fbe3e3; } .not-checked { background: #eee; }
 code { background: #f4f4f6; padding: 0 3px; }
 """
 
@@ -134,10 +135,11 @@ def _extrapolation(analyses: Analyses) -> str:
             notes.append(f"{family}: {e.skipped}")
             continue
         rows.append(
-            [escape(family), escape(", ".join(e.held_out)), str(e.n_train), _pct(e.mean_abs_rel_error),
-             _pct(e.max_abs_rel_error), _pct(e.prediction_coverage), _pct(e.coverage)]
+            [escape(family + (" (degenerate)" if e.degenerate else "")), escape(", ".join(e.held_out)),
+             str(e.n_train), _pct(e.mean_abs_rel_error), _pct(e.max_abs_rel_error), _pct(e.prediction_coverage),
+             _pct(e.coverage)]
         )  # fmt: skip
-        notes += e.warnings
+        notes += [f"{family}: {e.degenerate}"] * bool(e.degenerate) + e.warnings
     notes.append(
         "The prediction interval is that of a new run (the fitted law's uncertainty plus the run-to-run and "
         "point noise estimated from the fitted runs): it claims to hold the held-out points. The band of the "
@@ -301,6 +303,15 @@ def _environment(summary: dict[str, Any]) -> str:
     return table(["", "value"], [[escape(str(k)), escape(str(v))] for k, v in rows], text_columns=2)
 
 
+def _targets(targets: list[dict[str, Any]]) -> str:
+    rows = [
+        [escape(t["target"]), f'<span class="{t["status"].replace(" ", "-")}">{escape(t["status"])}</span>',
+         "–" if t["value"] is None else _fmt(t["value"], ".3g"), escape(t["reason"] or "")]
+        for t in targets
+    ]  # fmt: skip
+    return table(["target", "status", "value", "why not checked"], rows, text_columns=2)
+
+
 def _public(public: PublicEvidence | None) -> str:
     """The evidence panel: the same claims on public data at real scale, labelled with source and licence."""
     if public is None:
@@ -340,6 +351,7 @@ def render_page(
     sections = [
         ("Replication verdicts", _verdicts(analyses) + _notes(summary["headline"]["claims"])),
         ("Public evidence at real scale", _public(public)),
+        ("Targets of the study's design", _targets(summary["headline"]["targets"])),
         ("Loss law and extrapolation (Figure 1)", _figure("loss_extrapolation", figures) + _extrapolation(analyses)),
         ("Compute-optimal allocation (Table 1)", _allocation(analyses) + _figure("allocation", figures)),
         ("Optimal batch size and learning rate (Figures 2–5)", _hyperparams(analyses, figures)),
