@@ -70,16 +70,23 @@ class NoiseModel:
             return np.sum(counts[:, None] * means**2, axis=0), np.sum((values - means[groups]) ** 2, axis=0)
 
         between_ss, within_ss = (float(v[0]) for v in split(residual[:, None]))
-        # Degrees of freedom: tr((I − H) P) and tr((I − H)(I − P)) with H = J J⁺ and P averaging within runs.
-        indicator = np.zeros((len(logy), n_groups))
-        indicator[np.arange(len(logy)), groups] = 1.0
-        hat_between = float(np.sum((indicator.T @ jacobian) * (pinv @ indicator).T, axis=1) @ (1.0 / counts))
-        df_between = n_groups - hat_between
-        df_within = len(logy) - n_groups - (float(np.trace(pinv @ jacobian)) - hat_between)
+        # With Z the run indicator (n × G), P = Z D⁻¹ Zᵀ (D: run sizes) and H = J J⁺, everything below is
+        # built from A = ZᵀJ and Bᵀ = Zᵀ J⁺ᵀ (G × p each), never an n × n or n × G array.
+        a, b = np.zeros((n_groups, jacobian.shape[1])), np.zeros((n_groups, jacobian.shape[1]))
+        np.add.at(a, groups, jacobian)
+        np.add.at(b, groups, pinv.T)
+        trace_zhz = float(np.sum(a * b))  # tr(Zᵀ H Z)
+        hat_between = float(np.sum(a * b, axis=1) @ (1.0 / counts))  # tr(H P)
+        df_between = n_groups - hat_between  # tr((I − H) P)
+        df_within = (
+            len(logy) - n_groups - (float(np.trace(pinv @ jacobian)) - hat_between)
+        )  # tr((I − H)(I − P))
         # What a unit run effect leaves in the residuals, (I − H) Z, split the same way: the moment equations
-        # E[between] = τ² c_b + s² df_between and E[within] = τ² c_w + s² df_within give τ² and s².
-        left = indicator - jacobian @ (pinv @ indicator)
-        c_between, c_within = (float(v.sum()) for v in split(left))
+        # E[between] = τ² c_b + s² df_between and E[within] = τ² c_w + s² df_within give τ² and s², with
+        # c_b = ‖P(I − H)Z‖² = n − 2 tr(ZᵀHZ) + tr(ZᵀHZ D⁻¹ ZᵀHZ) and c_w = tr(ZᵀHZ) − that last term.
+        quadratic = float(np.sum((b.T @ (a / counts[:, None])) * (b.T @ a).T))
+        c_between = len(logy) - 2 * trace_zhz + quadratic
+        c_within = trace_zhz - quadratic
         tau2, s2 = np.nan, 0.0
         if df_between > 0.05 and df_within <= 0.05:  # one point per run: the run effect is all the noise
             tau2 = between_ss / c_between
