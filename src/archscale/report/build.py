@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from archscale.analysis import NOT_TESTED, Analyses, Verdict, from_store, jsonable
+from archscale.analysis import NOT_TESTED, Analyses, Verdict, analyse, jsonable
 from archscale.analysis.public import PublicEvidence, clark_evidence
 from archscale.analysis.suite import store_runs
 from archscale.laws.resampling import spawn_seeds
@@ -253,10 +253,16 @@ def build_report(
         if store.runs().empty:
             raise ValueError(f"the results store {store_path} holds no runs: nothing to report")
         runs_seed, public_seed = spawn_seeds(seed, 2)
-        analyses = from_store(
-            store, bootstrap=bootstrap, seed=runs_seed, allow_mixed_corpora=allow_mixed_corpora
+        runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
+        analyses = analyse(
+            runs,
+            store.curve(),
+            store.evals(split="test", subset="all"),
+            bootstrap=bootstrap,
+            seed=runs_seed,
+            allow_mixed_corpora=allow_mixed_corpora,
         )
-        corpora = sorted(store_runs(store)["corpus"].dropna().unique().tolist())
+        corpora = sorted(runs["corpus"].dropna().unique().tolist())
         inventory = run_inventory(store)
         downstream = downstream_table(store, inventory)
     evidence = clark_evidence(bootstrap=bootstrap, seed=public_seed) if public else None

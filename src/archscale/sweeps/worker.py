@@ -56,7 +56,7 @@ def run_one(
                 Path(run_dir),
                 device=device,
                 on_event=logger.tee(emit),
-                branches={step: [Path(d) for d in dirs] for step, dirs in (branches or {}).items()},
+                branches=branches,
             )
             return asdict(trainer.fit())
     except Exception:  # one broken run must not stop a sweep: report it and let the coordinator record it

@@ -84,7 +84,7 @@ class Trainer:
         compile: bool = False,
         on_event: EventHandler | None = None,
         divergence_ratio: float = 1.5,
-        branches: Mapping[int, Sequence[Path]] | None = None,
+        branches: Mapping[int, Sequence[str | Path]] | None = None,
     ) -> None:
         """``branches``: step → run directories of the shorter WSD runs that start from this run's state
         after that step (:mod:`archscale.training.branches`)."""
