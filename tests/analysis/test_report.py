@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from archscale.analysis import Extrapolation
-from archscale.analysis.public import clark_evidence
+from archscale.analysis.public import clark_evidence, steplaw_evidence
 from archscale.cli.main import app
 from archscale.report import build_report, write_report
 from archscale.report.build import run_inventory, study_targets
@@ -35,15 +35,15 @@ window.addEventListener("load", () => {
 
 
 @pytest.fixture(scope="module")
-def synthetic_report(analyses, store, tmp_path_factory):
+def synthetic_report(analyses, store, tmp_path_factory, shared_data):
     """The report of the synthetic study (every analysis runs), with the store's run inventory and the public
-    evidence panel."""
+    evidence panel: Clark et al. (shipped) and Step Law (read from ../shared, as a user's path)."""
     return write_report(
         analyses,
         tmp_path_factory.mktemp("report"),
         inventory=run_inventory(store),
         about={"bootstrap": 20},
-        public=clark_evidence(bootstrap=20),
+        public=[clark_evidence(bootstrap=20), steplaw_evidence(shared_data / "steplaw", bootstrap=20)],
     )
 
 
@@ -66,7 +66,11 @@ def test_summary_carries_the_analyses_headline_and_verdicts(synthetic_report, an
     assert len(claims) == 6 and all(sentence in headline for sentence in claims)
     assert claims[0].startswith("MoE reaches a lower test loss at equal compute: your runs say supported (")
     assert "; the public data (Clark et al. 2022 routing curves) say " in claims[0]
-    assert claims[2].endswith("; the public data (Clark et al. 2022 routing curves) do not measure it.")
+    assert claims[0].endswith(
+        "; the public data (Step Law lr × batch grids (Li et al. 2025)) do not measure it."
+    )
+    assert "(Clark et al. 2022 routing curves) do not measure it; the public data (Step Law" in claims[2]
+    assert "(Step Law lr × batch grids (Li et al. 2025)) say supported (B_opt MoE ÷ dense" in claims[2]
     assert claims[5].startswith("The benefit of more experts shrinks with model size: the public data (Clark")
     assert "(paper: 16.37 %)" in headline
     assert "targets of the study's design:" in headline and summary["headline"]["targets"]
@@ -81,6 +85,8 @@ def test_page_shows_every_figure_and_table(synthetic_report):
                     "Figure 6", "Table 2", "Runs (9"):  # fmt: skip
         assert heading in page
     assert "Licence: CC BY 4.0, Copyright 2022 DeepMind Technologies Limited" in page
+    assert "Licence: none stated by the repository: not shipped with archscale" in page
+    assert {"public1_batch_size_law", "public1_lr_law"} <= set(synthetic_report.figures)  # Step Law's two
     assert page.count('class="supported"') >= 6  # the study's five, and the panel's
     assert "No downstream scores are stored" in page
 
@@ -126,6 +132,16 @@ def test_build_report_reads_a_store_and_the_cli_prints_the_headline(store, tmp_p
                                       "--bootstrap", "10"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Table 1 dense: α_N =" in result.output and (tmp_path / "cli" / "index.html").is_file()
+
+
+def test_a_reference_the_report_does_not_know_is_refused_in_one_line(store, tmp_path):
+    for given, message in (("nosuch=/x", "unknown reference nosuch: choose from steplaw"),
+                           ("steplaw", "expected NAME=PATH"),
+                           (f"steplaw={tmp_path}", "no dense_lr_bs_loss.csv in")):  # fmt: skip
+        result = CliRunner().invoke(app, ["report", "--store", str(store.path), "--out", str(tmp_path / "r"),
+                                          "--reference", given])  # fmt: skip
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_report_refuses_a_missing_or_empty_store(tmp_path):

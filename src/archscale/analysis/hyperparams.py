@@ -171,7 +171,7 @@ def sweep_line(scores: pd.Series, axis: str) -> tuple[float, pd.Series] | None:
     return best
 
 
-def _optima(scores: pd.DataFrame, losses: np.ndarray | None, info: dict, levels: np.ndarray) -> dict:
+def grid_optima(scores: pd.DataFrame, losses: np.ndarray | None, info: dict, levels: np.ndarray) -> dict:
     """Per level, the optimal batch size and LR along their sweep lines, refined. ``losses``: the loss of
     each level (MiniCPM), or None when the scores are losses (contour: the refined minimum is the loss)."""
     found: dict[str, list[dict]] = {"batch_size": [], "lr": []}
@@ -254,9 +254,11 @@ def _fit_family(
     )
 
 
-def _fit_axis(
+def fit_optima(
     optima: list[dict], axis: str, gridded: set[str], bootstrap: int, seed: int
 ) -> tuple[dict[str, PowerFit], Comparison | None]:
+    """Each family's power law of its interior optima along ``axis`` against the loss (whole grids, column
+    ``grid``, resampled), and MoE ÷ dense at equal loss; ``gridded``: the families that had grids at all."""
     frame = pd.DataFrame(optima)
     seeds = spawn_seeds(seed, len(FAMILIES))  # independent streams: the families are separate experiments
     fitted = {
@@ -311,18 +313,18 @@ def optimal_hyperparameters(
             continue
         result.heatmaps += _heatmaps(cells, tokens, info)
         if method == "contour":
-            optima = _optima(cells, None, info, tokens)
+            optima = grid_optima(cells, None, info, tokens)
         else:
             levels = np.geomspace(cells[0].min(), cells[cells.columns[-1]].min(), n_levels)
-            optima = _optima(_tokens_to_reach(grid, smoothed, tokens[0], levels), levels, info, levels)
+            optima = grid_optima(_tokens_to_reach(grid, smoothed, tokens[0], levels), levels, info, levels)
         for axis in found:
             found[axis] += optima[axis]
         result.grids.append(record | {"skipped": None})
     result.batch_optima, result.lr_optima = found["batch_size"], found["lr"]
     gridded = {g["kind"] for g in result.grids if g["skipped"] is None}
     batch_seed, lr_seed = spawn_seeds(seed, 2)
-    result.batch_fits, result.batch_comparison = _fit_axis(
+    result.batch_fits, result.batch_comparison = fit_optima(
         result.batch_optima, "batch_size", gridded, bootstrap, batch_seed
     )
-    result.lr_fits, result.lr_comparison = _fit_axis(result.lr_optima, "lr", gridded, bootstrap, lr_seed)
+    result.lr_fits, result.lr_comparison = fit_optima(result.lr_optima, "lr", gridded, bootstrap, lr_seed)
     return result

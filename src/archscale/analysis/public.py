@@ -11,11 +11,17 @@ verdicts as the user's runs.
 - **Does the benefit of E shrink with N** (Clark's finding, the paper's reason for "E < 100"): Eq. 4 on the
   final losses (dense averaged per size as E = 1, the router's main grid), c > 0 meaning it does; and the
   slope b of log10 L in log10 E at each model size.
+
+And the paper's batch-size and learning-rate claims on Step Law's dense and MoE lr × batch grids (Li et al.
+2025; no licence stated, so read from a path the user gives): each grid's optimum along its batch-size and LR
+slices through the best cell (the paper's procedure at the final step), B_opt(L) and lr_opt(L) per family,
+MoE ÷ dense at equal loss.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +30,11 @@ import pandas as pd
 from archscale.analysis.allocation import AllocationResult, compute_allocation
 from archscale.analysis.compare import Comparison, compare_families
 from archscale.analysis.generalisation import STABLE_FROM
+from archscale.analysis.hyperparams import HyperparamResult, fit_optima, grid_optima
 from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
-from archscale.analysis.verdicts import Verdict, alpha_verdict, judge, loss_verdict
-from archscale.data.public import CLARK2022, clark2022_curves
+from archscale.analysis.verdicts import Verdict, alpha_verdict, batch_verdict, judge, loss_verdict, lr_verdict
+from archscale.data.public import CLARK2022, STEPLAW, clark2022_curves, steplaw_grids
 from archscale.laws import ClarkLaw, LawDataError, PowerLaw
 from archscale.laws.resampling import spawn_seeds
 
@@ -55,6 +62,7 @@ class PublicEvidence(Result):
     clark_fit: dict[str, Any] | None = None
     clark_fit_below_100: dict[str, Any] | None = None
     expert_slopes: list[ExpertSlope] = field(default_factory=list)
+    hyperparams: HyperparamResult | None = None
     verdicts: list[Verdict] = field(default_factory=list)
 
 
@@ -191,3 +199,45 @@ def clark_evidence(
         _shrink_verdict(law),
     ]
     return evidence
+
+
+def steplaw_evidence(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -> PublicEvidence:
+    """The paper's B_opt and lr_opt claims on Step Law's grids, read from the folder ``path``."""
+    runs = steplaw_grids(path)
+    result = HyperparamResult(method="contour, final step")
+    found: dict[str, list[dict]] = {"batch_size": [], "lr": []}
+    for number, ((kind, model, tokens), grid) in enumerate(runs.groupby(["kind", "model", "tokens"])):
+        cells = grid.groupby(["batch_tokens", "lr"])["loss"].mean().to_frame(0)
+        cells.index = cells.index.set_names(["batch_size", "lr"])
+        info = {"grid": number, "kind": kind, "model_scale": float(grid["N_active"].iloc[0])}
+        optima = grid_optima(cells, None, info, np.array([tokens]))
+        for axis in found:
+            found[axis] += optima[axis]
+        result.grids.append(
+            info | {"model": model, "tokens": float(tokens), "runs": len(grid), "skipped": None,
+                    "batch_sizes": sorted(grid["batch_tokens"].unique().tolist()),
+                    "lrs": sorted(grid["lr"].unique().tolist())}
+        )  # fmt: skip
+    result.batch_optima, result.lr_optima = found["batch_size"], found["lr"]
+    batch_seed, lr_seed = spawn_seeds(seed, 2)
+    families = set(runs["kind"])
+    result.batch_fits, result.batch_comparison = fit_optima(
+        found["batch_size"], "batch_size", families, bootstrap, batch_seed
+    )
+    result.lr_fits, result.lr_comparison = fit_optima(found["lr"], "lr", families, bootstrap, lr_seed)
+    dense, moe = runs[runs["kind"] == "dense"], runs[runs["kind"] == "moe"]
+    share = moe["N_active"] / moe["N"]
+    return PublicEvidence(
+        dataset=asdict(STEPLAW) | {"path": str(path), "sha256_read": runs.attrs["sha256"]},
+        selection=(
+            f"dense: {dense['N'].nunique()} sizes ({dense['N'].min() / 1e6:.0f}M–{dense['N'].max() / 1e9:.2f}B) "
+            f"at {dense.groupby(['N', 'tokens']).ngroups} (N, D) pairs; MoE: {moe['N'].max() / 1e9:.2f}B total, "
+            f"{moe['model'].nunique()} sparsities (active share {share.min():.2f}–{share.max():.2f}) at "
+            f"{moe['tokens'].nunique()} token budgets; {len(runs)} runs, smoothed final training loss"
+        ),
+        hyperparams=result,
+        verdicts=[
+            batch_verdict(result.batch_comparison, result.batch_fits.values()),
+            lr_verdict(result.lr_comparison, result.lr_fits.values()),
+        ],
+    )

@@ -156,6 +156,34 @@ def _comparison_verdict(
     return _from_comparison(verdict, comparison, fits)
 
 
+def batch_verdict(
+    comparison: Comparison | None, fits: Iterable[PowerFit], skipped: str | None = None
+) -> Verdict:
+    """Paper §5.1: MoE's optimal batch size is the smaller at equal loss, from the two B_opt(L) fits."""
+    verdict = _claim(
+        "MoE has the smaller optimal batch size at equal loss",
+        "§5.1, Figure 3: smaller B_opt for MoE at the same training loss",
+        "B_opt MoE ÷ dense",
+        1.0,
+        "below",
+    )
+    return _comparison_verdict(verdict, comparison, fits, skipped)
+
+
+def lr_verdict(
+    comparison: Comparison | None, fits: Iterable[PowerFit], skipped: str | None = None
+) -> Verdict:
+    """Paper §5.2: MoE's optimal learning rate is the larger at equal loss, from the two lr_opt(L) fits."""
+    verdict = _claim(
+        "MoE has the larger optimal learning rate at equal loss",
+        "§5.2, Figure 5: larger lr_opt for MoE at the same loss",
+        "lr_opt MoE ÷ dense",
+        1.0,
+        "above",
+    )
+    return _comparison_verdict(verdict, comparison, fits, skipped)
+
+
 def replication_verdicts(
     generalisation: GeneralisationResult,
     allocation: AllocationResult,
@@ -163,20 +191,6 @@ def replication_verdicts(
     noise: NoiseScaleResult,
 ) -> VerdictTable:
     """The five claims of the paper, in its order, judged on these results."""
-    batch = _claim(
-        "MoE has the smaller optimal batch size at equal loss",
-        "§5.1, Figure 3: smaller B_opt for MoE at the same training loss",
-        "B_opt MoE ÷ dense",
-        1.0,
-        "below",
-    )
-    lr = _claim(
-        "MoE has the larger optimal learning rate at equal loss",
-        "§5.2, Figure 5: larger lr_opt for MoE at the same loss",
-        "lr_opt MoE ÷ dense",
-        1.0,
-        "above",
-    )
     noise_verdict = _claim(
         "MoE has the lower gradient noise scale at equal loss",
         "§5.1 and Conclusion: lower noise scale for MoE (argued from B_opt ≈ B_noise)",
@@ -184,13 +198,12 @@ def replication_verdicts(
         1.0,
         "below",
     )
+    h = hyperparams
     rows = [
         loss_verdict(generalisation.loss_ratio, generalisation.fits.values(), generalisation.skipped),
         alpha_verdict(allocation),
-        _comparison_verdict(
-            batch, hyperparams.batch_comparison, hyperparams.batch_fits.values(), hyperparams.skipped
-        ),
-        _comparison_verdict(lr, hyperparams.lr_comparison, hyperparams.lr_fits.values(), hyperparams.skipped),
+        batch_verdict(h.batch_comparison, h.batch_fits.values(), h.skipped),
+        lr_verdict(h.lr_comparison, h.lr_fits.values(), h.skipped),
         _comparison_verdict(noise_verdict, noise.comparison, noise.fits.values(), noise.skipped),
     ]
     return VerdictTable(rows=rows)

@@ -12,6 +12,7 @@ import typer
 
 from archscale.data.corpus import Corpus, load_corpus
 from archscale.data.errors import DataError
+from archscale.data.fetch import fallbacks
 from archscale.data.minipile import RECIPES, build_minipile
 from archscale.data.shards import get_shards, shard_token_counts
 from archscale.data.split import SPLITS
@@ -100,6 +101,7 @@ def corpus_summary(corpus: Corpus) -> dict[str, Any]:
     return {
         "name": corpus.name,
         "path": str(corpus.path),
+        "fingerprint": corpus.fingerprint,
         "subsets": subsets,
         "total": totals,
         "sources": corpus.manifest.get("sources", {}),
@@ -149,8 +151,12 @@ def info(
     if as_json:
         typer.echo(json.dumps(summary, indent=1))
     else:
-        typer.echo(f"corpus {summary['name']} at {summary['path']}\n")
+        typer.echo(
+            f"corpus {summary['name']} at {summary['path']} (fingerprint {summary['fingerprint'][:12]})\n"
+        )
         typer.echo(_table(summary))
+        for line in fallbacks(summary["sources"]):
+            typer.echo(f"built from another version than pinned (the archive no longer served it): {line}")
 
 
 @tokenizer_app.command("train")

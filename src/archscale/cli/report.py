@@ -14,17 +14,38 @@ def report_command(
     ),
     bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples for every interval."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    reference: list[str] = typer.Option(
+        [],
+        "--reference",
+        help="NAME=PATH: a public data set archscale does not ship, beside the Clark et al. panel; "
+        "steplaw=FOLDER reads Step Law's dense_lr_bs_loss.csv and moe_lr_bs_loss.csv (no licence stated).",
+    ),
     allow_mixed_corpora: bool = typer.Option(
         False, "--allow-mixed-corpora", help="Analyse runs trained on different corpora together."
     ),
 ) -> None:
     """Write the dense-vs-MoE report of a results store and print its headline numbers."""
+    from archscale.data.errors import DataError
     from archscale.report import build_report
+    from archscale.report.build import ReportError
 
+    references = {}
+    for item in reference:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise typer.BadParameter(f"expected NAME=PATH, got {item!r}", param_hint="--reference")
+        references[name] = Path(path)
     try:
         report = build_report(
-            store, out, bootstrap=bootstrap, seed=seed, allow_mixed_corpora=allow_mixed_corpora
+            store,
+            out,
+            bootstrap=bootstrap,
+            seed=seed,
+            references=references,
+            allow_mixed_corpora=allow_mixed_corpora,
         )
+    except (ReportError, DataError) as err:
+        raise typer.BadParameter(str(err), param_hint="--reference") from err
     except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="--store") from err
     typer.echo(report.headline())

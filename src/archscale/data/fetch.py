@@ -28,7 +28,7 @@ _LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|copyright)(\.(txt|md|rst))?$",
 
 @dataclass(frozen=True)
 class Package:
-    """A source package: registry, name, and (for PyPI and npm) a pinned version."""
+    """A source package: registry, name and pinned version (required for PyPI and npm; Debian falls back)."""
 
     kind: Kind
     name: str
@@ -37,6 +37,15 @@ class Package:
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.name}"
+
+
+def fallbacks(sources: dict[str, dict[str, Any]]) -> list[str]:
+    """Sources of a manifest built from another version than their pin, as ``name pinned -> used`` lines."""
+    return [
+        f"{s['name']} {s['pinned']} -> {s['version']}"
+        for s in sources.values()
+        if s.get("pinned") and s["pinned"] != s["version"]
+    ]
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class Fetched:
             "kind": self.package.kind,
             "name": self.package.name,
             "version": self.version,
+            "pinned": self.package.version,
             "file": self.file.name,
             "sha256": sha256_file(self.file),
             "license": license_name,
@@ -72,21 +82,43 @@ def _run(command: list[str], cwd: Path, what: str, hint: str = "") -> str:
     return result.stdout
 
 
+def _cached_debs(package: Package, cache: Path) -> dict[str, Path]:
+    """Cached ``.deb`` files of ``package`` by version (file names quote the epoch's colon as ``%3a``)."""
+    return {unquote(f.name.split("_")[1]): f for f in sorted(cache.glob(f"{package.name}_*.deb"))}
+
+
+def _apt_download(spec: str, cache: Path) -> None:
+    _require("apt-get", "the Debian subsets need apt (Debian/Ubuntu); choose others with --subsets")
+    _run(
+        ["apt-get", "download", "-o", "APT::Sandbox::User=root", spec],
+        cache,
+        f"apt-get download {spec}",
+        hint=" -- run `apt-get update` (as root) first; this recipe was measured on Debian 12 (bookworm)",
+    )
+
+
 def _fetch_deb(package: Package, cache: Path) -> Fetched:
-    existing = sorted(cache.glob(f"{package.name}_*.deb"))
-    if not existing:
-        _require("apt-get", "the Debian subsets need apt (Debian/Ubuntu); choose others with --subsets")
-        _run(
-            ["apt-get", "download", "-o", "APT::Sandbox::User=root", package.name],
-            cache,
-            f"apt-get download {package.name}",
-            hint=" -- run `apt-get update` (as root) first; this recipe was measured on Debian 12 (bookworm)",
-        )
-        existing = sorted(cache.glob(f"{package.name}_*.deb"))
-        if not existing:
-            raise FetchError(f"apt-get download {package.name} left no {package.name}_*.deb in {cache}")
-    file = existing[-1]
-    return Fetched(package, file, unquote(file.name.split("_")[1]))
+    """The pinned version where the archive serves it; otherwise the served one, recorded as a fallback.
+
+    Debian's mirrors keep only the current versions of a release, so a pin can outlive its package; the
+    corpus is then built from what is served and its manifest says so (``pinned`` differs from ``version``).
+    """
+    cached = _cached_debs(package, cache)
+    pinned = package.version
+    if pinned is not None and pinned not in cached:
+        try:
+            _apt_download(f"{package.name}={pinned}", cache)
+        except FetchError:
+            if not cached:
+                _apt_download(package.name, cache)
+        cached = _cached_debs(package, cache)
+    elif not cached:
+        _apt_download(package.name, cache)
+        cached = _cached_debs(package, cache)
+    if not cached:
+        raise FetchError(f"apt-get download {package.name} left no {package.name}_*.deb in {cache}")
+    version = pinned if pinned in cached else max(cached, key=lambda v: cached[v].stat().st_mtime)
+    return Fetched(package, cached[version], version)
 
 
 def _fetch_pypi(package: Package, cache: Path) -> Fetched:

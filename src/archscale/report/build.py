@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -20,12 +21,19 @@ from typing import Any
 import pandas as pd
 
 from archscale.analysis import NOT_TESTED, Analyses, Verdict, analyse, jsonable
-from archscale.analysis.public import PublicEvidence, clark_evidence
+from archscale.analysis.public import PublicEvidence, clark_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
 from archscale.laws.resampling import spawn_seeds
-from archscale.report.figures import write_figures
+from archscale.report.figures import public_figures, write_figures
 from archscale.report.page import render_page
 from archscale.store import ResultsStore
+
+REFERENCES = {"steplaw": steplaw_evidence}  # public data sets read from the user's path (not shipped)
+
+
+class ReportError(ValueError):
+    """The report was asked for something it cannot do (e.g. an unknown reference data set)."""
+
 
 PACKAGES = ("archscale", "torch", "numpy", "scipy", "pandas", "matplotlib", "tokenizers")
 FAMILIES = ("dense", "moe", "joint")
@@ -85,19 +93,19 @@ def downstream_table(store: ResultsStore, inventory: pd.DataFrame) -> list[dict[
     return rows
 
 
-def claim_sentences(analyses: Analyses, public: PublicEvidence | None) -> list[str]:
-    """One plain sentence per claim: what the user's runs say and, where it speaks to it, the public data."""
-    theirs = {row.claim: row for row in public.verdicts} if public else {}
-    source = public.dataset["name"] if public else None
+def claim_sentences(analyses: Analyses, public: Sequence[PublicEvidence] = ()) -> list[str]:
+    """One plain sentence per claim: what the user's runs say, then what each public data set says (or that
+    it does not measure the claim); claims only public data judge come last."""
+    mine = [row.claim for row in analyses.verdicts.rows]
+    claims = mine + list(dict.fromkeys(r.claim for e in public for r in e.verdicts if r.claim not in mine))
     sentences = []
-    for row in analyses.verdicts.rows:
-        text = f"{row.claim}: your runs {_said(row)}"
-        if row.claim in theirs:
-            text += f"; the public data ({source}) {_said(theirs.pop(row.claim))}"
-        elif public is not None:
-            text += f"; the public data ({source}) do not measure it"
-        sentences.append(text + ".")
-    sentences += [f"{claim}: the public data ({source}) {_said(row)}." for claim, row in theirs.items()]
+    for claim in claims:
+        parts = [f"your runs {_said(row)}" for row in analyses.verdicts.rows if row.claim == claim]
+        for evidence in public:
+            theirs = [row for row in evidence.verdicts if row.claim == claim]
+            said = _said(theirs[0]) if theirs else "do not measure it"
+            parts.append(f"the public data ({evidence.dataset['name']}) {said}")
+        sentences.append(f"{claim}: {'; '.join(parts)}.")
     return sentences
 
 
@@ -144,7 +152,7 @@ def _target(target: str, value: float | None, met: bool, reason: str | None) -> 
     return {"target": target, "value": value, "status": status, "reason": reason if value is None else None}
 
 
-def headline_numbers(analyses: Analyses, public: PublicEvidence | None = None) -> dict[str, Any]:
+def headline_numbers(analyses: Analyses, public: Sequence[PublicEvidence] = ()) -> dict[str, Any]:
     """The numbers the terminal prints and ``summary.json`` leads with."""
     extrapolation = {
         family: {
@@ -242,10 +250,20 @@ def build_report(
     seed: int = 0,
     wall_time: float | None = None,
     public: bool = True,
+    references: Mapping[str, str | Path] | None = None,
     allow_mixed_corpora: bool = False,
 ) -> Report:
-    """Analyse the store's runs and write ``out_dir/index.html``, ``figures/`` and ``summary.json``;
-    ``public``: also run the analyses on the shipped public data (Clark et al. 2022) for the evidence panel."""
+    """Analyse the store's runs and write ``out_dir/index.html``, ``figures/`` and ``summary.json``.
+
+    ``public``: also run the analyses on the shipped public data (Clark et al. 2022) for the evidence panel;
+    ``references``: public data sets archscale may not ship, by name and the folder holding them
+    (``{"steplaw": path}``: Step Law's lr × batch grids).
+    """
+    unknown = sorted(set(references or {}) - set(REFERENCES))
+    if unknown:
+        raise ReportError(
+            f"unknown reference {', '.join(unknown)}: choose from {', '.join(REFERENCES)} (NAME=PATH)"
+        )
     store_path = Path(store_path)
     if not store_path.is_file():
         raise FileNotFoundError(f"no results store at {store_path}: run a sweep or `archscale study` first")
@@ -265,7 +283,12 @@ def build_report(
         corpora = sorted(runs["corpus"].dropna().unique().tolist())
         inventory = run_inventory(store)
         downstream = downstream_table(store, inventory)
-    evidence = clark_evidence(bootstrap=bootstrap, seed=public_seed) if public else None
+    clark_seed, *reference_seeds = spawn_seeds(public_seed, 1 + len(references or {}))
+    evidence = [clark_evidence(bootstrap=bootstrap, seed=clark_seed)] if public else []
+    evidence += [
+        REFERENCES[name](path, bootstrap=bootstrap, seed=reference_seed)
+        for (name, path), reference_seed in zip((references or {}).items(), reference_seeds, strict=True)
+    ]
     return write_report(
         analyses,
         out_dir,
@@ -288,7 +311,7 @@ def write_report(
     inventory: pd.DataFrame,
     downstream: list[dict[str, Any]] | None = None,
     about: dict[str, Any] | None = None,
-    public: PublicEvidence | None = None,
+    public: Sequence[PublicEvidence] = (),
 ) -> Report:
     """Write the report of ``analyses`` (from a store or from CSVs) with its run inventory.
 
@@ -297,7 +320,7 @@ def write_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = write_figures(analyses, out_dir / "figures")
+    figures = write_figures(analyses, out_dir / "figures") | public_figures(public, out_dir / "figures")
     summary = {
         **(about or {}),
         "environment": environment(),
@@ -309,7 +332,7 @@ def write_report(
         },
         "downstream": downstream or [],
         "analyses": analyses,
-        "public_evidence": public,
+        "public_evidence": list(public),
     }
     summary = jsonable(summary)
     summary_path = out_dir / "summary.json"

@@ -26,6 +26,7 @@ from archscale.analysis import (
     NoiseScaleResult,
     PowerFit,
 )
+from archscale.analysis.public import PublicEvidence
 
 COLOURS = {"dense": "tab:blue", "moe": "tab:orange", "joint": "tab:green"}
 LABELS = {"dense": "dense", "moe": "MoE", "joint": "joint (E as input)"}
@@ -302,14 +303,15 @@ def _optimum_law(result: HyperparamResult, path: str | Path, axis: str, title: s
     return _save(figure, path)
 
 
-def batch_size_law_figure(result: HyperparamResult, path: str | Path) -> Path:
-    """Paper Figure 3: B_opt against L for dense and MoE with the fits B_opt = λ_B / L^α_B and their bands."""
-    return _optimum_law(result, path, "batch_size", "Optimal batch size vs loss")
+def batch_size_law_figure(result: HyperparamResult, path: str | Path, source: str = "") -> Path:
+    """Paper Figure 3: B_opt against L for dense and MoE with the fits B_opt = λ_B / L^α_B and their bands;
+    ``source`` names where the runs come from (public data) in the title."""
+    return _optimum_law(result, path, "batch_size", f"Optimal batch size vs loss{source}")
 
 
-def lr_law_figure(result: HyperparamResult, path: str | Path) -> Path:
+def lr_law_figure(result: HyperparamResult, path: str | Path, source: str = "") -> Path:
     """Paper Figure 5: lr_opt against L for dense and MoE with the fits lr_opt = λ / L^α and their bands."""
-    return _optimum_law(result, path, "lr", "Optimal learning rate vs loss")
+    return _optimum_law(result, path, "lr", f"Optimal learning rate vs loss{source}")
 
 
 # ---- Noise scale ---------------------------------------------------------------------------------------
@@ -387,6 +389,19 @@ def generalisation_figure(result: GeneralisationResult, path: str | Path) -> Pat
     ax.legend(fontsize=7)
     _footnote(ax, [fit.skipped for fit in result.fits.values() if fit.skipped])
     return _save(figure, path)
+
+
+def public_figures(public: Sequence[PublicEvidence], out_dir: str | Path) -> dict[str, Path]:
+    """Figures 3 and 5 of each public data set with batch-size and LR grids, named ``public<i>_…``."""
+    out, figures = Path(out_dir), {}
+    for i, evidence in enumerate(public):
+        if evidence.hyperparams is not None:
+            source = f" ({evidence.dataset['name']})"
+            for name, draw in (("batch_size_law", batch_size_law_figure), ("lr_law", lr_law_figure)):
+                figures[f"public{i}_{name}"] = draw(
+                    evidence.hyperparams, out / f"public{i}_{name}.png", source
+                )
+    return figures
 
 
 def write_figures(analyses: Analyses, out_dir: str | Path) -> dict[str, Path]:

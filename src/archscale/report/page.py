@@ -312,21 +312,41 @@ def _targets(targets: list[dict[str, Any]]) -> str:
     return table(["target", "status", "value", "why not checked"], rows, text_columns=2)
 
 
-def _public(public: PublicEvidence | None) -> str:
+def _public(public: Sequence[PublicEvidence], figures: dict[str, str]) -> str:
     """The evidence panel: the same claims on public data at real scale, labelled with source and licence."""
-    if public is None:
-        return "<p class=note>Not included (build the report with public=True).</p>"
+    if not public:
+        return "<p class=note>Not included (build the report with public=True, or give --reference).</p>"
+    return "".join(_evidence(i, e, figures) for i, e in enumerate(public))
+
+
+def _evidence(number: int, public: PublicEvidence, figures: dict[str, str]) -> str:
     d = public.dataset
     text = (
-        f"<p><b>{escape(d['name'])}</b>: {escape(d['citation'])}. Source: {escape(d['source'])}. Licence: "
+        f"<h3>{escape(d['name'])}</h3><p>{escape(d['citation'])}. Source: {escape(d['source'])}. Licence: "
         f"{escape(d['licence'])}. Runs: {escape(public.selection)}.</p>" + _verdict_table(public.verdicts)
     )
+    if public.allocation is not None:
+        text += _clark_tables(public)
+    if public.hyperparams is not None:
+        h = public.hyperparams
+        text += (
+            f"<p>{len(h.batch_optima)} batch-size and {len(h.lr_optima)} learning-rate optima on {len(h.grids)} "
+            "grids (one per model and token budget).</p>"
+            + _figure(f"public{number}_batch_size_law", figures)
+            + _power_fits(h.batch_fits, h.batch_comparison)
+            + _figure(f"public{number}_lr_law", figures)
+            + _power_fits(h.lr_fits, h.lr_comparison)
+        )
+    return text
+
+
+def _clark_tables(public: PublicEvidence) -> str:
     rows = [
         [escape(r["architecture"]), escape(r["source"] + (" — degenerate fit" if r["degenerate"] else "")),
          _fmt(r["alpha_N"], ".3f"), _interval(r["alpha_N_lo"], r["alpha_N_hi"])]
         for r in public.allocation.table.to_dict(orient="records") if r["this_study"]
     ]  # fmt: skip
-    text += table(["Table 1 row", "source", "α_N", "interval"], rows, text_columns=2)
+    text = table(["Table 1 row", "source", "α_N", "interval"], rows, text_columns=2)
     text += _notes(public.allocation.degenerate.values())
     laws = _law_rows("Eq. 4, all E", public.clark_fit) + _law_rows(
         "Eq. 4, E < 100", public.clark_fit_below_100
@@ -344,13 +364,16 @@ def _public(public: PublicEvidence | None) -> str:
 
 
 def render_page(
-    analyses: Analyses, summary: dict[str, Any], figures: dict[str, str], public: PublicEvidence | None = None
+    analyses: Analyses,
+    summary: dict[str, Any],
+    figures: dict[str, str],
+    public: Sequence[PublicEvidence] = (),
 ) -> str:
     """The whole report page."""
     counts = ", ".join(f"{n} {escape(status)}" for status, n in summary["runs"]["by_status"].items())
     sections = [
         ("Replication verdicts", _verdicts(analyses) + _notes(summary["headline"]["claims"])),
-        ("Public evidence at real scale", _public(public)),
+        ("Public evidence at real scale", _public(public, figures)),
         ("Targets of the study's design", _targets(summary["headline"]["targets"])),
         ("Loss law and extrapolation (Figure 1)", _figure("loss_extrapolation", figures) + _extrapolation(analyses)),
         ("Compute-optimal allocation (Table 1)", _allocation(analyses) + _figure("allocation", figures)),

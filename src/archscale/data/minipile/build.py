@@ -131,7 +131,12 @@ def _build(
         for package in RECIPES[name].packages:
             if package.key not in fetched:
                 log(f"fetching {package.kind} package {package.name}")
-                fetched[package.key] = fetch(package, cache)
+                fetched[package.key] = got = fetch(package, cache)
+                if got.version != package.version:
+                    log(
+                        f"warning: {package.name} {package.version} (pinned) is no longer served; using "
+                        f"{got.version}, recorded in the manifest (this corpus will not match the pinned one)"
+                    )
 
     def inputs(name: str) -> tuple[Path, str, list[Fetched], SplitSpec, int | None]:
         return out, name, [fetched[p.key] for p in RECIPES[name].packages], spec, max_bytes

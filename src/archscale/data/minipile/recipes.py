@@ -1,7 +1,10 @@
 """The mini-Pile recipe: 13 subsets of real text, each from named registry packages and one extractor.
 
-Package names and layouts were measured on Debian 12 (bookworm); PyPI and npm packages are pinned.
-See ``/work/shared/data/minipile/RECIPE.md`` for the measured sizes this recipe reproduces.
+Package names and layouts were measured on Debian 12 (bookworm). Every package is pinned: PyPI and npm to
+the versions measured, Debian to the 12.11 point release in ``bookworm/main`` (kept by the mirrors until the
+next point release, whatever the security suite serves meanwhile). Where a mirror no longer serves a pinned
+Debian version, the build uses the served one and records both (see :func:`archscale.data.fetch.fallbacks`).
+The measured sizes this recipe reproduces are in the project's ``shared/data/minipile/RECIPE.md``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,44 @@ from archscale.data.fetch import Package
 from archscale.data.minipile import literature, reference, technical
 from archscale.data.minipile.common import Roots
 
+DEBIAN_PINS = {
+    "r-cran-janeaustenr": "1.0.0-1",
+    "r-cran-tokenizers": "0.3.0-1",
+    "sword-text-kjv": "14.3-1",
+    "sword-text-web": "426.0-1",
+    "dict-gcide": "0.48.5+nmu2",
+    "dict-foldoc": "20230119-1",
+    "dict-devil": "1.0-13.1",
+    "dict-elements": "20001107-a-9.1",
+    "jargon-text": "4.4.7-4.1",
+    "wordnet-base": "1:3.0-37",
+    "fortunes": "1:1.99.1-7.3",
+    "fortunes-bofh-excuses": "1.2-3",
+    "fortunes-debian-hints": "2.01.4",
+    "display-dhammapada": "1.0-0.1+b1",
+    "python3.11-doc": "3.11.2-6+deb12u8",
+    "linux-doc-6.1": "6.1.176-1",
+    "postgresql-doc-15": "15.18-0+deb12u1",
+    "python-django-doc": "3:3.2.25-0+deb12u3",
+    "debian-handbook": "11.20220922",
+    "maint-guide": "1.2.53",
+    "debian-reference-en": "2.100",
+    "debian-policy": "4.6.2.0",
+    "developers-reference": "12.18",
+    "git-doc": "1:2.39.5-0+deb12u3",
+    "gnu-standards": "2022.03.23-0.1",
+    "perl-doc": "5.36.0-7+deb12u3",
+    "manpages": "6.03-2",
+    "manpages-dev": "6.03-2",
+    "libpython3.11-minimal": "3.11.2-6+deb12u8",
+    "libpython3.11-stdlib": "3.11.2-6+deb12u8",
+    "libpython3.11-testsuite": "3.11.2-6+deb12u8",
+    "golang-1.19-src": "1.19.8-2",
+}
+
 
 def _deb(*names: str) -> tuple[Package, ...]:
-    return tuple(Package("deb", name) for name in names)
+    return tuple(Package("deb", name, DEBIAN_PINS[name]) for name in names)
 
 
 @dataclass(frozen=True)
