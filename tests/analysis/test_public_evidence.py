@@ -135,6 +135,7 @@ def test_steplaw_verdicts_on_batch_size_and_learning_rate(steplaw_panel):
     lr = verdicts["MoE has the larger optimal learning rate at equal loss"]
     assert batch.verdict == SUPPORTED and batch.upper < 1 and 0.3 < batch.effect < 0.7
     assert lr.verdict == NOT_SUPPORTED and lr.upper < 1 and 0.1 < lr.effect < 0.3
+    assert "mixes sparsity with total size" in steplaw_panel.notes[0]
     assert "2.16B total" in steplaw_panel.selection and steplaw_panel.dataset["licence"].startswith(
         "none stated"
     )

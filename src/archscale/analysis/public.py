@@ -64,6 +64,7 @@ class PublicEvidence(Result):
     expert_slopes: list[ExpertSlope] = field(default_factory=list)
     hyperparams: HyperparamResult | None = None
     verdicts: list[Verdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _final(curves: pd.DataFrame) -> pd.DataFrame:
@@ -236,6 +237,11 @@ def steplaw_evidence(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -
             f"{moe['tokens'].nunique()} token budgets; {len(runs)} runs, smoothed final training loss"
         ),
         hyperparams=result,
+        notes=[
+            f"Step Law's MoE models have {moe['N'].max() / dense['N'].max():.1f}–{moe['N'].max() / dense['N'].min():.0f}× "
+            "the dense models' total parameters, and its own law has lr_opt falling as N^−0.71: at equal loss the "
+            "learning-rate comparison mixes sparsity with total size."
+        ],
         verdicts=[
             batch_verdict(result.batch_comparison, result.batch_fits.values()),
             lr_verdict(result.lr_comparison, result.lr_fits.values()),

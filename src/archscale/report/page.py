@@ -323,7 +323,9 @@ def _evidence(number: int, public: PublicEvidence, figures: dict[str, str]) -> s
     d = public.dataset
     text = (
         f"<h3>{escape(d['name'])}</h3><p>{escape(d['citation'])}. Source: {escape(d['source'])}. Licence: "
-        f"{escape(d['licence'])}. Runs: {escape(public.selection)}.</p>" + _verdict_table(public.verdicts)
+        f"{escape(d['licence'])}. Runs: {escape(public.selection)}.</p>"
+        + _verdict_table(public.verdicts)
+        + _notes(public.notes)
     )
     if public.allocation is not None:
         text += _clark_tables(public)
