@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from archscale.bridges.hf_export import ExportError, export_checkpoint, hf_architecture
-from archscale.cli.bridges import eval_command, export_command
+from archscale.cli.main import app
 from archscale.data import get_tokenizer
 from archscale.data.tokenizer import BPETokenizer, ByteTokenizer, train_bpe
 
@@ -37,9 +37,6 @@ CASES = [  # (family, renormalize, tied embeddings, the HF class that must compu
 
 
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    app.command("export")(export_command)
-    app.command("eval")(eval_command)
     return app
 
 

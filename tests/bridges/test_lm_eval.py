@@ -12,15 +12,14 @@ from typer.testing import CliRunner
 pytest.importorskip("lm_eval")
 pytest.importorskip("transformers")
 
+from archscale.analysis.downstream import near_chance, task_score
 from archscale.bridges.lm_eval import (
     EvalError,
     check_tasks,
-    headline,
     local_jsonl,
-    near_chance,
     summarise,
 )
-from archscale.cli.bridges import eval_command, export_command
+from archscale.cli.main import app
 from archscale.data.tokenizer import ByteTokenizer
 from archscale.store import ResultsStore
 
@@ -28,9 +27,6 @@ OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    app.command("export")(export_command)
-    app.command("eval")(eval_command)
     return app
 
 
@@ -134,8 +130,8 @@ def test_summarise_weights_group_chance_by_samples_and_keeps_filters() -> None:
     assert records["a"]["metrics"] == {"acc": 0.6, "acc_norm": 0.4}  # "N/A" error and alias dropped
     assert records["b"]["num_fewshot"] == 5
 
-    assert headline(records["gen"]) == ("exact_match,strict-match", 0.1, 0.05)
-    assert headline(records["a"]) == ("acc", 0.6, None)
+    assert task_score(records["gen"]) == ("exact_match,strict-match", 0.1, 0.05)
+    assert task_score(records["a"]) == ("acc", 0.6, None)
     assert near_chance(records["grp"]) is True  # |0.4 - 0.35| <= 2·0.2
     assert near_chance(records["outer"]) is False  # |0.6 - 0.325| > 2·0.1
     assert near_chance(records["outer"], z=3.0) is True

@@ -60,7 +60,7 @@ def test_tokenizer_train_and_import(tmp_path):
     assert result.exit_code == 0, result.output
     assert load_corpus(tmp_path / "mine").subsets == ["mine"]
     again = runner.invoke(app, ["import", str(source), "--out", str(tmp_path / "mine")])
-    assert again.exit_code == 1 and "--overwrite" in again.output
+    assert again.exit_code == 2 and "--overwrite" in again.output  # a usage mistake: exit 2
     hf = ["import-hf", "json", "--data-files", str(source), "--out", str(tmp_path / "hf"), "--streaming"]
     result = runner.invoke(app, [*hf, "--max-documents", "6"])
     assert result.exit_code == 0, result.output
@@ -73,9 +73,9 @@ def test_tokenizer_train_and_import(tmp_path):
 
 def test_errors_are_one_clear_line(tmp_path):
     result = runner.invoke(app, ["build", "--out", str(tmp_path / "x"), "--subsets", "books,novels"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # usage mistakes exit 2, failures at run time 1
     assert "unknown subsets novels; choose from: books, drama" in result.output
     missing = runner.invoke(app, ["info", "--corpus", str(tmp_path / "nothing")])
-    assert missing.exit_code == 1 and "archscale data build" in missing.output
+    assert missing.exit_code == 2 and "archscale data build" in missing.output
     listing = runner.invoke(app, ["subsets"])
     assert listing.exit_code == 0 and "code_go" in listing.output and "deb:golang-1.19-src" in listing.output

@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 from laws_helpers import with_noise
 from typer.testing import CliRunner
 
-from archscale.cli.laws import app as laws_app
-from archscale.cli.laws import fit_command, plan_command
+from archscale.cli.main import app
 
-app = typer.Typer()
-app.add_typer(laws_app, name="laws")
-app.command("fit")(fit_command)
-app.command("plan")(plan_command)
 runner = CliRunner()
 
 

@@ -36,7 +36,7 @@ def store(tmp_path):
 
 def test_add_run_is_idempotent_and_records_derived_columns(store):
     run = make("moe-100k", micro_batch_size=2)
-    assert store.add_run(run.to_dict(), run.derived(), sweep="s1") == run.run_id
+    assert store.add_run(run, run.derived(), sweep="s1") == run.run_id
     store.set_status(run.run_id, "finished")
     assert store.add_run(run, sweep="s2") == run.run_id  # again: nothing changes
     rows = store.runs()

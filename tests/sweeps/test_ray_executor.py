@@ -92,7 +92,7 @@ def test_events_stream_to_the_driver_ahead_of_each_result(local_ray, tiny_corpus
     runs = make_runs(tiny_corpus)[:2]
     with ResultsStore(tmp_path / "s.sqlite") as store:
         for run in runs:
-            store.add_run(run.to_dict(), run.derived())
+            store.add_run(run)
         coordinator = RecordingCoordinator(store, runs)
         RayExecutor().execute(runs, tmp_path / "runs", coordinator)
     for run in runs:

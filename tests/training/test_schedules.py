@@ -9,7 +9,7 @@ import pytest
 
 from archscale.models import get_preset
 from archscale.training.run_config import RunConfig
-from archscale.training.schedules import lr_at, lr_multiplier, wsd_decay_steps
+from archscale.training.schedules import lr_multiplier, wsd_decay_steps
 
 
 def test_warmup_is_linear_and_reaches_the_peak_at_step_w():
@@ -33,11 +33,11 @@ def test_cosine_values_and_floor_at_the_last_step():
 def test_paper_schedule_ends_at_ten_percent_of_peak():
     run = RunConfig(get_preset("dense-100k"), tokens=300 * 8 * 64, batch_size=8, lr=1.5e-3, seq_len=64)
     assert run.steps == 300 and run.warmup_steps == 15
-    assert lr_at(0, run) == pytest.approx(1.5e-3 / 16)
-    assert lr_at(15, run) == pytest.approx(1.5e-3)
-    assert lr_at(299, run) == pytest.approx(1.5e-4)
-    assert lr_at(300, run) == pytest.approx(1.5e-4)  # one scheduler step past the end keeps the floor
-    lrs = [lr_at(s, run) for s in range(15, 300)]
+    assert run.lr_at(0) == pytest.approx(1.5e-3 / 16)
+    assert run.lr_at(15) == pytest.approx(1.5e-3)
+    assert run.lr_at(299) == pytest.approx(1.5e-4)
+    assert run.lr_at(300) == pytest.approx(1.5e-4)  # one scheduler step past the end keeps the floor
+    lrs = [run.lr_at(s) for s in range(15, 300)]
     assert all(a >= b for a, b in itertools.pairwise(lrs))
 
 

@@ -6,6 +6,8 @@ errors: the analysis returns a result whose ``skipped`` says why, so a study rep
 
 from __future__ import annotations
 
+from archscale.errors import ArchscaleError
 
-class AnalysisError(ValueError):
+
+class AnalysisError(ArchscaleError):
     """A table lacks a column or holds values an analysis cannot use; the message names both and the fix."""

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from archscale.data import get_tokenizer, load_corpus
 from archscale.data.tokenizer import BPETokenizer, ByteTokenizer, Tokenizer, parse_spec, tokenizer_path
+from archscale.errors import ArchscaleError
 from archscale.models import ModelConfig, build_model
 from archscale.store import ResultsStore
 from archscale.training.checkpoint import WEIGHTS_FILE
@@ -37,7 +38,7 @@ EOT_TOKEN = "<|endoftext|>"
 HF_WEIGHTS_FILE = "model.safetensors"
 
 
-class ExportError(ValueError):
+class ExportError(ArchscaleError):
     """The run or model cannot be exported; the message names the run, file or field and the fix."""
 
 

@@ -22,14 +22,15 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from archscale.analysis.downstream import DOWNSTREAM_KEY
 from archscale.bridges.hf_export import export_run
+from archscale.errors import ArchscaleError
 from archscale.store import ResultsStore
 
 TASKS_DIR = Path(__file__).with_name("tasks")
-META_KEY = "downstream"
 
 
-class EvalError(ValueError):
+class EvalError(ArchscaleError):
     """The evaluation cannot run as asked; the message names the task or option and the fix."""
 
 
@@ -190,24 +191,5 @@ def evaluate_run(
     with tempfile.TemporaryDirectory(prefix=f"archscale-{run_id}-hf-") as checkpoint:
         export_run(store, run_id, run_root, checkpoint)
         records = evaluate_checkpoint(checkpoint, tasks, manager=manager, **options)
-    store.set_meta(run_id, META_KEY, {**store.meta(run_id).get(META_KEY, {}), **records})
+    store.set_meta(run_id, DOWNSTREAM_KEY, {**store.meta(run_id).get(DOWNSTREAM_KEY, {}), **records})
     return records
-
-
-def headline(record: dict[str, Any]) -> tuple[str, float, float | None] | None:
-    """The score a table shows for a task record: (metric, value, standard error), accuracy when present."""
-    metrics = record["metrics"]
-    names = [m for m in metrics if "_stderr" not in m]
-    if not names:
-        return None
-    name = "acc" if "acc" in names else names[0]
-    metric, sep, filt = name.partition(",")
-    return name, metrics[name], metrics.get(f"{metric}_stderr{sep}{filt}")
-
-
-def near_chance(record: dict[str, Any], z: float = 2.0) -> bool | None:
-    """Whether accuracy is within ``z`` standard errors of chance; None without accuracy, error or chance."""
-    acc, stderr, chance = record["metrics"].get("acc"), record["metrics"].get("acc_stderr"), record["chance"]
-    if acc is None or stderr is None or chance is None:
-        return None
-    return abs(acc - chance) <= z * stderr

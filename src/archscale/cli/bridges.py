@@ -86,7 +86,8 @@ def eval_command(
     """Score a finished run on lm-evaluation-harness tasks; the scores are stored with the run (Table 2)."""
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     with _reported(), _open(store) as results:
-        from archscale.bridges.lm_eval import evaluate_run, headline, near_chance
+        from archscale.analysis.downstream import near_chance, task_score
+        from archscale.bridges.lm_eval import evaluate_run
 
         records = evaluate_run(
             results, run_id, default_run_root(store), names, include_path=include_path,
@@ -95,7 +96,7 @@ def eval_command(
     typer.echo(f"run {run_id}: scores stored in {store} under 'downstream'")
     typer.echo(f"{'task':<28} {'n':>6} {'metric':<16} {'score':>7} {'± s.e.':>7} {'chance':>7}")
     for name, task in records.items():
-        shown = headline(task)
+        shown = task_score(task)
         metric, value, stderr = shown if shown is not None else ("-", float("nan"), None)
         chance = "-" if task["chance"] is None else f"{task['chance']:.3f}"
         note = "  (within 2 s.e. of chance)" if near_chance(task) else ""

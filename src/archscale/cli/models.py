@@ -6,9 +6,12 @@ import json
 
 import typer
 
+from archscale.cli.shell import ArchscaleGroup
 from archscale.models import get_preset, list_presets, scale_report
 
-app = typer.Typer(help="Model presets and their parameter / FLOPs accounting.", no_args_is_help=True)
+app = typer.Typer(
+    cls=ArchscaleGroup, help="Model presets and their parameter / FLOPs accounting.", no_args_is_help=True
+)
 
 
 @app.command("list")

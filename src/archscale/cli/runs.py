@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
+from archscale.cli.shell import ArchscaleGroup
 from archscale.store import ResultsStore
 
-app = typer.Typer(help="Inspect and export the runs in a results store.", no_args_is_help=True)
+app = typer.Typer(
+    cls=ArchscaleGroup, help="Inspect and export the runs in a results store.", no_args_is_help=True
+)
 
 
 @app.command("list")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from archscale.cli.shell import ArchscaleGroup
 from archscale.store import ResultsStore
 from archscale.sweeps import SpecError, load_spec
 from archscale.sweeps.executor import (
@@ -16,7 +17,9 @@ from archscale.sweeps.executor import (
     run_sweep,
 )
 
-app = typer.Typer(help="Run sweeps of training runs from a YAML spec.", no_args_is_help=True)
+app = typer.Typer(
+    cls=ArchscaleGroup, help="Run sweeps of training runs from a YAML spec.", no_args_is_help=True
+)
 
 STORE_HELP = "SQLite results store (created if missing); run directories go beside it in STORE-runs/."
 
@@ -86,7 +89,7 @@ def train_cmd(
     """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
     import torch
 
-    from archscale.sweeps.executor import FINAL_STATUSES
+    from archscale.store import FINAL_STATUSES
     from archscale.training.distributed import init_distributed, shutdown
     from archscale.training.trainer import Trainer, load_train_data
 
@@ -100,7 +103,7 @@ def train_cmd(
     try:
         for run in sweep.expand():
             if results is not None:
-                results.add_run(run.to_dict(), run.derived(), sweep=sweep.name)
+                results.add_run(run, sweep=sweep.name)
                 if results.status(run.run_id) in FINAL_STATUSES:
                     continue
                 results.set_status(run.run_id, "running")

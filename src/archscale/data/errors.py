@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from archscale.errors import ArchscaleError, ArchscaleRuntimeError
 
-class DataError(ValueError):
+
+class DataError(ArchscaleError):
     """Bad input or state in the data layer (a field, a file or a corpus); the message says how to fix it."""
 
 
@@ -15,9 +17,9 @@ class CorruptShardError(DataError):
     """A token shard on disk does not match its recorded size or hash: it must be rebuilt, not read."""
 
 
-class MissingToolError(DataError):
+class MissingToolError(DataError, ArchscaleRuntimeError):
     """A command-line tool needed to fetch or unpack a source package is not installed."""
 
 
-class FetchError(DataError):
+class FetchError(DataError, ArchscaleRuntimeError):
     """A package registry client failed to fetch a source package."""

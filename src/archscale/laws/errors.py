@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from archscale.errors import ArchscaleError
 
-class LawDataError(ValueError):
+
+class LawDataError(ArchscaleError):
     """The table cannot support the requested fit or prediction (missing column, bad values, too few points)."""
 
 
-class NotFittedError(ValueError):
+class NotFittedError(ArchscaleError):
     """A fitted quantity was asked of a law that was neither fitted nor loaded."""
 
 

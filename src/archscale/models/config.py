@@ -11,10 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from archscale.errors import ArchscaleError
+
 MoEBackend = Literal["auto", "grouped", "loop", "padded"]
 
 
-class ConfigError(ValueError):
+class ConfigError(ArchscaleError):
     """A configuration field is invalid; the message names the field and how to fix it."""
 
 

@@ -21,8 +21,10 @@ from typing import Any
 import pandas as pd
 
 from archscale.analysis import NOT_TESTED, Analyses, Verdict, analyse, jsonable
+from archscale.analysis.downstream import downstream_table
 from archscale.analysis.public import PublicEvidence, clark_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
+from archscale.errors import ArchscaleError
 from archscale.laws.resampling import spawn_seeds
 from archscale.report.figures import public_figures, write_figures
 from archscale.report.page import render_page
@@ -31,7 +33,7 @@ from archscale.store import ResultsStore
 REFERENCES = {"steplaw": steplaw_evidence}  # public data sets read from the user's path (not shipped)
 
 
-class ReportError(ValueError):
+class ReportError(ArchscaleError):
     """The report was asked for something it cannot do (e.g. an unknown reference data set)."""
 
 
@@ -72,25 +74,6 @@ def run_inventory(store: ResultsStore) -> pd.DataFrame:
     inventory["final_test_loss"] = inventory["run_id"].map(final_test["loss"])
     inventory["final_test_bpb"] = inventory["run_id"].map(final_test["bits_per_byte"])
     return inventory.sort_values(["kind", "N", "batch_size", "lr"]).reset_index(drop=True)
-
-
-def downstream_table(store: ResultsStore, inventory: pd.DataFrame) -> list[dict[str, Any]]:
-    """Paper Table 2: the downstream scores stored by ``archscale eval``, one row per (run, task)."""
-    from archscale.bridges.lm_eval import META_KEY, headline, near_chance
-
-    rows = []
-    for run in inventory.itertuples():
-        for task, record in sorted(store.meta(run.run_id).get(META_KEY, {}).items()):
-            score = headline(record)
-            if score is None:
-                continue
-            metric, value, stderr = score
-            rows.append(
-                {"run_id": run.run_id, "model": run.model_name, "kind": run.kind, "task": task,
-                 "metric": metric, "value": value, "stderr": stderr, "chance": record.get("chance"),
-                 "n": record.get("n"), "near_chance": near_chance(record)}
-            )  # fmt: skip
-    return rows
 
 
 def claim_sentences(analyses: Analyses, public: Sequence[PublicEvidence] = ()) -> list[str]:

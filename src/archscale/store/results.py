@@ -12,20 +12,32 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
+from archscale.errors import ArchscaleError
 from archscale.store.schema import CURVE_COLUMNS, DDL, EVAL_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, STATUSES
-from archscale.training.run_config import RunConfig
 
 DERIVED_KEYS: tuple[str, ...] = ("N", "P", "P_active", "P_total", "D", "C")
 FINAL_STATUSES: tuple[str, ...] = ("finished", "diverged")
 EXPORT_TABLES: tuple[str, ...] = ("runs", "curve", "evals", "run_meta")
 
 
-class StoreError(ValueError):
+class StorableRun(Protocol):
+    """What the store records of a run (``archscale.training.RunConfig`` is one). A protocol, not an import,
+    so that opening a store loads no training code (nor torch)."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def derived(self) -> dict[str, float]: ...
+
+
+class StoreError(ArchscaleError):
     """The store cannot do what was asked; the message names the run, field or file and the fix."""
 
 
@@ -89,37 +101,37 @@ class ResultsStore:
     # ---- writing ---------------------------------------------------------------------------------
     def add_run(
         self,
-        run_config: RunConfig | Mapping[str, Any],
+        run: StorableRun,
         derived: Mapping[str, float] | None = None,
         status: str = "queued",
         sweep: str | None = None,
     ) -> str:
         """Record a run (a no-op if its ``run_id`` is already stored); returns the ``run_id``.
 
-        ``derived`` is ``RunConfig.derived()`` (computed when omitted).
+        ``derived`` is ``run.derived()`` (computed when omitted); the columns come from ``run.to_dict()``.
         """
-        cfg = run_config if isinstance(run_config, RunConfig) else RunConfig.from_dict(dict(run_config))
-        derived = cfg.derived() if derived is None else derived
+        derived = run.derived() if derived is None else derived
         missing = [k for k in DERIVED_KEYS if k not in derived]
         if missing:
-            raise StoreError(f"derived: missing {missing}; pass RunConfig.derived() or leave derived out")
+            raise StoreError(f"derived: missing {missing}; pass run.derived() or leave derived out")
         self._check_status(status)
-        now = _now()
+        config, now = run.to_dict(), _now()
+        model = config["model"]
         row = {
-            "run_id": cfg.run_id,
-            "config": json.dumps(cfg.to_dict(), sort_keys=True),
-            "model_name": cfg.model_name or cfg.model.name,
-            "kind": cfg.model.kind,
-            "n_experts": cfg.model.n_experts,
-            "top_k": cfg.model.top_k,
+            "run_id": run.run_id,
+            "config": json.dumps(config, sort_keys=True),
+            "model_name": config.get("model_name") or model["name"],
+            "kind": model["kind"],
+            "n_experts": model["n_experts"],
+            "top_k": model["top_k"],
             **{k: _plain(derived[k]) for k in DERIVED_KEYS},
-            "batch_size": cfg.batch_size,
-            "batch_tokens": cfg.tokens_per_step,
-            "seq_len": cfg.seq_len,
-            "lr": cfg.lr,
-            "seed": cfg.seed,
-            "schedule": cfg.schedule,
-            "dataset": cfg.dataset,
+            "batch_size": config["batch_size"],
+            "batch_tokens": config["batch_size"] * config["seq_len"],
+            "seq_len": config["seq_len"],
+            "lr": config["lr"],
+            "seed": config["seed"],
+            "schedule": config["schedule"],
+            "dataset": config["dataset"],
             "status": status,
             "created": now,
             "updated": now,
@@ -132,7 +144,7 @@ class ResultsStore:
                 "ON CONFLICT (run_id) DO NOTHING",
                 [row[c] for c in columns],
             )
-        return cfg.run_id
+        return run.run_id
 
     def set_status(
         self,
@@ -220,7 +232,7 @@ class ResultsStore:
         return {r[0] for r in self._conn.execute(query, statuses)}
 
     def config(self, run_id: str) -> dict[str, Any]:
-        """The run's stored ``RunConfig.to_dict()``."""
+        """The run's stored configuration (``RunConfig.to_dict()``)."""
         row = self._conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise self._unknown(run_id)

@@ -24,14 +24,12 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from archscale.store import ResultsStore
+from archscale.store import FINAL_STATUSES, ResultsStore
+from archscale.sweeps.run_logs import LogOptions
 from archscale.sweeps.spec import order_longest_first
 from archscale.sweeps.worker import limit_threads, run_one
 from archscale.training.branches import Branch, plan_branches
-from archscale.training.logging import LogOptions
 from archscale.training.run_config import RunConfig
-
-FINAL_STATUSES = ("finished", "diverged")
 
 
 def default_run_root(store: Path) -> Path:
@@ -247,7 +245,7 @@ def run_sweep(
     longest-first (each branch right after its trunk), write everything back."""
     branches = plan_branches(runs)
     for run in runs:
-        store.add_run(run.to_dict(), run.derived(), sweep=sweep)
+        store.add_run(run, sweep=sweep)
         if run.run_id in branches:
             store.set_meta(run.run_id, "branch", asdict(branches[run.run_id]))
     done = set(store.finished_ids())

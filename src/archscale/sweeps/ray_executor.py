@@ -16,20 +16,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from archscale.errors import ArchscaleError, ArchscaleRuntimeError
 from archscale.sweeps.executor import Coordinator, run_dir_for
+from archscale.sweeps.run_logs import LogOptions, importable
 from archscale.sweeps.worker import limit_threads, run_one
 from archscale.training.branches import Branch
-from archscale.training.logging import LogOptions, importable
 from archscale.training.run_config import RunConfig
 
 POLL_SECONDS = 0.5  # how often the driver drains progress events while waiting for results
 
 
-class RayExecutorError(ValueError):
+class RayExecutorError(ArchscaleError):
     """Bad Ray executor settings, or a cluster that cannot hold one run."""
 
 
-class RayUnavailableError(ImportError):
+class RayUnavailableError(ArchscaleRuntimeError, ImportError):
     """The ``ray`` package is not installed."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from archscale.errors import ArchscaleError
 from archscale.models import ConfigError, ModelConfig, get_preset, list_presets, scale_report
 from archscale.training.run_config import RunConfig
 
@@ -44,7 +45,7 @@ OPTIMIZER_KEYS = {
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
-class SpecError(ValueError):
+class SpecError(ArchscaleError):
     """The sweep spec is malformed; the message starts with the path to the field."""
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from archscale.training.logging import LogOptions, RunLogger
+from archscale.sweeps.run_logs import LogOptions, RunLogger
 from archscale.training.run_config import RunConfig
 
 Emit = Callable[[str, dict[str, Any]], None]

@@ -26,7 +26,7 @@ from typing import Any, Literal, get_args
 
 from archscale.data import DataError, vocab_size_for
 from archscale.models import ConfigError, ModelConfig, get_preset, scale_report
-from archscale.training.schedules import wsd_decay_steps
+from archscale.training.schedules import lr_multiplier, wsd_decay_steps
 
 Schedule = Literal["cosine", "wsd", "constant"]
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
@@ -240,6 +240,17 @@ class RunConfig:
         """Optimiser steps after which to evaluate: the first step reaching each eval token count."""
         return tuple(
             sorted({min(self.steps, math.ceil(t / self.tokens_per_step)) for t in self.eval_at_tokens})
+        )
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate at optimiser step ``step`` (0-based)."""
+        return self.lr * lr_multiplier(
+            step,
+            steps=self.steps,
+            warmup_steps=self.warmup_steps,
+            schedule=self.schedule,
+            decay_fraction=self.decay_fraction,
+            min_lr_ratio=self.min_lr_ratio,
         )
 
     def derived(self) -> dict[str, float | int]:

@@ -19,10 +19,6 @@ Steps past the end keep the last step's value (a scheduler stepped once more aft
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from archscale.training.run_config import RunConfig
 
 
 def wsd_decay_steps(steps: int, decay_fraction: float) -> int:
@@ -59,15 +55,3 @@ def lr_multiplier(
         done = step - (steps - decay) + 1  # decaying steps taken, including this one
         return 1.0 if done <= 0 else floor + (1 - floor) * (1 - done / decay)
     raise ValueError(f"schedule: must be 'cosine', 'wsd' or 'constant', got {schedule!r}")
-
-
-def lr_at(step: int, cfg: RunConfig) -> float:
-    """The learning rate of ``cfg``'s run at optimiser step ``step`` (0-based)."""
-    return cfg.lr * lr_multiplier(
-        step,
-        steps=cfg.steps,
-        warmup_steps=cfg.warmup_steps,
-        schedule=cfg.schedule,
-        decay_fraction=cfg.decay_fraction,
-        min_lr_ratio=cfg.min_lr_ratio,
-    )

@@ -29,7 +29,6 @@ from archscale.training.distributed import DistInfo, average_gradients, mean_acr
 from archscale.training.evaluation import evaluate
 from archscale.training.noise_scale import NoiseScaleEstimator
 from archscale.training.run_config import RunConfig
-from archscale.training.schedules import lr_at
 
 EventHandler = Callable[[str, dict[str, Any]], None]
 
@@ -174,7 +173,7 @@ class Trainer:
         that makes N processes compute exactly what one process computes for the same global batch.
         """
         run, world = self.run, self.dist.world_size
-        lr = lr_at(self.step, run)
+        lr = run.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = self.data.sampler.batch(self.step)  # the global batch; each rank takes its rows

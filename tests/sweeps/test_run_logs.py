@@ -9,8 +9,8 @@ import types
 
 import pytest
 
+from archscale.sweeps.run_logs import LoggingOptionError, LogOptions, RunLogger, event_scalars
 from archscale.sweeps.worker import run_one
-from archscale.training.logging import LoggingOptionError, LogOptions, RunLogger, event_scalars
 from archscale.training.run_config import RunConfig
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")

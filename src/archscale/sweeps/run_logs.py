@@ -31,12 +31,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from archscale.errors import ArchscaleError
 from archscale.training.run_config import RunConfig
 
 TB_DIR = "tb"
 
 
-class LoggingOptionError(ValueError):
+class LoggingOptionError(ArchscaleError):
     """A logging option is invalid or needs a package that is not installed."""
 
 

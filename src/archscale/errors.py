@@ -1,0 +1,25 @@
+"""One error model for the whole package.
+
+Every error a user can act on is an :class:`ArchscaleError` (a ``ValueError``): its message names the field,
+file or value at fault and says how to fix it. The command line prints that message as one line on stderr
+and exits with ``exit_code`` — 2 for a mistake in what was asked (a usage error), 1 for a failure while
+doing it (a tool missing, a download refused, runs that failed) — never with a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ArchscaleError(ValueError):
+    """A problem the user can fix; ``hint``, when given, is appended to the message as the fix."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message if hint is None else f"{message}; {hint}")
+        self.hint = hint
+
+
+class ArchscaleRuntimeError(ArchscaleError):
+    """The request was valid but could not be carried out here (exit code 1)."""
+
+    exit_code = 1
