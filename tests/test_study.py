@@ -66,7 +66,7 @@ def test_study_trains_fits_and_reports_then_resumes(tiny_corpus, tmp_path):
 
 
 def test_every_study_preset_is_a_valid_sweep_with_ladders_and_hyperparameter_sweeps():
-    from archscale.cli.study import PRESETS, preset_spec_path
+    from archscale.study import PRESETS, preset_spec_path
     from archscale.sweeps import load_spec
 
     for preset in PRESETS:

@@ -7,6 +7,17 @@ from pathlib import Path
 import typer
 
 
+def parse_references(items: list[str]) -> dict[str, Path]:
+    """``--reference NAME=PATH`` options as a mapping."""
+    references = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise typer.BadParameter(f"expected NAME=PATH, got {item!r}", param_hint="--reference")
+        references[name] = Path(path)
+    return references
+
+
 def report_command(
     store: Path = typer.Option(..., "--store", help="SQLite results store written by `archscale sweep run`."),
     out: Path = typer.Option(
@@ -25,28 +36,15 @@ def report_command(
     ),
 ) -> None:
     """Write the dense-vs-MoE report of a results store and print its headline numbers."""
-    from archscale.data.errors import DataError
     from archscale.report import build_report
-    from archscale.report.build import ReportError
 
-    references = {}
-    for item in reference:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise typer.BadParameter(f"expected NAME=PATH, got {item!r}", param_hint="--reference")
-        references[name] = Path(path)
-    try:
-        report = build_report(
-            store,
-            out,
-            bootstrap=bootstrap,
-            seed=seed,
-            references=references,
-            allow_mixed_corpora=allow_mixed_corpora,
-        )
-    except (ReportError, DataError) as err:
-        raise typer.BadParameter(str(err), param_hint="--reference") from err
-    except (FileNotFoundError, ValueError) as err:
-        raise typer.BadParameter(str(err), param_hint="--store") from err
+    report = build_report(
+        store,
+        out,
+        bootstrap=bootstrap,
+        seed=seed,
+        references=parse_references(reference),
+        allow_mixed_corpora=allow_mixed_corpora,
+    )
     typer.echo(report.headline())
     typer.echo(f"report: {report.index}  (summary: {report.summary_path})")

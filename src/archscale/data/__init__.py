@@ -8,54 +8,54 @@ Typical use::
     sampler = BatchSampler(train, batch_size=32, seq_len=256, seed=0)
     x = sampler.batch(step)                           # (32, 257) int64: inputs x[:, :-1], targets x[:, 1:]
     test = eval_windows(get_shards(corpus, tok, "test"), seq_len=256, max_tokens_per_subset=100_000)
+
+Names are loaded on first use (PEP 562): importing ``archscale.data.public`` or ``archscale.data.errors``
+loads neither torch (the sampler) nor the mini-Pile builder (registry clients and format parsers).
 """
 
-from archscale.data.corpus import Corpus, build_corpus_from_documents, load_corpus
-from archscale.data.documents import Document
-from archscale.data.errors import (
-    CorpusNotFoundError,
-    CorruptShardError,
-    DataError,
-    FetchError,
-    MissingToolError,
-)
-from archscale.data.minipile import RECIPES, build_minipile
-from archscale.data.sampler import BatchSampler, eval_windows
-from archscale.data.shards import Shards, get_shards
-from archscale.data.split import SPLITS, SplitSpec
-from archscale.data.tokenizer import BPETokenizer, ByteTokenizer, Tokenizer, get_tokenizer, vocab_size_for
-from archscale.data.userdata import (
-    build_corpus_from_files,
-    build_corpus_from_hf,
-    documents_from_files,
-    documents_from_hf,
-)
+from __future__ import annotations
 
-__all__ = [
-    "RECIPES",
-    "SPLITS",
-    "BPETokenizer",
-    "BatchSampler",
-    "ByteTokenizer",
-    "Corpus",
-    "CorpusNotFoundError",
-    "CorruptShardError",
-    "DataError",
-    "Document",
-    "FetchError",
-    "MissingToolError",
-    "Shards",
-    "SplitSpec",
-    "Tokenizer",
-    "build_corpus_from_documents",
-    "build_corpus_from_files",
-    "build_corpus_from_hf",
-    "build_minipile",
-    "documents_from_files",
-    "documents_from_hf",
-    "eval_windows",
-    "get_shards",
-    "get_tokenizer",
-    "load_corpus",
-    "vocab_size_for",
-]
+import importlib
+from typing import Any
+
+_SOURCES: dict[str, str] = {
+    "Corpus": "archscale.data.corpus",
+    "build_corpus_from_documents": "archscale.data.corpus",
+    "load_corpus": "archscale.data.corpus",
+    "Document": "archscale.data.documents",
+    "CorpusNotFoundError": "archscale.data.errors",
+    "CorruptShardError": "archscale.data.errors",
+    "DataError": "archscale.data.errors",
+    "FetchError": "archscale.data.errors",
+    "MissingToolError": "archscale.data.errors",
+    "RECIPES": "archscale.data.minipile",
+    "build_minipile": "archscale.data.minipile",
+    "BatchSampler": "archscale.data.sampler",
+    "eval_windows": "archscale.data.sampler",
+    "Shards": "archscale.data.shards",
+    "get_shards": "archscale.data.shards",
+    "SPLITS": "archscale.data.split",
+    "SplitSpec": "archscale.data.split",
+    "BPETokenizer": "archscale.data.tokenizer",
+    "ByteTokenizer": "archscale.data.tokenizer",
+    "Tokenizer": "archscale.data.tokenizer",
+    "get_tokenizer": "archscale.data.tokenizer",
+    "vocab_size_for": "archscale.data.tokenizer",
+    "build_corpus_from_files": "archscale.data.userdata",
+    "build_corpus_from_hf": "archscale.data.userdata",
+    "documents_from_files": "archscale.data.userdata",
+    "documents_from_hf": "archscale.data.userdata",
+}
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'archscale.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_SOURCES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

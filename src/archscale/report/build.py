@@ -249,10 +249,12 @@ def build_report(
         )
     store_path = Path(store_path)
     if not store_path.is_file():
-        raise FileNotFoundError(f"no results store at {store_path}: run a sweep or `archscale study` first")
+        raise ReportError(
+            f"--store {store_path}: no results store there; run a sweep or `archscale study` first"
+        )
     with ResultsStore(store_path) as store:
         if store.runs().empty:
-            raise ValueError(f"the results store {store_path} holds no runs: nothing to report")
+            raise ReportError(f"--store {store_path}: the results store holds no runs; nothing to report")
         runs_seed, public_seed = spawn_seeds(seed, 2)
         runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
         analyses = analyse(

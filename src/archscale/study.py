@@ -1,0 +1,117 @@
+"""The one-command study as a library function: corpus, the preset's dense and MoE sweep, laws, report.
+
+Every stage reuses what exists: the corpus is built once, finished runs are skipped and unfinished ones
+resume from their checkpoints, so an interrupted study continues where it stopped when run again.
+``archscale study`` is a thin shell over :func:`run_study`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from archscale.data import build_minipile
+from archscale.errors import ArchscaleError
+from archscale.report import Report, build_report
+from archscale.store import ResultsStore
+from archscale.sweeps import load_spec
+from archscale.sweeps.executor import (
+    Executor,
+    InProcessExecutor,
+    LocalExecutor,
+    SweepSummary,
+    default_run_root,
+    run_sweep,
+)
+
+PRESETS = ("micro", "cpu", "gpu")
+DEFAULT_WORKERS = 2  # one single-thread worker per core of a 2-core box (benchmarks/RESULTS.md)
+
+
+class StudyError(ArchscaleError):
+    """The study was asked for something it cannot run (an unknown preset, an option that does not apply)."""
+
+
+@dataclass
+class StudyResult:
+    """Where the study wrote, what its sweep did and its report; ``failed`` runs make the study a failure."""
+
+    out: Path
+    sweep: SweepSummary
+    report: Report
+    wall_time: float
+
+
+def preset_spec_path(preset: str) -> Path:
+    """The sweep spec of a study preset, shipped in ``archscale/sweeps/presets``."""
+    if preset not in PRESETS:
+        raise StudyError(f"--preset: unknown study preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return Path(str(files("archscale.sweeps.presets") / f"study-{preset}.yaml"))
+
+
+def default_out(seed: int) -> Path:
+    """``archscale-study`` for seed 0, ``archscale-study-seedS`` for a repeat with seed S."""
+    return Path("archscale-study" if seed == 0 else f"archscale-study-seed{seed}")
+
+
+def _executor(preset: str, spec: Path | None, workers: int | None) -> Executor:
+    if preset == "gpu" and spec is None:
+        if workers is not None:
+            raise StudyError(
+                "--workers applies to the CPU presets; the gpu preset trains one run at a time on one GPU "
+                "(for every GPU of a node or a cluster, run its spec with `torchrun` or `--executor ray`, "
+                "docs/sweeps.md)"
+            )
+        return InProcessExecutor("cuda")
+    return LocalExecutor(workers or DEFAULT_WORKERS)
+
+
+def run_study(
+    preset: str = "micro",
+    *,
+    out: Path | None = None,
+    seed: int = 0,
+    spec: Path | None = None,
+    workers: int | None = None,
+    bootstrap: int = 200,
+    references: Mapping[str, str | Path] | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> StudyResult:
+    """Run (or resume) a complete dense-vs-MoE study into ``out`` and write its report there.
+
+    ``seed`` seeds every run and the report's bootstrap (a repeat of the study); ``spec`` replaces the
+    preset's sweep; ``references`` adds public data sets the report reads from the user's paths.
+    """
+    started = time.perf_counter()
+    sweep = load_spec(spec or preset_spec_path(preset))
+    executor = _executor(preset, spec, workers)
+    runs = sweep.expand() if seed == 0 else [run.replace(seed=seed) for run in sweep.expand()]
+    out = Path(out) if out is not None else default_out(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    if any(r.dataset == "minipile" for r in runs):
+        log("[1/3] corpus: building or reusing the mini-Pile ...")
+        build_minipile(log=log)
+    log(f"[2/3] training: sweep {sweep.name!r} ({len(runs)} runs, seed {seed}) ...")
+    store_path = out / "results.sqlite"
+    with ResultsStore(store_path) as store:
+        summary = run_sweep(
+            runs, store, default_run_root(store_path), executor, sweep=sweep.name, progress=progress
+        )
+    log(
+        f"      {summary.total} runs: {summary.skipped} reused, {len(summary.finished)} finished, "
+        f"{len(summary.diverged)} diverged, {len(summary.failed)} failed"
+    )
+    log("[3/3] laws and report ...")
+    report = build_report(
+        store_path,
+        out / "report",
+        bootstrap=bootstrap,
+        seed=seed,
+        references=references,
+        wall_time=time.perf_counter() - started,
+    )
+    return StudyResult(out, summary, report, time.perf_counter() - started)
