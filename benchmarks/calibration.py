@@ -23,6 +23,7 @@ converged or on a bound, CPU seconds per fit).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -94,7 +95,7 @@ def _score(law, table, truths: dict, at: dict, truth_at: float, new_run: float, 
     start = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        law.fit(table, bootstrap=refits, seed=seed, method=method)
+        law = dataclasses.replace(law, bootstrap=refits, seed=seed, method=method).fit(table)
     out: dict = {"seconds": time.process_time() - start}
     if law.bootstrap_ is None:
         return out

@@ -52,7 +52,7 @@ def main() -> None:
     times = []
     for repeat in range(args.repeats):
         start = time.perf_counter()
-        law = ChinchillaLaw(grid=args.grid).fit(table, bootstrap=args.resamples, seed=repeat)
+        law = ChinchillaLaw(grid=args.grid, bootstrap=args.resamples, seed=repeat).fit(table)
         times.append(time.perf_counter() - start)
     print(
         f"machine: {_cpu_model()}, {os.cpu_count()} cores, "

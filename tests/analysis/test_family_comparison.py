@@ -19,8 +19,8 @@ def _fit(lam: float, exponent: float, losses: np.ndarray, noise: float, seed: in
     table = pd.DataFrame(
         {"loss": losses, "batch_size": lam * losses**exponent * np.exp(rng.normal(0, noise, len(losses)))}
     )
-    return PowerLaw(target="batch_size", inputs=("loss",), loss="squared").fit(
-        table, bootstrap=200, seed=seed
+    return PowerLaw(target="batch_size", inputs=("loss",), loss="squared", bootstrap=200, seed=seed).fit(
+        table
     )
 
 

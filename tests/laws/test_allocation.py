@@ -58,7 +58,7 @@ def test_experts_shift_the_optimum_by_e_to_the_gamma():
 
 
 def test_bootstrapped_law_gives_intervals_around_the_plan(wang_grid):
-    law = WangLaw().fit(with_noise(wang_grid, 0.01, seed=0), bootstrap=40)
+    law = WangLaw(bootstrap=40).fit(with_noise(wang_grid, 0.01, seed=0))
     plan = optimal_allocation(law, 1e21, 8.0)
     assert set(plan.intervals) == {"N_opt", "D_opt", "loss", "alpha_N", "alpha_D"}
     for name, (lo, hi) in plan.intervals.items():

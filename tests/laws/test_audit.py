@@ -34,7 +34,7 @@ def curves() -> pd.DataFrame:
 
 def test_fit_smaller_sizes_predict_the_largest(curves):
     audit = extrapolation_audit(
-        ChinchillaLaw(size="model_scale"), curves, column="model_scale", bootstrap=100
+        ChinchillaLaw(size="model_scale", bootstrap=100), curves, column="model_scale"
     )
     assert audit.held_out == [3e9] and audit.n_train == 60 and len(audit.points) == 12
     assert audit.law.bootstrap_["resample"] == "run" and audit.law.bootstrap_["noise"]["n_groups"] == 5
@@ -60,13 +60,13 @@ def test_too_few_sizes_give_no_interval_and_say_why(curves):
         IntervalWarning, match="no interval, it needs more runs at distinct inputs .* this fit has 3"
     ):
         audit = extrapolation_audit(
-            ChinchillaLaw(size="model_scale"), four, column="model_scale", bootstrap=50
+            ChinchillaLaw(size="model_scale", bootstrap=50), four, column="model_scale"
         )
     assert audit.coverage is None and audit.prediction_coverage is None
     assert "this fit has 3" in audit.to_dict()["no_interval"]
     five = curves[curves["model_scale"] <= 2e9]  # four to fit: ~1 degree of freedom, still too few
     with pytest.warns(IntervalWarning, match="needs >= 5 runs at distinct inputs and this fit has 4"):
-        extrapolation_audit(ChinchillaLaw(size="model_scale"), five, column="model_scale", bootstrap=50)
+        extrapolation_audit(ChinchillaLaw(size="model_scale", bootstrap=50), five, column="model_scale")
 
 
 def test_audit_refuses_holdouts_that_leave_nothing(curves):

@@ -53,7 +53,7 @@ def test_table1_has_the_papers_rows_then_the_users_fits(wang_grid):
     )
     assert [e.table1_label for e in table1_rows()] == [row[0] for row in expected]
 
-    law = WangLaw().fit(with_noise(wang_grid, 0.01, seed=0), bootstrap=30)
+    law = WangLaw(bootstrap=30).fit(with_noise(wang_grid, 0.01, seed=0))
     extended = table1({"our MoE": law})
     row = extended.iloc[-1]
     assert row.architecture == "our MoE" and row.alpha_N == pytest.approx(law.derived_["alpha_N"])
@@ -89,7 +89,7 @@ def test_plan_from_deepseek_allocation_laws_alone():
 
 
 def test_plan_with_a_bootstrapped_fit_has_intervals(wang_grid):
-    law = WangLaw().fit(with_noise(wang_grid, 0.01, seed=0), bootstrap=30)
+    law = WangLaw(bootstrap=30).fit(with_noise(wang_grid, 0.01, seed=0))
     plan = make_plan(1e21, [("fit", law)], experts=8)
     assert set(plan["intervals"]) >= {"N_opt", "D_opt", "loss"}
     lo, hi = plan["intervals"]["loss"]

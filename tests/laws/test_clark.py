@@ -50,7 +50,7 @@ def test_interaction_term_improves_on_the_separable_law(clark_final):
 @pytest.mark.parametrize("router", sorted(RECORDED))
 def test_three_smallest_sizes_predict_the_larger_ones(clark_final, router):
     table = clark_router_table(clark_final, router)
-    audit = extrapolation_audit(ClarkLaw(), table, column="params", n_holdout=3, bootstrap=100)
+    audit = extrapolation_audit(ClarkLaw(bootstrap=100), table, column="params", n_holdout=3)
     print(
         f"{router}: fit on 15M-55M, predict 130M/370M/1.3B ({len(audit.points)} runs): mean |rel. error| "
         f"{audit.mean_abs_rel_error:.2%}, max {audit.max_abs_rel_error:.2%}, coverage {audit.coverage:.0%}"

@@ -128,7 +128,7 @@ def test_unfitted_law_says_how_to_fit():
 
 
 def test_json_round_trip_keeps_fit_and_intervals(wang_grid):
-    law = WangLaw().fit(with_noise(wang_grid, 0.01, seed=0), bootstrap=20, seed=1)
+    law = WangLaw(bootstrap=20, seed=1).fit(with_noise(wang_grid, 0.01, seed=0))
     data = json.loads(json.dumps(law.to_dict()))
     assert {"law", "coefficients", "intervals", "objective", "n_points"} <= set(data)
     assert set(data["coefficients"]) == {"A", "B", "alpha", "beta", "gamma", "sigma"}
@@ -144,7 +144,7 @@ def test_json_round_trip_keeps_fit_and_intervals(wang_grid):
 
 
 def test_summary_lists_coefficients_with_intervals(wang_grid):
-    law = WangLaw().fit(with_noise(wang_grid, 0.01, seed=0), bootstrap=20)
+    law = WangLaw(bootstrap=20).fit(with_noise(wang_grid, 0.01, seed=0))
     text = law.summary()
     lo, hi = law.intervals_["gamma"]
     assert f"gamma    {law.coefficients_['gamma']:.6g}  [{lo:.6g}, {hi:.6g}]" in text

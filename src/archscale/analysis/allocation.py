@@ -63,9 +63,9 @@ def compute_allocation(
             continue
         try:
             with recorded_warnings(notes):
-                law = ChinchillaLaw(size="model_scale").fit(
-                    rows, bootstrap=bootstrap, seed=family_seed, resample="run"
-                )
+                law = ChinchillaLaw(
+                    size="model_scale", bootstrap=bootstrap, seed=family_seed, resample="run"
+                ).fit(rows)
         except LawDataError as err:
             skipped[family] = f"Eq. 5 cannot be fitted on the {family} runs: {err}"
             continue

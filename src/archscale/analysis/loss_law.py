@@ -10,6 +10,7 @@ each say how well it extrapolates.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +117,8 @@ def _extrapolate(law: Law, points: pd.DataFrame, family: str, bootstrap: int, se
     points["largest"] = largest.astype(int)
     try:
         with recorded_warnings(result.warnings):
-            audit = extrapolation_audit(law, points, column="largest", bootstrap=bootstrap, seed=seed)
+            configured = dataclasses.replace(law, bootstrap=bootstrap, seed=seed)
+            audit = extrapolation_audit(configured, points, column="largest")
     except LawDataError as err:
         result.skipped = f"the law cannot be fitted on the smaller models: {err}"
         return result

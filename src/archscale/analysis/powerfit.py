@@ -57,8 +57,9 @@ def fit_power(
         return result, None
     try:
         with recorded_warnings(result.warnings):
-            law = PowerLaw(target=target, inputs=(input,), loss="squared")
-            law.fit(points, bootstrap=bootstrap, seed=seed, resample="run")
+            law = PowerLaw(
+                target=target, inputs=(input,), loss="squared", bootstrap=bootstrap, seed=seed, resample="run"
+            ).fit(points)
     except LawDataError as err:
         result.skipped = f"{family}: {err}"
         return result, None

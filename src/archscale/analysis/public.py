@@ -126,8 +126,9 @@ def _expert_slopes(table: pd.DataFrame, bootstrap: int, seed: int) -> list[Exper
     ):
         try:
             with recorded_warnings([]):
-                law = PowerLaw(target="loss", inputs=("experts",), loss="squared")
-                law.fit(rows, bootstrap=bootstrap, seed=size_seed)
+                law = PowerLaw(
+                    target="loss", inputs=("experts",), loss="squared", bootstrap=bootstrap, seed=size_seed
+                ).fit(rows)
         except LawDataError:
             continue
         lo, hi = law.intervals_.get("exponent", (None, None))
@@ -139,7 +140,7 @@ def _expert_slopes(table: pd.DataFrame, bootstrap: int, seed: int) -> list[Exper
 def _clark_fit(table: pd.DataFrame, bootstrap: int, seed: int) -> tuple[dict[str, Any], ClarkLaw]:
     notes: list[str] = []
     with recorded_warnings(notes):
-        law = ClarkLaw().fit(table, bootstrap=bootstrap, seed=seed)
+        law = ClarkLaw(bootstrap=bootstrap, seed=seed).fit(table)
     return fit_summary(law) | {"n_runs": len(table), "warnings": notes}, law
 
 

@@ -203,7 +203,10 @@ def fit_command(
 ) -> None:
     """Fit a scaling law to a table; print coefficients with intervals, and the extrapolation audit."""
     with _warnings_shown() as caught:
-        options: dict[str, Any] = {"grid": grid}
+        options: dict[str, Any] = {
+            "grid": grid, "bootstrap": bootstrap, "seed": seed, "resample": resample, "level": level,
+            "method": method,
+        }  # fmt: skip
         given = {
             "loss": loss,
             "size": size,
@@ -216,21 +219,13 @@ def fit_command(
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = _law(law, options)
         table, rule = load_table(data, map_, points, kind, allow_mixed_corpora)
-        estimator.fit(table, bootstrap=bootstrap, seed=seed, resample=resample, level=level, method=method)
+        estimator.fit(table)
         audit = None
         if holdout is not None:
             column, count = _holdout(holdout)
-            audit = extrapolation_audit(
-                estimator,
-                table,
-                column=column,
-                n_holdout=count,
-                bootstrap=bootstrap,
-                seed=spawn_seeds(seed, 1)[0],  # its own stream: the audit's fit is another experiment
-                resample=resample,
-                level=level,
-                method=method,
-            )
+            # its own stream: the audit's fit is another experiment
+            audit_law = dataclasses.replace(estimator, seed=spawn_seeds(seed, 1)[0])
+            audit = extrapolation_audit(audit_law, table, column=column, n_holdout=count)
     text = estimator.summary()
     if rule is not None:
         text = (

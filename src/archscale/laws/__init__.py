@@ -4,7 +4,7 @@ hyperparameter laws and the catalogue of published laws. NumPy/SciPy only (no to
 Quick start::
 
     from archscale.laws import WangLaw, optimal_allocation
-    law = WangLaw().fit(table, bootstrap=1000)      # columns model_scale, tokens, experts, loss[, run_id]
+    law = WangLaw(bootstrap=1000).fit(table)      # columns model_scale, tokens, experts, loss[, run_id]
     print(law.summary())
     plan = optimal_allocation(law, compute=1e21, experts=8)
 """

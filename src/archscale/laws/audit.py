@@ -10,7 +10,7 @@ held-out points; the band does not, so its coverage mixes noise with misspecific
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,13 +75,9 @@ def extrapolation_audit(
     *,
     column: str,
     n_holdout: int = 1,
-    bootstrap: int = 200,
-    seed: int = 0,
-    resample: Literal["auto", "run", "point"] = "auto",
-    level: float = 0.95,
-    method: Literal["parametric", "resample"] = "parametric",
 ) -> Audit:
-    """Fit a fresh copy of ``law`` without the ``n_holdout`` largest values of ``column``, predict those rows."""
+    """Fit a fresh copy of ``law`` (its configuration, bootstrap included) without the ``n_holdout`` largest
+    values of ``column``, and predict those rows."""
     frame = pd.DataFrame(table)
     if column not in frame:
         raise LawDataError(f"holdout column '{column}' is not in the table {list(frame.columns)}")
@@ -94,9 +90,7 @@ def extrapolation_audit(
         )
     held = distinct[-n_holdout:]
     test = np.isin(values, held)
-    fitted = law.clone().fit(
-        frame[~test], bootstrap=bootstrap, seed=seed, resample=resample, level=level, method=method
-    )
+    fitted = law.clone().fit(frame[~test])
     held_rows = frame[test]
     points = held_rows[[c for c in (*fitted.inputs, "run_id") if c in held_rows]].reset_index(drop=True)
     points["observed"] = held_rows[fitted.target].to_numpy(dtype=float)

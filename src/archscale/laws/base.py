@@ -89,18 +89,31 @@ def _column(table: Table, column: str) -> np.ndarray:
 
 @dataclasses.dataclass(kw_only=True)
 class Law(abc.ABC):
-    """Base of every law; ``loss``, ``delta``, ``grid`` and ``n_starts`` configure the fit.
+    """Base of every law; the estimator holds its whole configuration, so ``clone()`` and a saved fit refit
+    exactly (scikit-learn's convention): ``law.fit(table)`` takes nothing else.
 
     ``loss="huber"`` minimises the summed Huber(``delta``) loss of log residuals (Hoffmann et al. 2022);
     ``loss="squared"`` is ordinary least squares in log space (Clark's, DeepSeek's and Step Law's choice).
     ``grid`` names the grid of starting points and ``n_starts`` how many of its best points L-BFGS-B starts
     from (``None``: all of them).
+
+    Intervals: ``bootstrap=K`` refits K times for ``level`` percentile intervals, from ``seed``. The unit of
+    the noise (``resample``) is the run (``run_id``) when that column exists — the points of one loss curve
+    are not independent — and the point otherwise (``"auto"``). ``method="parametric"`` (the default,
+    calibrated by ``benchmarks/calibration.py``) simulates new data from the fit with a run effect and point
+    noise whose variances are drawn from their sampling distributions (:mod:`archscale.laws.resampling`);
+    ``"resample"`` draws whole runs with replacement (under-covers with few runs; kept for comparison).
     """
 
     loss: Literal["huber", "squared"] = "huber"
     delta: float = 1e-3
     grid: str = "default"
     n_starts: int | None = 8
+    bootstrap: int = 0
+    seed: int = 0
+    resample: Literal["auto", "run", "point"] = "auto"
+    level: float = 0.95
+    method: Literal["parametric", "resample"] = "parametric"
 
     name: ClassVar[str]
     target: ClassVar[str] = "loss"
@@ -122,6 +135,14 @@ class Law(abc.ABC):
             )
         if self.n_starts is not None and self.n_starts < 1:
             raise LawDataError(f"n_starts must be >= 1 or None, got {self.n_starts!r}")
+        if self.bootstrap < 0:
+            raise LawDataError(f"bootstrap must be >= 0 refits, got {self.bootstrap}")
+        if self.resample not in ("auto", "run", "point"):
+            raise LawDataError(f"resample must be 'auto', 'run' or 'point', got {self.resample!r}")
+        if not 0 < self.level < 1:
+            raise LawDataError(f"level must lie in (0, 1), e.g. 0.95; got {self.level}")
+        if self.method not in ("parametric", "resample"):
+            raise LawDataError(f"method must be 'parametric' or 'resample', got {self.method!r}")
         self.theta_: np.ndarray | None = None
         self.bootstrap_theta_: np.ndarray | None = None
         self.bootstrap_scales_: np.ndarray | None = None
@@ -224,8 +245,6 @@ class Law(abc.ABC):
             resample = "run" if "run_id" in table else "point"
         if resample == "point":
             return np.arange(n), "point"
-        if resample != "run":
-            raise LawDataError(f"resample must be 'auto', 'run' or 'point', got {resample!r}")
         if "run_id" not in table:
             raise LawDataError("resample='run' needs a 'run_id' column (CLI: --map run_id=YOUR_COLUMN)")
         codes, _ = pd.factorize(pd.Series(np.asarray(table["run_id"])))
@@ -243,31 +262,9 @@ class Law(abc.ABC):
             return np.linalg.lstsq(design[0], logy, rcond=None)[0][None, :]
         return self._grid(logx, logy)
 
-    def fit(
-        self,
-        table: Table,
-        *,
-        bootstrap: int = 0,
-        seed: int = 0,
-        resample: Literal["auto", "run", "point"] = "auto",
-        level: float = 0.95,
-        method: Literal["parametric", "resample"] = "parametric",
-    ) -> Self:
-        """Fit on ``table``; with ``bootstrap=K`` also refit K times for percentile intervals.
-
-        The unit of the noise is the run (``run_id``) when that column exists — the points of one loss curve
-        are not independent — and the point otherwise. ``method="parametric"`` (the default, calibrated by
-        ``benchmarks/calibration.py``) simulates new data from the fit with a run effect and point noise
-        whose variances are drawn from their sampling distributions (:mod:`archscale.laws.resampling`);
-        ``"resample"`` draws whole runs with replacement (under-covers with few runs; kept for comparison).
-        The same ``seed`` gives the same intervals.
-        """
-        if bootstrap < 0:
-            raise LawDataError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
-        if not 0 < level < 1:
-            raise LawDataError(f"level must lie in (0, 1), e.g. 0.95; got {level}")
-        if method not in ("parametric", "resample"):
-            raise LawDataError(f"method must be 'parametric' or 'resample', got {method!r}")
+    def fit(self, table: Table) -> Self:
+        """Fit on ``table`` (and refit ``bootstrap`` times for intervals); the same configuration on the
+        same table gives the same fit and intervals."""
         logx = self._log_inputs(table)
         logy = self._log_target(table)
         self._check_determined(logx)
@@ -282,22 +279,13 @@ class Law(abc.ABC):
         self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
         self.no_interval_ = None
         self._warn_about_fit()
-        if bootstrap:
-            groups, unit = self._groups(table, resample, len(logy))
-            self._bootstrap(design, logy, groups, unit, bootstrap, seed, level, method)
+        if self.bootstrap:
+            groups, unit = self._groups(table, self.resample, len(logy))
+            self._bootstrap(design, logy, groups, unit)
         return self
 
-    def _bootstrap(
-        self,
-        design: np.ndarray,
-        logy: np.ndarray,
-        groups: np.ndarray,
-        unit: str,
-        n: int,
-        seed: int,
-        level: float,
-        method: str,
-    ) -> None:
+    def _bootstrap(self, design: np.ndarray, logy: np.ndarray, groups: np.ndarray, unit: str) -> None:
+        n, method = self.bootstrap, self.method
         noise = NoiseModel.estimate(design, self.theta_, logy, groups)
         if not noise.identified or noise.df_between < MIN_DF_BETWEEN:
             have, left = noise.n_groups, max(noise.df_between, 0.0)
@@ -312,7 +300,7 @@ class Law(abc.ABC):
             )
             warnings.warn(IntervalWarning(self.no_interval_), stacklevel=4)
             return
-        refit_seed, scale_seed = spawn_seeds(seed, 2)
+        refit_seed, scale_seed = spawn_seeds(self.seed, 2)
         rng = np.random.default_rng(refit_seed)
         scales = noise.draw_scales(np.random.default_rng(scale_seed), n)
         if method == "parametric":
@@ -336,8 +324,8 @@ class Law(abc.ABC):
             "n": n,
             "method": method,
             "resample": unit,
-            "seed": seed,
-            "level": level,
+            "seed": self.seed,
+            "level": self.level,
             "noise": noise.to_dict(),
             "not_converged": int((~refits.converged).sum()),
             "on_bound": on_bound,

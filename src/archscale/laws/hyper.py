@@ -15,6 +15,7 @@ import pandas as pd
 from archscale.laws.base import Table
 from archscale.laws.errors import LawDataError
 from archscale.laws.power import PowerLaw
+from archscale.laws.resampling import spawn_seeds
 
 
 def select_optima(
@@ -48,15 +49,18 @@ def fit_optimum_law(
     E.g. paper Eq. 12: ``target="batch_size", inputs=("loss",), by=("params", "tokens")``.
     """
     optima = select_optima(table, by, loss=loss, tolerance=tolerance)
-    law = PowerLaw(target=target, inputs=tuple(inputs), loss=law_loss)
-    return law.fit(optima, bootstrap=bootstrap, seed=seed, resample="point")
+    law = PowerLaw(
+        target=target, inputs=tuple(inputs), loss=law_loss, bootstrap=bootstrap, seed=seed, resample="point"
+    )
+    return law.fit(optima)
 
 
 def fit_step_law(
     table: Table, *, tolerance: float = 0.0025, bootstrap: int = 0, seed: int = 0
 ) -> tuple[PowerLaw, PowerLaw]:
     """Step Law's procedure: ``lr = λ·params^a·tokens^b`` and ``batch_size = λ·tokens^c`` (batch in tokens)."""
-    common = {"by": ("params", "tokens"), "tolerance": tolerance, "bootstrap": bootstrap, "seed": seed}
-    lr = fit_optimum_law(table, target="lr", inputs=("params", "tokens"), **common)
-    batch = fit_optimum_law(table, target="batch_size", inputs=("tokens",), **common)
+    lr_seed, batch_seed = spawn_seeds(seed, 2)  # two fits, two independent resampling streams
+    common = {"by": ("params", "tokens"), "tolerance": tolerance, "bootstrap": bootstrap}
+    lr = fit_optimum_law(table, target="lr", inputs=("params", "tokens"), seed=lr_seed, **common)
+    batch = fit_optimum_law(table, target="batch_size", inputs=("tokens",), seed=batch_seed, **common)
     return lr, batch

@@ -22,6 +22,7 @@ from scipy.interpolate import Akima1DInterpolator
 from archscale.laws.base import Table
 from archscale.laws.errors import LawDataError
 from archscale.laws.power import PowerLaw
+from archscale.laws.resampling import spawn_seeds
 
 
 @dataclass
@@ -153,9 +154,15 @@ def isoflop_fit(
         )
     optima = pd.DataFrame(rows)
     fits = [
-        PowerLaw(target=target, inputs=("compute",), loss="squared").fit(
-            optima, bootstrap=bootstrap, seed=seed, resample="point", level=level
-        )
-        for target in (size, "tokens")
+        PowerLaw(
+            target=target,
+            inputs=("compute",),
+            loss="squared",
+            bootstrap=bootstrap,
+            seed=target_seed,
+            resample="point",
+            level=level,
+        ).fit(optima)
+        for target, target_seed in zip((size, "tokens"), spawn_seeds(seed, 2), strict=True)
     ]
     return IsoFlopFit(size=size, optima=optima, size_law=fits[0], tokens_law=fits[1], skipped=skipped)
