@@ -105,6 +105,30 @@ def test_kill_minus_nine_then_rerun_loses_nothing_and_matches(tiny_corpus, tmp_p
     assert final_losses(store) == final_losses(reference)
 
 
+def test_two_sweeps_started_on_one_store_train_every_run_exactly_once(tiny_corpus, tmp_path) -> None:
+    """Both commands start together; the store admits one sweep at a time, so the second is refused (one
+    line naming the first) or, if it starts after the first ended, finds every run done. Never both."""
+    spec = write_spec(tmp_path / "spec.yaml", tiny_corpus)
+    store = tmp_path / "shared.sqlite"
+    command = [*ARCHSCALE, "sweep", "run", str(spec), "--store", str(store), "--workers", "1", "--no-progress"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = [process.communicate(timeout=600) for process in (first, second)]
+    codes = [first.returncode, second.returncode]
+    trained = [out for (out, _), code in zip(outputs, codes, strict=True) if "8 finished" in out]
+    refused = [err for (_, err), code in zip(outputs, codes, strict=True) if code != 0]
+    assert len(trained) == 1, outputs
+    assert refused, outputs  # 8 runs take far longer than two interpreters take to start
+    assert len(refused) == 1 and refused[0].count("\n") == 1 and "Traceback" not in refused[0]
+    assert "is training runs into this store; wait for it to finish" in refused[0]
+    with ResultsStore(store) as results:
+        runs, curve = results.runs(), results.curve()
+    assert len(runs) == 8 and set(runs["status"]) == {"finished"}
+    assert not curve.duplicated(["run_id", "step"]).any()  # no step written twice
+    rerun = subprocess.run(command, capture_output=True, text=True, check=True)  # the slot was released
+    assert "8 already done" in rerun.stdout
+
+
 def test_diverged_run_is_recorded_while_the_others_finish(tiny_corpus, tmp_path) -> None:
     spec = write_spec(
         tmp_path / "spec.yaml", tiny_corpus,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -100,24 +101,26 @@ def train_cmd(
         torch.cuda.set_device(torch.device(device))
     sweep = _load(spec)
     results = ResultsStore(store) if info.is_main else None
+    slot = results.writing_runs() if results is not None else contextlib.nullcontext()
     try:
-        for run in sweep.expand():
-            if results is not None:
-                results.add_run(run, sweep=sweep.name)
-                if results.status(run.run_id) in FINAL_STATUSES:
-                    continue
-                results.set_status(run.run_id, "running")
-            trainer = Trainer(run, load_train_data(run), run_dir_for(default_run_root(store), run),
-                              device=device, dist_info=info, compile=compile)  # fmt: skip
-            result = trainer.fit()
-            if results is not None:
-                results.add_curve(run.run_id, result.curve)
-                results.add_evals(run.run_id, result.evals)
-                results.set_status(run.run_id, result.status, diverged_step=result.diverged_step,
-                                   message=result.message, wall_time=result.wall_time)  # fmt: skip
-                typer.echo(
-                    f"{run.run_id} {result.status}: final loss {result.final_loss:.4f} ({result.steps_done} steps)"
-                )
+        with slot:
+            for run in sweep.expand():
+                if results is not None:
+                    results.add_run(run, sweep=sweep.name)
+                    if results.status(run.run_id) in FINAL_STATUSES:
+                        continue
+                    results.set_status(run.run_id, "running")
+                trainer = Trainer(run, load_train_data(run), run_dir_for(default_run_root(store), run),
+                                  device=device, dist_info=info, compile=compile)  # fmt: skip
+                result = trainer.fit()
+                if results is not None:
+                    results.add_curve(run.run_id, result.curve)
+                    results.add_evals(run.run_id, result.evals)
+                    results.set_status(run.run_id, result.status, diverged_step=result.diverged_step,
+                                       message=result.message, wall_time=result.wall_time)  # fmt: skip
+                    typer.echo(
+                        f"{run.run_id} {result.status}: final loss {result.final_loss:.4f} ({result.steps_done} steps)"
+                    )
     finally:
         if results is not None:
             results.close()

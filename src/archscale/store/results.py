@@ -7,9 +7,12 @@ writer. Values always go through bound parameters; column names come only from `
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -91,6 +94,41 @@ class ResultsStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    @contextlib.contextmanager
+    def writing_runs(self) -> Iterator[None]:
+        """Hold the store's one training slot while a sweep trains into it (a lock file beside the store).
+
+        Two sweeps on one store would each train every unfinished run into the same run directories; the
+        second one is refused instead, naming the process that holds the slot. The lock is the operating
+        system's (``flock``), so it is released when that process ends, even by ``kill -9``.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX: no lock to take
+            yield
+            return
+        lock = self.path.with_name(self.path.name + ".lock")
+        with open(lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise StoreError(
+                    f"{self.path}: {holder} is training runs into this store; wait for it to finish "
+                    "(re-running the same command then resumes or skips its runs), or pass another --store"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"archscale (pid {os.getpid()}, `{' '.join(sys.argv[:4])}`, since {_now()})")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def __enter__(self) -> ResultsStore:
         return self

@@ -242,7 +242,20 @@ def run_sweep(
     progress: bool = True,
 ) -> SweepSummary:
     """Record every run with its cooldown-branch lineage, skip those already final, run the rest
-    longest-first (each branch right after its trunk), write everything back."""
+    longest-first (each branch right after its trunk), write everything back. Another sweep training into
+    the same store at the same time is refused (:meth:`ResultsStore.writing_runs`), so no run trains twice."""
+    with store.writing_runs():
+        return _run_sweep(runs, store, run_root, executor, sweep, progress)
+
+
+def _run_sweep(
+    runs: Sequence[RunConfig],
+    store: ResultsStore,
+    run_root: Path,
+    executor: Executor,
+    sweep: str | None,
+    progress: bool,
+) -> SweepSummary:
     branches = plan_branches(runs)
     for run in runs:
         store.add_run(run, sweep=sweep)
