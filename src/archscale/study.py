@@ -18,17 +18,9 @@ from archscale.errors import ArchscaleError
 from archscale.report import Report, build_report
 from archscale.store import ResultsStore
 from archscale.sweeps import load_spec
-from archscale.sweeps.executor import (
-    Executor,
-    InProcessExecutor,
-    LocalExecutor,
-    SweepSummary,
-    default_run_root,
-    run_sweep,
-)
+from archscale.sweeps.executor import SweepSummary, default_run_root, executor_for, run_sweep
 
 PRESETS = ("micro", "cpu", "gpu")
-DEFAULT_WORKERS = 2  # one single-thread worker per core of a 2-core box (benchmarks/RESULTS.md)
 
 
 class StudyError(ArchscaleError):
@@ -57,18 +49,6 @@ def default_out(seed: int) -> Path:
     return Path("archscale-study" if seed == 0 else f"archscale-study-seed{seed}")
 
 
-def _executor(preset: str, spec: Path | None, workers: int | None) -> Executor:
-    if preset == "gpu" and spec is None:
-        if workers is not None:
-            raise StudyError(
-                "--workers applies to the CPU presets; the gpu preset trains one run at a time on one GPU "
-                "(for every GPU of a node or a cluster, run its spec with `torchrun` or `--executor ray`, "
-                "docs/sweeps.md)"
-            )
-        return InProcessExecutor("cuda")
-    return LocalExecutor(workers or DEFAULT_WORKERS)
-
-
 def run_study(
     preset: str = "micro",
     *,
@@ -88,7 +68,7 @@ def run_study(
     """
     started = time.perf_counter()
     sweep = load_spec(spec or preset_spec_path(preset))
-    executor = _executor(preset, spec, workers)
+    executor = executor_for("cuda" if preset == "gpu" and spec is None else "cpu", workers)
     runs = sweep.expand() if seed == 0 else [run.replace(seed=seed) for run in sweep.expand()]
     out = Path(out) if out is not None else default_out(seed)
     out.mkdir(parents=True, exist_ok=True)

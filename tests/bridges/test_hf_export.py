@@ -174,11 +174,11 @@ def test_cli_export_errors_name_the_fix(tmp_path: Path, stored_run) -> None:
     store, run_id = str(stored_run.store), stored_run.run_id
     invoke = CliRunner().invoke
     unknown = invoke(cli(), ["export", "0123456789ab", "--out", str(tmp_path / "a"), "--store", store])
-    assert unknown.exit_code == 1 and "no run '0123456789ab'" in unknown.output
+    assert unknown.exit_code == 2 and "no run '0123456789ab'" in unknown.output
 
     (stored_run.store.parent / "results-runs" / run_id / "model.safetensors").unlink()
     unfinished = invoke(cli(), ["export", run_id, "--out", str(tmp_path / "b"), "--store", store])
-    assert unfinished.exit_code == 1 and "no final weights" in unfinished.output
+    assert unfinished.exit_code == 2 and "no final weights" in unfinished.output
 
     gguf = invoke(cli(), ["export", run_id, "--format", "gguf", "--out", "x", "--store", store])
     assert gguf.exit_code == 2 and "unknown format 'gguf'" in gguf.output

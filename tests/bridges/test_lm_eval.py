@@ -92,7 +92,7 @@ def test_unknown_task_is_refused_before_any_export(stored_run) -> None:
     (stored_run.store.parent / "results-runs" / stored_run.run_id / "model.safetensors").unlink()
     args = ["eval", stored_run.run_id, "--tasks", "archscale_arithm", "--store", str(stored_run.store)]
     result = CliRunner().invoke(cli(), args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage mistake
     assert "unknown task 'archscale_arithm'; did you mean ['archscale_arith']" in result.output
     with pytest.raises(EvalError, match="name at least one task"):
         check_tasks([], manager=None)

@@ -62,7 +62,11 @@ def test_fit_text_output_shows_the_summary_and_audit(runs_csv):
     assert result.exit_code == 0, result.output
     assert "WangLaw: L = A/(N^alpha E^gamma)" in result.stdout
     assert "extrapolation audit: held out model_scale = [" in result.stdout
-    assert "no interval (no bootstrap)" in result.stdout
+    assert "200 parametric bootstrap refits" in result.stdout  # intervals by default, as in every command
+    assert "inside the prediction interval" in result.stdout
+    quick = runner.invoke(app, ["fit", "wang", "--data", str(runs_csv), *MAP, "--holdout", "model_scale:2",
+                                "--bootstrap", "0"])  # fmt: skip
+    assert quick.exit_code == 0 and "no interval (no bootstrap)" in quick.stdout
 
 
 def test_power_law_options(tmp_path):

@@ -21,6 +21,7 @@ from archscale.analysis import POINT_RULES, law_points
 from archscale.analysis.curves import check_one_corpus, points_rule
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.suite import store_runs
+from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption
 from archscale.cli.shell import ArchscaleGroup
 from archscale.laws.audit import extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
@@ -76,10 +77,8 @@ def load_table(
                     f"fitted as given: drop {flag}, or pass the store"
                 )
         return read_table(path, renames), None
-    if not path.is_file():  # opening a missing path would create an empty store
-        raise LawDataError(f"--data {path}: no such file")
     try:
-        with ResultsStore(path) as store:
+        with ResultsStore(path, create=False) as store:
             runs = store_runs(store)
             check_one_corpus(runs[runs["status"] == "finished"], allow_mixed_corpora)
             rule = points_rule(runs, points or "auto")
@@ -164,7 +163,7 @@ def fit_command(
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="COLUMN=YOUR_COLUMN to rename a column (repeatable).")
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for percentile intervals.")] = 0,
+    bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
     method: Annotated[
         str,
         typer.Option(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
@@ -16,7 +17,9 @@ app = typer.Typer(
 
 @app.command("list")
 def list_cmd(
-    seq_len: int | None = typer.Option(None, help="Sequence length for FLOPs/token (default: preset's)."),
+    seq_len: Annotated[
+        int | None, typer.Option(help="Sequence length for FLOPs/token (default: preset's).")
+    ] = None,
 ) -> None:
     """One line per preset: kind, experts, parameters and FLOPs per token."""
     typer.echo(
@@ -33,9 +36,11 @@ def list_cmd(
 
 @app.command("show")
 def show_cmd(
-    name: str = typer.Argument(..., help="Preset name (see `archscale models list`)."),
-    seq_len: int | None = typer.Option(None, help="Sequence length for FLOPs/token (default: preset's)."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    name: Annotated[str, typer.Argument(help="Preset name (see `archscale models list`).")],
+    seq_len: Annotated[
+        int | None, typer.Option(help="Sequence length for FLOPs/token (default: preset's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """The preset's configuration and scale report (non-embedding = attention + FFN + router matrices)."""
     try:

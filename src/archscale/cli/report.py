@@ -3,37 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-
-def parse_references(items: list[str]) -> dict[str, Path]:
-    """``--reference NAME=PATH`` options as a mapping."""
-    references = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise typer.BadParameter(f"expected NAME=PATH, got {item!r}", param_hint="--reference")
-        references[name] = Path(path)
-    return references
+from archscale.cli.options import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_STORE,
+    BootstrapOption,
+    ReferenceOption,
+    StoreOption,
+    parse_references,
+)
 
 
 def report_command(
-    store: Path = typer.Option(..., "--store", help="SQLite results store written by `archscale sweep run`."),
-    out: Path = typer.Option(
-        Path("report"), "--out", help="Report directory (index.html, figures/, summary.json)."
-    ),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples for every interval."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
-    reference: list[str] = typer.Option(
-        [],
-        "--reference",
-        help="NAME=PATH: a public data set archscale does not ship, beside the Clark et al. panel; "
-        "steplaw=FOLDER reads Step Law's dense_lr_bs_loss.csv and moe_lr_bs_loss.csv (no licence stated).",
-    ),
-    allow_mixed_corpora: bool = typer.Option(
-        False, "--allow-mixed-corpora", help="Analyse runs trained on different corpora together."
-    ),
+    store: StoreOption = DEFAULT_STORE,
+    out: Annotated[
+        Path, typer.Option("--out", help="Report directory (index.html, figures/, summary.json).")
+    ] = Path("report"),
+    bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
+    reference: ReferenceOption = None,
+    allow_mixed_corpora: Annotated[
+        bool,
+        typer.Option("--allow-mixed-corpora", help="Analyse runs trained on different corpora together."),
+    ] = False,
 ) -> None:
     """Write the dense-vs-MoE report of a results store and print its headline numbers."""
     from archscale.report import build_report

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from archscale.cli.options import DEFAULT_STORE, StoreOption
 from archscale.cli.shell import ArchscaleGroup
 from archscale.store import ResultsStore
 
@@ -16,13 +18,13 @@ app = typer.Typer(
 
 @app.command("list")
 def list_cmd(
-    store: Path = typer.Option(Path("results.sqlite"), "--store", help="SQLite results store."),
-    status: str | None = typer.Option(None, help="Only runs with this status (finished, diverged, ...)."),
+    store: StoreOption = DEFAULT_STORE,
+    status: Annotated[
+        str | None, typer.Option(help="Only runs with this status (finished, diverged, ...).")
+    ] = None,
 ) -> None:
     """One line per run: id, model, tokens, batch, LR, status, final loss."""
-    if not store.exists():
-        raise typer.BadParameter(f"no results store at {store}", param_hint="--store")
-    with ResultsStore(store) as results:
+    with ResultsStore(store, create=False) as results:
         runs = results.runs(**({"status": status} if status else {}))
         final = results.curve().groupby("run_id")["lm_loss"].last() if len(runs) else {}
     typer.echo(
@@ -38,13 +40,13 @@ def list_cmd(
 
 @app.command("export")
 def export_cmd(
-    out: Path = typer.Argument(..., help="Output directory."),
-    store: Path = typer.Option(Path("results.sqlite"), "--store", help="SQLite results store."),
-    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    out: Annotated[Path, typer.Argument(help="Output directory.")],
+    store: StoreOption = DEFAULT_STORE,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Write runs, curves and evals as Parquet or CSV tables."""
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use parquet or csv", param_hint="--format")
-    with ResultsStore(store) as results:
+    with ResultsStore(store, create=False) as results:
         for path in results.export(out, fmt):  # type: ignore[arg-type]
             typer.echo(str(path))

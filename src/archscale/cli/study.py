@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from archscale.cli.report import parse_references
+from archscale.cli.options import (
+    DEFAULT_BOOTSTRAP,
+    BootstrapOption,
+    ReferenceOption,
+    WorkersOption,
+    parse_references,
+)
 
 
 def study_command(
-    preset: str = typer.Option(
-        "micro", "--preset", help="micro (~15 min, 2 CPU cores), cpu (~2 h), gpu (hours, one GPU)."
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", help="Study directory: results store, runs, report (archscale-study[-seedS])."
-    ),
-    seed: int = typer.Option(
-        0, "--seed", min=0, help="Seed of every run and of the report's bootstrap: a repeat of the study."
-    ),
-    spec: Path | None = typer.Option(None, "--spec", help="Use this sweep spec instead of the preset's."),
-    workers: int | None = typer.Option(
-        None, "--workers", "-k", min=1, help="Parallel single-thread workers (CPU presets) [default: 2]."
-    ),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples for every interval."),
-    reference: list[str] = typer.Option(
-        [], "--reference", help="NAME=PATH: a public data set for the report's panel (see `report`)."
-    ),
+    preset: Annotated[
+        str, typer.Option("--preset", help="micro (~15 min, 2 CPU cores), cpu (~2 h), gpu (hours, one GPU).")
+    ] = "micro",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Study directory: results store, runs, report (archscale-study[-seedS])."),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", min=0, help="Seed of every run and of the report's bootstrap: a repeat of the study."
+        ),
+    ] = 0,
+    spec: Annotated[
+        Path | None, typer.Option("--spec", help="Use this sweep spec instead of the preset's.")
+    ] = None,
+    workers: WorkersOption = None,
+    bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
+    reference: ReferenceOption = None,
 ) -> None:
     """Run a complete dense-vs-MoE scaling study and write its report (re-run to resume).
 

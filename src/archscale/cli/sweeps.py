@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from archscale.cli.options import (
+    DEFAULT_DEVICE,
+    DEFAULT_STORE,
+    DeviceOption,
+    StoreOption,
+    WorkersOption,
+    resolve_device,
+)
 from archscale.cli.shell import ArchscaleGroup
 from archscale.store import ResultsStore
 from archscale.sweeps import SpecError, load_spec
 from archscale.sweeps.executor import (
-    InProcessExecutor,
-    LocalExecutor,
     default_run_root,
+    executor_for,
     run_dir_for,
     run_sweep,
 )
@@ -21,8 +29,6 @@ from archscale.sweeps.executor import (
 app = typer.Typer(
     cls=ArchscaleGroup, help="Run sweeps of training runs from a YAML spec.", no_args_is_help=True
 )
-
-STORE_HELP = "SQLite results store (created if missing); run directories go beside it in STORE-runs/."
 
 
 def _load(spec: Path):
@@ -34,25 +40,25 @@ def _load(spec: Path):
 
 @app.command("run")
 def run_cmd(
-    spec: Path = typer.Argument(..., help="Sweep spec (YAML); see docs/sweeps.md."),
-    store: Path = typer.Option(Path("results.sqlite"), "--store", help=STORE_HELP),
-    workers: int = typer.Option(
-        2, "--workers", "-k", min=0, help="Parallel worker processes; 0 = in this process."
-    ),
-    threads: int = typer.Option(
-        1,
-        "--threads-per-worker",
-        min=1,
-        help="Compute threads of each worker process (1 is fastest on 2 cores).",
-    ),
-    executor: str = typer.Option(
-        "local", "--executor", help="'local' processes or 'ray' (needs the ray extra)."
-    ),
-    address: str | None = typer.Option(
-        None, "--address", help="Ray cluster address (default: start a local one)."
-    ),
-    device: str = typer.Option("cpu", "--device", help="Device for in-process runs (cpu, cuda)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML); see docs/sweeps.md.")],
+    store: StoreOption = DEFAULT_STORE,
+    workers: WorkersOption = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads-per-worker",
+            min=1,
+            help="Compute threads of each worker process (1 is fastest on 2 cores).",
+        ),
+    ] = 1,
+    executor: Annotated[
+        str, typer.Option("--executor", help="'local' processes or 'ray' (needs the ray extra).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (default: start a local one).")
+    ] = None,
+    device: DeviceOption = DEFAULT_DEVICE,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bars.")] = False,
 ) -> None:
     """Run every run of SPEC not already finished in STORE; interrupted runs resume from their checkpoints."""
     sweep = _load(spec)
@@ -62,7 +68,7 @@ def run_cmd(
 
         chosen = RayExecutor(address=address)
     elif executor == "local":
-        chosen = LocalExecutor(workers, threads=threads) if workers > 0 else InProcessExecutor(device)
+        chosen = executor_for(resolve_device(device), workers, threads)
     else:
         raise typer.BadParameter(
             f"unknown executor {executor!r}; use 'local' or 'ray'", param_hint="--executor"
@@ -80,12 +86,10 @@ def run_cmd(
 
 
 def train_cmd(
-    spec: Path = typer.Argument(..., help="Sweep spec (YAML) whose runs to train, one after another."),
-    store: Path = typer.Option(Path("results.sqlite"), "--store", help=STORE_HELP),
-    device: str = typer.Option(
-        "auto", "--device", help="cpu, cuda, or auto (cuda:LOCAL_RANK when available)."
-    ),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (GPU)."),
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML) whose runs to train, one after another.")],
+    store: StoreOption = DEFAULT_STORE,
+    device: DeviceOption = DEFAULT_DEVICE,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (GPU).")] = False,
 ) -> None:
     """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
     import torch
@@ -95,8 +99,7 @@ def train_cmd(
     from archscale.training.trainer import Trainer, load_train_data
 
     info = init_distributed()
-    if device == "auto":
-        device = f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device, info.local_rank)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     sweep = _load(spec)

@@ -248,11 +248,7 @@ def build_report(
             f"unknown reference {', '.join(unknown)}: choose from {', '.join(REFERENCES)} (NAME=PATH)"
         )
     store_path = Path(store_path)
-    if not store_path.is_file():
-        raise ReportError(
-            f"--store {store_path}: no results store there; run a sweep or `archscale study` first"
-        )
-    with ResultsStore(store_path) as store:
+    with ResultsStore(store_path, create=False) as store:
         if store.runs().empty:
             raise ReportError(f"--store {store_path}: the results store holds no runs; nothing to report")
         runs_seed, public_seed = spawn_seeds(seed, 2)

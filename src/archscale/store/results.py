@@ -61,10 +61,19 @@ def _given(**filters: Any) -> dict[str, Any]:
 
 
 class ResultsStore:
-    """Runs, curves and evals of any number of sweeps in one SQLite file at ``path``."""
+    """Runs, curves and evals of any number of sweeps in one SQLite file at ``path``.
 
-    def __init__(self, path: str | Path) -> None:
+    ``create=False`` opens an existing store only: reading commands pass it, so that a mistyped path is
+    refused instead of becoming a new, empty store.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(
+                f"{self.path}: no results store there; check the path, or train into it first "
+                "(`archscale sweep run SPEC --store PATH`)"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(self.path, timeout=30)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from archscale.store import FINAL_STATUSES, ResultsStore
 from archscale.sweeps.run_logs import LogOptions
-from archscale.sweeps.spec import order_longest_first
+from archscale.sweeps.spec import SpecError, order_longest_first
 from archscale.sweeps.worker import limit_threads, run_one
 from archscale.training.branches import Branch, plan_branches
 from archscale.training.run_config import RunConfig
@@ -230,6 +230,23 @@ class LocalExecutor:
                 p.join(timeout=10)
                 if p.is_alive():
                     p.terminate()
+
+
+DEFAULT_WORKERS = 2  # one single-thread worker per core of a 2-core box (benchmarks/RESULTS.md)
+
+
+def executor_for(device: str, workers: int | None = None, threads: int = 1) -> Executor:
+    """The local executor for ``device``: CPU runs in ``workers`` processes (default 2; 0: in this process);
+    a GPU trains in this process, one run at a time, so ``workers`` does not apply to it."""
+    if device == "cpu":
+        chosen = DEFAULT_WORKERS if workers is None else workers
+        return LocalExecutor(chosen, threads=threads) if chosen > 0 else InProcessExecutor("cpu")
+    if workers:
+        raise SpecError(
+            f"--workers applies to CPU runs; on {device} the runs train one at a time in this process (for "
+            "every GPU of a node use `torchrun` or `--executor ray`, docs/sweeps.md)"
+        )
+    return InProcessExecutor(device)
 
 
 def run_sweep(

@@ -1,0 +1,65 @@
+"""Options shared by several commands: one name, one help text and one default each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT_STORE = Path("results.sqlite")
+DEFAULT_DEVICE = "auto"
+
+StoreOption = Annotated[
+    Path,
+    typer.Option(
+        "--store",
+        help="SQLite results store; run directories (weights, checkpoints) are beside it in STORE-runs/.",
+    ),
+]
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="cpu, cuda, cuda:N, or auto: the first visible GPU, else the CPU.")
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-k",
+        min=0,
+        help="Parallel single-thread CPU worker processes [default: 2; 0: in this process].",
+    ),
+]
+
+DEFAULT_BOOTSTRAP = 200
+BootstrapOption = Annotated[
+    int, typer.Option("--bootstrap", min=0, help="Refits behind every interval (0: no intervals).")
+]
+ReferenceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--reference",
+        help="NAME=PATH: a public data set archscale does not ship, for the report's evidence panel beside "
+        "Clark et al.; steplaw=FOLDER reads Step Law's dense_lr_bs_loss.csv and moe_lr_bs_loss.csv "
+        "(no licence stated).",
+    ),
+]
+
+
+def parse_references(items: list[str] | None) -> dict[str, Path]:
+    """``--reference NAME=PATH`` options as a mapping."""
+    references = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise typer.BadParameter(f"expected NAME=PATH, got {item!r}", param_hint="--reference")
+        references[name] = Path(path)
+    return references
+
+
+def resolve_device(device: str, local_rank: int = 0) -> str:
+    """``auto`` → ``cuda:LOCAL_RANK`` when a GPU is visible, else ``cpu``; anything else as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
