@@ -110,7 +110,17 @@ def test_two_sweeps_started_on_one_store_train_every_run_exactly_once(tiny_corpu
     line naming the first) or, if it starts after the first ended, finds every run done. Never both."""
     spec = write_spec(tmp_path / "spec.yaml", tiny_corpus)
     store = tmp_path / "shared.sqlite"
-    command = [*ARCHSCALE, "sweep", "run", str(spec), "--store", str(store), "--workers", "1", "--no-progress"]
+    command = [
+        *ARCHSCALE,
+        "sweep",
+        "run",
+        str(spec),
+        "--store",
+        str(store),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = [process.communicate(timeout=600) for process in (first, second)]

@@ -21,7 +21,7 @@ EXTRAS = {"transformers": "hf", "lm_eval": "eval", "accelerate": "eval", "ray": 
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {' '.join(message.split())}", err=True)  # one line, however the cause was laid out
     sys.exit(code)
 
 
@@ -39,11 +39,11 @@ class ArchscaleGroup(typer.core.TyperGroup):
                 sys.exit(error.exit_code)
             context = getattr(error, "ctx", None)
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-            _fail(error.format_message().replace("\n", " ") + hint, error.exit_code)
+            _fail(error.format_message() + hint, error.exit_code)
         except typer.Abort:
             _fail("aborted", 1)
         except ArchscaleError as error:
-            _fail(str(error).replace("\n", " "), error.exit_code)
+            _fail(str(error), error.exit_code)
         except ModuleNotFoundError as error:
             package = (error.name or "").split(".")[0]
             if package not in EXTRAS:

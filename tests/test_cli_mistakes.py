@@ -1,0 +1,89 @@
+"""Each command fed its typical mistakes: a non-zero exit, one line on stderr naming the field and the fix,
+no traceback, and nothing created or changed on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from archscale.cli.main import app
+
+GOOD_RUN = {"models": ["dense-100k"], "tokens": [4096], "batch_sizes": [4], "lrs": [1e-3]}
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def _spec(tmp: Path, name: str, text: str) -> str:
+    (tmp / name).write_text(text)
+    return name
+
+
+def _cases(tmp: Path) -> list[tuple[list[str], str]]:
+    (tmp / "corrupt.sqlite").write_bytes(b"this is not a database" * 100)
+    unsafe = _spec(tmp, "unsafe.yaml", '!!python/object/apply:os.system ["touch pwned"]\n')
+    negative = _spec(
+        tmp, "negative.yaml", yaml.safe_dump({"name": "x", "grid": [GOOD_RUN | {"lrs": [-1e-3]}]})
+    )
+    words = _spec(tmp, "words.yaml", yaml.safe_dump({"name": "x", "grid": [GOOD_RUN | {"tokens": ["many"]}]}))
+    unknown = _spec(
+        tmp, "unknown.yaml", yaml.safe_dump({"name": "x", "grid": [GOOD_RUN | {"models": ["gpt-5"]}]})
+    )
+    return [
+        (["runs", "list", "--store", "typo.sqlite"], "no results store there"),
+        (["runs", "export", "out", "--store", "typo.sqlite"], "no results store there"),
+        (["runs", "list", "--store", "corrupt.sqlite"], "not an SQLite results store"),
+        (["report", "--store", "corrupt.sqlite", "--out", "rep"], "not an SQLite results store"),
+        (["report", "--store", "typo.sqlite", "--out", "rep"], "no results store there"),
+        (["report", "--store", "typo.sqlite", "--bootstrap", "-5"], "--bootstrap"),
+        (["report", "--store", "typo.sqlite", "--reference", "steplaw"], "--reference"),
+        (["sweep", "run", unsafe, "--store", "s.sqlite"], "unsafe.yaml"),
+        (["sweep", "run", negative, "--store", "s.sqlite"], "lr"),
+        (["sweep", "run", words, "--store", "s.sqlite"], "tokens"),
+        (["sweep", "run", unknown, "--store", "s.sqlite"], "gpt-5"),
+        (["sweep", "run", "missing.yaml", "--store", "s.sqlite"], "missing.yaml"),
+        (["sweep", "run", negative, "--workers", "-1"], "--workers"),
+        (["train", "missing.yaml", "--store", "s.sqlite"], "missing.yaml"),
+        (["models", "show", "gpt-5"], "unknown model preset 'gpt-5'"),
+        (["plan", "--fit", "missing.json", "--compute", "1e20"], "--fit missing.json: no such file"),
+        (["plan", "--fit", "corrupt.sqlite", "--compute", "1e20"], "--fit corrupt.sqlite: not a saved fit"),
+        (["fit", "wang", "--data", "missing.csv"], "missing.csv"),
+        (["fit", "wang", "--data", "typo.sqlite"], "typo.sqlite"),
+        (["fit", "nosuchlaw", "--data", "missing.csv"], "nosuchlaw"),
+        (["study", "--preset", "nano", "--out", "st"], "unknown study preset 'nano'"),
+        (["study", "--bootstrap", "-1", "--out", "st"], "--bootstrap"),
+        (["data", "info", "--corpus", "nowhere"], "archscale data build"),
+        (["export", "0123456789ab", "--out", "hf", "--store", "typo.sqlite"], "no results store there"),
+        (["eval", "0123456789ab", "--tasks", "x", "--store", "typo.sqlite"], "no results store there"),
+    ]
+
+
+def test_every_typical_mistake_gets_one_line_and_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cases = _cases(tmp_path)
+    before = _snapshot(tmp_path)
+    for args, named in cases:
+        result = CliRunner().invoke(app, args)
+        shown = " ".join(args)
+        assert result.exit_code in (1, 2), (shown, result.exit_code, result.output, result.exception)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (shown, result.exception)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), (shown, result.stderr)
+        assert named in lines[0], (shown, lines[0])
+        assert "Traceback" not in result.output, shown
+        assert _snapshot(tmp_path) == before, (shown, set(_snapshot(tmp_path)) ^ set(before))
+
+
+@pytest.mark.parametrize("command", [["runs"], ["sweep"], ["data"]])
+def test_a_bare_command_group_shows_its_help(command):
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2 and "Usage:" in result.output and "error:" not in result.output
