@@ -16,11 +16,13 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import sys
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from tqdm.auto import tqdm
 
@@ -50,15 +52,33 @@ class SweepSummary:
     failed: list[str] = field(default_factory=list)
 
 
+LOG_EVERY_S = 10.0  # a progress line this often when the output is not a terminal
+
+
 class Coordinator:
     """Receives workers' events and results; writes the store; draws one bar per active run."""
 
-    def __init__(self, store: ResultsStore, runs: Sequence[RunConfig], *, progress: bool = True) -> None:
+    def __init__(
+        self,
+        store: ResultsStore,
+        runs: Sequence[RunConfig],
+        *,
+        progress: bool = True,
+        stream: TextIO | None = None,
+        log_every: float = LOG_EVERY_S,
+    ) -> None:
         self.store = store
         self.labels = {r.run_id: _label(r) for r in runs}
         self.summary = SweepSummary(total=len(runs), skipped=0)
-        self.progress = progress
-        self.overall = tqdm(total=len(runs), desc="sweep", unit="run", position=0, disable=not progress)
+        self.stream = stream or sys.stderr
+        # Bars on a terminal; in a file or a pipe, a plain line every ``log_every`` seconds instead.
+        self.progress = progress and self.stream.isatty()
+        self.log_every = log_every if progress and not self.progress else None
+        self.last_log = time.monotonic()
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.overall = tqdm(
+            total=len(runs), desc="sweep", unit="run", position=0, disable=not self.progress, file=self.stream
+        )
         self.bars: dict[str, tqdm] = {}
 
     def event(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
@@ -67,14 +87,19 @@ class Coordinator:
             bar = tqdm(
                 total=payload["steps"], initial=payload["step"], desc=self.labels.get(run_id, run_id),
                 unit="step", position=len(self.bars) + 1, leave=False, disable=not self.progress,
+                file=self.stream,
             )  # fmt: skip
             self.bars[run_id] = bar
+            self.latest[run_id] = {"step": payload["step"], "steps": payload["steps"], "loss": None}
         elif kind == "progress":
             self.store.add_curve(run_id, payload["rows"])
             bar = self.bars.get(run_id)
             if bar is not None:
                 bar.update(payload["step"] - bar.n)
                 bar.set_postfix(loss=f"{payload['loss']:.3f}", tok_s=f"{payload['tokens_per_s']:.3g}")
+            if run_id in self.latest:
+                self.latest[run_id] |= {"step": payload["step"], "loss": payload["loss"]}
+            self._log_line()
         elif kind == "evals":
             self.store.add_evals(run_id, payload["rows"])
 
@@ -92,13 +117,35 @@ class Coordinator:
         bar = self.bars.pop(run_id, None)
         if bar is not None:
             bar.close()
+        self.latest.pop(run_id, None)
         self.overall.update(1)
         self.overall.set_postfix(diverged=len(self.summary.diverged), failed=len(self.summary.failed))
+        self._log_line()
+
+    def _log_line(self, force: bool = False) -> None:
+        """Without a terminal: one line of the sweep's state, at most every ``log_every`` seconds."""
+        if self.log_every is None or (not force and time.monotonic() - self.last_log < self.log_every):
+            return
+        self.last_log = time.monotonic()
+        s = self.summary
+        done = len(s.finished) + len(s.diverged) + len(s.failed)
+        running = "; ".join(
+            f"{self.labels.get(run_id, run_id)} step {state['step']}/{state['steps']}"
+            + ("" if state["loss"] is None else f" loss {state['loss']:.3f}")
+            for run_id, state in self.latest.items()
+        )
+        print(
+            f"sweep: {done}/{s.total - s.skipped} runs done ({len(s.diverged)} diverged, {len(s.failed)} failed)"
+            + (f"; running: {running}" if running else ""),
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
         self.overall.close()
+        self._log_line(force=True)
 
 
 Task = list[tuple[dict[str, Any], str, str, dict[int, list[str]]]]
