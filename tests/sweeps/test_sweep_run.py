@@ -194,13 +194,17 @@ def test_torchrun_two_gloo_processes_match_one_process(tiny_corpus, tmp_path) ->
     subprocess.run([*ARCHSCALE, "train", str(spec), "--store", str(single), "--device", "cpu"], check=True)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    subprocess.run([*torchrun, "-m", "archscale.cli.main", "train", str(spec), "--store", str(double), "--device", "cpu"],
-                   check=True, env=env)  # fmt: skip
+    group = [*torchrun, "-m", "archscale.cli.main", "train", str(spec), "--store", str(double), "--device", "cpu"]
+    subprocess.run(group, check=True, env=env)
     with ResultsStore(single) as a, ResultsStore(double) as b:
         one, two = a.curve(), b.curve()
     assert len(one) == len(two) == 2 * 12
     for column in ("lm_loss", "grad_norm", "noise_scale"):
         assert two[column].to_numpy() == pytest.approx(one[column].to_numpy(), rel=1e-4, nan_ok=True), column
+    # Again on the finished store: rank 0 tells the other rank there is nothing to train (a rank that
+    # decided alone would train a run rank 0 skips, and the group would hang on its first all-reduce).
+    again = subprocess.run(group, check=True, env=env, capture_output=True, text=True, timeout=300)
+    assert "2 runs, 2 already done, 0 finished" in again.stdout
 
 
 def test_local_executor_needs_a_thread_per_worker() -> None:

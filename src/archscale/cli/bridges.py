@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from archscale.cli.options import DEFAULT_DEVICE, DEFAULT_STORE, DeviceOption, StoreOption, resolve_device
+from archscale.cli.options import DEFAULT_DEVICE, DEFAULT_STORE, DeviceOption, StoreOption
 from archscale.store import ResultsStore
 from archscale.sweeps.executor import default_run_root
 
@@ -59,6 +59,7 @@ def eval_command(
     with ResultsStore(store, create=False) as results:
         from archscale.analysis.downstream import near_chance, task_score
         from archscale.bridges.lm_eval import evaluate_run
+        from archscale.training.distributed import resolve_device
 
         records = evaluate_run(
             results, run_id, default_run_root(store), names, include_path=include_path,

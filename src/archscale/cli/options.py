@@ -54,12 +54,3 @@ def parse_references(items: list[str] | None) -> dict[str, Path]:
             raise typer.BadParameter(f"expected NAME=PATH, got {item!r}", param_hint="--reference")
         references[name] = Path(path)
     return references
-
-
-def resolve_device(device: str, local_rank: int = 0) -> str:
-    """``auto`` → ``cuda:LOCAL_RANK`` when a GPU is visible, else ``cpu``; anything else as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -14,16 +13,16 @@ from archscale.cli.options import (
     DeviceOption,
     StoreOption,
     WorkersOption,
-    resolve_device,
 )
 from archscale.cli.shell import ArchscaleGroup
 from archscale.store import ResultsStore
 from archscale.sweeps import SpecError, load_spec
 from archscale.sweeps.executor import (
+    SweepSummary,
     default_run_root,
     executor_for,
-    run_dir_for,
     run_sweep,
+    train_in_process_group,
 )
 
 app = typer.Typer(
@@ -68,6 +67,8 @@ def run_cmd(
 
         chosen = RayExecutor(address=address)
     elif executor == "local":
+        from archscale.training.distributed import resolve_device
+
         chosen = executor_for(resolve_device(device), workers, threads)
     else:
         raise typer.BadParameter(
@@ -77,11 +78,19 @@ def run_cmd(
         summary = run_sweep(
             runs, results, default_run_root(store), chosen, sweep=sweep.name, progress=not no_progress
         )
+    _report(sweep.name, summary, store)
+
+
+def _report(name: str, summary: SweepSummary, store: Path) -> None:
+    """The sweep's one-line outcome; exit 1 when a run failed."""
     typer.echo(
-        f"sweep {sweep.name!r}: {summary.total} runs, {summary.skipped} already done, {len(summary.finished)} finished, "
+        f"sweep {name!r}: {summary.total} runs, {summary.skipped} already done, {len(summary.finished)} finished, "
         f"{len(summary.diverged)} diverged, {len(summary.failed)} failed; store: {store}"
     )
     if summary.failed:
+        typer.echo(
+            f"error: {len(summary.failed)} runs failed (see `archscale runs list --status failed`)", err=True
+        )
         raise typer.Exit(1)
 
 
@@ -92,39 +101,7 @@ def train_cmd(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (GPU).")] = False,
 ) -> None:
     """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
-    import torch
-
-    from archscale.store import FINAL_STATUSES
-    from archscale.training.distributed import init_distributed, shutdown
-    from archscale.training.trainer import Trainer, load_train_data
-
-    info = init_distributed()
-    device = resolve_device(device, info.local_rank)
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
     sweep = _load(spec)
-    results = ResultsStore(store) if info.is_main else None
-    slot = results.writing_runs() if results is not None else contextlib.nullcontext()
-    try:
-        with slot:
-            for run in sweep.expand():
-                if results is not None:
-                    results.add_run(run, sweep=sweep.name)
-                    if results.status(run.run_id) in FINAL_STATUSES:
-                        continue
-                    results.set_status(run.run_id, "running")
-                trainer = Trainer(run, load_train_data(run), run_dir_for(default_run_root(store), run),
-                                  device=device, dist_info=info, compile=compile)  # fmt: skip
-                result = trainer.fit()
-                if results is not None:
-                    results.add_curve(run.run_id, result.curve)
-                    results.add_evals(run.run_id, result.evals)
-                    results.set_status(run.run_id, result.status, diverged_step=result.diverged_step,
-                                       message=result.message, wall_time=result.wall_time)  # fmt: skip
-                    typer.echo(
-                        f"{run.run_id} {result.status}: final loss {result.final_loss:.4f} ({result.steps_done} steps)"
-                    )
-    finally:
-        if results is not None:
-            results.close()
-        shutdown(info)
+    summary = train_in_process_group(sweep.expand(), store, device=device, compile=compile, sweep=sweep.name)
+    if summary is not None:
+        _report(sweep.name, summary, store)

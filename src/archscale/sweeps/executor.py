@@ -31,6 +31,13 @@ from archscale.sweeps.run_logs import LogOptions
 from archscale.sweeps.spec import SpecError, order_longest_first
 from archscale.sweeps.worker import limit_threads, run_one
 from archscale.training.branches import Branch, plan_branches
+from archscale.training.distributed import (
+    DistInfo,
+    init_distributed,
+    resolve_device,
+    share_from_rank0,
+    shutdown,
+)
 from archscale.training.run_config import RunConfig
 
 
@@ -202,6 +209,46 @@ class InProcessExecutor:
                 coordinator.result(run_one(run_dict, run_dir, emit, self.device, self.logs, seeds))
 
 
+class DistributedExecutor:
+    """Every rank of a ``torchrun`` group trains each run together (DDP); rank 0 coordinates and writes.
+
+    Rank 0 decides what to train (the store says what is done) and sends the task list to the other ranks,
+    so all ranks train the same runs in the same order; the others log nothing and write nothing.
+    """
+
+    def __init__(self, info: DistInfo, device: str, *, compile: bool = False) -> None:
+        self.info, self.device, self.compile = info, device, compile
+
+    def _train(self, work: list[Task], emit_to: Coordinator | None) -> None:
+        quiet = LogOptions(tensorboard=False)
+        for task in work:
+            for run_dict, run_dir, run_id, seeds in task:
+                if emit_to is None:
+                    run_one(run_dict, run_dir, _ignore, self.device, quiet, seeds, self.info, self.compile)
+                    continue
+                emit = lambda kind, payload, rid=run_id: emit_to.event(rid, kind, payload)  # noqa: E731
+                result = run_one(run_dict, run_dir, emit, self.device, None, seeds, self.info, self.compile)
+                emit_to.result(result)
+
+    def execute(
+        self,
+        runs: Sequence[RunConfig],
+        run_root: Path,
+        coordinator: Coordinator,
+        branches: Mapping[str, Branch] | None = None,
+    ) -> None:
+        work = tasks_for(runs, run_root, branches)
+        self._train(share_from_rank0(work, self.info), coordinator)
+
+    def follow(self) -> None:
+        """On the other ranks: receive rank 0's task list and train it alongside."""
+        self._train(share_from_rank0(None, self.info), None)
+
+
+def _ignore(_kind: str, _payload: dict[str, Any]) -> None:
+    """The other ranks' events: rank 0 reports the run."""
+
+
 def _worker_main(
     tasks: mp.Queue, events: mp.Queue, parent_pid: int, logs: LogOptions | None, threads: int
 ) -> None:
@@ -335,6 +382,28 @@ def _run_sweep(
     finally:
         coordinator.close()
     return coordinator.summary
+
+
+def train_in_process_group(
+    runs: Sequence[RunConfig],
+    store_path: Path,
+    *,
+    device: str = "auto",
+    compile: bool = False,
+    sweep: str | None = None,
+) -> SweepSummary | None:
+    """Train ``runs`` with every rank of the ``torchrun`` group this process belongs to (or alone, without
+    torchrun): rank 0 records into the store at ``store_path`` and returns the summary, the others None."""
+    info = init_distributed()
+    try:
+        executor = DistributedExecutor(info, resolve_device(device, info.local_rank), compile=compile)
+        if not info.is_main:
+            executor.follow()
+            return None
+        with ResultsStore(store_path) as store:
+            return run_sweep(runs, store, default_run_root(store_path), executor, sweep=sweep)
+    finally:
+        shutdown(info)
 
 
 def prepare_data(runs: Sequence[RunConfig]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archscale.sweeps.run_logs import LogOptions, RunLogger
+from archscale.training.distributed import DistInfo
 from archscale.training.run_config import RunConfig
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -39,11 +40,14 @@ def run_one(
     device: str = "cpu",
     logs: LogOptions | None = None,
     branches: dict[int, list[str]] | None = None,
+    dist_info: DistInfo | None = None,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) one run; returns ``RunResult`` as a dict, or a ``failed`` result with the traceback.
 
     Events go to the run's TensorBoard/W&B logger (``logs``; default ``LogOptions()``) and then to ``emit``.
-    ``branches``: step → run directories to seed with this run's state (cooldown branches).
+    ``branches``: step → run directories to seed with this run's state (cooldown branches). ``dist_info``:
+    this process's rank when every rank of a ``torchrun`` group trains the run together (DDP).
     """
     from archscale.training.trainer import Trainer, load_train_data
 
@@ -55,6 +59,8 @@ def run_one(
                 load_train_data(run),
                 Path(run_dir),
                 device=device,
+                dist_info=dist_info,
+                compile=compile,
                 on_event=logger.tee(emit),
                 branches=branches,
             )

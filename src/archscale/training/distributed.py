@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,25 @@ def average_gradients(params: list[torch.Tensor], info: DistInfo) -> None:
     flat /= info.world_size
     chunks = flat.split([g.numel() for g in grads])
     torch._foreach_copy_(grads, [c.view_as(g) for c, g in zip(chunks, grads, strict=True)])
+
+
+def resolve_device(device: str, local_rank: int = 0) -> str:
+    """``auto`` → ``cuda:LOCAL_RANK`` when a GPU is visible, else ``cpu``; anything else as given. A CUDA
+    device becomes this process's current device."""
+    if device == "auto":
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    return device
+
+
+def share_from_rank0(value: T | None, info: DistInfo) -> T:
+    """Rank 0's ``value`` on every rank (a picklable Python object; ``value`` is ignored off rank 0)."""
+    if info.world_size == 1:
+        return value  # type: ignore[return-value]
+    box = [value if info.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]  # type: ignore[return-value]
 
 
 def shutdown(info: DistInfo) -> None:
