@@ -92,16 +92,38 @@ def test_balance_and_z_loss_hand_computed() -> None:
     torch.testing.assert_close(stats.expert_fraction, torch.tensor([2 / 3, 1 / 3]))
 
 
-def test_uniform_routing_gives_the_balance_minimum() -> None:
+def test_balance_loss_rises_with_skew_and_its_gradient_rebalances_the_router() -> None:
+    """The Switch loss E·Σ f·P is 1 at balance and E when one expert takes every token with certainty; by
+    hand, every token on expert 0 with router logits (log 3, 0, 0, 0) gives P_0 = 1/2 and a loss of 2.
+    Minimising it alone must move a skewed router towards balance (a sign error would not)."""
     cfg = ModelConfig(
-        d_model=8, n_layers=1, n_heads=2, d_ff=8, kind="moe", n_experts=4, top_k=2, moe_backend="loop"
+        d_model=8, n_layers=1, n_heads=2, d_ff=8, kind="moe", n_experts=4, top_k=1, moe_backend="loop"
     )
     layer = MoEFeedForward(cfg)
     with torch.no_grad():
         layer.router.weight.zero_()
-    _, stats = layer(torch.randn(2, 8, 8))
-    assert stats.balance_loss.item() == pytest.approx(1.0)  # E·Σ f·(1/E) = Σ f = 1, the minimum
-    assert stats.z_loss.item() == pytest.approx(math.log(4) ** 2)
+        layer.router.weight[0, 0] = math.log(3)
+    same = torch.zeros(1, 5, 8)
+    same[..., 0] = 1.0  # five identical tokens, all routed to expert 0
+    _, stats = layer(same)
+    assert stats.balance_loss.item() == pytest.approx(4 * 0.5)
+    assert stats.z_loss.item() == pytest.approx(math.log(6) ** 2)
+
+    torch.manual_seed(0)
+    tokens = torch.randn(1, 256, 8)
+    tokens[..., 0] += 2.0  # a feature every token shares, which the router weighs towards expert 0
+    with torch.no_grad():
+        layer.router.weight.normal_(std=0.1)
+        layer.router.weight[0, 0] += 1.0
+    _, before = layer(tokens)
+    optimiser = torch.optim.SGD(layer.router.parameters(), lr=0.5)
+    for _ in range(100):
+        optimiser.zero_grad()
+        layer(tokens)[1].balance_loss.backward()
+        optimiser.step()
+    _, after = layer(tokens)
+    assert before.expert_fraction[0].item() > 0.9 and before.balance_loss.item() > 2.0
+    assert after.expert_fraction.max().item() < 0.4 and after.balance_loss.item() < 1.05
 
 
 def test_model_reports_aux_loss_and_expert_fractions() -> None:

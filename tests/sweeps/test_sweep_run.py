@@ -194,7 +194,17 @@ def test_torchrun_two_gloo_processes_match_one_process(tiny_corpus, tmp_path) ->
     subprocess.run([*ARCHSCALE, "train", str(spec), "--store", str(single), "--device", "cpu"], check=True)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    group = [*torchrun, "-m", "archscale.cli.main", "train", str(spec), "--store", str(double), "--device", "cpu"]
+    group = [
+        *torchrun,
+        "-m",
+        "archscale.cli.main",
+        "train",
+        str(spec),
+        "--store",
+        str(double),
+        "--device",
+        "cpu",
+    ]
     subprocess.run(group, check=True, env=env)
     with ResultsStore(single) as a, ResultsStore(double) as b:
         one, two = a.curve(), b.curve()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
+import torch
 
+from archscale.training.noise_scale import unbiased_estimates
 from archscale.training.run_config import RunConfig
 from archscale.training.trainer import Trainer, load_train_data
 
@@ -72,6 +75,28 @@ def test_huge_learning_rate_is_recorded_as_diverged(tiny_corpus, tmp_path) -> No
     assert "loss" in result.message
     again = train(make_run(tiny_corpus, lr=30.0, warmup_steps=0), tmp_path)  # a diverged run stays diverged
     assert again.status == "diverged" and again.diverged_step == result.diverged_step
+
+
+def test_the_first_noise_scale_is_the_closed_form_of_that_steps_gradients(tiny_corpus, tmp_path) -> None:
+    """Wiring check with a known answer: recompute step 1's micro-batch gradients by hand on a copy of the
+    initial model, form |G_small|² (their mean squared norm) and |G_big|² (the norm² of their mean), and the
+    first logged B_simple must be McCandlish's tr(Σ)/|G|² of those (bias-corrected EMAs equal the first
+    values), in tokens. A wrong n_micro² factor, swapped batch sizes or sequences for tokens all fail."""
+    run = make_run(tiny_corpus, tokens=8 * 64, micro_batch_size=2)
+    trainer = Trainer(run, load_train_data(run), tmp_path)
+    model, batch = copy.deepcopy(trainer.model), trainer.data.sampler.batch(0)
+    grads = []
+    for micro in batch.split(2):
+        model.zero_grad()
+        model(micro[:, :-1], micro[:, 1:]).loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    small = float(torch.stack([g.square().sum() for g in grads]).mean())
+    big = float(torch.stack(grads).mean(dim=0).square().sum())
+    g2, trace = unbiased_estimates(small, big, 2 * 64, 8 * 64)
+    assert g2 > 0 and trace > 0
+    result = trainer.fit()
+    assert result.curve[0]["noise_scale"] == pytest.approx(trace / g2, rel=1e-4)
+    assert result.curve[0]["grad_norm"] == pytest.approx(big**0.5, rel=1e-4)
 
 
 def test_noise_scale_and_expert_load_are_logged(tiny_corpus, tmp_path) -> None:
