@@ -7,7 +7,7 @@ import math
 import pytest
 from laws_helpers import WANG_TRUE, with_noise
 
-from archscale.laws.allocation import numeric_allocation, optimal_allocation
+from archscale.laws.compute_optimal import numeric_allocation, optimal_allocation
 from archscale.laws.errors import LawDataError
 from archscale.laws.loss_laws import ChinchillaLaw, ClarkLaw, WangLaw
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archscale.laws.allocation import optimal_allocation
+from archscale.laws.compute_optimal import optimal_allocation
 from archscale.laws.errors import LawDataError
 from archscale.laws.isoflop import isoflop_fit
 from archscale.laws.loss_laws import ChinchillaLaw

@@ -66,7 +66,7 @@ def test_analytic_gradient_matches_central_differences(law, ranges, delta):
     rng = np.random.default_rng(1)
     logx = {c: np.log(rng.uniform(lo, hi, 40)) for c, (lo, hi) in ranges.items()}
     design = law._design(logx)
-    theta = rng.uniform(0.1, 0.6, len(law.params))
+    theta = rng.uniform(0.1, 0.6, len(law.theta_names))
     logy = np.log(np.exp(design @ theta).sum(axis=0)) + rng.normal(
         0, 0.01, 40
     )  # residuals both sides of delta

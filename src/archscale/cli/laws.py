@@ -26,10 +26,10 @@ from archscale.cli.shell import ArchscaleGroup
 from archscale.laws.audit import extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, published
+from archscale.laws.columns import apply_mapping, parse_mapping, read_table
 from archscale.laws.errors import LawDataError
 from archscale.laws.plan import make_plan
 from archscale.laws.resampling import spawn_seeds
-from archscale.laws.table import apply_mapping, parse_mapping, read_table
 from archscale.laws.table1 import format_table1, table1
 from archscale.store import ResultsStore, StoreError
 

@@ -9,10 +9,11 @@ Quick start::
     plan = optimal_allocation(law, compute=1e21, experts=8)
 """
 
-from archscale.laws.allocation import Allocation, numeric_allocation, optimal_allocation
 from archscale.laws.audit import Audit, extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, PublishedLaw, published, table1_rows
+from archscale.laws.columns import COLUMNS, apply_mapping, parse_mapping, read_table
+from archscale.laws.compute_optimal import Allocation, numeric_allocation, optimal_allocation
 from archscale.laws.errors import (
     ConvergenceWarning,
     LawDataError,
@@ -25,7 +26,6 @@ from archscale.laws.isoflop import IsoFlopFit, isoflop_fit
 from archscale.laws.loss_laws import ChinchillaLaw, ClarkLaw, KaplanComputeLaw, WangLaw
 from archscale.laws.plan import make_plan
 from archscale.laws.power import PowerLaw
-from archscale.laws.table import COLUMNS, apply_mapping, parse_mapping, read_table
 from archscale.laws.table1 import (
     ALPHA_N_GAIN,
     alpha_N_gain,

@@ -165,7 +165,7 @@ class Law(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def params(self) -> tuple[str, ...]:
+    def theta_names(self) -> tuple[str, ...]:
         """Names of the optimised parameters θ (log-coefficients and exponents)."""
 
     @property
@@ -200,7 +200,7 @@ class Law(abc.ABC):
     @property
     def coefficient_names(self) -> tuple[str, ...]:
         """Names of the paper's coefficients, in order."""
-        return tuple(self._coefficients(np.ones(len(self.params))))
+        return tuple(self._coefficients(np.ones(len(self.theta_names))))
 
     # ----- data ------------------------------------------------------------------------------------------
     def _log_inputs(self, table: Table) -> dict[str, np.ndarray]:
@@ -233,9 +233,9 @@ class Law(abc.ABC):
                     f"so the {self.name} law cannot be fitted: {need}"
                 )
         distinct = len(np.unique(np.column_stack([logx[c] for c in self.inputs]), axis=0))
-        if distinct < len(self.params):
+        if distinct < len(self.theta_names):
             raise LawDataError(
-                f"the {self.name} law has {len(self.params)} coefficients but the table has only {distinct} "
+                f"the {self.name} law has {len(self.theta_names)} coefficients but the table has only {distinct} "
                 f"distinct {self.inputs} point(s); add runs at more distinct values"
             )
 
@@ -353,7 +353,7 @@ class Law(abc.ABC):
     def _on_bounds(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Per parameter, whether each row of ``theta`` (shape ``(..., p)``) sits on one of its bounds."""
         hits = {}
-        for i, (name, bounds) in enumerate(zip(self.params, self._bounds(), strict=True)):
+        for i, (name, bounds) in enumerate(zip(self.theta_names, self._bounds(), strict=True)):
             on = np.zeros(theta.shape[:-1], dtype=bool)
             for bound in bounds:
                 if bound is not None:
@@ -365,7 +365,7 @@ class Law(abc.ABC):
         theta = self._fitted_theta()
         return [
             (name, float(value), float(bound))
-            for name, value, bounds in zip(self.params, theta, self._bounds(), strict=True)
+            for name, value, bounds in zip(self.theta_names, theta, self._bounds(), strict=True)
             for bound in bounds
             if bound is not None and _at_bound(value, bound)
         ]
@@ -517,9 +517,9 @@ class Law(abc.ABC):
                 )
         law = law_class(data["law"])(**data["config"])
         theta = np.asarray(data["theta"], dtype=float)
-        if theta.shape != (len(law.params),):
+        if theta.shape != (len(law.theta_names),):
             raise LawDataError(
-                f"'theta' must hold {len(law.params)} values {law.params}, got shape {theta.shape}"
+                f"'theta' must hold {len(law.theta_names)} values {law.theta_names}, got shape {theta.shape}"
             )
         law.theta_ = theta
         law.objective_, law.n_points_, law.converged_ = (
@@ -529,7 +529,7 @@ class Law(abc.ABC):
         )
         law.no_interval_ = data.get("no_interval")
         if boot := data.get("bootstrap"):
-            law.bootstrap_theta_ = np.asarray(boot["theta"], dtype=float).reshape(-1, len(law.params))
+            law.bootstrap_theta_ = np.asarray(boot["theta"], dtype=float).reshape(-1, len(law.theta_names))
             law.bootstrap_scales_ = np.asarray(boot["scales"], dtype=float).reshape(-1, 2)
             law.bootstrap_ = {k: v for k, v in boot.items() if k not in ("theta", "scales")}
         return law

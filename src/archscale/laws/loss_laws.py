@@ -62,7 +62,7 @@ class ChinchillaLaw(Law):
         return (self.size, "tokens", "experts") if self._with_experts else (self.size, "tokens")
 
     @property
-    def params(self) -> tuple[str, ...]:
+    def theta_names(self) -> tuple[str, ...]:
         names = ("log_A", "log_B", "log_sigma", "alpha", "beta")
         return (*names, "gamma") if self._with_experts else names
 
@@ -86,7 +86,7 @@ class ChinchillaLaw(Law):
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         n = len(logx[self.size])
-        design = np.zeros((3, n, len(self.params)))
+        design = np.zeros((3, n, len(self.theta_names)))
         design[0, :, 0] = 1.0  # log A - alpha log S (- gamma log E)
         design[0, :, 3] = -logx[self.size]
         design[1, :, 1] = 1.0  # log B - beta log D
@@ -117,7 +117,7 @@ class ChinchillaLaw(Law):
                 log_a = math.log(share_a * rest) + alpha * mid_s + gamma * mid_e
                 log_b = math.log((1 - share_a) * rest) + beta * mid_d
                 rows.append((log_a, log_b, math.log(sigma), alpha, beta, gamma))
-        return np.array(rows)[:, : len(self.params)]
+        return np.array(rows)[:, : len(self.theta_names)]
 
     def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         coefficients = {"A": np.exp(theta[..., 0]), "B": np.exp(theta[..., 1]), "alpha": theta[..., 3]}
@@ -182,7 +182,7 @@ class ClarkLaw(Law):
         return (self.size, "experts")
 
     @property
-    def params(self) -> tuple[str, ...]:
+    def theta_names(self) -> tuple[str, ...]:
         return ("a", "b", "c", "d") if self.interaction else ("a", "b", "d")
 
     @property
@@ -193,7 +193,7 @@ class ClarkLaw(Law):
         }
 
     def _bounds(self) -> Bounds:
-        return [(None, None)] * len(self.params)
+        return [(None, None)] * len(self.theta_names)
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         # ln L = ln10 · log10 L, and ln10 · log10 S · log10 E = ln S · ln E / ln10.
@@ -202,10 +202,10 @@ class ClarkLaw(Law):
         return np.column_stack([*columns, np.full_like(ln_s, math.log(10))])[None]
 
     def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: theta[..., i] for i, name in enumerate(self.params)}
+        return {name: theta[..., i] for i, name in enumerate(self.theta_names)}
 
     def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
-        return np.array([coefficients[name] for name in self.params])
+        return np.array([coefficients[name] for name in self.theta_names])
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -223,7 +223,7 @@ class KaplanComputeLaw(Law):
         return ("compute",)
 
     @property
-    def params(self) -> tuple[str, ...]:
+    def theta_names(self) -> tuple[str, ...]:
         return ("alpha_log_C0", "alpha", "log_L_inf")
 
     @property

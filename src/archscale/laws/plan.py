@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from archscale.laws.allocation import numeric_allocation, optimal_allocation
 from archscale.laws.base import Law
+from archscale.laws.compute_optimal import numeric_allocation, optimal_allocation
 from archscale.laws.errors import LawDataError
 from archscale.laws.loss_laws import ChinchillaLaw
 

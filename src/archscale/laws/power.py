@@ -52,7 +52,7 @@ class PowerLaw(Law):
         return f"{self.target} = lambda · {factors}" + (" + offset" if self.offset else "")
 
     @property
-    def params(self) -> tuple[str, ...]:
+    def theta_names(self) -> tuple[str, ...]:
         return ("log_lambda", *self._exponent_names, *(("log_offset",) if self.offset else ()))
 
     @property
@@ -64,7 +64,7 @@ class PowerLaw(Law):
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         n = len(logx[self.inputs[0]])
-        design = np.zeros((1 + self.offset, n, len(self.params)))
+        design = np.zeros((1 + self.offset, n, len(self.theta_names)))
         design[0, :, 0] = 1.0
         for i, column in enumerate(self.inputs, start=1):
             design[0, :, i] = logx[column]

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from archscale.laws import alpha_N_gain, published_alpha_N_gain
+from archscale.laws.columns import COLUMNS, parse_mapping, read_table
 from archscale.laws.errors import LawDataError
-from archscale.laws.table import COLUMNS, parse_mapping, read_table
 
 
 def test_contract_columns():
