@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -191,44 +192,31 @@ class Executor(Protocol):
 
 
 class InProcessExecutor:
-    """Runs one after another in the calling process."""
-
-    def __init__(self, device: str = "cpu", logs: LogOptions | None = None) -> None:
-        self.device, self.logs = device, logs
-
-    def execute(
-        self,
-        runs: Sequence[RunConfig],
-        run_root: Path,
-        coordinator: Coordinator,
-        branches: Mapping[str, Branch] | None = None,
-    ) -> None:
-        for task in tasks_for(runs, run_root, branches):
-            for run_dict, run_dir, run_id, seeds in task:
-                emit = lambda kind, payload, rid=run_id: coordinator.event(rid, kind, payload)  # noqa: E731
-                coordinator.result(run_one(run_dict, run_dir, emit, self.device, self.logs, seeds))
-
-
-class DistributedExecutor:
-    """Every rank of a ``torchrun`` group trains each run together (DDP); rank 0 coordinates and writes.
+    """Runs one after another in the calling process; under ``torchrun``, with every rank of the group
+    training each run together (DDP: pass the rank's ``info``).
 
     Rank 0 decides what to train (the store says what is done) and sends the task list to the other ranks,
-    so all ranks train the same runs in the same order; the others log nothing and write nothing.
+    so all ranks train the same runs in the same order; only rank 0 logs and reports.
     """
 
-    def __init__(self, info: DistInfo, device: str, *, compile: bool = False) -> None:
-        self.info, self.device, self.compile = info, device, compile
+    def __init__(
+        self,
+        device: str = "cpu",
+        logs: LogOptions | None = None,
+        *,
+        info: DistInfo | None = None,
+        compile: bool = False,
+    ) -> None:
+        self.device, self.logs, self.info, self.compile = device, logs, info or DistInfo(), compile
 
-    def _train(self, work: list[Task], emit_to: Coordinator | None) -> None:
-        quiet = LogOptions(tensorboard=False)
+    def _train(self, work: list[Task], coordinator: Coordinator | None) -> None:
+        logs = self.logs if coordinator is not None else LogOptions(tensorboard=False)
         for task in work:
             for run_dict, run_dir, run_id, seeds in task:
-                if emit_to is None:
-                    run_one(run_dict, run_dir, _ignore, self.device, quiet, seeds, self.info, self.compile)
-                    continue
-                emit = lambda kind, payload, rid=run_id: emit_to.event(rid, kind, payload)  # noqa: E731
-                result = run_one(run_dict, run_dir, emit, self.device, None, seeds, self.info, self.compile)
-                emit_to.result(result)
+                emit = _ignore if coordinator is None else partial(_forward, coordinator, run_id)
+                result = run_one(run_dict, run_dir, emit, self.device, logs, seeds, self.info, self.compile)
+                if coordinator is not None:
+                    coordinator.result(result)
 
     def execute(
         self,
@@ -241,8 +229,12 @@ class DistributedExecutor:
         self._train(share_from_rank0(work, self.info), coordinator)
 
     def follow(self) -> None:
-        """On the other ranks: receive rank 0's task list and train it alongside."""
+        """On the other ranks of a ``torchrun`` group: receive rank 0's task list and train it alongside."""
         self._train(share_from_rank0(None, self.info), None)
+
+
+def _forward(coordinator: Coordinator, run_id: str, kind: str, payload: dict[str, Any]) -> None:
+    coordinator.event(run_id, kind, payload)
 
 
 def _ignore(_kind: str, _payload: dict[str, Any]) -> None:
@@ -396,7 +388,7 @@ def train_in_process_group(
     torchrun): rank 0 records into the store at ``store_path`` and returns the summary, the others None."""
     info = init_distributed()
     try:
-        executor = DistributedExecutor(info, resolve_device(device, info.local_rank), compile=compile)
+        executor = InProcessExecutor(resolve_device(device, info.local_rank), info=info, compile=compile)
         if not info.is_main:
             executor.follow()
             return None
