@@ -34,6 +34,21 @@ def write_spec(path: Path, corpus, **overrides) -> Path:
     return path
 
 
+def sweep_command(spec: Path, store: Path, workers: int) -> list[str]:
+    """``archscale sweep run`` in a fresh interpreter, as a user starts it."""
+    return [
+        *ARCHSCALE,
+        "sweep",
+        "run",
+        str(spec),
+        "--store",
+        str(store),
+        "--workers",
+        str(workers),
+        "--no-progress",
+    ]
+
+
 def final_losses(store: Path) -> dict[str, float]:
     with ResultsStore(store) as results:
         curve = results.curve()
@@ -64,23 +79,10 @@ def test_sweep_of_eight_runs_stores_every_curve(tiny_corpus, tmp_path) -> None:
 def test_kill_minus_nine_then_rerun_loses_nothing_and_matches(tiny_corpus, tmp_path) -> None:
     spec = write_spec(tmp_path / "spec.yaml", tiny_corpus)
     reference = tmp_path / "reference.sqlite"
-    subprocess.run(
-        [*ARCHSCALE, "sweep", "run", str(spec), "--store", str(reference), "--workers", "0", "--no-progress"],
-        check=True,
-    )
+    subprocess.run(sweep_command(spec, reference, workers=0), check=True)
 
     store = tmp_path / "killed.sqlite"
-    command = [
-        *ARCHSCALE,
-        "sweep",
-        "run",
-        str(spec),
-        "--store",
-        str(store),
-        "--workers",
-        "2",
-        "--no-progress",
-    ]
+    command = sweep_command(spec, store, workers=2)
     proc = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -110,17 +112,7 @@ def test_two_sweeps_started_on_one_store_train_every_run_exactly_once(tiny_corpu
     line naming the first) or, if it starts after the first ended, finds every run done. Never both."""
     spec = write_spec(tmp_path / "spec.yaml", tiny_corpus)
     store = tmp_path / "shared.sqlite"
-    command = [
-        *ARCHSCALE,
-        "sweep",
-        "run",
-        str(spec),
-        "--store",
-        str(store),
-        "--workers",
-        "1",
-        "--no-progress",
-    ]
+    command = sweep_command(spec, store, workers=1)
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = [process.communicate(timeout=600) for process in (first, second)]
