@@ -100,7 +100,7 @@ def test_replace_rederives_defaults_but_keeps_explicit_fields():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"lr": -1e-3}, r"RunConfig\.lr: must be a number in \(0, inf\)"),
+        ({"lr": -1e-3}, r"RunConfig\.lr: must be a positive number, got -0.001"),
         ({"lr": float("nan")}, r"RunConfig\.lr:"),
         ({"batch_size": 0}, r"RunConfig\.batch_size: must be an integer ≥ 1"),
         ({"tokens": True}, r"RunConfig\.tokens:"),

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from archscale import fields
 from archscale.errors import ArchscaleError
 
 MoEBackend = Literal["auto", "grouped", "loop", "padded"]
@@ -104,17 +105,4 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from a plain mapping (YAML/JSON), rejecting unknown or missing fields by name."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"ModelConfig: expected a mapping of fields, got {type(data).__name__}")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"ModelConfig: unknown field(s) {unknown}; valid fields are {sorted(known)}")
-        missing = [
-            n
-            for n, f in known.items()
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in data
-        ]
-        if missing:
-            raise ConfigError(f"ModelConfig: missing required field(s) {missing}")
-        return cls(**data)
+        return cls(**fields.mapping_for(cls, data, ConfigError))

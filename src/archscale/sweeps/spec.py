@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from archscale import fields
 from archscale.errors import ArchscaleError
 from archscale.models import ConfigError, ModelConfig, get_preset, list_presets, scale_report
 from archscale.training.run_config import RunConfig
@@ -66,36 +66,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 # ---- value parsers: YAML in, checked Python values out, errors naming the path ---------------------------
 def _number(path: str, value: Any) -> float:
-    """A finite number; strings such as ``1e-3`` (which YAML 1.1 reads as text) are accepted."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise SpecError(f"{path}: must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SpecError(f"{path}: must be a number, got {value!r}")
-    return value
+    return fields.number(path, value, SpecError)
 
 
 def _positive(path: str, value: Any) -> float:
-    number = _number(path, value)
-    if number <= 0:
-        raise SpecError(f"{path}: must be a positive number, got {value!r}")
-    return float(number)
+    return fields.real(path, value, SpecError)
 
 
 def _count(path: str, value: Any, minimum: int = 1) -> int:
-    """A whole number ≥ ``minimum``; ``1.0e6`` and ``"2e6"`` are accepted when they are whole."""
-    number = _number(path, value)
-    if number != int(number) or number < minimum:
-        raise SpecError(f"{path}: must be a whole number ≥ {minimum}, got {value!r}")
-    return int(number)
+    return fields.count(path, value, SpecError, minimum)
 
 
 def _text(path: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SpecError(f"{path}: must be a non-empty string, got {value!r}")
-    return value
+    return fields.text(path, value, SpecError)
 
 
 def _mapping(path: str, value: Any, allowed: Iterable[str] | None = None) -> dict[str, Any]:
@@ -290,12 +273,12 @@ class Grid:
                 kwargs[key] = s[key]
         if "micro_batch_size" in s:
             kwargs["micro_batch_size"] = min(s["micro_batch_size"], batch)  # small batches: no accumulation
-        for section, fields in (
+        for section, run_fields in (
             ("schedule", SCHEDULE_KEYS),
             ("eval", EVAL_KEYS),
             ("optimizer", OPTIMIZER_KEYS),
         ):
-            kwargs.update({fields[k]: v for k, v in s.get(section, {}).items()})
+            kwargs.update({run_fields[k]: v for k, v in s.get(section, {}).items()})
         # eval points past a short run's end are skipped; the end itself is always evaluated
         if "eval_at_tokens" in kwargs:
             per_step = batch * kwargs.get("seq_len", entry.config.max_seq_len)

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from archscale import fields
 from archscale.data import DataError, vocab_size_for
 from archscale.models import ConfigError, ModelConfig, get_preset, scale_report
 from archscale.training.schedules import lr_multiplier, wsd_decay_steps
@@ -40,25 +41,17 @@ DEFAULT_CHECKPOINTS = 10  # checkpoints per run by default
 
 
 def _int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"RunConfig.{name}: must be an integer ≥ {minimum}, got {value!r}")
-    return value
+    return fields.integer(f"RunConfig.{name}", value, ConfigError, minimum)
 
 
 def _real(name: str, value: Any, low: float, high: float, *, low_open: bool, high_open: bool) -> float:
-    """A finite number in the given interval, returned as float."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ConfigError(f"RunConfig.{name}: must be a number in {interval}, got {value!r}")
-    return float(value)
+    return fields.real(
+        f"RunConfig.{name}", value, ConfigError, low, high, low_open=low_open, high_open=high_open
+    )
 
 
 def _name(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"RunConfig.{name}: must be a non-empty string, got {value!r}")
-    return value
+    return fields.text(f"RunConfig.{name}", value, ConfigError)
 
 
 @dataclass(frozen=True)
@@ -297,16 +290,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build from a mapping; ``model`` may be a preset name or a mapping of ModelConfig fields."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"RunConfig: expected a mapping of fields, got {type(data).__name__}")
-        known = [f.name for f in dataclasses.fields(cls) if f.init]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"RunConfig: unknown field(s) {unknown}; valid fields are {sorted(known)}")
-        missing = [n for n in ("model", "tokens", "batch_size", "lr") if n not in data]
-        if missing:
-            raise ConfigError(f"RunConfig: missing required field(s) {missing}")
-        kwargs = dict(data)
+        kwargs = fields.mapping_for(cls, data, ConfigError)
         model = kwargs["model"]
         if isinstance(model, str):
             try:
