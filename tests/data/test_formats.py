@@ -12,7 +12,7 @@ from archscale.data import DataError
 from archscale.data.formats.dictd import decode_number, read_entries
 from archscale.data.formats.html import html_to_text
 from archscale.data.formats.pod import pod_to_text
-from archscale.data.formats.rdata import RVector, read_lazyload_db, unserialize
+from archscale.data.formats.r_lazyload import read_lazyload_db
 from archscale.data.formats.roff import man_to_text
 from archscale.data.formats.sword import read_module
 from archscale.data.minipile.literature import (
@@ -64,23 +64,8 @@ def _serialize(body: bytes) -> bytes:
     return b"X\n" + _int(3) + _int(0x040201) + _int(0x030500) + _int(5) + b"UTF-8" + body
 
 
-def test_unserialize_character_vector_with_names_and_back_reference():
-    names_ref = _int((1 << 8) | 255)  # REFSXP to the first symbol read ("names", in the inner vector)
-    inner = _strsxp(["b"], _attrs([(_sym("names"), _strsxp(["y"]))]))
-    outer_names = _attrs([(names_ref, _strsxp(["x", "z"]))])
-    data = _serialize(_vecsxp([_strsxp(["line one", None, "line three"]), inner], outer_names))
-    value = unserialize(data)
-    assert isinstance(value, RVector)
-    named = value.named()
-    assert named["x"] == ["line one", None, "line three"]
-    assert named["z"].data == ["b"] and named["z"].attributes == {"names": ["y"]}
-
-
-def test_read_lazyload_db_round_trip(tmp_path):
-    objects = {
-        "emma": _serialize(_strsxp(["EMMA", "", "CHAPTER I", "Emma Woodhouse"])),
-        "moby": _serialize(_strsxp(["Call me Ishmael."])),
-    }
+def _lazyload_db(folder, objects: dict[str, bytes], compressed: int = 1) -> None:
+    """Write ``Rdata.rdx`` + ``Rdata.rdb`` holding the serialized ``objects`` (R Internals' layout)."""
     blob, variables = b"", []
     for name, payload in objects.items():
         record = struct.pack(">I", len(payload)) + zlib.compress(payload)
@@ -91,23 +76,37 @@ def test_read_lazyload_db_round_trip(tmp_path):
         [
             _vecsxp([_intsxp([off, size]) for _, off, size in variables], names),
             _vecsxp([]),
-            _intsxp([1], kind=10),  # compressed = TRUE (zlib)
+            _intsxp([compressed], kind=10),  # compressed = TRUE (zlib)
         ],
         _attrs([(_sym("names"), _strsxp(["variables", "references", "compressed"]))]),
     )
-    (tmp_path / "Rdata.rdb").write_bytes(blob)
-    (tmp_path / "Rdata.rdx").write_bytes(gzip.compress(_serialize(index)))
-    assert read_lazyload_db(tmp_path / "Rdata.rdx") == {
-        "emma": ["EMMA", "", "CHAPTER I", "Emma Woodhouse"],
+    (folder / "Rdata.rdb").write_bytes(blob)
+    (folder / "Rdata.rdx").write_bytes(gzip.compress(_serialize(index)))
+
+
+def test_read_lazyload_db_round_trip(tmp_path):
+    """Objects written by a serializer built from R's documented format come back as written, NA included."""
+    _lazyload_db(
+        tmp_path,
+        {
+            "emma": _serialize(_strsxp(["EMMA", "", "CHAPTER I", None, "Emma Woodhouse"])),
+            "moby": _serialize(_strsxp(["Call me Ishmael."])),
+        },
+    )
+    found = read_lazyload_db(tmp_path / "Rdata.rdx")
+    assert {name: list(value) for name, value in found.items()} == {
+        "emma": ["EMMA", "", "CHAPTER I", None, "Emma Woodhouse"],
         "moby": ["Call me Ishmael."],
     }
 
 
-def test_unserialize_refuses_unknown_types():
-    with pytest.raises(DataError, match="not supported"):
-        unserialize(_serialize(_int(4)))  # ENVSXP
-    with pytest.raises(DataError, match="XDR"):
-        unserialize(b"A\n....")
+def test_a_broken_lazyload_db_is_refused_by_name(tmp_path):
+    _lazyload_db(tmp_path, {"emma": b"A\n not an R object"})
+    with pytest.raises(DataError, match="cannot decode an R object"):
+        read_lazyload_db(tmp_path / "Rdata.rdx")
+    (tmp_path / "Rdata.rdx").write_bytes(gzip.compress(_serialize(_strsxp(["just", "text"]))))
+    with pytest.raises(DataError, match="not an R lazy-load index"):
+        read_lazyload_db(tmp_path / "Rdata.rdx")
 
 
 def test_dictd_reads_each_entry_once_in_file_order(tmp_path):

@@ -6,11 +6,12 @@ import itertools
 import re
 from collections.abc import Iterator
 
+import numpy as np
 import yaml
 
 from archscale.data.documents import Document, clean_text, read_text_file
 from archscale.data.errors import DataError
-from archscale.data.formats.rdata import RVector, read_lazyload_db
+from archscale.data.formats.r_lazyload import read_lazyload_db
 from archscale.data.formats.sword import read_module
 from archscale.data.minipile.common import Roots, package_root, require_files
 
@@ -51,7 +52,7 @@ def split_chapters(text: str, group: str) -> Iterator[Document]:
 
 def _single_text(value: object, name: str) -> str:
     """An R character vector (lines, or one long string) as one text."""
-    lines = value.data if isinstance(value, RVector) else value
+    lines = value.tolist() if isinstance(value, np.ndarray) else value
     if not isinstance(lines, list) or not all(isinstance(x, str | None) for x in lines):
         raise DataError(f"R data set {name!r} is not a character vector")
     return "\n".join(x or "" for x in lines)
