@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,12 +73,20 @@ def test_procedure_on_the_dense_grid_reports_its_fit_beside_the_published_one(sh
             print(
                 f"  {name:<16} ours {value:10.4g} [{lo:.4g}, {hi:.4g}]   published {theirs.coefficients_[name]:.4g}"
             )
-    # PROVENANCE's own re-run of the rule on this CSV: lr ≈ 77.7·N^-0.766·D^0.197, bs ≈ 0.21·D^0.613.
-    assert lr.coefficients_["lambda"] == pytest.approx(77.7, rel=0.01)
-    assert lr.coefficients_["exponent_params"] == pytest.approx(-0.766, abs=0.001)
-    assert lr.coefficients_["exponent_tokens"] == pytest.approx(0.197, abs=0.001)
-    assert batch.coefficients_["lambda"] == pytest.approx(0.21, rel=0.01)
-    assert batch.coefficients_["exponent"] == pytest.approx(0.613, abs=0.001)
+    # An independent computation of the authors' rule: keep each (N, D) group's runs within 0.25 % of its
+    # lowest smoothed loss (pandas), then ordinary least squares in logs (numpy).
+    best = table.groupby(["params", "tokens"])["loss"].transform("min")
+    kept = table[table["loss"] <= best * 1.0025]
+    ones = np.ones(len(kept))
+    design = np.column_stack([ones, np.log(kept["params"]), np.log(kept["tokens"])])
+    (log_lr0, a_n, a_d), *_ = np.linalg.lstsq(design, np.log(kept["lr"]), rcond=None)
+    (log_b0, b_d), *_ = np.linalg.lstsq(design[:, [0, 2]], np.log(kept["batch_size"]), rcond=None)
+    assert [lr.coefficients_[k] for k in ("lambda", "exponent_params", "exponent_tokens")] == pytest.approx(
+        [np.exp(log_lr0), a_n, a_d], rel=1e-6
+    )
+    assert [batch.coefficients_[k] for k in ("lambda", "exponent")] == pytest.approx(
+        [np.exp(log_b0), b_d], rel=1e-6
+    )
     # The released CSV is a subset of the paper's runs: the N and batch exponents agree within our intervals.
     for ours, name, value in ((lr, "exponent_params", -0.713), (batch, "exponent", 0.571)):
         lo, hi = ours.intervals_[name]
