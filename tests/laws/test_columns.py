@@ -7,13 +7,22 @@ import pandas as pd
 import pytest
 
 from archscale.laws import alpha_N_gain, published_alpha_N_gain
+from archscale.laws.base import registered_laws
 from archscale.laws.columns import COLUMNS, parse_mapping, read_table
 from archscale.laws.errors import LawDataError
+from archscale.laws.power import PowerLaw
 
 
-def test_contract_columns():
-    expected = ["run_id", "params", "model_scale", "tokens", "experts", "compute", "loss", "batch_size", "lr"]
-    assert list(COLUMNS) == expected
+def test_every_column_a_law_reads_is_in_the_contract():
+    """The contract documents what users must name their columns: every input and target of every law in
+    its default configuration must be in it (a law reading an undocumented column would fail for users)."""
+    read = set()
+    for cls in registered_laws().values():
+        law = cls() if cls is not PowerLaw else PowerLaw(target="batch_size", inputs=("loss",))
+        read |= {*law.inputs, law.target}
+    read |= {"run_id"}  # the bootstrap's unit
+    assert read <= set(COLUMNS), read - set(COLUMNS)
+    assert all(COLUMNS[name] for name in read)  # each with its description
 
 
 def test_mapping_renames_and_wins_over_an_existing_column(tmp_path):
