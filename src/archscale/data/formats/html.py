@@ -3,6 +3,12 @@
 Generated documentation (Sphinx, DocBook, the PostgreSQL and Django manuals) wraps each page in
 navigation bars, sidebars and footers; those elements are skipped by tag and by class/id/role, so what is
 left is the page's own text. Block elements become line or paragraph breaks; ``<pre>`` keeps its layout.
+
+Kept hand-written after measuring the library the field uses for this, trafilatura 2.3.1 (2026-12-02, the
+first 300 PostgreSQL 15 manual pages): it took 3.9 s against 1.1 s, dropped every page's title and the
+paragraph breaks, needed the separate ``lxml_html_clean``, and kept no more of the manual's content (432
+``CREATE`` statements against 435 here). Switching would also change the corpus, and with it every number
+of every study trained on it.
 """
 
 from __future__ import annotations

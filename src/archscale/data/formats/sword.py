@@ -4,6 +4,10 @@ A zText module stores each testament as ``ot.bzs`` (12-byte little-endian block 
 uncompressed size) over ``ot.bzz`` (zlib blocks). With ``BlockType=BOOK`` a block is one book, and OSIS
 modules mark chapters with ``<chapter osisID="Gen.1" sID=.../>`` milestones, so chapters can be cut from
 the decompressed book without a versification table.
+
+Kept hand-written after trying pysword 0.2.8 (its last release, May 2022) on the KJV module (2026-12-02):
+it returns verses, one per line with stray spaces, and drops the OSIS paragraph and poetry-line structure
+that the chapters here keep; changing it would also change the corpus and every study trained on it.
 """
 
 from __future__ import annotations
