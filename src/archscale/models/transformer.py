@@ -11,12 +11,13 @@ from torch import nn
 
 from archscale.models.config import ModelConfig
 from archscale.models.layers import CausalSelfAttention, RMSNorm, SwiGLU, rotary_tables
+from archscale.models.loss import LOSS_CHUNK_TOKENS, chunked_cross_entropy
 from archscale.models.moe import MoEFeedForward, RouterStats
 
 
 @dataclass
 class ModelOutput:
-    logits: torch.Tensor
+    logits: torch.Tensor | None  # None when a loss was asked for over more than LOSS_CHUNK_TOKENS tokens
     lm_loss: torch.Tensor | None = None  # mean next-token cross-entropy (nats/token)
     aux_loss: torch.Tensor | None = None  # weighted balance + z losses, averaged over MoE layers
     balance_loss: torch.Tensor | None = None  # unweighted, averaged over MoE layers (for logging)
@@ -84,7 +85,8 @@ class Transformer(nn.Module):
             self.rope_cos.copy_(cos)
             self.rope_sin.copy_(sin)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:
+    def features(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[RouterStats]]:
+        """The normed final hidden states (what the output head reads) and each MoE layer's router stats."""
         t = idx.shape[1]
         if t > self.cfg.max_seq_len:
             raise ValueError(f"sequence length {t} exceeds ModelConfig.max_seq_len={self.cfg.max_seq_len}")
@@ -95,10 +97,19 @@ class Transformer(nn.Module):
             x, s = block(x, cos, sin)
             if s is not None:
                 stats.append(s)
-        logits = self.lm_head(self.norm(x))
-        out = ModelOutput(logits=logits)
-        if targets is not None:
-            out.lm_loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        return self.norm(x), stats
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:
+        """Logits, or with ``targets`` the loss: beyond ``LOSS_CHUNK_TOKENS`` tokens computed a chunk at a
+        time without the full logits (``logits`` is then None)."""
+        hidden, stats = self.features(idx)
+        if targets is None or targets.numel() <= LOSS_CHUNK_TOKENS:
+            out = ModelOutput(logits=self.lm_head(hidden))
+            if targets is not None:
+                out.lm_loss = F.cross_entropy(out.logits.float().flatten(0, 1), targets.flatten())
+        else:
+            out = ModelOutput(logits=None)
+            out.lm_loss = chunked_cross_entropy(hidden, self.lm_head.weight, targets)
         if stats:
             out.balance_loss = torch.stack([s.balance_loss for s in stats]).mean()
             out.z_loss = torch.stack([s.z_loss for s in stats]).mean()

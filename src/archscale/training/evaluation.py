@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from archscale.models.loss import chunked_cross_entropy
 
 
 @torch.no_grad()
@@ -35,10 +36,11 @@ def evaluate(
             chunk = data[start : start + batch_size]
             inputs, targets = chunk[:, :-1].to(device), chunk[:, 1:]
             with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                logits = model(inputs).logits
-            nats += F.cross_entropy(
-                logits.float().flatten(0, 1).cpu(), targets.flatten(), reduction="sum"
-            ).item()
+                hidden, _ = model.features(inputs)  # on the device, a chunk of logits at a time
+                loss = chunked_cross_entropy(
+                    hidden, model.lm_head.weight, targets.to(device), reduction="sum"
+                )
+            nats += loss.item()
             n_bytes += int(byte_lengths[targets].sum())
         n_tokens = data[:, 1:].numel()
         rows.append(_row(subset, nats, n_tokens, n_bytes))
