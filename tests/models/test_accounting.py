@@ -30,13 +30,19 @@ def test_table3_counts_from_the_built_module(name: str) -> None:
 
 
 def test_moe_active_counts_top_k_of_the_experts() -> None:
+    """Counted from the built module's own tensors, not from the accounting formulas: the expert tensors
+    stack E experts along their first axis, and a token uses top_k of them plus the whole router."""
     cfg = get_preset("moe-200m")  # 8 experts, top-3
-    counts = count_parameters(build_model(cfg, device="meta"))
-    per_expert = 3 * cfg.d_model * cfg.d_ff * cfg.n_layers
-    assert counts.feedforward == 8 * per_expert
-    assert counts.feedforward_active == 3 * per_expert
-    assert counts.router == cfg.n_layers * cfg.d_model * 8
-    assert counts.active == counts.attention + 3 * per_expert + counts.router
+    model = build_model(cfg, device="meta")
+    counts = count_parameters(model)
+    tensors = dict(model.named_parameters())
+    experts = sum(p.numel() for n, p in tensors.items() if ".ffn.experts." in n)
+    router = sum(p.numel() for n, p in tensors.items() if ".ffn.router." in n)
+    attention = sum(p.numel() for n, p in tensors.items() if ".attn." in n)
+    assert all(p.shape[0] == 8 for n, p in tensors.items() if ".ffn.experts." in n)
+    assert counts.feedforward == experts and counts.router == router
+    assert counts.feedforward_active == experts * 3 // 8
+    assert counts.active == attention + experts * 3 // 8 + router
 
 
 def test_tied_embeddings_counted_once() -> None:
