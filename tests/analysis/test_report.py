@@ -174,6 +174,23 @@ def test_downstream_scores_become_table_2_marked_against_chance(store, tmp_path)
     assert "at chance" in page and "above chance" in page and "Scores within two standard errors" in page
 
 
+def test_runs_over_one_epoch_are_counted_and_warned_about(store, tmp_path):
+    run_ids = store.runs()["run_id"].tolist()[:2]
+    for run_id, epochs in zip(run_ids, (3.2, 1.5), strict=True):
+        store.set_meta(run_id, "data", {"epochs": epochs})
+    try:
+        report = build_report(store.path, tmp_path / "epochs", bootstrap=0, public=False)
+    finally:
+        for run_id in run_ids:
+            store.set_meta(run_id, "data", {})
+    summary = json.loads(report.summary_path.read_text())
+    assert summary["runs"]["over_one_epoch"] == 2 and summary["runs"]["max_epochs"] == 3.2
+    epochs = {row["run_id"]: row["epochs"] for row in summary["runs"]["inventory"]}
+    assert epochs[run_ids[0]] == 3.2 and epochs[run_ids[1]] == 1.5
+    assert "2 runs went over their training data more than once (up to 3.2 epochs)" in report.headline()
+    assert "Repeated data:" in report.index.read_text()
+
+
 def test_the_targets_of_the_design_are_stated_met_missed_or_not_checked(analyses):
     """A synthetic study from exact laws resolves α_N and the extrapolation far within the targets; a worse
     prediction is stated as missed, and a family without the analysis says why it was not checked."""

@@ -130,6 +130,21 @@ def test_default_weights_follow_subset_sizes(train):
         assert abs(rows.count(subset) / len(rows) - weight) < 0.03
 
 
+def test_epochs_count_the_most_repeated_subset(train):
+    """Uniform sampling goes over every subset equally: tokens / all tokens. A mixture repeats its small,
+    heavily weighted subset first: with digits alone, every token comes from digits."""
+    sizes = {s: len(train[s]) for s in train.subsets}
+    total = sum(sizes.values())
+    uniform = BatchSampler(train, batch_size=4, seq_len=SEQ, seed=0)
+    assert uniform.epochs(total) == pytest.approx(1.0) and uniform.epochs(total // 4) == pytest.approx(
+        0.25, rel=1e-3
+    )
+    only_digits = BatchSampler(train, batch_size=4, seq_len=SEQ, seed=0, weights={"digits": 1.0})
+    assert only_digits.epochs(1000) == pytest.approx(1000 / sizes["digits"])
+    halves = BatchSampler(train, batch_size=4, seq_len=SEQ, seed=0, weights={"letters": 1, "greek": 1})
+    assert halves.epochs(1000) == pytest.approx(500 / min(sizes["letters"], sizes["greek"]))
+
+
 def test_sampler_rejects_bad_arguments(train):
     with pytest.raises(DataError, match="unknown subsets"):
         BatchSampler(train, 4, SEQ, 0, weights={"nope": 1.0})

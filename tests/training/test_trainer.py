@@ -45,7 +45,10 @@ def test_run_learns_and_records_every_step_and_eval(tiny_corpus, tmp_path) -> No
     )
     assert (tmp_path / "model.safetensors").exists()
     assert result.data["corpus"] == tiny_corpus.fingerprint  # what it trained on travels with the result
-    assert result.data["tokenizer"] == load_train_data(run).fingerprints["tokenizer"] != ""
+    data = load_train_data(run)
+    assert result.data["tokenizer"] == data.record["tokenizer"] != ""
+    train_tokens = sum(len(data.sampler.shards[s]) for s in data.sampler.subsets)  # uniform over the split
+    assert result.data["epochs"] == pytest.approx(run.trained_tokens / train_tokens)
 
 
 class Crash(Exception):

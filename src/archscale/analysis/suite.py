@@ -85,11 +85,12 @@ def analyse(
 
 def store_runs(store: ResultsStore) -> pd.DataFrame:
     """The store's runs with ``corpus`` (the fingerprint of the corpus each run trained on; None when the
-    run did not record one) and ``trunk`` (the run whose stable phase a cooldown branch shares; itself
+    run did not record one), ``epochs`` (how often it went over its data) and ``trunk`` (the run whose stable phase a cooldown branch shares; itself
     otherwise)."""
     runs = store.runs()
     meta = [store.meta(run_id) for run_id in runs["run_id"]]
     runs["corpus"] = [m.get("data", {}).get("corpus") for m in meta]
+    runs["epochs"] = [m.get("data", {}).get("epochs") for m in meta]
     runs["trunk"] = [
         m.get("branch", {}).get("trunk_id", run_id) for m, run_id in zip(meta, runs["run_id"], strict=True)
     ]

@@ -63,6 +63,12 @@ class BatchSampler:
         self._probs = np.array([self.weights[s] for s in self.subsets])
         self._highs = np.array([len(shards[s]) - window + 1 for s in self.subsets], dtype=np.int64)
 
+    def epochs(self, tokens: int) -> float:
+        """How many times ``tokens`` trained tokens go over the data, counted on the subset repeated most
+        (its share of the tokens over its size): above 1, text is seen again (Muennighoff et al. 2023
+        measure what repeated data costs a scaling law)."""
+        return max(tokens * self.weights[s] / len(self.shards[s]) for s in self.subsets)
+
     def batch(self, step: int) -> torch.Tensor:
         """The batch of ``step``: int64 ids of shape (batch_size, seq_len + 1)."""
         if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:

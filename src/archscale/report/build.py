@@ -60,11 +60,12 @@ def environment() -> dict[str, Any]:
     }
 
 
-def run_inventory(store: ResultsStore) -> pd.DataFrame:
-    """One row per run: its shape, hyperparameters, status, final training and test loss, wall time."""
-    runs = store.runs()
+def run_inventory(store: ResultsStore, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run: its shape, hyperparameters, status, epochs over its data, final training and test
+    loss, wall time; ``runs``: the store's runs with their metadata (:func:`store_runs`) when at hand."""
+    runs = store_runs(store) if runs is None else runs
     columns = ["run_id", "model_name", "kind", "n_experts", "top_k", "N", "P_active", "D", "C",
-               "batch_size", "lr", "status", "diverged_step", "wall_time"]  # fmt: skip
+               "batch_size", "lr", "epochs", "status", "diverged_step", "wall_time"]  # fmt: skip
     inventory = runs[columns].copy()
     curve = store.curve()
     last = curve.sort_values("step").groupby("run_id")["lm_loss"].last()
@@ -199,6 +200,11 @@ class Report:
                 f"  compute-equivalent gain of MoE (extra compute dense needs for MoE's test loss): "
                 f"{_pct(gain['value'])} {_span([gain.get('lower'), gain.get('upper')], _pct)} (no published value)"
             )
+        if over := self.summary["runs"].get("over_one_epoch"):
+            lines.append(
+                f"  warning: {over} runs went over their training data more than once (up to "
+                f"{self.summary['runs']['max_epochs']:.2g} epochs): repeated data bends the laws"
+            )
         lines.append("  verdicts:")
         lines += [f"    {verdict:<28} {claim}" for claim, verdict in head["verdicts"].items()]
         lines += [f"  {sentence}" for sentence in head["claims"]]
@@ -262,7 +268,7 @@ def build_report(
             allow_mixed_corpora=allow_mixed_corpora,
         )
         corpora = sorted(runs["corpus"].dropna().unique().tolist())
-        inventory = run_inventory(store)
+        inventory = run_inventory(store, runs)
         downstream = downstream_table(store, inventory)
     clark_seed, *reference_seeds = spawn_seeds(public_seed, 1 + len(references or {}))
     evidence = [clark_evidence(bootstrap=bootstrap, seed=clark_seed)] if public else []
@@ -309,6 +315,8 @@ def write_report(
         "runs": {
             "total": len(inventory),
             "by_status": inventory["status"].value_counts().to_dict(),
+            "max_epochs": None if inventory["epochs"].isna().all() else float(inventory["epochs"].max()),
+            "over_one_epoch": int((inventory["epochs"] > 1).sum()),
             "inventory": inventory,
         },
         "downstream": downstream or [],

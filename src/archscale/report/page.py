@@ -275,14 +275,23 @@ def _inventory(summary: dict[str, Any]) -> str:
     rows = [
         [escape(r["run_id"]), escape(r["model_name"] or ""), escape(r["kind"]), escape(r["status"]),
          _fmt(r["N"], ".3g"), _fmt(r["P_active"], ".3g"), _fmt(r["D"], ".3g"), _fmt(r["C"], ".3g"),
-         str(r["batch_size"]), _fmt(r["lr"], ".3g"), _fmt(r["final_train_loss"], ".4f"),
+         str(r["batch_size"]), _fmt(r["lr"], ".3g"), _fmt(r["epochs"], ".2g"), _fmt(r["final_train_loss"], ".4f"),
          _fmt(r["final_test_loss"], ".4f"), _fmt(r["final_test_bpb"], ".4f"), _fmt(r["wall_time"], ".0f")]
         for r in summary["runs"]["inventory"]
     ]  # fmt: skip
     header = ["run", "model", "kind", "status", "N (FLOPs/token)", "active params", "tokens", "compute",
-              "batch (seq.)", "peak LR", "final train loss", "test loss", "test bits/byte",
+              "batch (seq.)", "peak LR", "epochs", "final train loss", "test loss", "test bits/byte",
               "wall (s)"]  # fmt: skip
-    return table(header, rows, text_columns=4)
+    runs = summary["runs"]
+    warning = ""
+    if runs.get("over_one_epoch"):
+        warning = (
+            f"<p class=note><b>Repeated data:</b> {runs['over_one_epoch']} runs went over their training data "
+            f"more than once (up to {runs['max_epochs']:.2g} epochs). Repeated tokens are worth less than new "
+            "ones (Muennighoff et al. 2023), which bends the fitted laws: use a larger corpus for these budgets."
+            "</p>"
+        )
+    return warning + table(header, rows, text_columns=4)
 
 
 def _environment(summary: dict[str, Any]) -> str:

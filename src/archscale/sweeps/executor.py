@@ -116,7 +116,7 @@ class Coordinator:
         if status in FINAL_STATUSES:
             self.store.add_curve(run_id, result["curve"])
             self.store.add_evals(run_id, result["evals"])
-            self.store.set_meta(run_id, "data", result["data"])  # corpus and tokeniser fingerprints
+            self.store.set_meta(run_id, "data", result["data"])  # corpus and tokeniser fingerprints, epochs
         self.store.set_status(
             run_id, status, diverged_step=result.get("diverged_step"), message=result.get("message"),
             wall_time=result.get("wall_time"),

@@ -35,15 +35,16 @@ EventHandler = Callable[[str, dict[str, Any]], None]
 
 @dataclass
 class TrainData:
-    """What a run reads: a step-indexed batch sampler and fixed held-out windows per subset, and the
-    fingerprints of the corpus and tokeniser they come from (stored with the run: runs trained on different
-    text must not be compared unawares)."""
+    """What a run reads: a step-indexed batch sampler and fixed held-out windows per subset, and ``record``:
+    the fingerprints of the corpus and tokeniser they come from and the epochs the run makes over its data
+    (stored with the run: runs trained on different text, or on text seen again, must not be compared
+    unawares)."""
 
     sampler: BatchSampler
     eval_windows: dict[str, torch.Tensor]
     token_bytes: np.ndarray
     vocab_size: int
-    fingerprints: dict[str, str] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 def load_train_data(run: RunConfig) -> TrainData:
@@ -53,8 +54,12 @@ def load_train_data(run: RunConfig) -> TrainData:
         get_shards(corpus, tokenizer, "train"), run.batch_size, run.seq_len, run.seed, weights=run.mixture
     )
     windows = eval_windows(get_shards(corpus, tokenizer, "test"), run.seq_len, run.eval_tokens_per_subset)
-    fingerprints = {"corpus": corpus.fingerprint, "tokenizer": tokenizer.fingerprint}
-    return TrainData(sampler, windows, tokenizer.token_bytes, tokenizer.vocab_size, fingerprints)
+    record = {
+        "corpus": corpus.fingerprint,
+        "tokenizer": tokenizer.fingerprint,
+        "epochs": sampler.epochs(run.trained_tokens),
+    }
+    return TrainData(sampler, windows, tokenizer.token_bytes, tokenizer.vocab_size, record)
 
 
 @dataclass
@@ -68,7 +73,7 @@ class RunResult:
     curve: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
     message: str | None = None
-    data: dict[str, str] = field(default_factory=dict)  # fingerprints of the corpus and tokeniser
+    data: dict[str, Any] = field(default_factory=dict)  # corpus and tokeniser fingerprints, epochs
 
 
 class Trainer:
@@ -301,5 +306,5 @@ class Trainer:
         self._checkpoint()
         return RunResult(
             run.run_id, self.status, self.step, self.curve[-1]["lm_loss"] if self.curve else float("nan"),
-            self.diverged_step, self.wall_time, self.curve, self.evals, self.message, self.data.fingerprints,
+            self.diverged_step, self.wall_time, self.curve, self.evals, self.message, self.data.record,
         )  # fmt: skip
