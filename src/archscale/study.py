@@ -19,6 +19,7 @@ from archscale.report import Report, build_report
 from archscale.store import ResultsStore
 from archscale.sweeps import load_spec
 from archscale.sweeps.executor import SweepSummary, default_run_root, executor_for, run_sweep
+from archscale.training.run_config import RunConfig
 
 PRESETS = ("micro", "cpu", "gpu")
 
@@ -49,6 +50,13 @@ def default_out(seed: int) -> Path:
     return Path("archscale-study" if seed == 0 else f"archscale-study-seed{seed}")
 
 
+def study_runs(preset: str = "micro", spec: Path | None = None, seed: int = 0) -> tuple[str, list[RunConfig]]:
+    """The sweep's name and the runs a study would train (``seed`` replaces every run's seed)."""
+    sweep = load_spec(spec or preset_spec_path(preset))
+    runs = sweep.expand()
+    return sweep.name, runs if seed == 0 else [run.replace(seed=seed) for run in runs]
+
+
 def run_study(
     preset: str = "micro",
     *,
@@ -67,19 +75,18 @@ def run_study(
     preset's sweep; ``references`` adds public data sets the report reads from the user's paths.
     """
     started = time.perf_counter()
-    sweep = load_spec(spec or preset_spec_path(preset))
+    name, runs = study_runs(preset, spec, seed)
     executor = executor_for("cuda" if preset == "gpu" and spec is None else "cpu", workers)
-    runs = sweep.expand() if seed == 0 else [run.replace(seed=seed) for run in sweep.expand()]
     out = Path(out) if out is not None else default_out(seed)
     out.mkdir(parents=True, exist_ok=True)
     if any(r.dataset == "minipile" for r in runs):
         log("[1/3] corpus: building or reusing the mini-Pile ...")
         build_minipile(log=log)
-    log(f"[2/3] training: sweep {sweep.name!r} ({len(runs)} runs, seed {seed}) ...")
+    log(f"[2/3] training: sweep {name!r} ({len(runs)} runs, seed {seed}) ...")
     store_path = out / "results.sqlite"
     with ResultsStore(store_path) as store:
         summary = run_sweep(
-            runs, store, default_run_root(store_path), executor, sweep=sweep.name, progress=progress
+            runs, store, default_run_root(store_path), executor, sweep=name, progress=progress
         )
     log(
         f"      {summary.total} runs: {summary.skipped} reused, {len(summary.finished)} finished, "

@@ -36,12 +36,25 @@ def study_command(
     workers: WorkersOption = None,
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
     reference: ReferenceOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="List the runs, FLOPs, epochs and estimated wall times; train nothing."
+        ),
+    ] = False,
 ) -> None:
     """Run a complete dense-vs-MoE scaling study and write its report (re-run to resume).
 
     Exits 1 when any run failed (the report is still written from the runs that finished)."""
-    from archscale.study import run_study
+    from archscale.study import run_study, study_runs
+    from archscale.sweeps.executor import DEFAULT_WORKERS
 
+    if dry_run:
+        from archscale.sweeps.dry_run import format_plan, plan_runs
+
+        _, runs = study_runs(preset, spec, seed)
+        typer.echo(format_plan(plan_runs(runs), workers or DEFAULT_WORKERS))
+        return
     result = run_study(
         preset,
         out=out,

@@ -18,6 +18,7 @@ from archscale.cli.shell import ArchscaleGroup
 from archscale.store import ResultsStore
 from archscale.sweeps import SpecError, load_spec
 from archscale.sweeps.executor import (
+    DEFAULT_WORKERS,
     SweepSummary,
     default_run_root,
     executor_for,
@@ -58,10 +59,21 @@ def run_cmd(
     ] = None,
     device: DeviceOption = DEFAULT_DEVICE,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bars.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="List the runs, FLOPs, epochs and estimated wall times; train nothing."
+        ),
+    ] = False,
 ) -> None:
     """Run every run of SPEC not already finished in STORE; interrupted runs resume from their checkpoints."""
     sweep = _load(spec)
     runs = sweep.expand()
+    if dry_run:
+        from archscale.sweeps.dry_run import format_plan, plan_runs
+
+        typer.echo(format_plan(plan_runs(runs), workers or DEFAULT_WORKERS))
+        return
     if executor == "ray":
         from archscale.sweeps.ray_executor import RayExecutor
 
