@@ -215,3 +215,55 @@ def test_local_executor_needs_a_thread_per_worker() -> None:
     with pytest.raises(ValueError, match="threads: must be ≥ 1"):
         LocalExecutor(2, threads=0)
     assert LocalExecutor(1, threads=2).threads == 2
+
+
+def test_workers_are_placed_one_per_device_and_a_failing_run_stays_alone(tiny_corpus, tmp_path) -> None:
+    """Stand-in devices on the CPU (``cpu:0``, ``cpu:1``: torch trains on the CPU for both) take the place of
+    a node's GPUs: each worker keeps its device, every run records where it trained, both devices are used,
+    and a run that fails (an unknown tokeniser) is recorded as failed while the others finish."""
+    from archscale.sweeps.executor import Coordinator, LocalExecutor, default_run_root
+    from archscale.sweeps.spec import order_longest_first
+    from archscale.training.run_config import RunConfig
+
+    base = {"dataset": str(tiny_corpus.path), "seq_len": 64, "batch_size": 8, "lr": 3e-3, "tokens": 8 * 64 * 6,
+            "eval_tokens_per_subset": 512}  # fmt: skip
+    runs = [
+        RunConfig.from_dict(base | {"model": m, "seed": s})
+        for m in ("dense-100k", "moe-100k")
+        for s in (0, 1)
+    ]
+    broken = RunConfig.from_dict(base | {"model": "dense-100k", "tokenizer": "bpe-7"})  # fails in its worker
+    store = tmp_path / "placed.sqlite"
+
+    devices: dict[str, str | None] = {}
+
+    class Recording(Coordinator):
+        def result(self, result):
+            devices[result["run_id"]] = result.get("device")
+            super().result(result)
+
+    executor = LocalExecutor(2, devices=["cpu:0", "cpu:1"])
+    with ResultsStore(store) as results:
+        for run in [*runs, broken]:
+            results.add_run(run)
+        coordinator = Recording(results, [*runs, broken], progress=False)
+        executor.execute(order_longest_first([*runs, broken]), default_run_root(store), coordinator)
+        status = results.runs().set_index("run_id")["status"]
+    assert status[broken.run_id] == "failed" and all(status[r.run_id] == "finished" for r in runs)
+    assert set(devices.values()) == {"cpu:0", "cpu:1"}  # both devices trained runs
+    assert set(devices) == {r.run_id for r in [*runs, broken]}
+
+
+def test_executor_for_every_visible_gpu() -> None:
+    from archscale.sweeps.executor import InProcessExecutor, LocalExecutor, executor_for
+
+    four = executor_for("cuda", gpus=4)
+    assert isinstance(four, LocalExecutor) and four.devices == ("cuda:0", "cuda:1", "cuda:2", "cuda:3")
+    assert four.workers == 4
+    assert executor_for("cuda", workers=8, gpus=4).workers == 8  # two small runs per GPU
+    assert isinstance(executor_for("cuda", gpus=1), InProcessExecutor)
+    assert isinstance(executor_for("cpu", workers=0), InProcessExecutor)
+    with pytest.raises(ValueError, match="no GPU is visible"):
+        executor_for("cuda", gpus=0)
+    with pytest.raises(ValueError, match="--workers applies to CPU runs"):
+        executor_for("cuda:1", workers=2)

@@ -18,7 +18,12 @@ StoreOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[
-    str, typer.Option("--device", help="cpu, cuda, cuda:N, or auto: the first visible GPU, else the CPU.")
+    str,
+    typer.Option(
+        "--device",
+        help="cpu, cuda:N (one GPU), cuda (sweeps: every visible GPU, a worker each), or auto: the GPUs when "
+        "there are any, else the CPU.",
+    ),
 ]
 WorkersOption = Annotated[
     int | None,

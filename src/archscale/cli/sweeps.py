@@ -79,9 +79,7 @@ def run_cmd(
 
         chosen = RayExecutor(address=address)
     elif executor == "local":
-        from archscale.training.distributed import resolve_device
-
-        chosen = executor_for(resolve_device(device), workers, threads)
+        chosen = executor_for(device, workers, threads)
     else:
         raise typer.BadParameter(
             f"unknown executor {executor!r}; use 'local' or 'ray'", param_hint="--executor"

@@ -242,8 +242,13 @@ def _ignore(_kind: str, _payload: dict[str, Any]) -> None:
 
 
 def _worker_main(
-    tasks: mp.Queue, events: mp.Queue, parent_pid: int, logs: LogOptions | None, threads: int
+    tasks: mp.Queue, events: mp.Queue, parent_pid: int, logs: LogOptions | None, threads: int, device: str
 ) -> None:
+    """One worker process on one device: a GPU ``cuda:N`` is made the only one it sees, so nothing it runs
+    can touch another worker's GPU; every result says which device trained it."""
+    if device.startswith("cuda:"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+    local = "cuda:0" if device.startswith("cuda:") else device
     limit_threads(threads)
     while (task := tasks.get()) is not None:
         for run_dict, run_dir, run_id, seeds in task:
@@ -255,7 +260,8 @@ def _worker_main(
                     os._exit(1)
                 events.put((run_id, kind, payload))
 
-            events.put((run_id, "result", run_one(run_dict, run_dir, emit, logs=logs, branches=seeds)))
+            result = run_one(run_dict, run_dir, emit, local, logs=logs, branches=seeds)
+            events.put((run_id, "result", result | {"device": device}))
 
 
 class LocalExecutor:
@@ -263,14 +269,25 @@ class LocalExecutor:
 
     One thread per worker is the default: on a busy 2-core box two 1-thread workers keep full speed where
     one 2-thread worker loses to OpenMP synchronisation (benchmarks/RESULTS.md, ``sweep_workers.py``).
+    ``devices`` places worker i on ``devices[i % len(devices)]``: one worker per GPU of a node
+    (``["cuda:0", …]``), or several per GPU where small runs leave memory (``workers`` a multiple of the
+    GPUs); a run that fails on one device is recorded and the others go on.
     """
 
-    def __init__(self, workers: int = 2, logs: LogOptions | None = None, threads: int = 1) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        logs: LogOptions | None = None,
+        threads: int = 1,
+        devices: Sequence[str] = ("cpu",),
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers: must be ≥ 1, got {workers}")
         if threads < 1:
             raise ValueError(f"threads: must be ≥ 1 per worker, got {threads}")
-        self.workers, self.logs, self.threads = workers, logs, threads
+        if not devices:
+            raise ValueError("devices: give at least one device")
+        self.workers, self.logs, self.threads, self.devices = workers, logs, threads, tuple(devices)
 
     def execute(
         self,
@@ -289,9 +306,18 @@ class LocalExecutor:
             tasks.put(None)
         procs = [
             ctx.Process(
-                target=_worker_main, args=(tasks, events, os.getpid(), self.logs, self.threads), daemon=True
+                target=_worker_main,
+                args=(
+                    tasks,
+                    events,
+                    os.getpid(),
+                    self.logs,
+                    self.threads,
+                    self.devices[i % len(self.devices)],
+                ),
+                daemon=True,
             )
-            for _ in range(n)
+            for i in range(n)
         ]
         for p in procs:
             p.start()
@@ -321,16 +347,35 @@ class LocalExecutor:
 DEFAULT_WORKERS = 2  # one single-thread worker per core of a 2-core box (benchmarks/RESULTS.md)
 
 
-def executor_for(device: str, workers: int | None = None, threads: int = 1) -> Executor:
-    """The local executor for ``device``: CPU runs in ``workers`` processes (default 2; 0: in this process);
-    a GPU trains in this process, one run at a time, so ``workers`` does not apply to it."""
+def executor_for(
+    device: str, workers: int | None = None, threads: int = 1, gpus: int | None = None
+) -> Executor:
+    """The local executor for ``device``. CPU: ``workers`` processes (default 2; 0: in this process). ``cuda``
+    (every visible GPU, ``gpus`` of them): one worker per GPU, or ``workers`` spread over them (a multiple
+    of the GPUs puts several small runs on each); one GPU with no ``workers`` trains in this process.
+    ``cuda:N``: that GPU alone, in this process. ``auto``: ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         chosen = DEFAULT_WORKERS if workers is None else workers
         return LocalExecutor(chosen, threads=threads) if chosen > 0 else InProcessExecutor("cpu")
+    if device == "cuda":
+        if gpus is None:
+            import torch
+
+            gpus = torch.cuda.device_count()
+        if gpus < 1:
+            raise SpecError("--device cuda: no GPU is visible; use --device cpu")
+        if gpus == 1 and not workers:
+            return InProcessExecutor("cuda:0")
+        devices = [f"cuda:{i}" for i in range(gpus)]
+        return LocalExecutor(workers or gpus, threads=threads, devices=devices)
     if workers:
         raise SpecError(
-            f"--workers applies to CPU runs; on {device} the runs train one at a time in this process (for "
-            "every GPU of a node use `torchrun` or `--executor ray`, docs/sweeps.md)"
+            f"--workers applies to CPU runs and to --device cuda (every visible GPU); on {device} alone the runs "
+            "train one at a time in this process"
         )
     return InProcessExecutor(device)
 
