@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,11 +155,21 @@ def _fresh_or_built(
             records[subset] = record
     if todo:
         total = sum(corpus.num_bytes(s, split) for s in todo)
+        terminal = sys.stderr.isatty()  # in a file or a pipe, a line per subset instead of a bar
         with tqdm(
-            total=total, unit="B", unit_scale=True, desc=f"{tokenizer.name} {split}", disable=not progress
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=f"{tokenizer.name} {split}",
+            disable=not progress or not terminal,
         ) as bar:
-            for subset in todo:
+            for number, subset in enumerate(todo, 1):
                 bar.set_postfix_str(subset)
+                if progress and not terminal:
+                    print(
+                        f"tokenising {split} with {tokenizer.name}: {subset} ({number}/{len(todo)})",
+                        file=sys.stderr,
+                    )
                 record = _write(
                     folder / f"{subset}.bin", corpus.documents(subset, split), tokenizer, bar.update
                 )
