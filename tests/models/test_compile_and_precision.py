@@ -47,3 +47,31 @@ def test_bf16_autocast_loss_is_within_one_percent_of_fp32(name):
     assert bf16.dtype == torch.float32  # the loss itself is taken in fp32
     assert bf16.item() == pytest.approx(fp32.item(), rel=0.01)
     assert bf16.item() != fp32.item()  # autocast did run in bf16
+
+
+def _saved_bytes(model, idx) -> tuple[int, torch.Tensor, dict]:
+    """Bytes the autograd graph keeps for the backward pass, the loss and the gradients."""
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = model(idx, idx).loss
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    return sum(saved), loss.detach(), grads
+
+
+@pytest.mark.parametrize("name", ["dense-100k", "moe-100k"])
+def test_activation_checkpointing_keeps_less_for_backward_with_the_same_gradients(name):
+    model, idx = _model_and_batch(name)
+    full_bytes, full_loss, full_grads = _saved_bytes(model, idx)
+    model.checkpoint_activations = True
+    kept_bytes, kept_loss, kept_grads = _saved_bytes(model, idx)
+    torch.testing.assert_close(kept_loss, full_loss)
+    for n, grad in full_grads.items():
+        torch.testing.assert_close(kept_grads[n], grad, rtol=1e-5, atol=1e-7, msg=n)
+    assert kept_bytes < 0.5 * full_bytes, (kept_bytes, full_bytes)

@@ -267,3 +267,16 @@ def test_executor_for_every_visible_gpu() -> None:
         executor_for("cuda", gpus=0)
     with pytest.raises(ValueError, match="--workers applies to CPU runs"):
         executor_for("cuda:1", workers=2)
+
+
+def test_train_with_activation_checkpointing_gives_the_same_curve(tiny_corpus, tmp_path) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml", tiny_corpus,
+        grid=[{"models": ["moe-100k"], "tokens": [8 * 64 * 6], "batch_sizes": [8], "lrs": [3e-3]}],
+    )  # fmt: skip
+    for name, extra in (("plain", []), ("recomputed", ["--checkpoint-activations"])):
+        args = ["train", str(spec), "--store", str(tmp_path / f"{name}.sqlite"), "--device", "cpu", *extra]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    plain, recomputed = final_losses(tmp_path / "plain.sqlite"), final_losses(tmp_path / "recomputed.sqlite")
+    assert recomputed == pytest.approx(plain, rel=1e-5)

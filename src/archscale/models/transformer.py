@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from archscale.models.config import ModelConfig
 from archscale.models.layers import CausalSelfAttention, RMSNorm, SwiGLU, rotary_tables
@@ -63,6 +64,7 @@ class Transformer(nn.Module):
         cos, sin = rotary_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.checkpoint_activations = False  # recompute each block in the backward pass (memory for time)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -93,8 +95,9 @@ class Transformer(nn.Module):
         cos, sin = self.rope_cos[:t], self.rope_sin[:t]
         x = self.embed(idx)
         stats: list[RouterStats] = []
+        recompute = self.checkpoint_activations and torch.is_grad_enabled()
         for block in self.blocks:
-            x, s = block(x, cos, sin)
+            x, s = checkpoint(block, x, cos, sin, use_reentrant=False) if recompute else block(x, cos, sin)
             if s is not None:
                 stats.append(s)
         return self.norm(x), stats

@@ -206,15 +206,20 @@ class InProcessExecutor:
         *,
         info: DistInfo | None = None,
         compile: bool = False,
+        checkpoint_activations: bool = False,
     ) -> None:
         self.device, self.logs, self.info, self.compile = device, logs, info or DistInfo(), compile
+        self.checkpoint_activations = checkpoint_activations
 
     def _train(self, work: list[Task], coordinator: Coordinator | None) -> None:
         logs = self.logs if coordinator is not None else LogOptions(tensorboard=False)
         for task in work:
             for run_dict, run_dir, run_id, seeds in task:
                 emit = _ignore if coordinator is None else partial(_forward, coordinator, run_id)
-                result = run_one(run_dict, run_dir, emit, self.device, logs, seeds, self.info, self.compile)
+                result = run_one(
+                    run_dict, run_dir, emit, self.device, logs, seeds, self.info, self.compile,
+                    self.checkpoint_activations,
+                )  # fmt: skip
                 if coordinator is not None:
                     coordinator.result(result)
 
@@ -427,13 +432,19 @@ def train_in_process_group(
     *,
     device: str = "auto",
     compile: bool = False,
+    checkpoint_activations: bool = False,
     sweep: str | None = None,
 ) -> SweepSummary | None:
     """Train ``runs`` with every rank of the ``torchrun`` group this process belongs to (or alone, without
     torchrun): rank 0 records into the store at ``store_path`` and returns the summary, the others None."""
     info = init_distributed()
     try:
-        executor = InProcessExecutor(resolve_device(device, info.local_rank), info=info, compile=compile)
+        executor = InProcessExecutor(
+            resolve_device(device, info.local_rank),
+            info=info,
+            compile=compile,
+            checkpoint_activations=checkpoint_activations,
+        )
         if not info.is_main:
             executor.follow()
             return None

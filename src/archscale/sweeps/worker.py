@@ -42,6 +42,7 @@ def run_one(
     branches: dict[int, list[str]] | None = None,
     dist_info: DistInfo | None = None,
     compile: bool = False,
+    checkpoint_activations: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) one run; returns ``RunResult`` as a dict, or a ``failed`` result with the traceback.
 
@@ -61,6 +62,7 @@ def run_one(
                 device=device,
                 dist_info=dist_info,
                 compile=compile,
+                checkpoint_activations=checkpoint_activations,
                 on_event=logger.tee(emit),
                 branches=branches,
             )

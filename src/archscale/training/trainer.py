@@ -86,12 +86,15 @@ class Trainer:
         device: str | torch.device = "cpu",
         dist_info: DistInfo | None = None,
         compile: bool = False,
+        checkpoint_activations: bool = False,
         on_event: EventHandler | None = None,
         divergence_ratio: float = 1.5,
         branches: Mapping[int, Sequence[str | Path]] | None = None,
     ) -> None:
         """``branches``: step → run directories of the shorter WSD runs that start from this run's state
-        after that step (:mod:`archscale.training.branches`)."""
+        after that step (:mod:`archscale.training.branches`). ``checkpoint_activations``: keep only each
+        block's input for the backward pass and recompute the rest (less memory, about a third more compute).
+        """
         self.run, self.data, self.run_dir = run, data, Path(run_dir)
         self.branches = {step: [Path(d) for d in dirs] for step, dirs in (branches or {}).items()}
         self.device = torch.device(device)
@@ -116,6 +119,7 @@ class Trainer:
             )
         torch.manual_seed(run.seed)
         self.model = build_model(run.model, self.device)
+        self.model.checkpoint_activations = checkpoint_activations  # keeps only block inputs for backward
         self.flops_per_token = flops_per_token(run.model, run.seq_len)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
