@@ -215,3 +215,25 @@ def test_newer_schema_and_foreign_files_are_refused(tmp_path):
     garbage.write_bytes(b"this is not a database at all, just some bytes" * 100)
     with pytest.raises(StoreError, match="not an SQLite results store"):
         ResultsStore(garbage)
+
+
+def test_commands_opening_a_new_store_at_once_create_its_schema_once(tmp_path):
+    """Two sweeps started together both open the new file: the schema must be created exactly once, not
+    fail in the second with 'table runs already exists' (seen in CI before the creation was serialised)."""
+    import multiprocessing as mp
+
+    path = tmp_path / "new.sqlite"
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        errors = pool.map(_open_store, [str(path)] * 12)
+    assert errors == [None] * 12
+    with ResultsStore(path) as store:
+        assert store.runs().empty
+
+
+def _open_store(path: str) -> str | None:
+    try:
+        ResultsStore(path).close()
+    except Exception as error:  # reported back to the test, which shows it
+        return repr(error)
+    return None

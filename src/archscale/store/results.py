@@ -75,31 +75,46 @@ class ResultsStore:
                 "(`archscale sweep run SPEC --store PATH`)"
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            self.path, timeout=30, isolation_level=None
+        )  # explicit transactions here
         try:
-            self._conn = sqlite3.connect(self.path, timeout=30)
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # One process at a time reads the schema and, for a new file, creates it: two commands opening a
+            # new store at once must not both create its tables.
+            self._conn.execute("BEGIN IMMEDIATE")
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             tables = [r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            problem = self._schema_problem(version, tables)
+            if problem is None and version == 0:
+                for statement in filter(str.strip, DDL.split(";")):
+                    self._conn.execute(statement)
+            self._conn.execute("ROLLBACK" if problem else "COMMIT")
         except sqlite3.DatabaseError as err:
+            self._conn.close()
             raise StoreError(
                 f"{self.path}: not an SQLite results store ({err}); pass a new or existing store path"
             ) from err
-        if version > SCHEMA_VERSION:
+        if problem is not None:
             self._conn.close()
-            raise StoreError(
+            raise StoreError(problem)
+        self._conn.isolation_level = ""  # back to sqlite3's implicit transactions for every write below
+        self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
+        self._conn.execute("PRAGMA foreign_keys = ON")
+
+    def _schema_problem(self, version: int, tables: list[str]) -> str | None:
+        """Why this file cannot be opened as a store (None when it can)."""
+        if version > SCHEMA_VERSION:
+            return (
                 f"{self.path}: written with store schema version {version}, but this archscale reads up to "
                 f"version {SCHEMA_VERSION}; upgrade archscale to open it"
             )
         if version == 0 and tables:
-            self._conn.close()
-            raise StoreError(
+            return (
                 f"{self.path}: an SQLite file that is not an archscale store (tables {tables}); "
                 "pass a new path for the store"
             )
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        if version == 0:
-            self._conn.executescript(DDL)
+        return None
 
     def close(self) -> None:
         self._conn.close()
