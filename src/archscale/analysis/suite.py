@@ -97,6 +97,8 @@ def store_runs(store: ResultsStore) -> pd.DataFrame:
     return runs
 
 
-def from_store(store: ResultsStore, **options: Any) -> Analyses:
-    """:func:`analyse` on a results store's finished runs, curves and test evals."""
-    return analyse(store_runs(store), store.curve(), store.evals(split="test", subset="all"), **options)
+def from_store(store: ResultsStore, runs: pd.DataFrame | None = None, **options: Any) -> Analyses:
+    """:func:`analyse` on a results store's finished runs, curves and test evals; ``runs``: the store's runs
+    with their metadata (:func:`store_runs`) when the caller has already read them."""
+    runs = store_runs(store) if runs is None else runs
+    return analyse(runs, store.curve(), store.evals(split="test", subset="all"), **options)

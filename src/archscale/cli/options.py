@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,3 +59,12 @@ def parse_references(items: list[str] | None) -> dict[str, Path]:
             raise typer.BadParameter(f"expected NAME=PATH, got {item!r}", param_hint="--reference")
         references[name] = Path(path)
     return references
+
+
+def exit_if_runs_failed(summary: Any) -> None:
+    """Exit 1, with one line, when a sweep (a ``SweepSummary``) had failed runs; the report is already out."""
+    if summary.failed:
+        typer.echo(
+            f"error: {len(summary.failed)} runs failed (see `archscale runs list --status failed`)", err=True
+        )
+        raise typer.Exit(1)

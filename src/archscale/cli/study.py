@@ -12,6 +12,7 @@ from archscale.cli.options import (
     BootstrapOption,
     ReferenceOption,
     WorkersOption,
+    exit_if_runs_failed,
     parse_references,
 )
 
@@ -47,13 +48,11 @@ def study_command(
 
     Exits 1 when any run failed (the report is still written from the runs that finished)."""
     from archscale.study import run_study, study_runs
-    from archscale.sweeps.executor import DEFAULT_WORKERS
 
     if dry_run:
-        from archscale.sweeps.dry_run import format_plan, plan_runs
+        from archscale.sweeps.dry_run import plan_text
 
-        _, runs = study_runs(preset, spec, seed)
-        typer.echo(format_plan(plan_runs(runs), workers or DEFAULT_WORKERS))
+        typer.echo(plan_text(study_runs(preset, spec, seed)[1], workers))
         return
     result = run_study(
         preset,
@@ -68,9 +67,4 @@ def study_command(
     typer.echo(result.report.headline())
     typer.echo(f"report: {result.report.index}  (summary: {result.report.summary_path})")
     typer.echo(f"study wall time: {result.wall_time:.0f} s")
-    if result.sweep.failed:
-        typer.echo(
-            f"error: {len(result.sweep.failed)} runs failed (see `archscale runs list --status failed`)",
-            err=True,
-        )
-        raise typer.Exit(1)
+    exit_if_runs_failed(result.sweep)

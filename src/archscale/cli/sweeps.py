@@ -13,12 +13,13 @@ from archscale.cli.options import (
     DeviceOption,
     StoreOption,
     WorkersOption,
+    exit_if_runs_failed,
 )
 from archscale.cli.shell import ArchscaleGroup
 from archscale.store import ResultsStore
 from archscale.sweeps import SpecError, load_spec
+from archscale.sweeps.dry_run import plan_text
 from archscale.sweeps.executor import (
-    DEFAULT_WORKERS,
     SweepSummary,
     default_run_root,
     executor_for,
@@ -70,9 +71,7 @@ def run_cmd(
     sweep = _load(spec)
     runs = sweep.expand()
     if dry_run:
-        from archscale.sweeps.dry_run import format_plan, plan_runs
-
-        typer.echo(format_plan(plan_runs(runs), workers or DEFAULT_WORKERS))
+        typer.echo(plan_text(runs, workers))
         return
     if executor == "ray":
         from archscale.sweeps.ray_executor import RayExecutor
@@ -97,11 +96,7 @@ def _report(name: str, summary: SweepSummary, store: Path) -> None:
         f"sweep {name!r}: {summary.total} runs, {summary.skipped} already done, {len(summary.finished)} finished, "
         f"{len(summary.diverged)} diverged, {len(summary.failed)} failed; store: {store}"
     )
-    if summary.failed:
-        typer.echo(
-            f"error: {len(summary.failed)} runs failed (see `archscale runs list --status failed`)", err=True
-        )
-        raise typer.Exit(1)
+    exit_if_runs_failed(summary)
 
 
 def train_cmd(

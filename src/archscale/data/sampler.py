@@ -17,6 +17,16 @@ from archscale.data.errors import DataError
 from archscale.data.shards import Shards
 
 
+def epochs_over(tokens: float, sizes: Mapping[str, int], weights: Mapping[str, float] | None = None) -> float:
+    """How many times ``tokens`` sampled tokens go over subsets of ``sizes`` tokens mixed by ``weights``
+    (default: by size, i.e. uniform over the split), counted on the subset repeated most (its share of the
+    tokens over its size): above 1, text is seen again (Muennighoff et al. 2023 measure what repeated data
+    costs a scaling law)."""
+    mix = dict(sizes) if weights is None else {s: w for s, w in weights.items() if w > 0 and s in sizes}
+    total = sum(mix.values())
+    return max(tokens * w / total / sizes[s] for s, w in mix.items())
+
+
 def _positive_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise DataError(f"{name} must be a positive integer, got {value!r}")
@@ -64,10 +74,8 @@ class BatchSampler:
         self._highs = np.array([len(shards[s]) - window + 1 for s in self.subsets], dtype=np.int64)
 
     def epochs(self, tokens: int) -> float:
-        """How many times ``tokens`` trained tokens go over the data, counted on the subset repeated most
-        (its share of the tokens over its size): above 1, text is seen again (Muennighoff et al. 2023
-        measure what repeated data costs a scaling law)."""
-        return max(tokens * self.weights[s] / len(self.shards[s]) for s in self.subsets)
+        """How many times ``tokens`` trained tokens go over this sampler's data (:func:`epochs_over`)."""
+        return epochs_over(tokens, {s: len(self.shards[s]) for s in self.subsets}, self.weights)
 
     def batch(self, step: int) -> torch.Tensor:
         """The batch of ``step``: int64 ids of shape (batch_size, seq_len + 1)."""

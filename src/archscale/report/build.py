@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from archscale.analysis import NOT_TESTED, Analyses, Verdict, analyse, jsonable
+from archscale.analysis import NOT_TESTED, Analyses, Verdict, from_store, jsonable
 from archscale.analysis.downstream import downstream_table
 from archscale.analysis.public import PublicEvidence, clark_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
@@ -259,13 +259,8 @@ def build_report(
             raise ReportError(f"--store {store_path}: the results store holds no runs; nothing to report")
         runs_seed, public_seed = spawn_seeds(seed, 2)
         runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
-        analyses = analyse(
-            runs,
-            store.curve(),
-            store.evals(split="test", subset="all"),
-            bootstrap=bootstrap,
-            seed=runs_seed,
-            allow_mixed_corpora=allow_mixed_corpora,
+        analyses = from_store(
+            store, runs, bootstrap=bootstrap, seed=runs_seed, allow_mixed_corpora=allow_mixed_corpora
         )
         corpora = sorted(runs["corpus"].dropna().unique().tolist())
         inventory = run_inventory(store, runs)

@@ -18,7 +18,9 @@ import numpy as np
 
 from archscale.data.corpus import load_corpus
 from archscale.data.errors import DataError
+from archscale.data.sampler import epochs_over
 from archscale.data.shards import shard_token_counts
+from archscale.sweeps.executor import DEFAULT_WORKERS
 from archscale.training.branches import plan_branches
 from archscale.training.run_config import RunConfig
 
@@ -52,34 +54,27 @@ def cpu_tokens_per_s(flops_per_token: float) -> float:
     return float(flops_per_s / flops_per_token)
 
 
-def _train_tokens(run: RunConfig) -> int | None:
-    """Tokens in the train split the run samples from, if its corpus and shards are built (None if not)."""
+def _train_sizes(run: RunConfig) -> dict[str, int] | None:
+    """Train-split tokens per subset of the run's corpus, if it and its shards are built (None if not)."""
     try:
         counts = shard_token_counts(load_corpus(run.dataset)).get(run.tokenizer, {})
     except DataError:
         return None
-    per_subset = {s: split["train"] for s, split in counts.items() if "train" in split}
-    if not per_subset:
-        return None
-    if run.mixture is None:
-        return sum(per_subset.values())
-    weights = {s: w for s, w in run.mixture.items() if w > 0}
-    total = sum(weights.values())
-    return int(min(per_subset[s] * total / w for s, w in weights.items() if s in per_subset))
+    return {s: split["train"] for s, split in counts.items() if "train" in split} or None
 
 
 def plan_runs(runs: Sequence[RunConfig]) -> list[PlannedRun]:
     """Every run with its tokens, FLOPs, epochs (None until its corpus is built) and estimated seconds on one
     CPU thread and on one GPU of each kind; a cooldown branch costs only its own decay steps."""
     branches = plan_branches(runs)
-    available: dict[tuple[str, str], int | None] = {}
+    available: dict[tuple[str, str], dict[str, int] | None] = {}
     planned = []
     for run in runs:
         derived = run.derived()
         key = (run.dataset, run.tokenizer)
         if key not in available:
-            available[key] = _train_tokens(run)
-        data = available[key]
+            available[key] = _train_sizes(run)
+        sizes = available[key]
         branch = branches.get(run.run_id)
         trained = 1.0 if branch is None else (run.steps - branch.step) / run.steps
         seconds = {"cpu (1 thread, measured)": trained * derived["D"] / cpu_tokens_per_s(derived["N"])}
@@ -92,7 +87,7 @@ def plan_runs(runs: Sequence[RunConfig]) -> list[PlannedRun]:
                 kind=run.model.kind,
                 tokens=int(derived["D"]),
                 flops=float(derived["C"]),
-                epochs=None if data is None else derived["D"] / data,
+                epochs=None if sizes is None else epochs_over(derived["D"], sizes, run.mixture),
                 trained=trained,
                 seconds=seconds,
             )
@@ -123,6 +118,11 @@ def format_plan(planned: Sequence[PlannedRun], workers: int = 1) -> str:
             "epochs); repeated data bends scaling laws: use a larger corpus for these budgets"
         )
     return "\n".join(lines)
+
+
+def plan_text(runs: Sequence[RunConfig], workers: int | None = None) -> str:
+    """The plan of ``runs`` as ``--dry-run`` prints it (``workers``: CPU workers, default 2)."""
+    return format_plan(plan_runs(runs), workers or DEFAULT_WORKERS)
 
 
 def _duration(seconds: float) -> str:

@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+import torch
 from tqdm.auto import tqdm
 
 from archscale.store import FINAL_STATUSES, ResultsStore
@@ -360,16 +361,12 @@ def executor_for(
     of the GPUs puts several small runs on each); one GPU with no ``workers`` trains in this process.
     ``cuda:N``: that GPU alone, in this process. ``auto``: ``cuda`` when a GPU is visible, else ``cpu``."""
     if device == "auto":
-        import torch
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         chosen = DEFAULT_WORKERS if workers is None else workers
         return LocalExecutor(chosen, threads=threads) if chosen > 0 else InProcessExecutor("cpu")
     if device == "cuda":
         if gpus is None:
-            import torch
-
             gpus = torch.cuda.device_count()
         if gpus < 1:
             raise SpecError("--device cuda: no GPU is visible; use --device cpu")
@@ -398,32 +395,21 @@ def run_sweep(
     longest-first (each branch right after its trunk), write everything back. Another sweep training into
     the same store at the same time is refused (:meth:`ResultsStore.writing_runs`), so no run trains twice."""
     with store.writing_runs():
-        return _run_sweep(runs, store, run_root, executor, sweep, progress)
-
-
-def _run_sweep(
-    runs: Sequence[RunConfig],
-    store: ResultsStore,
-    run_root: Path,
-    executor: Executor,
-    sweep: str | None,
-    progress: bool,
-) -> SweepSummary:
-    branches = plan_branches(runs)
-    for run in runs:
-        store.add_run(run, sweep=sweep)
-        if run.run_id in branches:
-            store.set_meta(run.run_id, "branch", asdict(branches[run.run_id]))
-    done = set(store.finished_ids())
-    todo = order_longest_first([r for r in runs if r.run_id not in done])
-    prepare_data(todo)
-    coordinator = Coordinator(store, todo, progress=progress)
-    coordinator.summary.total, coordinator.summary.skipped = len(runs), len(runs) - len(todo)
-    try:
-        executor.execute(todo, Path(run_root), coordinator, branches=branches)
-    finally:
-        coordinator.close()
-    return coordinator.summary
+        branches = plan_branches(runs)
+        for run in runs:
+            store.add_run(run, sweep=sweep)
+            if run.run_id in branches:
+                store.set_meta(run.run_id, "branch", asdict(branches[run.run_id]))
+        done = set(store.finished_ids())
+        todo = order_longest_first([r for r in runs if r.run_id not in done])
+        prepare_data(todo)
+        coordinator = Coordinator(store, todo, progress=progress)
+        coordinator.summary.total, coordinator.summary.skipped = len(runs), len(runs) - len(todo)
+        try:
+            executor.execute(todo, Path(run_root), coordinator, branches=branches)
+        finally:
+            coordinator.close()
+        return coordinator.summary
 
 
 def train_in_process_group(
