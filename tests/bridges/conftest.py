@@ -62,5 +62,5 @@ def stored_run(tmp_path: Path) -> StoredRun:
     with ResultsStore(store) as results:
         results.add_run(run, sweep="bridges-test")
         results.set_status(run.run_id, "finished")
-    save_weights(tmp_path / "results-runs" / run.run_id, model)
+    save_weights(tmp_path / "results-runs" / run.run_id, model.state_dict(), model.cfg.tie_embeddings)
     return StoredRun(store, run.run_id, model)

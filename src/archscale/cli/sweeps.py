@@ -26,6 +26,7 @@ from archscale.sweeps.executor import (
     run_sweep,
     train_in_process_group,
 )
+from archscale.training.options import TrainOptions
 
 app = typer.Typer(
     cls=ArchscaleGroup, help="Run sweeps of training runs from a YAML spec.", no_args_is_help=True
@@ -111,6 +112,13 @@ def train_cmd(
             help="Recompute each block in backward: less memory, ~1/3 more compute.",
         ),
     ] = False,
+    shard: Annotated[
+        bool,
+        typer.Option(
+            "--shard",
+            help="FSDP2 over the torchrun group instead of DDP: each rank holds 1/N of the model (big models).",
+        ),
+    ] = False,
 ) -> None:
     """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
     sweep = _load(spec)
@@ -118,8 +126,7 @@ def train_cmd(
         sweep.expand(),
         store,
         device=device,
-        compile=compile,
-        checkpoint_activations=checkpoint_activations,
+        options=TrainOptions(compile, checkpoint_activations, shard),
         sweep=sweep.name,
     )
     if summary is not None:

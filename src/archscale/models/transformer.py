@@ -68,11 +68,7 @@ class Transformer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2 style: N(0, std) everywhere, residual output projections scaled by 1/sqrt(2·layers).
-
-        Also refills the rotary tables, so a model built on the meta device and moved with
-        ``to_empty`` (the FSDP path) is fully initialised by this one call.
-        """
+        """GPT-2 style: N(0, std) everywhere, residual output projections scaled by 1/sqrt(2·layers)."""
         std = self.cfg.init_std
         residual_std = std / math.sqrt(2 * self.cfg.n_layers)
         for name, p in self.named_parameters():
@@ -82,10 +78,12 @@ class Transformer(nn.Module):
                 nn.init.normal_(p, 0.0, residual_std)
             else:
                 nn.init.normal_(p, 0.0, std)
-        if self.rope_cos.device.type != "meta":
-            cos, sin = rotary_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta)
-            self.rope_cos.copy_(cos)
-            self.rope_sin.copy_(sin)
+
+    def reset_rotary(self) -> None:
+        """Refill the rotary tables (not saved with the weights): after ``to_empty`` from the meta device."""
+        cos, sin = rotary_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta)
+        self.rope_cos.copy_(cos)
+        self.rope_sin.copy_(sin)
 
     def features(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[RouterStats]]:
         """The normed final hidden states (what the output head reads) and each MoE layer's router stats."""

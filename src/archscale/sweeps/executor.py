@@ -28,6 +28,7 @@ from typing import Any, Protocol, TextIO
 import torch
 from tqdm.auto import tqdm
 
+from archscale.errors import ArchscaleError
 from archscale.store import FINAL_STATUSES, ResultsStore
 from archscale.sweeps.run_logs import LogOptions
 from archscale.sweeps.spec import SpecError, order_longest_first
@@ -40,6 +41,7 @@ from archscale.training.distributed import (
     share_from_rank0,
     shutdown,
 )
+from archscale.training.options import TrainOptions
 from archscale.training.run_config import RunConfig
 
 
@@ -206,21 +208,16 @@ class InProcessExecutor:
         logs: LogOptions | None = None,
         *,
         info: DistInfo | None = None,
-        compile: bool = False,
-        checkpoint_activations: bool = False,
+        options: TrainOptions = TrainOptions(),
     ) -> None:
-        self.device, self.logs, self.info, self.compile = device, logs, info or DistInfo(), compile
-        self.checkpoint_activations = checkpoint_activations
+        self.device, self.logs, self.info, self.options = device, logs, info or DistInfo(), options
 
     def _train(self, work: list[Task], coordinator: Coordinator | None) -> None:
         logs = self.logs if coordinator is not None else LogOptions(tensorboard=False)
         for task in work:
             for run_dict, run_dir, run_id, seeds in task:
                 emit = _ignore if coordinator is None else partial(_forward, coordinator, run_id)
-                result = run_one(
-                    run_dict, run_dir, emit, self.device, logs, seeds, self.info, self.compile,
-                    self.checkpoint_activations,
-                )  # fmt: skip
+                result = run_one(run_dict, run_dir, emit, self.device, logs, seeds, self.info, self.options)
                 if coordinator is not None:
                     coordinator.result(result)
 
@@ -417,20 +414,19 @@ def train_in_process_group(
     store_path: Path,
     *,
     device: str = "auto",
-    compile: bool = False,
-    checkpoint_activations: bool = False,
+    options: TrainOptions = TrainOptions(),
     sweep: str | None = None,
 ) -> SweepSummary | None:
     """Train ``runs`` with every rank of the ``torchrun`` group this process belongs to (or alone, without
     torchrun): rank 0 records into the store at ``store_path`` and returns the summary, the others None."""
     info = init_distributed()
-    try:
-        executor = InProcessExecutor(
-            resolve_device(device, info.local_rank),
-            info=info,
-            compile=compile,
-            checkpoint_activations=checkpoint_activations,
+    if options.shard and not info.enabled:
+        raise ArchscaleError(
+            "--shard: FSDP shards a model over the ranks of a torchrun group, and this process is alone",
+            hint="start it with `torchrun --nproc-per-node N` (N ≥ 2) or leave --shard out",
         )
+    try:
+        executor = InProcessExecutor(resolve_device(device, info.local_rank), info=info, options=options)
         if not info.is_main:
             executor.follow()
             return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from archscale.sweeps.run_logs import LogOptions, RunLogger
 from archscale.training.distributed import DistInfo
+from archscale.training.options import TrainOptions
 from archscale.training.run_config import RunConfig
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -41,8 +42,7 @@ def run_one(
     logs: LogOptions | None = None,
     branches: dict[int, list[str]] | None = None,
     dist_info: DistInfo | None = None,
-    compile: bool = False,
-    checkpoint_activations: bool = False,
+    options: TrainOptions = TrainOptions(),
 ) -> dict[str, Any]:
     """Train (or resume) one run; returns ``RunResult`` as a dict, or a ``failed`` result with the traceback.
 
@@ -61,8 +61,7 @@ def run_one(
                 Path(run_dir),
                 device=device,
                 dist_info=dist_info,
-                compile=compile,
-                checkpoint_activations=checkpoint_activations,
+                options=options,
                 on_event=logger.tee(emit),
                 branches=branches,
             )

@@ -43,10 +43,11 @@ def load_state(run_dir: Path) -> dict[str, Any] | None:
         raise RuntimeError(f"checkpoint {path} is unreadable ({err}); delete it to restart this run") from err
 
 
-def save_weights(run_dir: Path, model: torch.nn.Module) -> Path:
-    """Final weights as safetensors (tied tensors are stored once, under the embedding's name)."""
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if getattr(getattr(model, "cfg", None), "tie_embeddings", False):
+def save_weights(run_dir: Path, weights: dict[str, torch.Tensor], tie_embeddings: bool) -> Path:
+    """Final weights (a model's state dict) as safetensors; tied tensors are stored once, under the
+    embedding's name."""
+    state = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+    if tie_embeddings:
         state.pop("lm_head.weight", None)
     path = Path(run_dir) / WEIGHTS_FILE
     _atomic_write(path, lambda p: save_file(state, str(p)))

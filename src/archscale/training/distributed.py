@@ -1,4 +1,5 @@
-"""Process-group set-up for ``torchrun``: one process per device, gloo on CPU, NCCL on GPU."""
+"""Process-group set-up for ``torchrun`` (one process per device, gloo on CPU, NCCL on GPU) and the
+FSDP2 sharding of a model over the group."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+from archscale.models import ModelConfig, Transformer, build_model
 
 T = TypeVar("T")
 
@@ -37,12 +43,15 @@ def init_distributed(backend: str | None = None) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def mean_across_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+def sum_across_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         value = value.clone()
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)  # gloo has no AVG
-        value /= info.world_size
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value
+
+
+def mean_across_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    return sum_across_ranks(value, info) / info.world_size  # gloo has no AVG
 
 
 def average_gradients(params: list[torch.Tensor], info: DistInfo) -> None:
@@ -53,6 +62,31 @@ def average_gradients(params: list[torch.Tensor], info: DistInfo) -> None:
     flat /= info.world_size
     chunks = flat.split([g.numel() for g in grads])
     torch._foreach_copy_(grads, [c.view_as(g) for c, g in zip(chunks, grads, strict=True)])
+
+
+def shard_model(
+    cfg: ModelConfig, device: torch.device, info: DistInfo, *, param_dtype: torch.dtype | None = None
+) -> Transformer:
+    """The model sharded with FSDP2 over the group's ``info.world_size`` ranks: each block one unit (its
+    weights gathered just before it runs, freed after), the embedding, final norm and head in the root.
+
+    No rank ever holds the whole model on ``device``: every rank builds it without memory (meta), shards
+    it, and receives its shards of the weights rank 0 drew on the CPU (from the seed set by the caller, so
+    the initial weights are those of a one-process run on the CPU). Parameters are computed in
+    ``param_dtype`` (bf16 on GPUs; None keeps fp32) and gradients are reduced in fp32.
+    """
+    weights = build_model(cfg, "cpu").state_dict() if info.is_main else {}
+    model = build_model(cfg, "meta")
+    mesh = init_device_mesh(device.type, (info.world_size,))
+    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    model.to_empty(device=device)
+    model.reset_rotary()
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, weights, options=options)
+    return model
 
 
 def resolve_device(device: str, local_rank: int = 0) -> str:

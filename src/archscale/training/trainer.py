@@ -20,14 +20,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 from archscale.data import BatchSampler, eval_windows, get_shards, get_tokenizer, load_corpus
 from archscale.models import build_model, flops_per_token
 from archscale.training import checkpoint
-from archscale.training.distributed import DistInfo, average_gradients, mean_across_ranks
+from archscale.training.distributed import (
+    DistInfo,
+    average_gradients,
+    mean_across_ranks,
+    shard_model,
+    sum_across_ranks,
+)
 from archscale.training.evaluation import evaluate
 from archscale.training.noise_scale import NoiseScaleEstimator
+from archscale.training.options import TrainOptions
 from archscale.training.run_config import RunConfig
 
 EventHandler = Callable[[str, dict[str, Any]], None]
@@ -85,16 +94,13 @@ class Trainer:
         *,
         device: str | torch.device = "cpu",
         dist_info: DistInfo | None = None,
-        compile: bool = False,
-        checkpoint_activations: bool = False,
+        options: TrainOptions = TrainOptions(),
         on_event: EventHandler | None = None,
         divergence_ratio: float = 1.5,
         branches: Mapping[int, Sequence[str | Path]] | None = None,
     ) -> None:
         """``branches``: step → run directories of the shorter WSD runs that start from this run's state
-        after that step (:mod:`archscale.training.branches`). ``checkpoint_activations``: keep only each
-        block's input for the backward pass and recompute the rest (less memory, about a third more compute).
-        """
+        after that step (:mod:`archscale.training.branches`)."""
         self.run, self.data, self.run_dir = run, data, Path(run_dir)
         self.branches = {step: [Path(d) for d in dirs] for step, dirs in (branches or {}).items()}
         self.device = torch.device(device)
@@ -111,6 +117,12 @@ class Trainer:
                 f"{self.dist.world_size * run.micro_batch_size}"
             )
         self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
+        self.sharded = options.shard
+        if self.sharded and not self.dist.enabled:
+            raise ValueError(
+                "shard: FSDP shards a model over the ranks of a torchrun group; start this command with "
+                "`torchrun --nproc-per-node N` (N ≥ 2) or train without --shard"
+            )
 
         if run.model.vocab_size != data.vocab_size:
             raise ValueError(
@@ -118,8 +130,11 @@ class Trainer:
                 f"{run.model.vocab_size}; build the data with RunConfig.tokenizer={run.tokenizer!r}"
             )
         torch.manual_seed(run.seed)
-        self.model = build_model(run.model, self.device)
-        self.model.checkpoint_activations = checkpoint_activations  # keeps only block inputs for backward
+        if self.sharded:  # the same initial weights as one process: rank 0 draws them, every rank shards
+            self.model = shard_model(run.model, self.device, self.dist, param_dtype=self.autocast_dtype)
+        else:
+            self.model = build_model(run.model, self.device)
+        self.model.checkpoint_activations = options.checkpoint_activations
         self.flops_per_token = flops_per_token(run.model, run.seq_len)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
@@ -132,11 +147,11 @@ class Trainer:
             DistributedDataParallel(
                 self.model, device_ids=[self.device] if self.device.type == "cuda" else None
             )
-            if self.dist.enabled
+            if self.dist.enabled and not self.sharded
             else None
         )
         module = self.ddp or self.model
-        self.forward = torch.compile(module) if compile else module
+        self.forward = torch.compile(module) if options.compile else module
         self.noise = NoiseScaleEstimator()
         self.curve: list[dict] = []
         self.evals: list[dict] = []
@@ -147,12 +162,21 @@ class Trainer:
         self.message: str | None = None
 
     # ---- state -----------------------------------------------------------------------------------
+    def _state_dict_options(self) -> StateDictOptions:
+        """Whole (unsharded) tensors, keyed by parameter name, in every mode: a checkpoint written by one
+        process, by DDP or by FSDP resumes in any of them, on any number of ranks."""
+        return (
+            StateDictOptions(full_state_dict=True, cpu_offload=True) if self.sharded else StateDictOptions()
+        )
+
     def state_dict(self) -> dict[str, Any]:
+        """The run's whole state (under FSDP a collective: every rank must call it; rank 0 gets it)."""
+        model, optimizer = get_state_dict(self.model, self.optimizer, options=self._state_dict_options())
         return {
             "step": self.step,
             "wall_time": self.wall_time,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model,
+            "optimizer": optimizer,
             "noise": self.noise.state_dict(),
             "curve": self.curve,
             "evals": self.evals,
@@ -162,8 +186,10 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        set_state_dict(
+            self.model, self.optimizer, model_state_dict=state["model"],
+            optim_state_dict=state["optimizer"], options=self._state_dict_options(),
+        )  # fmt: skip
         self.noise.load_state_dict(state["noise"])
         self.step, self.wall_time = state["step"], state["wall_time"]
         self.curve, self.evals = list(state["curve"]), list(state["evals"])
@@ -180,6 +206,9 @@ class Trainer:
         With the noise scale on, every micro-batch gradient is kept local (``no_sync``) so its norm is a
         genuine small-batch sample on every rank, and the ranks average the gradients once at the end;
         that makes N processes compute exactly what one process computes for the same global batch.
+        Under FSDP every backward averages the ranks' gradients into their shards, so a micro-batch's
+        gradient is that of micro-batch × world rows: the small batch of the estimate, measured when each
+        rank takes at least two micro-batches.
         """
         run, world = self.run, self.dist.world_size
         lr = run.lr_at(self.step)
@@ -192,9 +221,11 @@ class Trainer:
             .to(self.device)
             .split(run.micro_batch_size)
         )
-        n_micro, measure = len(micro_batches), run.measures_noise_scale
+        n_micro = len(micro_batches)
+        measure = n_micro > 1 if self.sharded else run.measures_noise_scale
         params = list(self.model.parameters())
-        previous = [torch.zeros_like(p) for p in params] if measure else None
+        local = [_local(p) for p in params]  # this rank's part of each parameter (all of it but under FSDP)
+        previous = [torch.zeros_like(p) for p in local] if measure else None
         small_sq_norms = []
         sums = torch.zeros(3, device=self.device)  # lm loss, aux loss, objective
         expert_fraction = None
@@ -210,7 +241,7 @@ class Trainer:
                     0 if expert_fraction is None else expert_fraction
                 )
             if previous is not None:  # this micro-batch's own gradient = accumulated minus previous
-                grads = [p.grad for p in params]
+                grads = [_local(p.grad) for p in params]
                 diff_norms = torch.stack(torch._foreach_norm(torch._foreach_sub(grads, previous)))
                 small_sq_norms.append(
                     n_micro**2 * diff_norms.square().sum()
@@ -219,18 +250,22 @@ class Trainer:
         if measure and self.ddp is not None:
             average_gradients(params, self.dist)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, run.grad_clip or float("inf"))  # |G_big|, pre-clip
+        grad_norm = float(_whole(grad_norm))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         lm_loss, aux_loss, loss = mean_across_ranks(sums / n_micro, self.dist).tolist()
         if measure:
-            small = mean_across_ranks(torch.stack(small_sq_norms).mean(), self.dist).item()
-            b_small, b_big = run.micro_batch_size * run.seq_len, run.batch_size * run.seq_len  # in tokens
-            self.noise.update([small], float(grad_norm) ** 2, b_small, b_big)
+            small = torch.stack(small_sq_norms)
+            small = sum_across_ranks(small, self.dist) if self.sharded else small  # a shard's part of each
+            small_mean = mean_across_ranks(small.mean(), self.dist).item()
+            micro_rows = run.micro_batch_size * (world if self.sharded else 1)
+            b_small, b_big = micro_rows * run.seq_len, run.batch_size * run.seq_len  # in tokens
+            self.noise.update([small_mean], grad_norm**2, b_small, b_big)
         fractions = (
             None if expert_fraction is None else mean_across_ranks(expert_fraction, self.dist).tolist()
         )
         return {
-            "lm_loss": lm_loss, "aux_loss": aux_loss, "loss": loss, "lr": lr, "grad_norm": float(grad_norm),
+            "lm_loss": lm_loss, "aux_loss": aux_loss, "loss": loss, "lr": lr, "grad_norm": grad_norm,
             "expert_fraction": fractions,
         }  # fmt: skip
 
@@ -239,16 +274,24 @@ class Trainer:
 
     # ---- the run ---------------------------------------------------------------------------------
     def _eval(self) -> None:
+        if (
+            self.sharded
+        ):  # evaluation reads the head directly: gather the root's weights (blocks gather theirs)
+            self.model.unshard()
         rows = evaluate(self.model, self.data.eval_windows, self.data.token_bytes, device=self.device,
                         autocast_dtype=self.autocast_dtype)  # fmt: skip
+        if self.sharded:
+            self.model.reshard()
         tokens = self.step * self.run.tokens_per_step
         rows = [{"step": self.step, "tokens": tokens, "split": "test", **r} for r in rows]
         self.evals.extend(rows)
         self.on_event("evals", {"rows": rows})
 
-    def _checkpoint(self) -> None:
+    def _save(self, run_dirs: Sequence[Path], name: str = checkpoint.STATE_FILE) -> None:
+        state = self.state_dict()  # on every rank: gathering a sharded model's state is collective
         if self.dist.is_main:
-            checkpoint.save_state(self.run_dir, self.state_dict())
+            for run_dir in run_dirs:
+                checkpoint.save_state(run_dir, state, name)
 
     def fit(self) -> RunResult:
         """Train to the end of the budget (or to divergence), resuming from a checkpoint if one exists."""
@@ -287,9 +330,8 @@ class Trainer:
                 break
             if self.step in eval_steps:
                 self._eval()
-            if self.dist.is_main:
-                for branch_dir in self.branches.get(self.step, ()):
-                    checkpoint.save_state(branch_dir, self.state_dict(), checkpoint.BRANCH_FILE)
+            if self.step in self.branches:
+                self._save(self.branches[self.step], checkpoint.BRANCH_FILE)
             now = time.perf_counter()
             if now - window_start > 1.0 or self.step == run.steps:
                 self.on_event("progress", {
@@ -302,13 +344,26 @@ class Trainer:
                 and self.step % run.checkpoint_every_steps == 0
                 and self.step < run.steps
             ):
-                self._checkpoint()
-        if self.status == "running":
+                self._save([self.run_dir])
+        finished = self.status == "running"
+        if finished:
             self.status = "finished"
-            if self.dist.is_main:
-                checkpoint.save_weights(self.run_dir, self.model)
-        self._checkpoint()
+        state = self.state_dict()
+        if self.dist.is_main:
+            if finished:
+                checkpoint.save_weights(self.run_dir, state["model"], self.run.model.tie_embeddings)
+            checkpoint.save_state(self.run_dir, state)
         return RunResult(
             run.run_id, self.status, self.step, self.curve[-1]["lm_loss"] if self.curve else float("nan"),
             self.diverged_step, self.wall_time, self.curve, self.evals, self.message, self.data.record,
         )  # fmt: skip
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of an FSDP parameter or gradient (a DTensor); any other tensor as it is."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+def _whole(tensor: torch.Tensor) -> torch.Tensor:
+    """The full value of a DTensor (e.g. a gradient norm over sharded gradients); any other tensor as it is."""
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor

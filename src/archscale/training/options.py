@@ -1,0 +1,20 @@
+"""Training options: no torch here, so sweeps and the CLI can pass them without importing it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a run trains, never what it computes (none of this enters the run's identity).
+
+    ``compile``: ``torch.compile`` the model. ``checkpoint_activations``: keep only each block's input for
+    the backward pass and recompute the rest (less memory, about a third more compute). ``shard``: FSDP2
+    over the ``torchrun`` group instead of DDP (each rank holds 1/world of the weights, gradients and
+    optimiser state; bf16 parameters with fp32 gradient reduction on GPUs) for models that outgrow one GPU.
+    """
+
+    compile: bool = False
+    checkpoint_activations: bool = False
+    shard: bool = False
