@@ -27,6 +27,7 @@ import torch
 
 from archscale.data import build_corpus_from_documents
 from archscale.models import build_model, flops_per_token, get_preset
+from archscale.models.memory import estimate_memory
 from archscale.models.moe import MoEFeedForward, grouped_available
 from archscale.store import ResultsStore
 from archscale.sweeps.executor import default_run_root, executor_for, run_sweep
@@ -86,8 +87,10 @@ def throughput(name: str, device: str, batch: int, seq: int, compile_backend: st
     peak = peak_flops(device)
     row = {"model": name, "compiled": compile_backend or "eager", "tokens_per_step": batch * seq,
            "step_ms": 1e3 * seconds, "tokens_per_s": tokens_per_s, "flops_per_token": per_token,
-           "mfu": None if peak is None else per_token * tokens_per_s / peak}  # fmt: skip
-    if device.startswith("cuda"):
+           "mfu": None if peak is None else per_token * tokens_per_s / peak,
+           "estimated_memory_gib": estimate_memory(cfg, batch, seq, accumulates=False,
+                                                   bf16=device.startswith("cuda")).total / 2**30}  # fmt: skip
+    if device.startswith("cuda"):  # the allocator's peak, to hold against the estimate (eager mode)
         row["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         torch.cuda.reset_peak_memory_stats()
     return row
@@ -102,6 +105,8 @@ def backends_agree(name: str, device: str, tokens: int) -> list[dict]:
         cfg = get_preset(name)
         torch.manual_seed(0)
         layer = MoEFeedForward(cfg.replace(moe_backend="loop")).to(device=device, dtype=dtype)
+        for weight in layer.parameters():  # the experts are allocated empty; the Transformer initialises them
+            torch.nn.init.normal_(weight, 0.0, cfg.init_std)
         twin = MoEFeedForward(cfg.replace(moe_backend=other)).to(device=device, dtype=dtype)
         twin.load_state_dict(layer.state_dict())
         x = torch.randn(1, tokens, cfg.d_model, device=device, dtype=dtype)
@@ -170,12 +175,14 @@ def markdown(report: dict) -> str:
     lines = [f"## GPU check, {m['date']}", "",
              f"- machine: {m.get('gpu', 'CPU (smoke)')}, {m.get('gpus', 0)} GPUs, torch {m['torch']}, {m['platform']}",
              "- command: `bash benchmarks/gpu_check.sh`", "",
-             "| model | mode | tokens/step | step ms | tokens/s | MFU | goal |", "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| model | mode | tokens/step | step ms | tokens/s | MFU | goal | GiB peak / estimated |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in report["throughput"]:
         goal = GOALS["moe" if r["model"].startswith("moe") else "dense"]
         mfu = "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
         lines.append(f"| {r['model']} | {r['compiled']} | {r['tokens_per_step']} | {r['step_ms']:.1f} | "
-                     f"{r['tokens_per_s']:,.0f} | {mfu} | ≥ {100 * goal:.0f} % |")  # fmt: skip
+                     f"{r['tokens_per_s']:,.0f} | {mfu} | ≥ {100 * goal:.0f} % | "
+                     f"{r.get('max_memory_gib', float('nan')):.3g} / {r['estimated_memory_gib']:.3g} |")  # fmt: skip
     lines.append("")
     for b in report["backends"]:
         lines.append(f"- {b['backend']} vs loop experts, {b['dtype']}: output rel. diff {b['output_rel_diff']:.2e}, "

@@ -59,3 +59,15 @@ def test_sweep_dry_run_reports_epochs_and_trains_nothing(tiny_corpus, tmp_path):
 
     train = get_shards(tiny_corpus, get_tokenizer("bytes", tiny_corpus), "train")
     assert epochs == pytest.approx(8 * 64 * 30 / train.num_tokens)
+
+
+def test_every_gpu_preset_run_fits_one_h200_and_the_plan_warns_about_one_that_does_not():
+    from archscale.models.memory import GIB
+    from archscale.sweeps.dry_run import format_plan
+
+    _, runs = study_runs("gpu")
+    assert max(p.gpu_bytes for p in plan_runs(runs)) < 141 * GIB  # each run trains on one H200 as specified
+    big = RunConfig.from_dict({"model": "dense-7b", "tokens": 10**9, "batch_size": 64, "lr": 1e-4,
+                               "seq_len": 2048, "micro_batch_size": 4})  # fmt: skip
+    text = format_plan(plan_runs([big]))
+    assert "warning: 1 runs need more than one 80 GiB GPU" in text and "--shard" in text

@@ -109,3 +109,21 @@ def test_noise_scale_and_expert_load_are_logged(tiny_corpus, tmp_path) -> None:
     fractions = result.curve[-1]["expert_fraction"]
     assert len(fractions) == 2 and all(len(layer) == 8 for layer in fractions)
     assert all(sum(layer) == pytest.approx(1.0) for layer in fractions)
+
+
+def test_a_run_too_big_for_its_device_is_refused_with_the_micro_batch_that_fits() -> None:
+    """The check the trainer makes on a GPU before allocating, given the device's bytes: dense-1b's batch
+    of 64 × 2048 tokens in one micro-batch needs far more than 80 GiB; a smaller micro-batch fits."""
+    from archscale.errors import ArchscaleError
+    from archscale.models.memory import GIB, estimate_memory
+    from archscale.training.options import TrainOptions
+    from archscale.training.trainer import check_memory
+
+    run = RunConfig.from_dict({"model": "dense-1b", "tokens": 10**9, "batch_size": 64, "lr": 1e-3,
+                               "seq_len": 2048, "micro_batch_size": 64})  # fmt: skip
+    with pytest.raises(ArchscaleError, match=r"micro_batch_size: 64 rows .* over its 80 GiB") as err:
+        check_memory(run, 1, TrainOptions(), 80 * GIB, bf16=True)
+    fits = int(str(err.value).split("set micro_batch_size: ")[1].split()[0])
+    assert 1 <= fits < 64 and 64 % fits == 0
+    assert estimate_memory(run.model, fits, 2048, bf16=True).total <= 80 * GIB
+    check_memory(run.replace(micro_batch_size=fits), 1, TrainOptions(), 80 * GIB, bf16=True)  # accepted

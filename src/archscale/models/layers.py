@@ -73,7 +73,8 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).unbind(2)  # (b, t, head, hd)
-        cos, sin = cos.view(t, 1, -1), sin.view(t, 1, -1)  # broadcast over heads
+        # broadcast over heads, in q's dtype: fp32 tables would promote bf16 q and k to fp32 under autocast
+        cos, sin = cos.view(t, 1, -1).to(q.dtype), sin.view(t, 1, -1).to(q.dtype)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         y = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True

@@ -20,6 +20,7 @@ from archscale.data.corpus import load_corpus
 from archscale.data.errors import DataError
 from archscale.data.sampler import epochs_over
 from archscale.data.shards import shard_token_counts
+from archscale.models.memory import GIB, estimate_memory
 from archscale.sweeps.executor import DEFAULT_WORKERS
 from archscale.training.branches import plan_branches
 from archscale.training.run_config import RunConfig
@@ -29,6 +30,7 @@ from archscale.training.run_config import RunConfig
 CPU_MEASURED = ((0.48e6, 43e3), (0.84e6, 34e3), (2.3e6, 16e3), (5.3e6, 8.3e3), (6.6e6, 9.2e3))
 ASSUMED_MFU = 0.40
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 FLOP/s (SXM)
+GPU_MEMORY_GIB = 80  # an H100's; the plan warns about runs that would not fit one
 
 
 @dataclass
@@ -42,6 +44,7 @@ class PlannedRun:
     flops: float
     epochs: float | None
     trained: float  # the share of its steps the run trains itself (a cooldown branch: its decay only)
+    gpu_bytes: int  # estimated peak memory on one GPU (bf16 autocast, the run's micro-batch)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -89,6 +92,13 @@ def plan_runs(runs: Sequence[RunConfig]) -> list[PlannedRun]:
                 flops=float(derived["C"]),
                 epochs=None if sizes is None else epochs_over(derived["D"], sizes, run.mixture),
                 trained=trained,
+                gpu_bytes=estimate_memory(
+                    run.model,
+                    run.micro_batch_size,
+                    run.seq_len,
+                    accumulates=run.measures_noise_scale,
+                    bf16=True,
+                ).total,
                 seconds=seconds,
             )
         )
@@ -98,11 +108,15 @@ def plan_runs(runs: Sequence[RunConfig]) -> list[PlannedRun]:
 def format_plan(planned: Sequence[PlannedRun], workers: int = 1) -> str:
     """A table of the planned runs and the totals, wall time per device kind over ``workers`` parallel ones."""
     kinds = list(planned[0].seconds) if planned else []
-    lines = [f"{'run':<13} {'model':<12} {'tokens':>10} {'FLOPs':>9} {'epochs':>7}  " + "  ".join(kinds)]
+    header = f"{'run':<13} {'model':<12} {'tokens':>10} {'FLOPs':>9} {'epochs':>7} {'GiB/GPU':>8}  "
+    lines = [header + "  ".join(kinds)]
     for p in planned:
         epochs = "?" if p.epochs is None else f"{p.epochs:.2g}"
         times = "  ".join(f"{_duration(p.seconds[k]):>{len(k)}}" for k in kinds)
-        lines.append(f"{p.run_id:<13} {p.model:<12} {p.tokens:>10.3g} {p.flops:>9.3g} {epochs:>7}  {times}")
+        lines.append(
+            f"{p.run_id:<13} {p.model:<12} {p.tokens:>10.3g} {p.flops:>9.3g} {epochs:>7} "
+            f"{p.gpu_bytes / GIB:>8.3g}  {times}"
+        )
     total_flops = sum(p.flops for p in planned)
     walls = "; ".join(
         f"{k.replace('1 thread', f'{workers} workers') if k.startswith('cpu') else k + ', one GPU'}: "
@@ -116,6 +130,12 @@ def format_plan(planned: Sequence[PlannedRun], workers: int = 1) -> str:
         lines.append(
             f"warning: {len(over)} runs go over their data more than once (up to {max(p.epochs for p in over):.2g} "
             "epochs); repeated data bends scaling laws: use a larger corpus for these budgets"
+        )
+    if too_big := [p for p in planned if p.gpu_bytes > GPU_MEMORY_GIB * GIB]:
+        lines.append(
+            f"warning: {len(too_big)} runs need more than one {GPU_MEMORY_GIB} GiB GPU at their micro-batch "
+            f"(up to {max(p.gpu_bytes for p in too_big) / GIB:.3g} GiB): lower micro_batch_size, add "
+            "--checkpoint-activations, or shard them over a torchrun group (--shard)"
         )
     return "\n".join(lines)
 

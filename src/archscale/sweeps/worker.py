@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from archscale.errors import ArchscaleError
 from archscale.sweeps.run_logs import LogOptions, RunLogger
 from archscale.training.distributed import DistInfo
 from archscale.training.options import TrainOptions
@@ -66,5 +67,9 @@ def run_one(
                 branches=branches,
             )
             return asdict(trainer.fit())
+    except (
+        ArchscaleError
+    ) as err:  # a run the user can fix (e.g. too big for the device): the one line says how
+        return {"run_id": run.run_id, "status": "failed", "message": str(err)}
     except Exception:  # one broken run must not stop a sweep: report it and let the coordinator record it
         return {"run_id": run.run_id, "status": "failed", "message": traceback.format_exc(limit=20)}

@@ -25,7 +25,9 @@ from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 from archscale.data import BatchSampler, eval_windows, get_shards, get_tokenizer, load_corpus
+from archscale.errors import ArchscaleError
 from archscale.models import build_model, flops_per_token
+from archscale.models.memory import GIB, estimate_memory, largest_micro_batch
 from archscale.training import checkpoint
 from archscale.training.distributed import (
     DistInfo,
@@ -129,6 +131,9 @@ class Trainer:
                 f"the data's tokeniser has {data.vocab_size} ids but RunConfig.model.vocab_size is "
                 f"{run.model.vocab_size}; build the data with RunConfig.tokenizer={run.tokenizer!r}"
             )
+        if self.device.type == "cuda":
+            budget = torch.cuda.get_device_properties(self.device).total_memory
+            check_memory(run, self.dist.world_size, options, budget, bf16=self.autocast_dtype is not None)
         torch.manual_seed(run.seed)
         if self.sharded:  # the same initial weights as one process: rank 0 draws them, every rank shards
             self.model = shard_model(run.model, self.device, self.dist, param_dtype=self.autocast_dtype)
@@ -357,6 +362,23 @@ class Trainer:
             run.run_id, self.status, self.step, self.curve[-1]["lm_loss"] if self.curve else float("nan"),
             self.diverged_step, self.wall_time, self.curve, self.evals, self.message, self.data.record,
         )  # fmt: skip
+
+
+def check_memory(run: RunConfig, ranks: int, options: TrainOptions, budget: float, *, bf16: bool) -> None:
+    """Refuse, before allocating anything, a run whose estimated peak exceeds ``budget`` bytes per device,
+    with the numbers and the micro-batch that would fit (:mod:`archscale.models.memory`)."""
+    rows = run.batch_size // ranks
+    setting = {"ranks": ranks, "shard": options.shard, "bf16": bf16,
+               "checkpoint_activations": options.checkpoint_activations}  # fmt: skip
+    micro = run.micro_batch_size
+    need = estimate_memory(run.model, micro, run.seq_len, accumulates=micro < rows, **setting)
+    if need.total > budget:
+        fits = largest_micro_batch(run.model, rows, run.seq_len, budget, **setting)
+        raise ArchscaleError(
+            f"RunConfig.micro_batch_size: {micro} rows of {run.seq_len} tokens need {need.describe()} per "
+            f"device, over its {budget / GIB:.3g} GiB",
+            hint=f"set micro_batch_size: {fits} in the spec (the largest that fits: the same batch, in smaller pieces)",
+        )
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,94 @@
+"""The memory estimate against the CPU allocator's measured peak, and its arithmetic against hand counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from archscale.errors import ArchscaleError
+from archscale.models import build_model, get_preset
+from archscale.models.memory import GIB, estimate_memory, largest_micro_batch
+from archscale.models.scale import config_counts
+
+
+def measured_peak(cfg, rows: int, seq_len: int, n_micro: int, *, recompute=False, bf16=False) -> int:
+    """Peak bytes the CPU allocator holds over two AdamW steps, from building the model on (the profiler
+    records every allocation and free; the running sum's maximum is the peak)."""
+    torch.manual_seed(0)
+    batches = torch.randint(0, cfg.vocab_size, (n_micro, rows, seq_len + 1))
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        model = build_model(cfg)
+        model.checkpoint_activations = recompute
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        for _ in range(2):
+            for batch in batches:
+                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                    loss = model(batch[:, :-1], batch[:, 1:]).loss / n_micro
+                loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
+    held = peak = 0
+    for event in events:
+        held += event.self_cpu_memory_usage
+        peak = max(peak, held)
+    return peak
+
+
+CASES = [  # preset, rows per micro-batch, seq_len, micro-batches, checkpointed, bf16 autocast
+    ("dense-800k", 16, 256, 2, False, False),
+    ("moe-800k", 8, 256, 1, False, False),
+    ("dense-100k", 48, 256, 1, False, False),  # 12288 tokens: the chunked loss
+    ("dense-800k", 16, 256, 2, True, False),
+    ("moe-800k", 8, 256, 2, True, False),
+    ("dense-800k", 8, 256, 2, False, True),
+    ("moe-800k", 8, 256, 1, False, True),
+]
+
+
+@pytest.mark.parametrize(("preset", "rows", "seq_len", "n_micro", "recompute", "bf16"), CASES)
+def test_estimate_is_within_20_percent_of_the_measured_peak(preset, rows, seq_len, n_micro, recompute, bf16):
+    torch.set_num_threads(1)
+    cfg = get_preset(preset).replace(moe_backend="loop")
+    peak = measured_peak(cfg, rows, seq_len, n_micro, recompute=recompute, bf16=bf16)
+    estimate = estimate_memory(
+        cfg, rows, seq_len, accumulates=n_micro > 1, checkpoint_activations=recompute, bf16=bf16
+    )
+    assert 0.8 * peak <= estimate.total <= 1.2 * peak, (estimate.describe(), peak / GIB)
+
+
+def test_weights_gradients_and_adamw_state_are_16_bytes_per_parameter_split_by_fsdp() -> None:
+    cfg = get_preset("dense-7b")
+    params = config_counts(cfg).total
+    one = estimate_memory(cfg, 1, 2048)
+    assert (one.weights, one.gradients, one.optimizer) == (4 * params, 4 * params, 8 * params)
+    eight = estimate_memory(cfg, 1, 2048, ranks=8, shard=True, bf16=True)
+    assert eight.optimizer == 8 * params // 8
+    # each rank's shard plus no more than a few blocks gathered: far below one GPU's whole copy
+    assert 4 * params // 8 < eight.weights < 4 * params // 4
+    assert eight.activations < one.activations  # bf16 matmul operands
+    ddp = estimate_memory(cfg, 1, 2048, ranks=8)
+    assert ddp.gradients == 2 * one.gradients and ddp.optimizer == one.optimizer
+
+
+def test_activations_grow_with_tokens_and_checkpointing_keeps_less() -> None:
+    cfg = get_preset("moe-200m")
+    small, big = (estimate_memory(cfg, rows, 1024).activations for rows in (2, 4))
+    assert big > small
+    assert estimate_memory(cfg, 4, 1024, checkpoint_activations=True).activations < big / 4
+
+
+def test_largest_micro_batch_is_the_largest_divisor_that_fits() -> None:
+    cfg = get_preset("dense-100m")
+    rows, seq_len = 64, 2048
+    budget = 40 * GIB
+    micro = largest_micro_batch(cfg, rows, seq_len, budget, bf16=True)
+    assert rows % micro == 0
+    assert estimate_memory(cfg, micro, seq_len, accumulates=micro < rows, bf16=True).total <= budget
+    bigger = next(m for m in range(micro + 1, rows + 1) if rows % m == 0)
+    assert estimate_memory(cfg, bigger, seq_len, accumulates=bigger < rows, bf16=True).total > budget
+    with pytest.raises(
+        ArchscaleError, match=r"needs \d+ GiB \(weights .*\) per device at micro_batch_size=1.*--shard"
+    ):
+        largest_micro_batch(get_preset("dense-7b"), rows, seq_len, 80 * GIB, bf16=True)
