@@ -66,6 +66,46 @@ def test_exported_logits_equal_archscale(
         assert hf.lm_head.weight.data_ptr() == hf.model.embed_tokens.weight.data_ptr()
 
 
+DESIGNS = [  # MoE design knobs (issue 15) and the HF class that must compute the same function
+    ({"granularity": 2}, "MixtralForCausalLM"),
+    ({"granularity": 2, "n_shared_experts": 1}, "Qwen2MoeForCausalLM"),
+    ({"granularity": 2, "n_shared_experts": 1, "renormalize": False}, "Qwen2MoeForCausalLM"),
+    ({"router_score": "sigmoid"}, "Glm4MoeForCausalLM"),
+    ({"router_score": "sigmoid", "balance": "loss_free"}, "Glm4MoeForCausalLM"),
+    ({"router_score": "sigmoid", "balance": "loss_free", "granularity": 2, "n_shared_experts": 1,
+      "renormalize": False}, "Glm4MoeForCausalLM"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("design", "architecture"), DESIGNS, ids=[a + str(i) for i, (_, a) in enumerate(DESIGNS)]
+)
+def test_exported_moe_designs_compute_archscale_logits(
+    tmp_path: Path, tiny_model, design, architecture
+) -> None:
+    model = tiny_model("moe", **design)
+    biases = [b for name, b in model.named_buffers() if name.endswith("expert_bias")]
+    for i, bias in enumerate(biases):  # a trained-looking selection bias, large enough to change choices
+        bias.copy_(0.3 * torch.randn(bias.shape, generator=torch.Generator().manual_seed(i)))
+    export_checkpoint(model.cfg, model.state_dict(), ByteTokenizer(), tmp_path)
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert type(hf).__name__ == architecture == hf_architecture(model.cfg)
+    ids = random_ids((3, 96), seed=2)
+    torch.testing.assert_close(logits_of(hf, ids), logits_of(model, ids), rtol=1e-4, atol=1e-4)
+    if biases:  # the bias matters: without it the HF model routes differently
+        for module in hf.modules():
+            if hasattr(module, "e_score_correction_bias"):
+                module.e_score_correction_bias.zero_()
+        assert not torch.allclose(logits_of(hf, ids), logits_of(model, ids), rtol=1e-4, atol=1e-4)
+
+
+def test_softmax_with_loss_free_balancing_has_no_hf_class(tmp_path: Path, tiny_model) -> None:
+    model = tiny_model("moe", balance="loss_free")
+    with pytest.raises(ExportError, match=r"ModelConfig\.balance: no transformers class"):
+        export_checkpoint(model.cfg, model.state_dict(), ByteTokenizer(), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_routing_variants_compute_different_functions(tiny_model) -> None:
     """Renormalised and plain top-k weights must differ, or the MoE cases above could not tell them apart."""
     plain = tiny_model("moe", renormalize=False)

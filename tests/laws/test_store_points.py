@@ -102,6 +102,7 @@ def test_law_points_carry_the_laws_columns(study):
     assert smoothed["params"].tolist() == smoothed["run_id"].map(params).tolist()
     for points in (final, smoothed):
         assert (points["kind"] == "dense").all() and (points["experts"] == 1.0).all()
+        assert (points["granularity"] == 1.0).all()
         assert points["compute"].tolist() == pytest.approx(
             (points["model_scale"] * points["tokens"]).tolist()
         )
@@ -136,3 +137,13 @@ def test_kind_fits_one_family_of_a_store(study):
     result = runner.invoke(app, ["fit", "chinchilla", "--data", str(path), "--kind", "moe"])
     assert result.exit_code == 2
     assert result.stderr == f"error: --data {path}: no finished moe runs; drop --kind or train some\n"
+
+
+def test_law_points_read_the_granularity_of_a_fine_grained_moe(tmp_path):
+    cfg = config("moe-800k-g4", steps=4)
+    with ResultsStore(tmp_path / "s.sqlite") as store:
+        store.add_run(cfg, status="finished")
+        rows = [{"step": s, "tokens": s * 512, "lm_loss": 5.0 - s, "loss": 5.0 - s} for s in (1, 2, 3, 4)]
+        store.add_curve(cfg.run_id, rows)
+        points = law_points(store.runs(), store.curve(), rule="final")
+    assert points["granularity"].tolist() == [4.0] and points["experts"].tolist() == [8.0]

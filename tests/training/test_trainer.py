@@ -7,7 +7,9 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from archscale.models import get_preset
 from archscale.training.noise_scale import unbiased_estimates
 from archscale.training.run_config import RunConfig
 from archscale.training.trainer import Trainer, load_train_data
@@ -55,8 +57,14 @@ class Crash(Exception):
     pass
 
 
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_corpus, tmp_path) -> None:
-    run = make_run(tiny_corpus, model="moe-100k", micro_batch_size=4)
+LOSS_FREE = {**get_preset("moe-100k").to_dict(), "router_score": "sigmoid", "balance": "loss_free",
+             "aux_loss_weight": 0.0, "bias_update_rate": 0.01}  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["moe-100k", LOSS_FREE], ids=["moe", "loss-free"])
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_corpus, tmp_path, model) -> None:
+    """Loss-free balancing's expert biases are state too: a resume without them would route differently."""
+    run = make_run(tiny_corpus, model=model, micro_batch_size=4)
     reference = train(run, tmp_path / "a")
 
     def crash_after_step_25(kind, payload):
@@ -69,6 +77,13 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_corpus, tmp_pat
     assert resumed.final_loss == reference.final_loss
     assert [r["lm_loss"] for r in resumed.curve] == [r["lm_loss"] for r in reference.curve]
     assert [r["noise_scale"] for r in resumed.curve][-1] == reference.curve[-1]["noise_scale"]
+    weights = load_file(tmp_path / "b" / "model.safetensors")
+    biases = [w for name, w in weights.items() if name.endswith("expert_bias")]
+    assert len(biases) == (run.model.n_layers if run.model.balance == "loss_free" else 0)
+    for bias in biases:  # moved once per step by ±rate (or 0): multiples of the rate, at most 40 of them
+        steps = bias / run.model.bias_update_rate
+        torch.testing.assert_close(steps, steps.round(), rtol=0, atol=1e-3)
+        assert 0 < steps.abs().max() <= run.steps
 
 
 def test_huge_learning_rate_is_recorded_as_diverged(tiny_corpus, tmp_path) -> None:

@@ -13,6 +13,7 @@ Smoothing happens on read and is never stored: the store keeps what the trainer 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -258,8 +259,9 @@ def law_points(
       included; ``points_per_run`` and ``window`` do not apply.
 
     Columns: ``run_id``, ``kind``, ``model_scale`` (N), ``params`` (P), ``experts`` (E), ``tokens`` (D),
-    ``loss``, ``compute`` (N·D), ``batch_size`` (tokens per step), ``lr`` — ``params``, ``batch_size``
-    and ``lr`` when the runs table has ``P``, ``batch_tokens`` and ``lr``.
+    ``loss``, ``compute`` (N·D), ``batch_size`` (tokens per step), ``lr``, ``granularity`` (G) —
+    ``params``, ``batch_size``, ``lr`` and ``granularity`` when the runs table has ``P``,
+    ``batch_tokens``, ``lr`` and ``config``.
     """
     rule = points_rule(runs, rule)
     if rule == "curves":
@@ -272,6 +274,9 @@ def law_points(
         finals = final_points(curve[curve["run_id"].isin(finished["run_id"])], "lm_loss")
         points = _points_table(finals, finished, "loss")
     extras = runs[["run_id", *(c for c in _RUN_EXTRAS if c in runs)]].rename(columns=_RUN_EXTRAS)
+    if "config" in runs:  # MoE design knobs live in the stored config (dense and older runs: G = 1)
+        models = [json.loads(c)["model"] for c in runs["config"]]
+        extras["granularity"] = [float(m.get("granularity", 1)) for m in models]
     points = points.merge(extras, on="run_id", how="left")  # a left merge keeps the points' order
     points["compute"] = points["model_scale"] * points["tokens"]
     if rule == "budgets" and "trunk" in runs:

@@ -5,14 +5,23 @@ export only renames and splits tensors; nothing is approximated. The HF class is
 same function exactly:
 
 - dense → ``LlamaForCausalLM``;
-- MoE with renormalised top-k weights (``renormalize=True``) → ``MixtralForCausalLM``;
-- MoE without renormalisation → ``Qwen2MoeForCausalLM`` with ``norm_topk_prob=False``. OLMoE also has
-  that switch, but its attention always applies RMSNorm to q and k (QK-norm), which archscale does not,
-  so it cannot reproduce the logits. Qwen2-MoE always has a shared expert and q/k/v biases: they are
-  exported as zeros (a width-1 shared expert with zero weights adds exactly 0).
+- MoE with softmax scores, renormalised top-k weights and no shared expert (the paper's MoE, at any
+  granularity) → ``MixtralForCausalLM``;
+- other softmax MoE (top-k weights not renormalised, or shared experts) → ``Qwen2MoeForCausalLM`` with
+  ``norm_topk_prob`` = ``renormalize``. Qwen2-MoE always has q/k/v biases and a shared expert behind a
+  sigmoid gate: the biases and the gate's weights are exported as zeros, and the shared experts' down
+  projection doubled (the gate is then exactly sigmoid(0) = 1/2); without shared experts a width-1 shared
+  expert of zeros adds exactly 0. OLMoE also has the renormalisation switch, but its attention always
+  applies RMSNorm to q and k (QK-norm), which archscale does not, so it cannot reproduce the logits;
+- MoE with sigmoid scores (with or without loss-free balancing's bias, with or without shared experts)
+  → ``Glm4MoeForCausalLM`` (DeepSeek-V3's router: choice by score + bias, weights from the scores; one
+  group, scaling factor 1, full-width rotary, no QK-norm, every layer MoE). DeepSeek-V3's own class
+  cannot be used: its attention is multi-head latent attention, not archscale's;
+- softmax scores with loss-free balancing: no ``transformers`` class chooses experts by softmax score
+  plus a bias, so these refuse to export (train with ``router_score="sigmoid"`` to export).
 
-Weights are written in the per-expert layout published Mixtral and Qwen2-MoE checkpoints use, which
-every ``transformers`` release reads. The tokenizer is exported as a fast tokenizer giving archscale's
+Weights are written in the per-expert layout published Mixtral, Qwen2-MoE and GLM-4.5 checkpoints use,
+which ``transformers`` reads. The tokenizer is exported as a fast tokenizer giving archscale's
 ids: the byte-level one (ids 0-255 = bytes) becomes a merge-free byte-level BPE; a trained BPE is copied.
 Both get archscale's end-of-text id (``vocab_size - 1``) as ``<|endoftext|>``, and text is never split
 on that string, so every text encodes to the same ids as in archscale.
@@ -46,14 +55,23 @@ def hf_architecture(cfg: ModelConfig) -> str:
     """The ``transformers`` class that computes exactly what ``cfg``'s model computes."""
     if not cfg.is_moe:
         return "LlamaForCausalLM"
-    return "MixtralForCausalLM" if cfg.renormalize else "Qwen2MoeForCausalLM"
+    if cfg.router_score == "sigmoid":
+        return "Glm4MoeForCausalLM"
+    if cfg.balance == "loss_free":
+        raise ExportError(
+            "ModelConfig.balance: no transformers class chooses experts by softmax score plus a bias "
+            "(loss-free balancing with router_score='softmax'); models with router_score='sigmoid' export "
+            "as Glm4MoeForCausalLM"
+        )
+    return "MixtralForCausalLM" if cfg.renormalize and not cfg.n_shared_experts else "Qwen2MoeForCausalLM"
 
 
 def hf_config(cfg: ModelConfig, dtype: torch.dtype = torch.float32):
     """The ``transformers`` config of ``cfg``'s HF twin (end-of-text as EOS and pad, no BOS)."""
-    from transformers import LlamaConfig, MixtralConfig, Qwen2MoeConfig
+    from transformers import Glm4MoeConfig, LlamaConfig, MixtralConfig, Qwen2MoeConfig
 
     eot = cfg.vocab_size - 1
+    architecture = hf_architecture(cfg)
     common = dict(
         vocab_size=cfg.vocab_size,
         hidden_size=cfg.d_model,
@@ -64,32 +82,50 @@ def hf_config(cfg: ModelConfig, dtype: torch.dtype = torch.float32):
         hidden_act="silu",
         max_position_embeddings=cfg.max_seq_len,
         rms_norm_eps=cfg.norm_eps,
-        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta, "partial_rotary_factor": 1.0},
         tie_word_embeddings=cfg.tie_embeddings,
         initializer_range=cfg.init_std,
         bos_token_id=None,
         eos_token_id=eot,
         pad_token_id=eot,
         dtype=str(dtype).removeprefix("torch."),
-        architectures=[hf_architecture(cfg)],
+        architectures=[architecture],
     )
     if not cfg.is_moe:
         return LlamaConfig(intermediate_size=cfg.d_ff, attention_bias=False, mlp_bias=False, **common)
-    router = dict(num_experts_per_tok=cfg.top_k, router_aux_loss_coef=cfg.aux_loss_weight)
-    if cfg.renormalize:
+    width = cfg.expert_width
+    router = dict(num_experts_per_tok=cfg.routed_top_k, router_aux_loss_coef=cfg.aux_loss_weight)
+    if architecture == "MixtralForCausalLM":
         return MixtralConfig(
-            intermediate_size=cfg.d_ff,
-            num_local_experts=cfg.n_experts,
+            intermediate_size=width,
+            num_local_experts=cfg.n_routed_experts,
             sliding_window=None,
             **router,
             **common,
         )
+    if architecture == "Glm4MoeForCausalLM":
+        return Glm4MoeConfig(
+            intermediate_size=width,  # the dense layers' width; every layer here is MoE
+            moe_intermediate_size=width,
+            n_routed_experts=cfg.n_routed_experts,
+            n_shared_experts=cfg.n_shared_experts,
+            routed_scaling_factor=1.0,
+            n_group=1,
+            topk_group=1,
+            first_k_dense_replace=0,
+            norm_topk_prob=cfg.renormalize,
+            use_qk_norm=False,
+            attention_bias=False,
+            num_mtp_layers=0,
+            **router,
+            **common,
+        )
     return Qwen2MoeConfig(
-        intermediate_size=cfg.d_ff,
-        moe_intermediate_size=cfg.d_ff,
-        num_experts=cfg.n_experts,
-        norm_topk_prob=False,
-        shared_expert_intermediate_size=1,
+        intermediate_size=width,
+        moe_intermediate_size=width,
+        num_experts=cfg.n_routed_experts,
+        norm_topk_prob=cfg.renormalize,
+        shared_expert_intermediate_size=cfg.n_shared_experts * width or 1,
         qkv_bias=True,
         decoder_sparse_step=1,
         mlp_only_layers=[],
@@ -105,20 +141,56 @@ def _attention(state: dict[str, torch.Tensor], i: int, d: int) -> dict[str, torc
     return {"q_proj.weight": q, "k_proj.weight": k, "v_proj.weight": v, "o_proj.weight": out}
 
 
-def _moe(state: dict[str, torch.Tensor], i: int, cfg: ModelConfig, names: tuple[str, str, str]) -> dict:
-    """Experts as (gate, up, down) ``nn.Linear`` weights, named per expert as the HF class names them."""
+def _swiglu(gate_up: torch.Tensor, down: torch.Tensor, names: tuple[str, str, str]) -> dict:
+    """A SwiGLU as (gate, up, down) ``nn.Linear`` weights from archscale's fused (gate; up) rows."""
+    gate, up = gate_up.split(gate_up.shape[0] // 2)
+    return {f"{name}.weight": w for name, w in zip(names, (gate, up, down), strict=True)}
+
+
+def _experts(state: dict[str, torch.Tensor], i: int, cfg: ModelConfig, names: tuple[str, str, str]) -> dict:
+    """Routed experts named per expert as the HF class names them (archscale multiplies x @ W;
+    ``nn.Linear`` stores W transposed)."""
     gate_up, down = state[f"blocks.{i}.ffn.experts.w_gate_up"], state[f"blocks.{i}.ffn.experts.w_down"]
-    out = {"gate.weight": state[f"blocks.{i}.ffn.router.weight"]}
-    for e in range(cfg.n_experts):  # archscale multiplies x @ W; nn.Linear stores W transposed
-        gate, up = gate_up[e].T.split(cfg.d_ff)
-        for name, w in zip(names, (gate, up, down[e].T), strict=True):
-            out[f"experts.{e}.{name}.weight"] = w
+    out = {}
+    for e in range(cfg.n_routed_experts):
+        for name, w in _swiglu(gate_up[e].T, down[e].T, names).items():
+            out[f"experts.{e}.{name}"] = w
     return out
+
+
+def _moe(state: dict[str, torch.Tensor], i: int, cfg: ModelConfig, architecture: str) -> tuple[str, dict]:
+    """The layer's MoE tensors under the HF class's names, and the module prefix they go under."""
+    ffn = f"blocks.{i}.ffn"
+    zeros = state["embed.weight"].new_zeros
+    d, names = cfg.d_model, ("gate_proj", "up_proj", "down_proj")
+    if architecture == "MixtralForCausalLM":
+        return "block_sparse_moe", {
+            "gate.weight": state[f"{ffn}.router.weight"],
+            **_experts(state, i, cfg, ("w1", "w3", "w2")),
+        }
+    out = {"gate.weight": state[f"{ffn}.router.weight"], **_experts(state, i, cfg, names)}
+    shared = (
+        (state[f"{ffn}.shared.gate_up.weight"], state[f"{ffn}.shared.down.weight"])
+        if cfg.n_shared_experts
+        else None
+    )
+    if architecture == "Glm4MoeForCausalLM":
+        out["gate.e_score_correction_bias"] = state.get(f"{ffn}.expert_bias", zeros(cfg.n_routed_experts))
+        if shared is not None:
+            out |= {f"shared_experts.{k}": w for k, w in _swiglu(*shared, names).items()}
+        return "mlp", out
+    if shared is None:  # Qwen2-MoE: a width-1 shared expert of zeros adds exactly 0
+        shared = (zeros(2, d), zeros(d, 1))
+    gate_up, down = shared
+    out |= {f"shared_expert.{k}": w for k, w in _swiglu(gate_up, 2 * down, names).items()}
+    out["shared_expert_gate.weight"] = zeros(1, d)  # sigmoid(0) = 1/2, undone by the doubled down projection
+    return "mlp", out
 
 
 def hf_state_dict(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """archscale tensors renamed (and split) into the HF class's checkpoint names, contiguous and unshared."""
-    d, f = cfg.d_model, cfg.d_ff
+    d = cfg.d_model
+    architecture = hf_architecture(cfg)
     out = {"model.embed_tokens.weight": state["embed.weight"], "model.norm.weight": state["norm.weight"]}
     if not cfg.tie_embeddings:
         out["lm_head.weight"] = state["lm_head.weight"]
@@ -129,25 +201,15 @@ def hf_state_dict(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str,
         for name, w in _attention(state, i, d).items():
             out[f"{layer}.self_attn.{name}"] = w
         if not cfg.is_moe:
-            gate, up = state[f"blocks.{i}.ffn.gate_up.weight"].split(f)  # fused rows: gate, then up
-            down = state[f"blocks.{i}.ffn.down.weight"]
-            mlp = {"gate_proj.weight": gate, "up_proj.weight": up, "down_proj.weight": down}
-            prefix = f"{layer}.mlp"
-        elif cfg.renormalize:
-            mlp, prefix = _moe(state, i, cfg, ("w1", "w3", "w2")), f"{layer}.block_sparse_moe"
+            gate_up, down = state[f"blocks.{i}.ffn.gate_up.weight"], state[f"blocks.{i}.ffn.down.weight"]
+            prefix, mlp = "mlp", _swiglu(gate_up, down, ("gate_proj", "up_proj", "down_proj"))
         else:
-            mlp, prefix = _moe(state, i, cfg, ("gate_proj", "up_proj", "down_proj")), f"{layer}.mlp"
-            zeros = state["embed.weight"].new_zeros
+            prefix, mlp = _moe(state, i, cfg, architecture)
+        if architecture == "Qwen2MoeForCausalLM":
             for proj in ("q_proj", "k_proj", "v_proj"):
-                out[f"{layer}.self_attn.{proj}.bias"] = zeros(d)
-            mlp |= {
-                "shared_expert.gate_proj.weight": zeros(1, d),
-                "shared_expert.up_proj.weight": zeros(1, d),
-                "shared_expert.down_proj.weight": zeros(d, 1),
-                "shared_expert_gate.weight": zeros(1, d),
-            }
+                out[f"{layer}.self_attn.{proj}.bias"] = state["embed.weight"].new_zeros(d)
         for name, w in mlp.items():
-            out[f"{prefix}.{name}"] = w
+            out[f"{layer}.{prefix}.{name}"] = w
     return {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
 
 

@@ -23,7 +23,7 @@ from archscale.laws.errors import (
 )
 from archscale.laws.hyper import fit_optimum_law, fit_step_law, select_optima
 from archscale.laws.isoflop import IsoFlopFit, isoflop_fit
-from archscale.laws.loss_laws import ChinchillaLaw, ClarkLaw, KaplanComputeLaw, WangLaw
+from archscale.laws.loss_laws import ChinchillaLaw, ClarkLaw, GranularityLaw, KaplanComputeLaw, WangLaw
 from archscale.laws.plan import make_plan
 from archscale.laws.power import PowerLaw
 from archscale.laws.table1 import (
@@ -43,6 +43,7 @@ __all__ = [
     "ChinchillaLaw",
     "ClarkLaw",
     "ConvergenceWarning",
+    "GranularityLaw",
     "IsoFlopFit",
     "KaplanComputeLaw",
     "Law",

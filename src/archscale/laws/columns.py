@@ -15,6 +15,7 @@ COLUMNS: dict[str, str] = {
     "model_scale": "N, non-embedding FLOPs per token (model scale)",
     "tokens": "D, training tokens",
     "experts": "E, number of experts (dense = 1)",
+    "granularity": "G, MoE granularity: dense feed-forward width / expert width (coarse experts = 1)",
     "compute": "C, training compute in FLOPs",
     "loss": "loss in nats per token",
     "batch_size": "batch size, in tokens for the published laws",

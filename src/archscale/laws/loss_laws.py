@@ -4,6 +4,7 @@
 - :class:`WangLaw` — paper Eq. 5: L = A/(N^α E^γ) + B/D^β + σ, N = non-embedding FLOPs per token.
 - :class:`ClarkLaw` — Clark et al. 2022, paper Eq. 2 / Eq. 4 in **log10** (as Clark; the paper writes log).
 - :class:`KaplanComputeLaw` — Kaplan-style L(C) = L∞ + (C0/C)^α.
+- :class:`GranularityLaw` — Krajewski et al. 2024: L = c + (g/G^γ + a)/S^α + b/D^β, G the MoE granularity.
 """
 
 from __future__ import annotations
@@ -259,3 +260,91 @@ class KaplanComputeLaw(Law):
     def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
         c = coefficients
         return np.array([c["alpha"] * math.log(c["C0"]), c["alpha"], math.log(c["L_inf"])])
+
+
+@dataclasses.dataclass(kw_only=True)
+class GranularityLaw(Law):
+    """L(S, D, G) = c + (g/G^γ + a)/S^α + b/D^β: the fine-grained MoE law of Krajewski, Ludziejewski et al.
+    2024 (arXiv:2402.07871), G the granularity (each expert 1/G of the dense feed-forward width).
+
+    Four positive terms: a/S^α and b/D^β are Chinchilla's, c the irreducible loss, and g/(G^γ S^α) the
+    part of the model-size term that finer experts remove. S = ``params`` or ``model_scale`` as for
+    :class:`ChinchillaLaw`.
+    """
+
+    size: Literal["params", "model_scale"] = "params"
+
+    name: ClassVar[str] = "granularity"
+
+    def __post_init__(self) -> None:
+        _check_size(self.size)
+        super().__post_init__()
+
+    @property
+    def formula(self) -> str:
+        s = "P" if self.size == "params" else "N"
+        return (
+            f"L = c + (g/G^gamma + a)/{s}^alpha + b/D^beta  [{s} = {self.size}, D = tokens, G = granularity]"
+        )
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.size, "tokens", "granularity")
+
+    @property
+    def theta_names(self) -> tuple[str, ...]:
+        return ("log_a", "log_b", "log_c", "log_g", "alpha", "beta", "gamma")
+
+    @property
+    def varying(self) -> dict[str, str]:
+        return {
+            self.size: "the (g/G^gamma + a)/S^alpha term needs several model sizes",
+            "tokens": "the b/D^beta term needs several token counts D",
+            "granularity": "g and gamma need several granularities G (coarse experts count as G = 1)",
+        }
+
+    def _bounds(self) -> Bounds:
+        return [(None, None)] * 2 + [_LOG_SIGMA_BOUNDS, (None, None)] + [_EXPONENT_BOUNDS] * 3
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        n = len(logx[self.size])
+        design = np.zeros((4, n, 7))
+        design[0, :, 0], design[0, :, 4] = 1.0, -logx[self.size]  # log a - alpha log S
+        design[1, :, 3], design[1, :, 4] = 1.0, -logx[self.size]  # log g - gamma log G - alpha log S
+        design[1, :, 6] = -logx["granularity"]
+        design[2, :, 1], design[2, :, 5] = 1.0, -logx["tokens"]  # log b - beta log D
+        design[3, :, 2] = 1.0  # log c
+        return design
+
+    def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+        """Scaled to the data: c a share of the lowest loss, the rest split among the other three terms."""
+        y = np.exp(logy)
+        mid_s, mid_d, mid_g = (np.median(logx[k]) for k in (self.size, "tokens", "granularity"))
+        rows = []
+        for alpha, beta, gamma, share_c, share_g in itertools.product(
+            (0.2, 0.5), (0.2, 0.5), (0.3, 0.8), (0.3, 0.7), (0.2, 0.5)
+        ):
+            c = share_c * y.min()
+            rest = np.median(y) - c
+            size_share = 0.5 * rest
+            log_a = math.log((1 - share_g) * size_share) + alpha * mid_s
+            log_g = math.log(share_g * size_share) + alpha * mid_s + gamma * mid_g
+            log_b = math.log(0.5 * rest) + beta * mid_d
+            rows.append((log_a, log_b, math.log(c), log_g, alpha, beta, gamma))
+        return np.array(rows)
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        names = ("a", "b", "c", "g")
+        coefficients = {name: np.exp(theta[..., i]) for i, name in enumerate(names)}
+        return coefficients | {"alpha": theta[..., 4], "beta": theta[..., 5], "gamma": theta[..., 6]}
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        c = coefficients
+        logs = [math.log(c[name]) for name in ("a", "b", "c", "g")]
+        return np.array([*logs, c["alpha"], c["beta"], c["gamma"]])
+
+    def _derived(self, coefficients: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Allocation exponents at fixed G (the (g/G^γ + a) factor is a constant then)."""
+        alpha, beta = coefficients["alpha"], coefficients["beta"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {"alpha_N": beta / (alpha + beta), "alpha_D": alpha / (alpha + beta)}

@@ -3,6 +3,20 @@
 A dense model is ``kind="dense"``; an MoE model is ``kind="moe"`` with ``n_experts`` experts of hidden
 width ``d_ff`` each and token-choice top-``top_k`` routing. Keeping one config (not two classes) lets
 sweeps, accounting and export treat both families the same way.
+
+The MoE design knobs beyond the paper's E (issue 15):
+
+- ``granularity`` G (Krajewski et al. 2024): every expert split into G experts of width ``d_ff / G``, so
+  the layer has ``n_experts·G`` experts of which ``top_k·G`` are active: the same active and total
+  parameters, finer routing;
+- ``n_shared_experts``: of those ``n_experts·G`` experts, this many every token uses and the router never
+  sees; the router chooses ``top_k·G − n_shared_experts`` of the rest (DeepSeekMoE's shared-expert
+  isolation, Dai et al. 2024: active and total parameters stay those of the unshared layer);
+- ``router_score``: softmax over the experts (Switch, Mixtral) or an independent sigmoid per expert
+  (DeepSeek-V3); the top-k weights are re-normalised when ``renormalize``;
+- ``balance``: the Switch auxiliary loss alone, or DeepSeek-V3's auxiliary-loss-free balancing (a
+  per-expert bias added to the scores for the choice of experts only, moved by ``bias_update_rate`` after
+  every step toward equal load); ``aux_loss_weight`` applies in both (set it to 0 for pure loss-free).
 """
 
 from __future__ import annotations
@@ -15,6 +29,15 @@ from archscale import fields
 from archscale.errors import ArchscaleError
 
 MoEBackend = Literal["auto", "grouped", "loop", "padded"]
+RouterScore = Literal["softmax", "sigmoid"]
+Balance = Literal["aux_loss", "loss_free"]
+
+DESIGN_DEFAULTS: dict[str, Any] = {
+    "granularity": 1, "n_shared_experts": 0, "router_score": "softmax", "balance": "aux_loss",
+    "bias_update_rate": 0.001,
+}  # fmt: skip
+"""The MoE design fields and their defaults (the paper's MoE). They came after runs were first stored, so a
+run's identity leaves them out while they hold these values: stored run ids do not change."""
 
 
 class ConfigError(ArchscaleError):
@@ -36,6 +59,11 @@ class ModelConfig:
     aux_loss_weight: float = 0.01  # Switch load-balancing loss weight
     z_loss_weight: float = 0.001  # router z-loss weight (ST-MoE)
     moe_backend: MoEBackend = "auto"
+    granularity: int = 1
+    n_shared_experts: int = 0
+    router_score: RouterScore = "softmax"
+    balance: Balance = "aux_loss"
+    bias_update_rate: float = 0.001  # DeepSeek-V3's γ
     tie_embeddings: bool = False
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
@@ -52,6 +80,7 @@ class ModelConfig:
             "max_seq_len",
             "n_experts",
             "top_k",
+            "granularity",
         ):
             value = getattr(self, f)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -73,6 +102,34 @@ class ModelConfig:
             raise ConfigError(
                 "ModelConfig.n_experts/top_k: a dense model has n_experts=1, top_k=1; use kind='moe'"
             )
+        if self.kind == "dense" and self.is_designed_moe:
+            raise ConfigError(
+                "ModelConfig.granularity/n_shared_experts/router_score/balance: MoE design fields need "
+                "kind='moe'; leave them at their defaults for a dense model"
+            )
+        if self.d_ff % self.granularity:
+            raise ConfigError(
+                f"ModelConfig.granularity: {self.granularity} does not divide d_ff={self.d_ff}; "
+                "choose a divisor of the expert width"
+            )
+        if (
+            isinstance(self.n_shared_experts, bool)
+            or not isinstance(self.n_shared_experts, int)
+            or (self.n_shared_experts < 0)
+        ):
+            raise ConfigError(
+                f"ModelConfig.n_shared_experts: must be an integer ≥ 0, got {self.n_shared_experts!r}"
+            )
+        if self.n_shared_experts >= self.top_k * self.granularity:
+            raise ConfigError(
+                f"ModelConfig.n_shared_experts: {self.n_shared_experts} leaves no routed expert among the "
+                f"top_k·granularity = {self.top_k * self.granularity} active ones; use fewer shared experts"
+            )
+        for f, kinds in (("router_score", RouterScore), ("balance", Balance)):
+            if getattr(self, f) not in get_args(kinds):
+                raise ConfigError(
+                    f"ModelConfig.{f}: must be one of {get_args(kinds)}, got {getattr(self, f)!r}"
+                )
         if self.top_k > self.n_experts:
             raise ConfigError(
                 f"ModelConfig.top_k: {self.top_k} exceeds n_experts={self.n_experts}; set top_k ≤ n_experts"
@@ -84,7 +141,7 @@ class ModelConfig:
         for f in ("aux_loss_weight", "z_loss_weight"):
             if getattr(self, f) < 0:
                 raise ConfigError(f"ModelConfig.{f}: must be ≥ 0, got {getattr(self, f)!r}")
-        for f in ("rope_theta", "norm_eps", "init_std"):
+        for f in ("rope_theta", "norm_eps", "init_std", "bias_update_rate"):
             if not getattr(self, f) > 0:
                 raise ConfigError(f"ModelConfig.{f}: must be > 0, got {getattr(self, f)!r}")
 
@@ -96,11 +153,42 @@ class ModelConfig:
     def is_moe(self) -> bool:
         return self.kind == "moe"
 
+    @property
+    def is_designed_moe(self) -> bool:
+        """Any MoE design field away from the paper's MoE (:data:`DESIGN_DEFAULTS`)."""
+        return any(getattr(self, f) != v for f, v in DESIGN_DEFAULTS.items())
+
+    @property
+    def n_routed_experts(self) -> int:
+        return self.n_experts * self.granularity - self.n_shared_experts
+
+    @property
+    def routed_top_k(self) -> int:
+        return self.top_k * self.granularity - self.n_shared_experts
+
+    @property
+    def expert_width(self) -> int:
+        """Hidden width of each routed (and shared) expert."""
+        return self.d_ff // self.granularity
+
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity_dict(self) -> dict[str, Any]:
+        """The fields that define the model's function and training, for run ids: no name, numbers as they
+        compare (10000 and 10000.0 are one rope_theta), the design fields only where set."""
+        data = self.to_dict()
+        data.pop("name")
+        for f in dataclasses.fields(self):
+            if isinstance(f.default, float):
+                data[f.name] = float(data[f.name])
+        for f, default in DESIGN_DEFAULTS.items():
+            if data[f] == default:
+                data.pop(f)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

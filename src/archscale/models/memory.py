@@ -10,7 +10,7 @@ per token and per layer, by dtype:
 - the matmul operands, fp32 or bf16 under autocast: the normed inputs (2·d), QKV (3·d), rotated q and k
   (2·d), the attention output and its contiguous copy (2·d), and SwiGLU's gate, silu, up and product
   (4·d_ff; per routed copy of a token for MoE, with the token itself, the expert's output and its
-  router-weighted copy, 3·d);
+  router-weighted copy, 3·d; and the shared experts' 4·width each);
 - int64 indices: the input ids, and MoE's top-k choices, sort order and token index (3·top_k).
 
 The head keeps the final norm's input and output, and the log-softmax over the vocabulary of up to
@@ -67,11 +67,12 @@ class MemoryEstimate:
 def activation_bytes_per_token(cfg: ModelConfig, *, bf16: bool = False) -> tuple[int, int]:
     """Bytes saved for backward per token: (one layer, the head), from the module docstring's inventory."""
     act = BF16 if bf16 else FP32
-    d, k = cfg.d_model, cfg.top_k
+    d, k, width = cfg.d_model, cfg.routed_top_k, cfg.expert_width
     # in fp32 one d-wide tensor per layer serves two ops and is kept once (measured with saved-tensor hooks)
     layer = FP32 * (4 * d + cfg.n_heads + 2) + act * 9 * d - (0 if bf16 else FP32 * d)
     if cfg.is_moe:
-        layer += FP32 * (2 * cfg.n_experts + k) + INDEX * 3 * k + act * k * (3 * d + 4 * cfg.d_ff)
+        layer += FP32 * (2 * cfg.n_routed_experts + k) + INDEX * 3 * k + act * k * (3 * d + 4 * width)
+        layer += act * 4 * cfg.n_shared_experts * width
     else:
         layer += act * 4 * cfg.d_ff
     head = 2 * INDEX + FP32 * (2 * d + 1) + act * d  # ids and targets, the final norm's input and output

@@ -1,4 +1,5 @@
-"""Mixture-of-Experts feed-forward block: softmax router, token-choice top-k, experts as 3-D weights.
+"""Mixture-of-Experts feed-forward block: a router (softmax or sigmoid scores, an optional selection bias
+for loss-free balancing), token-choice top-k, routed experts as 3-D weights, optional shared experts.
 
 Tokens are sorted by expert so every expert multiplies one contiguous slice; the slices run through a
 pluggable backend: ``grouped`` (``torch._grouped_mm``, one kernel for all experts on CUDA), ``loop`` (a
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archscale.models.config import ModelConfig
+from archscale.models.layers import SwiGLU
 
 
 class RouterStats(NamedTuple):
@@ -48,10 +50,11 @@ def resolve_backend(cfg: ModelConfig, device: torch.device | str, n_tokens: int)
     if cfg.moe_backend != "auto":
         return cfg.moe_backend
     device_type = torch.device(device).type
-    if device_type == "cuda" and grouped_available() and cfg.d_model % 8 == 0 and cfg.d_ff % 8 == 0:
+    width = cfg.expert_width
+    if device_type == "cuda" and grouped_available() and cfg.d_model % 8 == 0 and width % 8 == 0:
         return "grouped"
-    rows_per_expert = n_tokens * cfg.top_k / cfg.n_experts
-    if device_type == "cpu" and rows_per_expert * cfg.d_model * cfg.d_ff <= PADDED_MAX_EXPERT_MACS:
+    rows_per_expert = n_tokens * cfg.routed_top_k / cfg.n_routed_experts
+    if device_type == "cpu" and rows_per_expert * cfg.d_model * width <= PADDED_MAX_EXPERT_MACS:
         return "padded"
     return "loop"
 
@@ -116,23 +119,44 @@ class Experts(nn.Module):
 
 
 class MoEFeedForward(nn.Module):
+    """``n_experts·granularity`` experts of width ``d_ff / granularity``: ``n_shared_experts`` of them every
+    token uses (one SwiGLU of their summed width), and the router picks ``top_k·granularity −
+    n_shared_experts`` of the others per token; see :mod:`archscale.models.config`."""
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         if cfg.moe_backend == "grouped" and not grouped_available():
             raise RuntimeError("moe_backend='grouped' needs torch._grouped_mm (PyTorch ≥ 2.8); use 'loop'")
         self.cfg = cfg
-        self.n_experts, self.top_k, self.renormalize = cfg.n_experts, cfg.top_k, cfg.renormalize
-        self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=False)
-        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.d_ff)
+        self.n_experts, self.top_k, self.renormalize = cfg.n_routed_experts, cfg.routed_top_k, cfg.renormalize
+        self.router = nn.Linear(cfg.d_model, self.n_experts, bias=False)
+        self.experts = Experts(self.n_experts, cfg.d_model, cfg.expert_width)
+        self.shared = (
+            SwiGLU(cfg.d_model, cfg.n_shared_experts * cfg.expert_width) if cfg.n_shared_experts else None
+        )
+        if cfg.balance == "loss_free":  # saved with the weights: it decides which experts a token uses
+            self.register_buffer("expert_bias", torch.zeros(self.n_experts))
+        else:
+            self.expert_bias = None
+
+    def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Router logits and scores (fp32 even under autocast), and each token's chosen experts and weights.
+        The selection bias, when there is one, changes which experts are chosen, never their weights."""
+        logits = self.router(x).float()
+        scores = logits.softmax(dim=-1) if self.cfg.router_score == "softmax" else logits.sigmoid()
+        if self.expert_bias is None:
+            weights, experts = scores.topk(self.top_k, dim=-1)
+        else:
+            experts = (scores + self.expert_bias).topk(self.top_k, dim=-1).indices
+            weights = scores.gather(-1, experts)
+        if self.renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        return logits, scores, experts, weights
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, RouterStats]:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        logits = self.router(x).float()  # routing decisions in fp32 even under autocast
-        probs = logits.softmax(dim=-1)
-        weights, experts = probs.topk(self.top_k, dim=-1)
-        if self.renormalize:
-            weights = weights / weights.sum(dim=-1, keepdim=True)
+        logits, scores, experts, weights = self.route(x)
 
         flat = experts.flatten()
         order = flat.argsort(stable=True)  # (token, slot) assignments grouped by expert
@@ -144,11 +168,22 @@ class MoEFeedForward(nn.Module):
         y_sorted = self.experts(x.index_select(0, token), counts, backend)
         y_sorted = y_sorted * weights.flatten()[order].unsqueeze(-1).to(y_sorted.dtype)
         out = torch.zeros_like(x).index_add_(0, token, y_sorted.to(x.dtype))  # sums each token's top_k
+        if self.shared is not None:
+            out = out + self.shared(x)
 
         fraction = counts.float() / flat.numel()
+        # the Switch loss reads each expert's mean share of the scores: softmax scores are shares already,
+        # sigmoid scores are normalised per token (DeepSeek-V3's complementary balance loss does the same)
+        shares = scores if self.cfg.router_score == "softmax" else scores / scores.sum(dim=-1, keepdim=True)
         stats = RouterStats(
-            balance_loss=self.n_experts * (fraction * probs.mean(dim=0)).sum(),
+            balance_loss=self.n_experts * (fraction * shares.mean(dim=0)).sum(),
             z_loss=torch.logsumexp(logits, dim=-1).square().mean(),
             expert_fraction=fraction.detach(),
         )
         return out.view(shape), stats
+
+    @torch.no_grad()
+    def update_bias(self, fraction: torch.Tensor) -> None:
+        """Loss-free balancing (DeepSeek-V3): move each expert's selection bias by ``bias_update_rate``
+        toward equal load, down for experts over their share of the step's tokens, up for those under."""
+        self.expert_bias += self.cfg.bias_update_rate * torch.sign(fraction.mean() - fraction)

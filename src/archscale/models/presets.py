@@ -10,6 +10,11 @@ vocabulary's head would cost more than the whole model. Each MoE rung shares the
 and has 8 experts, top-2, each expert half the dense FFN width, so active FLOPs equal the dense rung's
 (equal-compute comparisons) while total FFN parameters are 4x. Names give non-embedding (dense) or active
 non-embedding (MoE) parameters.
+
+MoE design presets (issue 15): the 800k MoE rung with one knob turned at a time, all with its active and
+total feed-forward parameters: granularity 2 and 4 (16 experts of half width, top-4; 32 of a quarter,
+top-8), a shared expert at granularity 2 (DeepSeekMoE: 1 shared + top-3 of 15), sigmoid router scores,
+and DeepSeek-V3's routing (sigmoid scores, loss-free bias balancing, no auxiliary loss).
 """
 
 from __future__ import annotations
@@ -64,6 +69,22 @@ _PRESETS: list[ModelConfig] = [
     *_tiny_pair("6.4m", 256, 8, 8, 704),
     *_tiny_pair("10m", 320, 8, 10, 864),
 ]
+
+
+def _design_variants(base: ModelConfig) -> list[ModelConfig]:
+    label = base.name
+    return [
+        base.replace(granularity=2, name=f"{label}-g2"),
+        base.replace(granularity=4, name=f"{label}-g4"),
+        base.replace(granularity=2, n_shared_experts=1, name=f"{label}-g2-shared"),
+        base.replace(router_score="sigmoid", name=f"{label}-sigmoid"),
+        base.replace(
+            router_score="sigmoid", balance="loss_free", aux_loss_weight=0.0, name=f"{label}-lossfree"
+        ),
+    ]
+
+
+_PRESETS += _design_variants(next(p for p in _PRESETS if p.name == "moe-800k"))
 PRESETS: dict[str, ModelConfig] = {p.name: p for p in _PRESETS if p.name}
 PAPER_PRESETS = tuple(PRESETS)[:9]
 

@@ -5,7 +5,8 @@ Conventions, stated once:
 
 - ``nonembedding_params``: attention, feed-forward (all experts) and router matrices. Norm gains and the
   token embedding / LM head are reported separately (the paper's Table 3 counts matrices only).
-- ``active_params``: non-embedding parameters one token uses: attention + router + top_k of E experts.
+- ``active_params``: non-embedding parameters one token uses: attention + router + the shared experts +
+  top_k of E routed experts (top_k·G of E·G fine-grained ones: the same share).
 - ``flops_per_token`` (model scale N in the DeepSeek / Wang et al. sense): training FLOPs per token,
   forward + backward = 6·active_params + the attention-score term. Per layer, QKᵀ and AV cost
   2·2·d·ctx forward; ×3 with backward; causal attention visits ctx = seq_len/2 keys on average
@@ -32,17 +33,18 @@ class ParameterCounts:
     embedding: int  # token embedding, plus the LM head when untied
     norm: int
     attention: int
-    feedforward: int  # all experts for MoE
+    feedforward: int  # all routed experts for MoE
     router: int
-    feedforward_active: int  # top_k / E of the experts
+    feedforward_active: int  # top_k / E of the routed experts
+    shared: int = 0  # the shared experts every token uses (MoE)
 
     @property
     def nonembedding(self) -> int:
-        return self.attention + self.feedforward + self.router
+        return self.attention + self.feedforward + self.shared + self.router
 
     @property
     def active(self) -> int:
-        return self.attention + self.feedforward_active + self.router
+        return self.attention + self.feedforward_active + self.shared + self.router
 
     @property
     def total(self) -> int:
@@ -52,7 +54,7 @@ class ParameterCounts:
 def count_parameters(model: Transformer) -> ParameterCounts:
     """Classify every parameter of a built model by role (tied weights are counted once)."""
     cfg = model.cfg
-    sums = dict.fromkeys(("embedding", "norm", "attention", "feedforward", "router"), 0)
+    sums = dict.fromkeys(("embedding", "norm", "attention", "feedforward", "router", "shared"), 0)
     for name, p in model.named_parameters():  # named_parameters() de-duplicates tied weights
         if name.startswith(("embed.", "lm_head.")):
             role = "embedding"
@@ -62,12 +64,14 @@ def count_parameters(model: Transformer) -> ParameterCounts:
             role = "attention"
         elif ".router." in name:
             role = "router"
+        elif ".ffn.shared." in name:
+            role = "shared"
         elif ".ffn." in name:
             role = "feedforward"
         else:
             raise ValueError(f"count_parameters: no role for parameter {name!r}")
         sums[role] += p.numel()
-    active = sums["feedforward"] * cfg.top_k // cfg.n_experts
+    active = sums["feedforward"] * cfg.routed_top_k // cfg.n_routed_experts
     return ParameterCounts(feedforward_active=active, **sums)
 
 
@@ -115,6 +119,9 @@ class ScaleReport:
     n_experts: int
     top_k: int
     vocab_size: int
+    granularity: int
+    n_shared_experts: int
+    shared_params: int
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,4 +146,7 @@ def scale_report(cfg: ModelConfig, seq_len: int | None = None) -> ScaleReport:
         n_experts=cfg.n_experts,
         top_k=cfg.top_k,
         vocab_size=cfg.vocab_size,
+        granularity=cfg.granularity,
+        n_shared_experts=cfg.n_shared_experts,
+        shared_params=counts.shared,
     )

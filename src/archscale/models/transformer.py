@@ -118,6 +118,15 @@ class Transformer(nn.Module):
             out.expert_fraction = torch.stack([s.expert_fraction for s in stats])
         return out
 
+    @torch.no_grad()
+    def update_expert_biases(self, fractions: torch.Tensor) -> None:
+        """After an optimiser step, loss-free balancing's bias update in every MoE layer that uses it, from
+        the step's token shares per expert (``ModelOutput.expert_fraction``: one row per MoE layer)."""
+        layers = [b.ffn for b in self.blocks if isinstance(b.ffn, MoEFeedForward)]
+        for layer, fraction in zip(layers, fractions, strict=True):
+            if layer.expert_bias is not None:
+                layer.update_bias(fraction.to(layer.expert_bias.device))
+
 
 def build_model(cfg: ModelConfig, device: str | torch.device | None = None) -> Transformer:
     """Build a model; ``device="meta"`` allocates nothing (used to count the parameters of big presets)."""

@@ -268,11 +268,7 @@ class RunConfig:
         ident = self.to_dict()
         for name in COSMETIC_FIELDS:
             ident.pop(name)
-        model = ident["model"]
-        model.pop("name")
-        for f in dataclasses.fields(ModelConfig):  # 10000 and 10000.0 are the same rope_theta
-            if isinstance(f.default, float):
-                model[f.name] = float(model[f.name])
+        ident["model"] = self.model.identity_dict()
         text = json.dumps(ident, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -266,9 +266,13 @@ class Trainer:
             micro_rows = run.micro_batch_size * (world if self.sharded else 1)
             b_small, b_big = micro_rows * run.seq_len, run.batch_size * run.seq_len  # in tokens
             self.noise.update([small_mean], grad_norm**2, b_small, b_big)
-        fractions = (
-            None if expert_fraction is None else mean_across_ranks(expert_fraction, self.dist).tolist()
-        )
+        if expert_fraction is not None:
+            expert_fraction = mean_across_ranks(
+                expert_fraction, self.dist
+            )  # every rank moves its biases alike
+            if run.model.balance == "loss_free":
+                self.model.update_expert_biases(expert_fraction)
+        fractions = None if expert_fraction is None else expert_fraction.tolist()
         return {
             "lm_loss": lm_loss, "aux_loss": aux_loss, "loss": loss, "lr": lr, "grad_norm": grad_norm,
             "expert_fraction": fractions,
