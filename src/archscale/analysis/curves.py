@@ -233,7 +233,12 @@ def points_rule(runs: pd.DataFrame, rule: str = "auto") -> str:
     return rule
 
 
-_RUN_EXTRAS: dict[str, str] = {"P": "params", "batch_tokens": "batch_size", "lr": "lr"}
+_RUN_EXTRAS: dict[str, str] = {
+    "P": "params",
+    "P_active": "active_params",
+    "batch_tokens": "batch_size",
+    "lr": "lr",
+}
 """Runs-table columns that :func:`law_points` carries over when present, under the laws' names."""
 
 
@@ -259,9 +264,9 @@ def law_points(
       included; ``points_per_run`` and ``window`` do not apply.
 
     Columns: ``run_id``, ``kind``, ``model_scale`` (N), ``params`` (P), ``experts`` (E), ``tokens`` (D),
-    ``loss``, ``compute`` (N·D), ``batch_size`` (tokens per step), ``lr``, ``granularity`` (G) —
-    ``params``, ``batch_size``, ``lr`` and ``granularity`` when the runs table has ``P``,
-    ``batch_tokens``, ``lr`` and ``config``.
+    ``loss``, ``compute`` (N·D), ``batch_size`` (tokens per step), ``lr``, ``active_params``,
+    ``granularity`` (G) and ``sparsity`` (S) — those after ``compute`` when the runs table has
+    ``P``, ``batch_tokens``, ``lr``, ``P_active`` and ``config``.
     """
     rule = points_rule(runs, rule)
     if rule == "curves":
@@ -277,6 +282,7 @@ def law_points(
     if "config" in runs:  # MoE design knobs live in the stored config (dense and older runs: G = 1)
         models = [json.loads(c)["model"] for c in runs["config"]]
         extras["granularity"] = [float(m.get("granularity", 1)) for m in models]
+        extras["sparsity"] = [1.0 - m["top_k"] / m["n_experts"] for m in models]  # S = (E - K)/E
     points = points.merge(extras, on="run_id", how="left")  # a left merge keeps the points' order
     points["compute"] = points["model_scale"] * points["tokens"]
     if rule == "budgets" and "trunk" in runs:

@@ -23,7 +23,15 @@ from archscale.laws.errors import (
 )
 from archscale.laws.hyper import fit_optimum_law, fit_step_law, select_optima
 from archscale.laws.isoflop import IsoFlopFit, isoflop_fit
-from archscale.laws.loss_laws import ChinchillaLaw, ClarkLaw, GranularityLaw, KaplanComputeLaw, WangLaw
+from archscale.laws.loss_laws import (
+    ChinchillaLaw,
+    ClarkLaw,
+    GranularityLaw,
+    JointMoELaw,
+    KaplanComputeLaw,
+    SparsityLaw,
+    WangLaw,
+)
 from archscale.laws.plan import make_plan
 from archscale.laws.power import PowerLaw
 from archscale.laws.table1 import (
@@ -45,6 +53,7 @@ __all__ = [
     "ConvergenceWarning",
     "GranularityLaw",
     "IsoFlopFit",
+    "JointMoELaw",
     "KaplanComputeLaw",
     "Law",
     "LawDataError",
@@ -53,6 +62,7 @@ __all__ = [
     "PowerLaw",
     "PublishedLaw",
     "ResamplingWarning",
+    "SparsityLaw",
     "WangLaw",
     "alpha_N_gain",
     "apply_mapping",

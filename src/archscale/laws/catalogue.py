@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from archscale.laws.base import Law
 from archscale.laws.errors import LawDataError
-from archscale.laws.loss_laws import ChinchillaLaw
+from archscale.laws.loss_laws import ChinchillaLaw, GranularityLaw, JointMoELaw
 from archscale.laws.power import PowerLaw
 
 PF_DAY = 1e15 * 86_400  # FLOPs in one petaflop/s-day (Kaplan et al. 2020 measure compute in PF-days)
@@ -176,6 +176,52 @@ CATALOGUE: tuple[PublishedLaw, ...] = (
         units="N non-embedding FLOPs per token (model scale), D tokens, C = N·D (The Pile)",
         allocation=(0.590, 0.410),  # Wang et al. 2024 Table 1, "MoE Model": alpha_D = 0.410, alpha_N = 0.590
         table1_label="MoE Model",
+    ),
+    PublishedLaw(
+        key="krajewski2024",
+        source="Krajewski, Ludziejewski et al. 2024, Scaling Laws for Fine-Grained Mixture of Experts, "
+        "arXiv:2402.07871, Eq. 9 and Table 1 (expansion rate E = 64, Expert Choice routing, C4)",
+        formulas=("L = 0.47 + (2.1/G^0.58 + 18.1)/N^0.115 + 30.8/D^0.147",),
+        units="N total non-embedding parameters (all experts), D tokens, G = d_ff / d_expert, L nats/token "
+        "(smoothed training loss, GPT-2 tokenizer)",
+        laws=(
+            # Krajewski et al. 2024 Table 1 (MoE): a 18.1, alpha 0.115, b 30.8, beta 0.147, g 2.1, gamma 0.58, c 0.47
+            GranularityLaw.from_coefficients(
+                {"a": 18.1, "alpha": 0.115, "b": 30.8, "beta": 0.147, "g": 2.1, "gamma": 0.58, "c": 0.47},
+                size="params",
+            ),
+        ),
+    ),
+    PublishedLaw(
+        key="ludziejewski2025",
+        source="Ludziejewski et al. 2025, Joint MoE Scaling Laws: Mixture of Experts Can Be Memory Efficient, "
+        "arXiv:2502.05172, Eq. 1 and Table 3 (Ê of Eq. 4)",
+        formulas=(
+            "L = 35.91 Ê^-0.2285 N_act^(-0.1889 + 0.0098 ln Ê) + 35.98 Ê^0.5529 D^(-0.1775 - 0.0259 ln Ê) + 1.3637",
+            "1/Ê = 1/(E - 1 + (1/2.0732 - 1/290.4521)^-1) + 1/290.4521",
+        ),
+        units="N_act active parameters including the embedding and unembedding (untied), D tokens, E experts "
+        "of a top-1 MoE with non-granular experts (dense E = 1), L final training loss (FineWeb-Edu, GPT-2 "
+        "tokenizer)",
+        laws=(
+            # Ludziejewski et al. 2025 Table 3: a 35.91, alpha -0.1889, delta -0.2285, gamma 0.0098, b 35.98,
+            # beta -0.1775, omega 0.5529, zeta -0.0259, E_start 2.0732, E_max 290.4521, c 1.3637
+            JointMoELaw.from_coefficients(
+                {
+                    "a": 35.91,
+                    "alpha": -0.1889,
+                    "delta": -0.2285,
+                    "gamma": 0.0098,
+                    "b": 35.98,
+                    "beta": -0.1775,
+                    "omega": 0.5529,
+                    "zeta": -0.0259,
+                    "c": 1.3637,
+                },
+                e_start=2.0732,
+                e_max=290.4521,
+            ),
+        ),
     ),
 )
 

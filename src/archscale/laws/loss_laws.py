@@ -348,3 +348,194 @@ class GranularityLaw(Law):
         alpha, beta = coefficients["alpha"], coefficients["beta"]
         with np.errstate(divide="ignore", invalid="ignore"):
             return {"alpha_N": beta / (alpha + beta), "alpha_D": alpha / (alpha + beta)}
+
+
+def effective_experts(experts: np.ndarray, e_start: float, e_max: float) -> np.ndarray:
+    """Clark et al. 2022's saturating expert count Ê: 1/Ê = 1/(E − 1 + (1/E_start − 1/E_max)^−1) + 1/E_max.
+    Ê(1) = E_start (dense), Ê → E_max as E grows."""
+    return 1.0 / (1.0 / (experts - 1.0 + 1.0 / (1.0 / e_start - 1.0 / e_max)) + 1.0 / e_max)
+
+
+@dataclasses.dataclass(kw_only=True)
+class JointMoELaw(Law):
+    """L(N_act, D, Ê) = a·Ê^δ·N_act^(α + γ ln Ê) + b·Ê^ω·D^(β + ζ ln Ê) + c: the joint dense-and-MoE law of
+    Ludziejewski et al. 2025 (arXiv:2502.05172, Eq. 1), Ê the saturating expert count of Clark et al. 2022
+    (:func:`effective_experts`; dense models are E = 1).
+
+    Exponents keep the paper's signs (α, β < 0 for a falling loss). ``e_start`` and ``e_max`` shape Ê and
+    are held fixed (default: the paper's fit, Table 3); with Ê fixed the law is a sum of three exponentials
+    of terms linear in its nine coefficients, fitted like the other laws. N_act is the active parameter
+    count in the paper's sense (embedding and unembedding included) or whatever ``size`` column you give.
+    """
+
+    size: Literal["active_params", "params", "model_scale"] = "active_params"
+    e_start: float = 2.0732  # Ludziejewski et al. 2025, Table 3
+    e_max: float = 290.4521
+
+    name: ClassVar[str] = "joint_moe"
+
+    def __post_init__(self) -> None:
+        if self.size not in ("active_params", "params", "model_scale"):
+            raise LawDataError(f"size must be 'active_params', 'params' or 'model_scale', got {self.size!r}")
+        if not 1.0 < self.e_start < self.e_max:
+            raise LawDataError(f"need 1 < e_start < e_max, got e_start={self.e_start}, e_max={self.e_max}")
+        super().__post_init__()
+
+    @property
+    def formula(self) -> str:
+        return (
+            "L = a Ê^delta N^(alpha + gamma ln Ê) + b Ê^omega D^(beta + zeta ln Ê) + c  "
+            f"[N = {self.size}, D = tokens, Ê = Ê(experts; E_start={self.e_start:g}, E_max={self.e_max:g})]"
+        )
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.size, "tokens", "experts")
+
+    @property
+    def theta_names(self) -> tuple[str, ...]:
+        return ("log_a", "log_b", "log_c", "alpha", "beta", "gamma", "delta", "omega", "zeta")
+
+    @property
+    def varying(self) -> dict[str, str]:
+        return {
+            self.size: "the N term needs several model sizes",
+            "tokens": "the D term needs several token counts",
+            "experts": "delta, gamma, omega and zeta need several expert counts (dense runs count as E = 1)",
+        }
+
+    def _bounds(self) -> Bounds:
+        signed = (-5.0, 5.0)
+        return [(None, None), (None, None), _LOG_SIGMA_BOUNDS, (-5.0, 0.0), (-5.0, 0.0), *[signed] * 4]
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        log_n, log_d = logx[self.size], logx["tokens"]
+        log_e = np.log(effective_experts(np.exp(logx["experts"]), self.e_start, self.e_max))
+        design = np.zeros((3, len(log_n), 9))
+        design[0, :, 0], design[0, :, 3], design[0, :, 5], design[0, :, 6] = 1.0, log_n, log_e * log_n, log_e
+        design[1, :, 1], design[1, :, 4], design[1, :, 8], design[1, :, 7] = 1.0, log_d, log_e * log_d, log_e
+        design[2, :, 2] = 1.0
+        return design
+
+    def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+        """Chinchilla-like starts (no expert dependence) scaled to the data, then small expert effects."""
+        y = np.exp(logy)
+        mid_n, mid_d = np.median(logx[self.size]), np.median(logx["tokens"])
+        rows = []
+        for alpha, beta, share_c, delta in itertools.product(
+            (-0.2, -0.5), (-0.2, -0.5), (0.3, 0.7), (0.0, -0.2)
+        ):
+            c = share_c * y.min()
+            half = 0.5 * (np.median(y) - c)
+            rows.append((math.log(half) - alpha * mid_n, math.log(half) - beta * mid_d, math.log(c),
+                         alpha, beta, 0.0, delta, 0.0, 0.0))  # fmt: skip
+        return np.array(rows)
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        out = {"a": np.exp(theta[..., 0]), "b": np.exp(theta[..., 1]), "c": np.exp(theta[..., 2])}
+        return out | {name: theta[..., i] for i, name in enumerate(self.theta_names) if i >= 3}
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        c = coefficients
+        return np.array([math.log(c["a"]), math.log(c["b"]), math.log(c["c"]),
+                         *(c[name] for name in self.theta_names[3:])])  # fmt: skip
+
+
+@dataclasses.dataclass(kw_only=True)
+class SparsityLaw(Law):
+    """L(N, D, S) = a/N^α + b/D^β + c/(1−S)^λ + d/((1−S)^δ N^γ) + e: the sparsity-aware law of Abnar et al.
+    2025 (arXiv:2501.12370, Eq. 6), S = (E − K)/E the share of experts a token does not use (dense: S = 0),
+    N total parameters (``size``). λ and δ may take either sign (the paper reports λ < 0); its fitted values
+    (its Appendix F) could not be read here, so no published coefficients come with it.
+    """
+
+    size: Literal["params", "model_scale", "active_params"] = "params"
+
+    name: ClassVar[str] = "sparsity"
+
+    def __post_init__(self) -> None:
+        if self.size not in ("params", "model_scale", "active_params"):
+            raise LawDataError(f"size must be 'params', 'model_scale' or 'active_params', got {self.size!r}")
+        super().__post_init__()
+
+    @property
+    def formula(self) -> str:
+        return (
+            "L = a/N^alpha + b/D^beta + c/(1-S)^lambda + d/((1-S)^delta N^gamma) + e  "
+            f"[N = {self.size}, D = tokens, S = sparsity]"
+        )
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.size, "tokens", "sparsity")
+
+    @property
+    def theta_names(self) -> tuple[str, ...]:
+        return ("log_a", "log_b", "log_c", "log_d", "log_e", "alpha", "beta", "lambda", "delta", "gamma")
+
+    @property
+    def varying(self) -> dict[str, str]:
+        return {
+            self.size: "the N terms need several model sizes",
+            "tokens": "the b/D^beta term needs several token counts",
+            "sparsity": "c, lambda and delta need several sparsities S (dense runs count as S = 0; the spread "
+            "is measured on 1 - S)",
+        }
+
+    def _log_inputs(self, table) -> dict[str, np.ndarray]:
+        """Under the name ``sparsity`` the law works with log(1 − S), the log of the share of experts a token
+        uses (0 for a dense model), so S = 0 is a valid point."""
+        if "sparsity" in table:
+            sparsity = np.asarray(table["sparsity"], dtype=float)
+            if not ((sparsity >= 0) & (sparsity < 1)).all():
+                raise LawDataError("column 'sparsity' must lie in [0, 1): S = (E − K)/E, 0 for a dense model")
+            table = {**{k: table[k] for k in table.keys()}, "sparsity": 1.0 - sparsity}  # noqa: SIM118
+        return super()._log_inputs(table)
+
+    def _bounds(self) -> Bounds:
+        signed = (-5.0, 5.0)
+        return [(None, None)] * 4 + [
+            _LOG_SIGMA_BOUNDS,
+            _EXPONENT_BOUNDS,
+            _EXPONENT_BOUNDS,
+            signed,
+            signed,
+            _EXPONENT_BOUNDS,
+        ]
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        log_n, log_d, log_density = logx[self.size], logx["tokens"], logx["sparsity"]  # log(1 - S)
+        design = np.zeros((5, len(log_n), 10))
+        design[0, :, 0], design[0, :, 5] = 1.0, -log_n  # log a - alpha log N
+        design[1, :, 1], design[1, :, 6] = 1.0, -log_d  # log b - beta log D
+        design[2, :, 2], design[2, :, 7] = 1.0, -log_density  # log c - lambda log(1 - S)
+        design[3, :, 3], design[3, :, 8], design[3, :, 9] = (
+            1.0,
+            -log_density,
+            -log_n,
+        )  # log d - delta.. - gamma..
+        design[4, :, 4] = 1.0  # log e
+        return design
+
+    def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+        y = np.exp(logy)
+        mid_n, mid_d = np.median(logx[self.size]), np.median(logx["tokens"])
+        rows = []
+        for alpha, beta, share_e, lam, delta in itertools.product(
+            (0.2, 0.5), (0.2, 0.5), (0.3, 0.7), (-0.3, 0.3), (-0.3, 0.3)
+        ):
+            e = share_e * y.min()
+            quarter = 0.25 * (np.median(y) - e)
+            rows.append((math.log(quarter) + alpha * mid_n, math.log(quarter) + beta * mid_d, math.log(quarter),
+                         math.log(quarter) + alpha * mid_n, math.log(e), alpha, beta, lam, delta, alpha))  # fmt: skip
+        return np.array(rows)
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        logs = {name: np.exp(theta[..., i]) for i, name in enumerate("abcde")}
+        return logs | {name: theta[..., i] for i, name in enumerate(self.theta_names) if i >= 5}
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        c = coefficients
+        return np.array(
+            [*(math.log(c[name]) for name in "abcde"), *(c[name] for name in self.theta_names[5:])]
+        )
