@@ -27,6 +27,15 @@ from archscale.laws.audit import extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, published
 from archscale.laws.columns import apply_mapping, parse_mapping, read_table
+from archscale.laws.design import (
+    KNOB_COLUMNS,
+    LLAMA_FFN_SHARE,
+    TRAINING_BYTES_PER_PARAM,
+    DesignPlan,
+    design_grid,
+    hyperparameters,
+    plan_designs,
+)
 from archscale.laws.errors import LawDataError
 from archscale.laws.plan import make_plan
 from archscale.laws.resampling import spawn_seeds
@@ -264,6 +273,44 @@ def _plan_text(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _int_list(option: str, text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise LawDataError(
+            f"{option}: a comma-separated list of integers (e.g. 1,2,4), got {text!r}"
+        ) from None
+    if not values or min(values) < 0:
+        raise LawDataError(f"{option}: give at least one integer ≥ 0, got {text!r}")
+    return values
+
+
+def _design_text(
+    plan: DesignPlan, hyper: tuple[dict[str, float], dict[str, str], dict[str, list[float]]]
+) -> str:
+    best = plan.best
+    lines = [f"compute {plan.compute:.4g} FLOPs, law {plan.law} (ranks designs by {', '.join(plan.reads)})"]
+    lines += [f"  note: {n}" for n in plan.notes]
+    ci = (
+        f"  [{best.interval[0]:.4g}, {best.interval[1]:.4g}]"
+        if best.interval
+        else "  (no interval: law not bootstrapped)"
+    )
+    capped = " (size set by the total-parameter cap)" if best.capped else ""
+    lines.append(f"  best: {best.design.label}: N_act {best.active_params:.4g}, D {best.tokens:.4g}, "
+                 f"total params {best.total_params:.4g}{capped}, loss {best.loss:.4g}{ci}")  # fmt: skip
+    quantities, sources, intervals = hyper
+    for key in ("batch_size", "lr"):
+        if key in sources:
+            band = f"  [{intervals[key][0]:.4g}, {intervals[key][1]:.4g}]" if key in intervals else ""
+            lines.append(f"  {key}: {quantities[key]:.4g}{band}  (from {sources[key]})")
+    for choice in plan.choices[1:]:
+        capped = ", capped by total parameters" if choice.capped else ""
+        lines.append(f"  then {choice.design.label}: loss {choice.loss:.4g} (+{choice.loss - best.loss:.3g}), "
+                     f"N_act {choice.active_params:.3g}, total {choice.total_params:.3g}{capped}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def plan_command(
     compute: Annotated[float, typer.Option("--compute", help="Training compute C in FLOPs, e.g. 1e21.")],
     fit: Annotated[
@@ -273,9 +320,32 @@ def plan_command(
         list[str] | None, typer.Option("--law", help="A published law (see `archscale laws list`).")
     ] = None,
     experts: Annotated[float, typer.Option(help="Number of experts E (dense = 1).")] = 1.0,
+    design_space: Annotated[
+        bool,
+        typer.Option(
+            "--design-space", help="Choose an MoE design (E, top-k, G, shared) by the first design law."
+        ),
+    ] = False,
+    grid_experts: Annotated[str, typer.Option(help="--design-space: expert counts E (1 = dense).")] = "1,8",
+    grid_top_k: Annotated[str, typer.Option(help="--design-space: active experts k.")] = "2",
+    grid_granularity: Annotated[str, typer.Option(help="--design-space: granularities G.")] = "1",
+    grid_shared: Annotated[str, typer.Option(help="--design-space: shared experts.")] = "0",
+    max_total_params: Annotated[
+        float | None, typer.Option(help="--design-space: cap on total parameters (memory).")
+    ] = None,
+    memory_per_gpu: Annotated[
+        float | None,
+        typer.Option(
+            help="--design-space: GiB per GPU for the training state (16 bytes/parameter, one GPU)."
+        ),
+    ] = None,
+    ffn_share: Annotated[
+        float, typer.Option(help="--design-space: feed-forward share of the active parameters.")
+    ] = LLAMA_FFN_SHARE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them."""
+    """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them;
+    with --design-space, the MoE design too (best and runners-up)."""
     with _warnings_shown():
         if not fit and not law:
             raise LawDataError("give at least one --fit FIT.json or --law NAME")
@@ -287,9 +357,34 @@ def plan_command(
                     f"{key} publishes exponents only (no coefficients) and cannot plan; "
                     "try chinchilla-approach3, epoch2024 or deepseek2024"
                 )
-            laws += [(key, published_law) for published_law in entry.laws]
-        plan = make_plan(compute, laws, experts)
-    _emit(plan, _plan_text(plan), as_json)
+            laws += [(f"{key} (published)", published_law) for published_law in entry.laws]
+        if not design_space:
+            plan = make_plan(compute, laws, experts)
+            _emit(plan, _plan_text(plan), as_json)
+            return
+        if max_total_params is not None and memory_per_gpu is not None:
+            raise LawDataError("give --max-total-params or --memory-per-gpu, not both")
+        cap = (
+            max_total_params if memory_per_gpu is None else memory_per_gpu * 2**30 / TRAINING_BYTES_PER_PARAM
+        )
+        design_law = next(
+            ((label, x) for label, x in laws if set(x.inputs) & set(KNOB_COLUMNS.values())), None
+        )
+        if design_law is None:
+            raise LawDataError(
+                "--design-space needs a design law (granularity, joint_moe or sparsity): a --fit of one, or "
+                "--law krajewski2024 / ludziejewski2025"
+            )
+        designs = design_grid(
+            _int_list("--grid-experts", grid_experts), _int_list("--grid-top-k", grid_top_k),
+            _int_list("--grid-granularity", grid_granularity), _int_list("--grid-shared", grid_shared),
+        )  # fmt: skip
+        label, chosen = design_law
+        plan = plan_designs(compute, chosen, designs, ffn_share=ffn_share, max_total_params=cap, label=label)
+        hyper = hyperparameters(compute, plan.best, [entry for entry in laws if entry != design_law])
+    payload = plan.to_dict() | {"hyperparameters": {k: hyper[0][k] for k in hyper[1]}, "sources": hyper[1],
+                                "intervals": hyper[2]}  # fmt: skip
+    _emit(payload, _design_text(plan, hyper), as_json)
 
 
 @app.command("list")

@@ -18,7 +18,35 @@ from archscale.laws.loss_laws import ChinchillaLaw
 _NAMES = {"model_scale": "N_opt", "params": "N_opt", "tokens": "D_opt"}
 
 
-def _why_unused(label: str, law: Law, quantities: dict[str, float], sources: dict[str, str]) -> str:
+def chain_laws(
+    quantities: dict[str, float],
+    laws: Sequence[tuple[str, Law]],
+    sources: dict[str, str],
+    intervals: dict[str, list[float]],
+) -> list[tuple[str, Law]]:
+    """Add to ``quantities`` the target of every law whose inputs are known, repeatedly (a batch size from
+    the loss, then an LR from the batch size…), noting each one's source and interval; returns the laws
+    left unused."""
+    pending = list(laws)
+    progress = True
+    while progress:  # each pass adds every law whose inputs are now known
+        progress = False
+        for label, law in list(pending):
+            if law.target in quantities or not set(law.inputs) <= set(quantities):
+                continue
+            point = {c: [quantities[c]] for c in law.inputs}
+            quantities[law.target] = float(law.predict(point)[0])
+            name = _NAMES.get(law.target, law.target)
+            sources[name] = label
+            if law.bootstrap_theta_ is not None:
+                intervals[name] = [float(v[0]) for v in law.predict_interval(point)]
+            pending.remove((label, law))
+            progress = True
+    return pending
+
+
+def why_unused(label: str, law: Law, quantities: dict[str, float], sources: dict[str, str]) -> str:
+    """Why a law given to a plan added nothing."""
     if law.target in quantities:
         given_by = sources.get(_NAMES.get(law.target, law.target), "the plan's inputs")
         return f"{label} ({law.target}): already given by {given_by}"
@@ -45,21 +73,8 @@ def make_plan(compute: float, laws: Sequence[tuple[str, Law]], experts: float = 
             "alpha_D": allocation.alpha_D,
             "numeric_check": {"N_opt_numeric": numeric_n, "rel_diff": numeric_n / allocation.n_opt - 1.0},
         }
-    pending = [(label, law) for label, law in laws if (label, law) != allocator]
-    progress = True
-    while progress:  # each pass adds every law whose inputs are now known
-        progress = False
-        for label, law in list(pending):
-            if law.target in quantities or not set(law.inputs) <= set(quantities):
-                continue
-            point = {c: [quantities[c]] for c in law.inputs}
-            quantities[law.target] = float(law.predict(point)[0])
-            name = _NAMES.get(law.target, law.target)
-            sources[name] = label
-            if law.bootstrap_theta_ is not None:
-                intervals[name] = [float(v[0]) for v in law.predict_interval(point)]
-            pending.remove((label, law))
-            progress = True
+    pending = chain_laws(quantities, [(label, law) for label, law in laws if (label, law) != allocator],
+                         sources, intervals)  # fmt: skip
     plan["size"] = plan["size"] or next((s for s in ("model_scale", "params") if s in quantities), None)
     if plan["size"] is None or "tokens" not in quantities:
         raise LawDataError(
@@ -74,6 +89,6 @@ def make_plan(compute: float, laws: Sequence[tuple[str, Law]], experts: float = 
         "lr": quantities.get("lr"),
         "intervals": intervals,
         "sources": sources,
-        "unused": [_why_unused(label, law, quantities, sources) for label, law in pending],
+        "unused": [why_unused(label, law, quantities, sources) for label, law in pending],
     }
     return plan

@@ -1,0 +1,211 @@
+"""Choosing an MoE design at a compute budget from a design-space law (issue 15).
+
+A design is the MoE's knobs: experts E, active experts top-k, granularity G, shared experts. For each
+candidate the planner finds the active size N_act (and tokens D = C / (6·N_act)) that minimise the law's
+predicted loss, under an optional cap on total parameters, and ranks the designs by that loss.
+
+How a design becomes the law's columns, for any N_act:
+
+- total parameters ``params`` = N_act·((1 − f) + f·E/k), f the feed-forward share of the active parameters
+  (``ffn_share``; 2/3 for a Llama block whose SwiGLU is 8/3·d_model wide). Granularity and shared-expert
+  isolation keep total and active feed-forward parameters, so they do not enter;
+- ``active_params`` = N_act, ``experts`` = E (dense: E = 1, k = 1), ``granularity`` = G,
+  ``sparsity`` = (E − k)/E.
+
+A law ranks designs only by the knobs it reads (GranularityLaw: G; JointMoELaw: E; SparsityLaw: E/k):
+candidates that differ in a knob the law does not read are refused rather than given equal scores.
+Compute is C = 6·N_act·D (Ludziejewski et al. 2025's convention; attention scores and routing excluded).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from archscale.laws.base import Law
+from archscale.laws.errors import LawDataError
+from archscale.laws.plan import chain_laws
+
+LLAMA_FFN_SHARE = 2 / 3  # SwiGLU of width 8/3·d: 8·d² of a block's 12·d² matrix parameters
+TRAINING_BYTES_PER_PARAM = 16  # fp32 weights and gradients, AdamW's two moments (archscale.models.memory)
+KNOB_COLUMNS = {"experts": "experts", "top_k": "sparsity", "granularity": "granularity"}
+"""Each knob and the law column that reads it (top-k enters through the sparsity S = (E − k)/E)."""
+
+
+@dataclass(frozen=True)
+class Design:
+    experts: int = 8
+    top_k: int = 2
+    granularity: int = 1
+    shared: int = 0
+
+    def __post_init__(self) -> None:
+        if not (
+            1 <= self.top_k <= self.experts
+            and self.granularity >= 1
+            and 0 <= self.shared < self.top_k * self.granularity
+        ):
+            raise LawDataError(
+                f"design {self}: need 1 ≤ top_k ≤ experts, granularity ≥ 1, 0 ≤ shared < top_k·granularity"
+            )
+
+    @property
+    def label(self) -> str:
+        if self.experts == 1:
+            return "dense"
+        shared = f", {self.shared} shared" if self.shared else ""
+        return f"E={self.experts} top-{self.top_k} G={self.granularity}{shared}"
+
+    def columns(self, active: np.ndarray, ffn_share: float) -> dict[str, np.ndarray]:
+        """The law columns of this design at active sizes ``active``."""
+        active = np.asarray(active, dtype=float)
+        total = active * ((1 - ffn_share) + ffn_share * self.experts / self.top_k)
+        ones = np.ones_like(active)
+        return {"active_params": active, "params": total, "experts": self.experts * ones,
+                "granularity": self.granularity * ones, "sparsity": (1 - self.top_k / self.experts) * ones}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DesignChoice:
+    """A design at its compute-optimal size: N_act, D, total parameters, predicted loss (interval)."""
+
+    design: Design
+    active_params: float
+    tokens: float
+    total_params: float
+    loss: float
+    interval: tuple[float, float] | None = None
+    capped: bool = False  # the total-parameter cap, not the loss, set its size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"design": asdict(self.design), "label": self.design.label, **{
+            k: v for k, v in asdict(self).items() if k != "design"}}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DesignPlan:
+    compute: float
+    law: str
+    reads: tuple[str, ...]  # the knobs the law ranks designs by
+    choices: tuple[DesignChoice, ...]  # best first
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def best(self) -> DesignChoice:
+        return self.choices[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best.loss
+        return {"compute": self.compute, "law": self.law, "reads": list(self.reads), "notes": list(self.notes),
+                "choices": [c.to_dict() | {"worse_by": c.loss - best} for c in self.choices]}  # fmt: skip
+
+
+def _knobs_read(law: Law) -> tuple[str, ...]:
+    return tuple(knob for knob, column in KNOB_COLUMNS.items() if column in law.inputs)
+
+
+def _check_designs(law: Law, designs: Sequence[Design]) -> tuple[str, ...]:
+    reads = _knobs_read(law)
+    for knob in ("experts", "top_k", "granularity", "shared"):
+        if knob not in reads and len({getattr(d, knob) for d in designs}) > 1:
+            raise LawDataError(
+                f"the {law.name} law does not read {knob} (it reads {list(reads) or 'no design knob'}), so it "
+                f"cannot rank designs that differ in {knob}; hold {knob} fixed or use a law that reads it"
+            )
+    return reads
+
+
+def plan_designs(
+    compute: float,
+    law: Law,
+    designs: Sequence[Design],
+    *,
+    ffn_share: float = LLAMA_FFN_SHARE,
+    max_total_params: float | None = None,
+    label: str | None = None,
+) -> DesignPlan:
+    """Rank ``designs`` at ``compute`` FLOPs by ``law``'s loss at each design's optimal N_act (see module)."""
+    if not (math.isfinite(compute) and compute > 0):
+        raise LawDataError(f"compute must be a finite number of FLOPs > 0, got {compute!r}")
+    if not designs:
+        raise LawDataError("give at least one design to plan")
+    if not 0 < ffn_share < 1:
+        raise LawDataError(f"ffn_share must lie in (0, 1), got {ffn_share}")
+    reads = _check_designs(law, designs)
+    choices = [_optimise(compute, law, design, ffn_share, max_total_params) for design in designs]
+    notes = []
+    if max_total_params is not None:
+        notes.append(f"total parameters capped at {max_total_params:.4g}")
+    return DesignPlan(
+        compute=float(compute), law=label or law.name, reads=reads,
+        choices=tuple(sorted(choices, key=lambda c: c.loss)), notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _optimise(
+    compute: float, law: Law, design: Design, ffn_share: float, max_total_params: float | None
+) -> DesignChoice:
+    ratio = float(design.columns(np.array([1.0]), ffn_share)["params"][0])  # total ÷ active
+
+    def table(active: float) -> dict[str, np.ndarray]:
+        point = design.columns(np.array([active]), ffn_share)
+        return {c: point[c] for c in law.inputs if c in point} | {
+            "tokens": np.array([compute / (6 * active)])
+        }
+
+    def log_loss(log_active: float) -> float:
+        return float(np.log(law.predict(table(math.exp(log_active)))[0]))
+
+    high = math.log(compute / 6)  # at least one token
+    capped_high = high if max_total_params is None else min(high, math.log(max_total_params / ratio))
+    if capped_high <= 0:
+        raise LawDataError(f"{design.label}: max_total_params {max_total_params:.4g} leaves no model size")
+    best = minimize_scalar(log_loss, bounds=(0.0, capped_high), method="bounded", options={"xatol": 1e-10})
+    active = math.exp(best.x)
+    point = table(active)
+    interval = None
+    if law.bootstrap_theta_ is not None:
+        low, up = law.predict_interval(point)
+        interval = (float(low[0]), float(up[0]))
+    return DesignChoice(
+        design=design, active_params=active, tokens=compute / (6 * active), total_params=active * ratio,
+        loss=float(law.predict(point)[0]), interval=interval, capped=capped_high < high and best.x > capped_high - 1e-6,
+    )  # fmt: skip
+
+
+def design_grid(
+    experts: Sequence[int], top_k: Sequence[int], granularity: Sequence[int], shared: Sequence[int]
+) -> list[Design]:
+    """Every valid combination (a dense design, E = 1, only with top-1, G = 1, no shared expert)."""
+    designs = []
+    for e in experts:
+        for k in top_k:
+            for g in granularity:
+                for s in shared:
+                    if e == 1 and (g, s) != (1, 0):
+                        continue
+                    k_e = 1 if e == 1 else k
+                    if k_e <= e and s < k_e * g:
+                        designs.append(Design(e, k_e, g, s))
+    return list(dict.fromkeys(designs))
+
+
+def hyperparameters(
+    compute: float, choice: DesignChoice, laws: Sequence[tuple[str, Law]]
+) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
+    """The chosen design's batch size, LR (and whatever else ``laws`` give) from its loss, size and tokens:
+    the same chaining as :func:`archscale.laws.plan.make_plan`. Returns quantities, sources, intervals."""
+    quantities = {
+        "compute": compute, "loss": choice.loss, "tokens": choice.tokens, "params": choice.total_params,
+        "active_params": choice.active_params, "model_scale": 6 * choice.active_params,
+        "experts": float(choice.design.experts), "granularity": float(choice.design.granularity),
+    }  # fmt: skip
+    sources: dict[str, str] = {}
+    intervals: dict[str, list[float]] = {}
+    chain_laws(quantities, laws, sources, intervals)
+    return quantities, sources, intervals

@@ -1,0 +1,102 @@
+"""The design-space planner (issue 15): its choice equals a brute-force search over the same law."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from archscale.cli.main import app
+from archscale.laws import GranularityLaw, published
+from archscale.laws.design import Design, design_grid, plan_designs
+from archscale.laws.errors import LawDataError
+
+FFN = 2 / 3
+
+
+def brute_force(law, designs, compute, cap=None):
+    """Every design on a 4000-point log grid of active sizes; totals computed here from the definition."""
+    best = None
+    for design in designs:
+        active = np.geomspace(1e5, compute / 6 / 1e3, 4000)
+        total = active * ((1 - FFN) + FFN * design.experts / design.top_k)
+        keep = total <= cap if cap is not None else np.ones_like(active, dtype=bool)
+        table = pd.DataFrame({
+            "active_params": active, "params": total, "tokens": compute / (6 * active),
+            "experts": float(design.experts), "granularity": float(design.granularity),
+            "sparsity": 1 - design.top_k / design.experts,
+        })[keep]  # fmt: skip
+        losses = law.predict(table)
+        i = int(np.argmin(losses))
+        if best is None or losses[i] < best[2]:
+            best = (design, float(table["active_params"].iloc[i]), float(losses[i]))
+    return best
+
+
+@pytest.mark.parametrize(
+    ("key", "designs", "cap"),
+    [
+        ("krajewski2024", design_grid([8], [2], [1, 2, 4, 8, 16], [0]), None),
+        ("ludziejewski2025", design_grid([1, 2, 4, 8, 16, 32, 64], [1], [1], [0]), None),
+        ("ludziejewski2025", design_grid([1, 2, 4, 8, 16, 32, 64], [1], [1], [0]), 5e9),
+    ],
+)
+def test_the_planners_choice_is_the_brute_force_optimum(key, designs, cap):
+    law = published(key).laws[0]
+    plan = plan_designs(1e21, law, designs, max_total_params=cap)
+    design, active, loss = brute_force(law, designs, 1e21, cap)
+    assert plan.best.design == design
+    assert -1e-12 <= loss - plan.best.loss < 2e-5  # never worse than the grid, within its resolution
+    assert plan.best.active_params == pytest.approx(active, rel=5e-3)  # the grid's resolution
+    losses = [c.loss for c in plan.choices]
+    assert losses == sorted(losses) and len(plan.choices) == len(designs)
+    if cap is not None:
+        assert all(c.total_params <= cap * (1 + 1e-9) for c in plan.choices)
+
+
+def test_a_law_cannot_rank_designs_by_a_knob_it_does_not_read():
+    law = published("krajewski2024").laws[0]
+    with pytest.raises(LawDataError, match="does not read experts"):
+        plan_designs(1e21, law, [Design(8, 2, 1), Design(16, 2, 1)])
+    with pytest.raises(LawDataError, match="does not read shared"):
+        plan_designs(1e21, law, [Design(8, 2, 2, 0), Design(8, 2, 2, 1)])
+
+
+def test_a_fitted_laws_interval_comes_with_the_plan(tmp_path):
+    truth = {"a": 20.0, "b": 30.0, "c": 0.5, "g": 3.0, "alpha": 0.12, "beta": 0.15, "gamma": 0.6}
+    grid = pd.DataFrame(
+        [
+            (p, d, g)
+            for p in np.geomspace(1e7, 1e9, 4)
+            for d in np.geomspace(1e9, 1e11, 4)
+            for g in (1.0, 4.0, 16.0)
+        ],
+        columns=["params", "tokens", "granularity"],
+    )
+    rng = np.random.default_rng(0)
+    grid["loss"] = GranularityLaw.from_coefficients(truth).predict(grid) * np.exp(
+        rng.normal(0, 0.003, len(grid))
+    )
+    law = GranularityLaw(bootstrap=40, seed=1).fit(grid)
+    plan = plan_designs(1e20, law, design_grid([8], [2], [1, 4, 16], [0]))
+    low, high = plan.best.interval
+    assert low < plan.best.loss < high
+    fit = tmp_path / "granularity.json"
+    fit.write_text(json.dumps(law.to_dict()))
+    result = CliRunner().invoke(app, ["plan", "--compute", "1e20", "--design-space", "--fit", str(fit),
+                                      "--grid-experts", "8", "--grid-granularity", "1,4,16", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["choices"][0]["label"] == plan.best.design.label
+    assert payload["choices"][0]["loss"] == pytest.approx(plan.best.loss)
+    assert [c["worse_by"] for c in payload["choices"]] == sorted(c["worse_by"] for c in payload["choices"])
+
+
+def test_design_space_without_a_design_law_is_one_error_line():
+    result = CliRunner().invoke(
+        app, ["plan", "--compute", "1e21", "--design-space", "--law", "chinchilla-approach3"]
+    )
+    assert result.exit_code == 2 and "needs a design law" in result.output
