@@ -21,7 +21,7 @@ from archscale.sweeps import load_spec
 from archscale.sweeps.executor import SweepSummary, default_run_root, executor_for, run_sweep
 from archscale.training.run_config import RunConfig
 
-PRESETS = ("micro", "cpu", "gpu")
+PRESETS = ("micro", "cpu", "gpu", "moe-design")
 
 
 class StudyError(ArchscaleError):

@@ -368,7 +368,12 @@ def plan_command(
             max_total_params if memory_per_gpu is None else memory_per_gpu * 2**30 / TRAINING_BYTES_PER_PARAM
         )
         design_law = next(
-            ((label, x) for label, x in laws if set(x.inputs) & set(KNOB_COLUMNS.values())), None
+            (
+                (label, x)
+                for label, x in laws
+                if set(x.inputs) & {c for cs in KNOB_COLUMNS.values() for c in cs}
+            ),
+            None,
         )
         if design_law is None:
             raise LawDataError(

@@ -12,7 +12,7 @@ How a design becomes the law's columns, for any N_act:
 - ``active_params`` = N_act, ``experts`` = E (dense: E = 1, k = 1), ``granularity`` = G,
   ``sparsity`` = (E − k)/E.
 
-A law ranks designs only by the knobs it reads (GranularityLaw: G; JointMoELaw: E; SparsityLaw: E/k):
+A law ranks designs only by the knobs it reads (GranularityLaw: G; JointMoELaw: E; SparsityLaw: E and k):
 candidates that differ in a knob the law does not read are refused rather than given equal scores.
 Compute is C = 6·N_act·D (Ludziejewski et al. 2025's convention; attention scores and routing excluded).
 """
@@ -33,8 +33,8 @@ from archscale.laws.plan import chain_laws
 
 LLAMA_FFN_SHARE = 2 / 3  # SwiGLU of width 8/3·d: 8·d² of a block's 12·d² matrix parameters
 TRAINING_BYTES_PER_PARAM = 16  # fp32 weights and gradients, AdamW's two moments (archscale.models.memory)
-KNOB_COLUMNS = {"experts": "experts", "top_k": "sparsity", "granularity": "granularity"}
-"""Each knob and the law column that reads it (top-k enters through the sparsity S = (E − k)/E)."""
+KNOB_COLUMNS = {"experts": ("experts", "sparsity"), "top_k": ("sparsity",), "granularity": ("granularity",)}
+"""Each knob and the law columns that carry it as a design variable (S = (E − k)/E carries both E and k)."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +106,15 @@ class DesignPlan:
 
 
 def _knobs_read(law: Law) -> tuple[str, ...]:
-    return tuple(knob for knob, column in KNOB_COLUMNS.items() if column in law.inputs)
+    return tuple(knob for knob, columns in KNOB_COLUMNS.items() if set(columns) & set(law.inputs))
 
 
 def _check_designs(law: Law, designs: Sequence[Design]) -> tuple[str, ...]:
     reads = _knobs_read(law)
     for knob in ("experts", "top_k", "granularity", "shared"):
-        if knob not in reads and len({getattr(d, knob) for d in designs}) > 1:
+        # a dense design (E = 1) has top-1, G = 1 and no shared expert by definition: only MoE designs count
+        values = {getattr(d, knob) for d in designs if knob == "experts" or d.experts > 1}
+        if knob not in reads and len(values) > 1:
             raise LawDataError(
                 f"the {law.name} law does not read {knob} (it reads {list(reads) or 'no design knob'}), so it "
                 f"cannot rank designs that differ in {knob}; hold {knob} fixed or use a law that reads it"

@@ -21,12 +21,18 @@ from typing import Any
 import pandas as pd
 
 from archscale.analysis import NOT_TESTED, Analyses, Verdict, from_store, jsonable
+from archscale.analysis.design_space import (
+    DesignSpaceResult,
+    design_space,
+    has_design_variants,
+    paper_design_runs,
+)
 from archscale.analysis.downstream import downstream_table
 from archscale.analysis.public import PublicEvidence, clark_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
 from archscale.errors import ArchscaleError
 from archscale.laws.resampling import spawn_seeds
-from archscale.report.figures import public_figures, write_figures
+from archscale.report.figures import design_space_figure, public_figures, write_figures
 from archscale.report.page import render_page
 from archscale.store import ResultsStore
 
@@ -259,9 +265,14 @@ def build_report(
             raise ReportError(f"--store {store_path}: the results store holds no runs; nothing to report")
         runs_seed, public_seed = spawn_seeds(seed, 2)
         runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
+        design = None
+        if has_design_variants(runs):  # the paper's analyses read the paper's designs; the panel the rest
+            runs_seed, design_seed = spawn_seeds(runs_seed, 2)
+            design = design_space(runs, store.curve(), bootstrap=bootstrap, seed=design_seed)
         analyses = from_store(
-            store, runs, bootstrap=bootstrap, seed=runs_seed, allow_mixed_corpora=allow_mixed_corpora
-        )
+            store, paper_design_runs(runs) if design else runs, bootstrap=bootstrap, seed=runs_seed,
+            allow_mixed_corpora=allow_mixed_corpora,
+        )  # fmt: skip
         corpora = sorted(runs["corpus"].dropna().unique().tolist())
         inventory = run_inventory(store, runs)
         downstream = downstream_table(store, inventory)
@@ -277,6 +288,7 @@ def build_report(
         inventory=inventory,
         downstream=downstream,
         public=evidence,
+        design=design,
         about={
             "store": str(store_path.resolve()),
             "corpus_fingerprints": corpora,
@@ -294,6 +306,7 @@ def write_report(
     downstream: list[dict[str, Any]] | None = None,
     about: dict[str, Any] | None = None,
     public: Sequence[PublicEvidence] = (),
+    design: DesignSpaceResult | None = None,
 ) -> Report:
     """Write the report of ``analyses`` (from a store or from CSVs) with its run inventory.
 
@@ -303,6 +316,8 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = write_figures(analyses, out_dir / "figures") | public_figures(public, out_dir / "figures")
+    if design is not None:
+        figures["design_space"] = design_space_figure(design, out_dir / "figures" / "design_space.png")
     summary = {
         **(about or {}),
         "environment": environment(),
@@ -317,6 +332,7 @@ def write_report(
         "downstream": downstream or [],
         "analyses": analyses,
         "public_evidence": list(public),
+        "design_space": design,
     }
     summary = jsonable(summary)
     summary_path = out_dir / "summary.json"

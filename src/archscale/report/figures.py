@@ -26,6 +26,7 @@ from archscale.analysis import (
     NoiseScaleResult,
     PowerFit,
 )
+from archscale.analysis.design_space import DesignSpaceResult
 from archscale.analysis.public import PublicEvidence
 
 COLOURS = {"dense": "tab:blue", "moe": "tab:orange", "joint": "tab:green"}
@@ -418,3 +419,55 @@ def write_figures(analyses: Analyses, out_dir: str | Path) -> dict[str, Path]:
         "noise_scale": noise_scale_figure(analyses.noise, out / "noise_scale.png", h),
         "generalisation": generalisation_figure(analyses.generalisation, out / "generalisation.png"),
     }
+
+
+def design_space_figure(result: DesignSpaceResult, path: str | Path) -> Path:
+    """Final loss against each design knob, one line per backbone at its longest budget: experts (dense =
+    1), granularity, and the two categorical knobs (shared expert, loss-free balancing) against their
+    reference designs."""
+    figure = Figure(figsize=(10, 7.5), layout="constrained")
+    axes = figure.subplots(2, 2).ravel()
+    points = result.points
+    longest = points[points["tokens"] == points.groupby("backbone")["tokens"].transform("max")]
+    plain = longest[
+        (longest["shared"] == 0) & (longest["router_score"] == "softmax") & (longest["balance"] == "aux_loss")
+    ]
+    panels = (
+        ("experts E (dense = 1), granularity 1", plain[plain["granularity"] == 1], "experts"),
+        (
+            f"granularity G at E = {result.base_experts}",
+            plain[plain["experts"] == result.base_experts],
+            "granularity",
+        ),
+    )
+    for ax, (label, rows, knob) in zip(axes[:2], panels, strict=True):
+        if rows[knob].nunique() < 2:
+            _note(ax, f"one value of {knob} only: nothing to compare")
+            continue
+        for backbone, group in rows.groupby("backbone"):
+            group = group.groupby(knob, as_index=False)["loss"].mean().sort_values(knob)
+            ax.plot(group[knob], group["loss"], marker="o", label=_backbone(backbone))
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set(xlabel=label, ylabel="final loss (nats/token)")
+        ax.legend(fontsize=7, title="backbone d_model × layers", title_fontsize=7)
+    for ax, paired in zip(axes[2:], result.paired, strict=False):
+        if paired.skipped:
+            _note(ax, f"{paired.knob}: {paired.skipped}")
+            continue
+        names = (paired.reference, paired.variant)
+        ratio = f"{paired.variant} ÷ {paired.reference}: {paired.ratio:.3f} [{paired.interval[0]:.3f}, {paired.interval[1]:.3f}]"
+        for pair in paired.longest:
+            ax.plot(
+                [0, 1], [pair["reference"], pair["variant"]], marker="o", label=_backbone(pair["backbone"])
+            )
+        ax.set_xticks([0, 1], names, fontsize=8)
+        ax.set(ylabel="final loss (nats/token)", title=ratio)
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=7)
+    figure.suptitle("MoE design space: loss at each backbone's longest budget")
+    return _save(figure, path)
+
+
+def _backbone(code: int) -> str:
+    return f"{code // 1000} × {code % 1000}"

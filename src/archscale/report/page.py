@@ -30,6 +30,8 @@ code { background: #f4f4f6; padding: 0 3px; }
 """
 
 FIGURE_CAPTIONS = {
+    "design_space": "MoE design space: final loss against experts, granularity, a shared expert and "
+    "loss-free balancing, one line per backbone at its longest budget.",
     "loss_extrapolation": "Figure 1: Eq. 5 fitted on the smaller models' curves, the largest model's curve "
     "predicted (light: a new run's prediction interval; dark: the band of the fitted curve).",
     "allocation": "Table 1 as a figure: α_N and α_D of the published rows and of this study.",
@@ -248,6 +250,37 @@ def _fitted_laws(analyses: Analyses) -> str:
     return table(["fit", "formula", "coefficient", "value", "interval"], rows, text_columns=3)
 
 
+def _design_space(design: dict[str, Any], figures: dict[str, str]) -> str:
+    """The design-space panel: fitted design laws, the knobs no law covers, and the planner's answer."""
+    rows = []
+    for name, fit in design["fits"].items():
+        rows += _law_rows(f"{name} law ({fit['points']} runs)", fit)
+    text = _figure("design_space", figures)
+    text += (
+        table(["fit", "formula", "coefficient", "value", "interval"], rows, text_columns=3) if rows else ""
+    )
+    text += _notes(f"{name} law not fitted: {why}" for name, why in design["skipped"].items())
+    paired = [
+        [escape(k["knob"]), escape(f"{k['variant']} ÷ {k['reference']}"), str(k["backbones"]),
+         _fmt(k["ratio"]), _interval(*(k["interval"] or (None, None))), escape(k["skipped"] or "")]
+        for k in design["paired"]
+    ]  # fmt: skip
+    text += table(
+        ["knob", "loss ratio", "backbones", "ratio", "95% interval", "note"], paired, text_columns=2
+    )
+    for name, plan in design["plans"].items():
+        best, *rest = plan["choices"]
+        band = _interval(*best["interval"]) if best["interval"] else "no interval"
+        text += (
+            f"<p>Planner at C = {design['plan_compute']:.3g} FLOPs by the {escape(name)} law: "
+            f"<b>{escape(best['label'])}</b>, N_act {best['active_params']:.3g}, D {best['tokens']:.3g}, "
+            f"loss {best['loss']:.4g} ({band}); then "
+            + ", ".join(f"{escape(c['label'])} +{c['worse_by']:.3g}" for c in rest[:4])
+            + ".</p>"
+        )
+    return text + _notes(design["notes"])
+
+
 def _downstream(summary: dict[str, Any]) -> str:
     rows = summary["downstream"]
     if not rows:
@@ -393,6 +426,8 @@ def render_page(
          + _power_fits(analyses.noise.fits, analyses.noise.comparison)
          + (f"<p class=note>Skipped: {escape(analyses.noise.skipped)}</p>" if analyses.noise.skipped else "")),
         ("Generalisation (Figure 6)", _figure("generalisation", figures) + _generalisation(analyses)),
+        *([("MoE design space (beyond the paper)", _design_space(summary["design_space"], figures))]
+          if summary.get("design_space") else []),
         ("Downstream tasks (Table 2)", _downstream(summary)),
         ("Fitted loss laws", _fitted_laws(analyses)),
         (f"Runs ({summary['runs']['total']}: {counts})", _inventory(summary)),

@@ -1,0 +1,185 @@
+"""The MoE design space on the user's runs (issue 15): the three design laws fitted on the runs that vary
+their knob, paired comparisons for the knobs no law covers, and the planner's answer.
+
+Each run is one point: its smoothed loss at the end of its budget (a cooldown branch counts as a run of its
+budget). Designs are read from the stored configs, so runs that share a size but not a design never merge.
+
+- granularity law (Krajewski et al. 2024) on the MoE runs at the expert count most MoE runs use, softmax
+  routing, the Switch loss and no shared expert, at every granularity;
+- joint law (Ludziejewski et al. 2025) and sparsity law (Abnar et al. 2025) on the dense runs and the MoE
+  runs at granularity 1 with softmax routing and no shared expert, at every expert count;
+- shared expert and loss-free balancing: each against its reference design at the same backbone and
+  budget, as a mean log loss ratio with a t interval over the backbones (a backbone's budgets share a
+  trunk, so the backbone is the independent unit);
+- the planner at 10× the study's largest compute, by each law that could be fitted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from archscale.analysis.curves import final_points, finished_runs, smooth
+from archscale.analysis.results import Result, fit_summary
+from archscale.laws import GranularityLaw, JointMoELaw, LawDataError, SparsityLaw
+from archscale.laws.base import Law
+from archscale.laws.design import design_grid, plan_designs
+from archscale.laws.resampling import spawn_seeds
+
+KNOBS = ("experts", "top_k", "granularity", "shared", "router_score", "balance")
+
+
+def design_points(runs: pd.DataFrame, curve: pd.DataFrame, window: int) -> pd.DataFrame:
+    """One row per finished run: its design knobs, sizes, tokens and smoothed final loss."""
+    runs = finished_runs(runs)
+    ends = final_points(smooth(curve[curve["run_id"].isin(runs["run_id"])], window), "lm_loss")
+    table = runs.merge(ends, on="run_id")
+    models = [json.loads(c)["model"] for c in table["config"]]
+    knobs = pd.DataFrame({
+        "experts": [m["n_experts"] for m in models], "top_k": [m["top_k"] for m in models],
+        "granularity": [m.get("granularity", 1) for m in models], "shared": [m.get("n_shared_experts", 0) for m in models],
+        "router_score": [m.get("router_score", "softmax") for m in models],
+        "balance": [m.get("balance", "aux_loss") for m in models], "backbone": [m["d_model"] * 1000 + m["n_layers"] for m in models],
+    })  # fmt: skip
+    columns = ["run_id", "model_name", "kind", "N", "P", "P_active", "tokens", "loss"]
+    out = pd.concat([table[columns].reset_index(drop=True), knobs], axis=1)
+    out["trunk"] = table["trunk"].to_numpy() if "trunk" in table else out["run_id"]
+    out = out.rename(columns={"N": "model_scale", "P": "params", "P_active": "active_params"})
+    out["sparsity"] = 1.0 - out["top_k"] / out["experts"]
+    out["tokens"] = out["tokens"].astype(float)
+    return out
+
+
+def has_design_variants(runs: pd.DataFrame) -> bool:
+    """Whether the MoE runs vary a design knob beyond the paper's (the design-space panel applies)."""
+    models = [json.loads(c)["model"] for c in runs["config"]]
+    designed = {(m.get("granularity", 1), m.get("n_shared_experts", 0), m.get("router_score", "softmax"),
+                 m.get("balance", "aux_loss"), m["n_experts"]) for m in models if m["kind"] == "moe"}  # fmt: skip
+    return len(designed) > 1
+
+
+def paper_design_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The dense runs and the MoE runs of the paper's design at the expert count most MoE runs use: the runs
+    the paper's analyses read when a store also holds other designs."""
+    models = [json.loads(c)["model"] for c in runs["config"]]
+    plain = np.array([all(m.get(f, d) == d for f, d in (("granularity", 1), ("n_shared_experts", 0),
+                      ("router_score", "softmax"), ("balance", "aux_loss"))) for m in models])  # fmt: skip
+    experts = pd.Series([m["n_experts"] for m in models], index=runs.index)
+    moe = (runs["kind"] == "moe").to_numpy() & plain
+    common = experts[(runs["kind"] == "moe").to_numpy()].mode().iloc[0] if moe.any() else None
+    return runs[(runs["kind"] == "dense").to_numpy() | (moe & (experts == common).to_numpy())]
+
+
+@dataclass
+class PairedKnob(Result):
+    """One knob against its reference design, paired by backbone and budget."""
+
+    knob: str
+    reference: str
+    variant: str
+    pairs: int
+    backbones: int
+    ratio: float | None = None  # mean variant ÷ reference loss (geometric)
+    interval: list[float] | None = None
+    longest: list[dict[str, float]] = field(default_factory=list)  # per backbone at its longest budget
+    skipped: str | None = None
+
+
+@dataclass
+class DesignSpaceResult(Result):
+    points: pd.DataFrame
+    fits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    paired: list[PairedKnob] = field(default_factory=list)
+    plans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plan_compute: float | None = None
+    base_experts: int | None = None  # the expert count the granularity and paired comparisons hold fixed
+    notes: list[str] = field(default_factory=list)
+
+
+def _plain(points: pd.DataFrame) -> pd.Series:
+    return (points["shared"] == 0) & (points["router_score"] == "softmax") & (points["balance"] == "aux_loss")
+
+
+def _fit(law: Law, table: pd.DataFrame) -> Law:
+    """A trunk and its cooldown branches share their stable phase: one unit of the laws' noise model."""
+    return law.fit(table.assign(run_id=table["trunk"]))
+
+
+def _paired(
+    points: pd.DataFrame,
+    knob: str,
+    reference: pd.Series,
+    variant: pd.Series,
+    names: tuple[str, str],
+    level: float,
+) -> PairedKnob:
+    keys = ["backbone", "tokens"]
+    pairs = points[reference][[*keys, "loss"]].merge(
+        points[variant][[*keys, "loss"]], on=keys, suffixes=("_ref", "_var")
+    )
+    result = PairedKnob(knob, names[0], names[1], len(pairs), pairs["backbone"].nunique())
+    last = pairs[pairs["tokens"] == pairs.groupby("backbone")["tokens"].transform("max")]
+    result.longest = [{"backbone": int(r.backbone), "reference": float(r.loss_ref), "variant": float(r.loss_var)}
+                      for r in last.itertuples()]  # fmt: skip
+    if result.backbones < 2:
+        result.skipped = f"needs the two designs at two or more backbones; found {result.backbones}"
+        return result
+    per_backbone = np.log(pairs["loss_var"] / pairs["loss_ref"]).groupby(pairs["backbone"]).mean().to_numpy()
+    mean, n = per_backbone.mean(), len(per_backbone)
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * per_backbone.std(ddof=1) / math.sqrt(n)
+    result.ratio, result.interval = math.exp(mean), [math.exp(mean - half), math.exp(mean + half)]
+    return result
+
+
+def design_space(runs: pd.DataFrame, curve: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0,
+                 window: int = 25, level: float = 0.95) -> DesignSpaceResult:  # fmt: skip
+    """The design-space analyses of the module docstring."""
+    points = design_points(runs, curve, window)
+    result = DesignSpaceResult(points=points)
+    seeds = dict(zip(("granularity", "joint_moe", "sparsity"), spawn_seeds(seed, 3), strict=True))
+    plain = _plain(points)
+    moe = points["kind"] == "moe"
+    common = int(points.loc[moe, "experts"].mode().iloc[0]) if moe.any() else None  # the designs' base E
+    result.base_experts = common
+    subsets = {
+        "granularity": (GranularityLaw(size="params", bootstrap=bootstrap, seed=seeds["granularity"]),
+                        moe & plain & (points["experts"] == common)),
+        "joint_moe": (JointMoELaw(size="active_params", bootstrap=bootstrap, seed=seeds["joint_moe"]),
+                      plain & (points["granularity"] == 1)),
+        "sparsity": (SparsityLaw(size="params", bootstrap=bootstrap, seed=seeds["sparsity"]),
+                     plain & (points["granularity"] == 1)),
+    }  # fmt: skip
+    fitted: dict[str, Law] = {}
+    for name, (law, rows) in subsets.items():
+        try:
+            fitted[name] = _fit(law, points[rows])
+            result.fits[name] = fit_summary(fitted[name]) | {"points": int(rows.sum())}
+        except LawDataError as err:
+            result.skipped[name] = str(err)
+    g1 = plain & (points["granularity"] == 2)
+    result.paired.append(_paired(points, "shared", g1 & moe, (points["shared"] > 0) & (points["granularity"] == 2),
+                                 ("G=2, no shared expert", "G=2, one shared expert"), level))  # fmt: skip
+    reference = plain & moe & (points["granularity"] == 1) & (points["experts"] == common)
+    variant = (points["balance"] == "loss_free") & (points["granularity"] == 1) & (points["shared"] == 0)
+    result.paired.append(_paired(points, "balance", reference, variant,
+                                 ("softmax + Switch loss", "sigmoid + loss-free bias"), level))  # fmt: skip
+    if fitted:
+        result.plan_compute = 10 * float((6 * points["active_params"] * points["tokens"]).max())
+        grids = {"granularity": design_grid([common or 8], [2], [1, 2, 4, 8, 16], [0]),
+                 "joint_moe": design_grid([1, 4, 8, 16, 32, 64], [2], [1], [0]),
+                 "sparsity": design_grid([1, 4, 8, 16, 32, 64], [2], [1], [0])}  # fmt: skip
+        for name, law in fitted.items():
+            plan = plan_designs(result.plan_compute, law, grids[name], label=name)
+            result.plans[name] = plan.to_dict()
+        result.notes.append(
+            "plans extrapolate to 10x the study's largest compute with C = 6 N_act D; routing FLOPs are not "
+            "counted, so the granularity law always prefers the finest experts offered"
+        )
+    return result

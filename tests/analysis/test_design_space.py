@@ -1,0 +1,114 @@
+"""The design-space panel on a synthetic store of the moe-design preset's runs with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archscale.analysis.design_space import design_space, has_design_variants, paper_design_runs
+from archscale.analysis.suite import store_runs
+from archscale.laws import GranularityLaw
+from archscale.report import figures
+from archscale.store import ResultsStore
+from archscale.study import study_runs
+
+TRUTH = {"a": 20.0, "b": 30.0, "c": 0.5, "g": 3.0, "alpha": 0.12, "beta": 0.15, "gamma": 0.6}
+SHARED, LOSS_FREE = 0.98, 1.01  # the variants' loss ratios to their reference designs
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Every run of the moe-design preset, finished, its loss from the granularity law (total parameters,
+    tokens, G) times the shared-expert or loss-free ratio."""
+    _, runs = study_runs("moe-design")
+    path = tmp_path_factory.mktemp("design") / "results.sqlite"
+    law = GranularityLaw.from_coefficients(TRUTH)
+    with ResultsStore(path) as results:
+        for run in runs:
+            m = run.model
+            point = {
+                "params": [run.derived()["P"]],
+                "tokens": [run.trained_tokens],
+                "granularity": [m.granularity],
+            }
+            loss = float(law.predict(point)[0])
+            loss *= SHARED if m.n_shared_experts else LOSS_FREE if m.balance == "loss_free" else 1.0
+            results.add_run(run, status="finished")
+            rows = [{"step": s, "tokens": s * run.tokens_per_step, "lm_loss": loss, "loss": loss}
+                    for s in range(run.steps - 30, run.steps + 1)]  # fmt: skip
+            results.add_curve(run.run_id, rows)
+        return path, store_runs(results), results.curve()
+
+
+def test_the_panel_recovers_the_known_design_effects(store):
+    _, runs, curve = store
+    assert has_design_variants(runs)
+    result = design_space(runs, curve, bootstrap=20, seed=0)
+    granularity = result.fits["granularity"]
+    assert granularity["points"] == 4 * 3 * 3  # 4 backbones x 3 budgets x G in {1, 2, 4}, E = 8 only
+    for name in ("gamma", "alpha", "beta"):
+        assert granularity["coefficients"][name] == pytest.approx(TRUTH[name], rel=1e-3), name
+    paired = {k.knob: k for k in result.paired}
+    assert paired["shared"].ratio == pytest.approx(SHARED, rel=1e-4) and paired["shared"].backbones == 4
+    assert paired["balance"].ratio == pytest.approx(LOSS_FREE, rel=1e-4)
+    assert len(paired["balance"].longest) == 4  # one pair per backbone at its longest budget
+    best = result.plans["granularity"]["choices"][0]
+    assert best["label"] == "E=8 top-2 G=16"  # the law counts no routing cost: the finest offered wins
+    assert set(result.fits) | set(result.skipped) == {"granularity", "joint_moe", "sparsity"}
+
+
+def test_the_papers_analyses_read_the_papers_designs_only(store):
+    _, runs, _ = store
+    kept = paper_design_runs(runs)
+    names = set(kept["model_name"])
+    assert names == {
+        f"{kind}-{size}" for kind in ("dense", "moe") for size in ("100k", "200k", "330k", "800k")
+    }
+
+
+def test_the_figure_draws_each_backbones_losses_in_every_panel(store, tmp_path, monkeypatch):
+    """Read back from the Matplotlib figure: in the E and G panels one line per backbone whose points are
+    that backbone's losses at its longest budget; in the paired panels the analysis's pairs."""
+    _, runs, curve = store
+    result = design_space(runs, curve, bootstrap=0, seed=0)
+    captured = {}
+    save = figures._save
+    monkeypatch.setattr(
+        figures, "_save", lambda figure, path: captured.setdefault("figure", figure) and save(figure, path)
+    )
+    figures.design_space_figure(result, tmp_path / "design.png")
+    experts_ax, granularity_ax, shared_ax, balance_ax = captured["figure"].axes
+    points = result.points
+    longest = points[points["tokens"] == points.groupby("backbone")["tokens"].transform("max")]
+    for ax, knob, rows in (
+        (
+            experts_ax,
+            "experts",
+            longest[
+                (longest["granularity"] == 1) & (longest["shared"] == 0) & (longest["balance"] == "aux_loss")
+            ],
+        ),
+        (
+            granularity_ax,
+            "granularity",
+            longest[
+                (longest["kind"] == "moe")
+                & (longest["experts"] == 8)
+                & (longest["shared"] == 0)
+                & (longest["balance"] == "aux_loss")
+            ],
+        ),
+    ):
+        assert len(ax.lines) == 4
+        by_backbone = {b: g.groupby(knob)["loss"].mean() for b, g in rows.groupby("backbone")}
+        matched = set()
+        for line in ax.lines:
+            x, y = list(line.get_xdata()), line.get_ydata()
+            matched |= {
+                b for b, s in by_backbone.items() if list(s.index) == x and np.allclose(s.to_numpy(), y)
+            }
+        assert matched == set(by_backbone)  # every backbone drawn, each with its own losses
+    for ax, paired in ((shared_ax, result.paired[0]), (balance_ax, result.paired[1])):
+        drawn = sorted(tuple(line.get_ydata()) for line in ax.lines)
+        assert drawn == sorted((p["reference"], p["variant"]) for p in paired.longest)
+        assert f"{paired.ratio:.3f}" in ax.get_title()
