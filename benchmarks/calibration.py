@@ -15,6 +15,12 @@ lowest observed.
 
     OMP_NUM_THREADS=1 python benchmarks/calibration.py --law chinchilla --replicates 100 --sizes 3 4 5 6 8
 
+``--law granularity`` (the MoE design law of Krajewski et al. 2024, as the moe-design study fits it): G
+backbones (total parameters ×2 apart from 1e5), each at granularities 1, 2 and 4, each trained once with three
+budgets read at their ends (20, 40 and 80 tokens per parameter: cooldown branches), the loss from Krajewski
+et al.'s Table 1 law times a run effect shared by a backbone-and-G trunk (``--run-noise``) and point noise;
+coverage of γ, α, β and of the loss at 10× the largest size at G = 8.
+
 ``--min-df 0`` measures designs below the library's threshold for giving an interval
 (``archscale.laws.base.MIN_DF_BETWEEN``). Prints a Markdown table (coverage, median width, refits not
 converged or on a bound, CPU seconds per fit).
@@ -32,7 +38,7 @@ from itertools import product
 import numpy as np
 import pandas as pd
 
-from archscale.laws import ChinchillaLaw, PowerLaw, base
+from archscale.laws import ChinchillaLaw, GranularityLaw, PowerLaw, base, published
 from archscale.laws.resampling import spawn_seeds
 
 TRUTH = {"A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28, "sigma": 1.69}  # Hoffmann et al. 2022, Eq. 10
@@ -83,6 +89,33 @@ def power_replicate(n_sizes: int, seed: int, method: str, refits: int) -> dict:
     )
 
 
+def granularity_replicate(n_sizes: int, seed: int, method: str, refits: int, run_noise: float,
+                          point_noise: float) -> dict:  # fmt: skip
+    truth_law = published("krajewski2024").laws[0]
+    data_seed, new_seed = spawn_seeds(seed, 2)
+    rng = np.random.default_rng(data_seed)
+    rows = []
+    for g, granularity in product(range(n_sizes), (1.0, 2.0, 4.0)):
+        size = 1e5 * 2.0**g
+        tokens = np.array([20.0, 40.0, 80.0]) * size
+        point = {"params": np.full(3, size), "tokens": tokens, "granularity": np.full(3, granularity)}
+        noise = run_noise * rng.standard_normal() + point_noise * rng.standard_normal(3)
+        rows.append(
+            pd.DataFrame(
+                point | {"run_id": f"r{g}-{granularity:g}", "loss": truth_law.predict(point) * np.exp(noise)}
+            )
+        )
+    table = pd.concat(rows, ignore_index=True)
+    target = 1e5 * 2.0 ** (n_sizes - 1) * 10
+    at = {"params": np.array([target]), "tokens": np.array([80 * target]), "granularity": np.array([8.0])}
+    truth_at = float(truth_law.predict(at)[0])
+    truths = {name: truth_law.coefficients_[name] for name in ("gamma", "alpha", "beta")}
+    new_run = _new_run(truth_at, run_noise, point_noise, new_seed)
+    return {"sizes": n_sizes, "method": method} | _score(
+        GranularityLaw(), table, truths, at, truth_at, new_run, seed, method, refits
+    )
+
+
 def _new_run(truth: float, run_noise: float, point_noise: float, seed: int) -> float:
     """What a new run would measure where the truth is ``truth``: its own run effect and point noise."""
     rng = np.random.default_rng(seed)
@@ -114,6 +147,8 @@ def replicate(args: tuple[str, int, int, str, float, float, int, float]) -> dict
     base.MIN_DF_BETWEEN = min_df
     if kind == "power":
         return power_replicate(n_sizes, seed, method, refits)
+    if kind == "granularity":
+        return granularity_replicate(n_sizes, seed, method, refits, run_noise, point_noise)
     data_seed, new_run_seed = spawn_seeds(seed, 2)
     table = ladder(n_sizes, run_noise, point_noise, np.random.default_rng(data_seed))
     target_size = SMALLEST * 2.0 ** (n_sizes - 1) * 10
@@ -128,7 +163,7 @@ def replicate(args: tuple[str, int, int, str, float, float, int, float]) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--law", choices=["chinchilla", "power"], default="chinchilla")
+    parser.add_argument("--law", choices=["chinchilla", "power", "granularity"], default="chinchilla")
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 4, 5, 6, 8])
     parser.add_argument("--min-df", type=float, default=base.MIN_DF_BETWEEN)
     parser.add_argument("--methods", nargs="+", default=["parametric", "resample"])
@@ -148,7 +183,8 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         results = pd.DataFrame(list(pool.map(replicate, jobs, chunksize=4)))
     wall = time.time() - start
-    quantities = ["alpha", "beta", "alpha_N"] if args.law == "chinchilla" else ["exponent"]
+    quantities = {"chinchilla": ["alpha", "beta", "alpha_N"], "power": ["exponent"],
+                  "granularity": ["gamma", "alpha", "beta"]}[args.law]  # fmt: skip
     quantities += ["loss", "new_run"]
     print(f"{args.replicates} replicates per design, {args.refits} refits each; wall {wall:.0f} s\n")
     header = "| sizes | method | " + " | ".join(f"{q} cover (width)" for q in quantities)
