@@ -50,7 +50,9 @@ def test_tied_embeddings_counted_once() -> None:
     assert count_parameters(build_model(cfg)).embedding == cfg.vocab_size * cfg.d_model
 
 
-@pytest.mark.parametrize("name", ["dense-800k", "moe-800k"])
+@pytest.mark.parametrize(
+    "name", ["dense-800k", "moe-800k", "moe-800k-g2", "moe-800k-g2-shared", "moe-800k-sigmoid"]
+)
 def test_flops_per_token_matches_flop_counter(name: str) -> None:
     """FlopCounterMode has no formula for the CPU flash-attention kernel, so run SDPA's math path
     (plain bmm) under it; the grouped-mm kernel is likewise uncounted, so MoE uses the loop backend."""

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
-from archscale.models import ConfigError, build_model, count_parameters, flops_per_token, get_preset
+from archscale.models import ConfigError, build_model, count_parameters, get_preset
 from archscale.models.moe import MoEFeedForward
 
 VARIANTS = [
@@ -109,17 +107,6 @@ def test_shared_experts_keep_total_and_active_feedforward_parameters() -> None:
     assert shared.feedforward + shared.shared == g2.feedforward == 16 * expert_params
     assert shared.feedforward_active + shared.shared == g2.feedforward_active == 4 * expert_params
     assert g2.router - shared.router == cfg.d_model * cfg.n_layers  # one router row fewer per layer
-
-
-@pytest.mark.parametrize("name", ["moe-800k-g2", "moe-800k-g2-shared", "moe-800k-sigmoid"])
-def test_flops_per_token_matches_flop_counter(name: str) -> None:
-    cfg = get_preset(name).replace(moe_backend="loop")
-    model, batch, seq = build_model(cfg), 2, 128
-    idx = torch.randint(0, cfg.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(0))
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        model(idx, idx).loss.backward()
-    measured = counter.get_total_flops() / (batch * seq)
-    assert flops_per_token(cfg, seq, attention="full", include_head=True) == pytest.approx(measured, rel=0.03)
 
 
 @pytest.mark.parametrize("name", VARIANTS[1:])

@@ -181,6 +181,26 @@ def test_malformed_spec_fails_before_any_run(tiny_corpus, tmp_path, change, mess
     assert not store.exists()
 
 
+GLOO_ENV = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+
+
+def two_process_train(spec: Path, store: Path, *options: str) -> list[str]:
+    """``archscale train`` under ``torchrun`` with two CPU processes (gloo), as a user starts it."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    return [
+        *torchrun,
+        "-m",
+        "archscale.cli.main",
+        "train",
+        str(spec),
+        "--store",
+        str(store),
+        "--device",
+        "cpu",
+        *options,
+    ]
+
+
 def test_torchrun_two_gloo_processes_match_one_process(tiny_corpus, tmp_path) -> None:
     spec = write_spec(
         tmp_path / "spec.yaml", tiny_corpus,
@@ -188,20 +208,8 @@ def test_torchrun_two_gloo_processes_match_one_process(tiny_corpus, tmp_path) ->
     )  # fmt: skip
     single, double = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
     subprocess.run([*ARCHSCALE, "train", str(spec), "--store", str(single), "--device", "cpu"], check=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    group = [
-        *torchrun,
-        "-m",
-        "archscale.cli.main",
-        "train",
-        str(spec),
-        "--store",
-        str(double),
-        "--device",
-        "cpu",
-    ]
-    subprocess.run(group, check=True, env=env)
+    group = two_process_train(spec, double)
+    subprocess.run(group, check=True, env=GLOO_ENV)
     with ResultsStore(single) as a, ResultsStore(double) as b:
         one, two = a.curve(), b.curve()
     assert len(one) == len(two) == 2 * 12
@@ -209,7 +217,7 @@ def test_torchrun_two_gloo_processes_match_one_process(tiny_corpus, tmp_path) ->
         assert two[column].to_numpy() == pytest.approx(one[column].to_numpy(), rel=1e-4, nan_ok=True), column
     # Again on the finished store: rank 0 tells the other rank there is nothing to train (a rank that
     # decided alone would train a run rank 0 skips, and the group would hang on its first all-reduce).
-    again = subprocess.run(group, check=True, env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(group, check=True, env=GLOO_ENV, capture_output=True, text=True, timeout=300)
     assert "2 runs, 2 already done, 0 finished" in again.stdout
 
 
@@ -227,20 +235,7 @@ def test_fsdp_two_gloo_processes_match_one_process(tiny_corpus, tmp_path) -> Non
     )  # fmt: skip
     single, sharded = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
     subprocess.run([*ARCHSCALE, "train", str(spec), "--store", str(single), "--device", "cpu"], check=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    command = [
-        "-m",
-        "archscale.cli.main",
-        "train",
-        str(spec),
-        "--store",
-        str(sharded),
-        "--device",
-        "cpu",
-        "--shard",
-    ]
-    subprocess.run([*torchrun, *command], check=True, env=env)
+    subprocess.run(two_process_train(spec, sharded, "--shard"), check=True, env=GLOO_ENV)
     with ResultsStore(single) as a, ResultsStore(sharded) as b:
         one, two = a.curve(), b.curve()
         evals_one, evals_two = a.evals(), b.evals()
