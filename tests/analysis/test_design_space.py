@@ -43,7 +43,7 @@ def store(tmp_path_factory):
 def test_the_panel_recovers_the_known_design_effects(store):
     _, runs, curve = store
     assert has_design_variants(runs)
-    result = design_space(runs, curve, bootstrap=20, seed=0)
+    result = design_space(runs, curve)
     granularity = result.fits["granularity"]
     assert granularity["points"] == 4 * 3 * 3  # 4 backbones x 3 budgets x G in {1, 2, 4}, E = 8 only
     for name in ("gamma", "alpha", "beta"):
@@ -70,7 +70,7 @@ def test_the_figure_draws_each_backbones_losses_in_every_panel(store, tmp_path, 
     """Read back from the Matplotlib figure: in the E and G panels one line per backbone whose points are
     that backbone's losses at its longest budget; in the paired panels the analysis's pairs."""
     _, runs, curve = store
-    result = design_space(runs, curve, bootstrap=0, seed=0)
+    result = design_space(runs, curve)
     captured = {}
     save = figures._save
     monkeypatch.setattr(
@@ -112,3 +112,26 @@ def test_the_figure_draws_each_backbones_losses_in_every_panel(store, tmp_path, 
         drawn = sorted(tuple(line.get_ydata()) for line in ax.lines)
         assert drawn == sorted((p["reference"], p["variant"]) for p in paired.longest)
         assert f"{paired.ratio:.3f}" in ax.get_title()
+
+
+def test_the_report_of_a_design_store_has_the_panel_and_the_papers_analyses_only_its_designs(
+    store, tmp_path, monkeypatch
+):
+    from archscale.report import build
+
+    path, runs, _ = store
+    seen = {}
+    analyse_store = build.from_store
+
+    def recording(results, given, **options):
+        seen["runs"] = given
+        return analyse_store(results, given, **options)
+
+    monkeypatch.setattr(build, "from_store", recording)
+    report = build.build_report(path, tmp_path / "report", bootstrap=10, public=False)
+    assert set(seen["runs"]["run_id"]) == set(paper_design_runs(runs)["run_id"])
+    design = report.summary["design_space"]
+    assert design["plans"]["granularity"]["choices"][0]["label"] == "E=8 top-2 G=16"
+    assert (tmp_path / "report" / "figures" / "design_space.png").exists()
+    page = report.index.read_text()
+    assert "MoE design space (beyond the paper)" in page and "figures/design_space.png" in page

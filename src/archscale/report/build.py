@@ -267,8 +267,7 @@ def build_report(
         runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
         design = None
         if has_design_variants(runs):  # the paper's analyses read the paper's designs; the panel the rest
-            runs_seed, design_seed = spawn_seeds(runs_seed, 2)
-            design = design_space(runs, store.curve(), bootstrap=bootstrap, seed=design_seed)
+            design = design_space(runs, store.curve())
         analyses = from_store(
             store, paper_design_runs(runs) if design else runs, bootstrap=bootstrap, seed=runs_seed,
             allow_mixed_corpora=allow_mixed_corpora,
