@@ -142,3 +142,27 @@ def test_a_run_too_big_for_its_device_is_refused_with_the_micro_batch_that_fits(
     assert 1 <= fits < 64 and 64 % fits == 0
     assert estimate_memory(run.model, fits, 2048, bf16=True).total <= 80 * GIB
     check_memory(run.replace(micro_batch_size=fits), 1, TrainOptions(), 80 * GIB, bf16=True)  # accepted
+
+
+def test_a_checkpoint_from_before_name_keyed_optimiser_state_still_resumes(tiny_corpus, tmp_path) -> None:
+    """Checkpoints written by earlier versions hold ``optimizer.state_dict()`` keyed by parameter index; a
+    run interrupted then and resumed now must end as an uninterrupted run does."""
+    from archscale.training import checkpoint
+
+    run = make_run(tiny_corpus, model="moe-100k", micro_batch_size=4)
+    reference = train(run, tmp_path / "a")
+
+    def crash_after_step_25(kind, payload):
+        if kind == "progress" and payload["step"] >= 25:
+            raise Crash
+
+    with pytest.raises(Crash):
+        Trainer(run, load_train_data(run), tmp_path / "b", on_event=crash_after_step_25).fit()
+    old = Trainer(run, load_train_data(run), tmp_path / "b")
+    state = checkpoint.load_state(tmp_path / "b")
+    old.load_state_dict(state)
+    state |= {"model": old.model.state_dict(), "optimizer": old.optimizer.state_dict()}  # the old layout
+    assert all(isinstance(k, int) for k in state["optimizer"]["state"])
+    checkpoint.save_state(tmp_path / "b", state)
+    resumed = train(run, tmp_path / "b")
+    assert [r["lm_loss"] for r in resumed.curve] == [r["lm_loss"] for r in reference.curve]

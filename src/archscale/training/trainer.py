@@ -191,10 +191,15 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        set_state_dict(
-            self.model, self.optimizer, model_state_dict=state["model"],
-            optim_state_dict=state["optimizer"], options=self._state_dict_options(),
-        )  # fmt: skip
+        if not self.sharded and all(isinstance(k, int) for k in state["optimizer"]["state"]):
+            # written before checkpoints keyed the optimiser state by name: a study upgraded mid-run resumes
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        else:
+            set_state_dict(
+                self.model, self.optimizer, model_state_dict=state["model"],
+                optim_state_dict=state["optimizer"], options=self._state_dict_options(),
+            )  # fmt: skip
         self.noise.load_state_dict(state["noise"])
         self.step, self.wall_time = state["step"], state["wall_time"]
         self.curve, self.evals = list(state["curve"]), list(state["evals"])
