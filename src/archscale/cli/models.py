@@ -21,20 +21,22 @@ def list_cmd(
         int | None, typer.Option(help="Sequence length for FLOPs/token (default: preset's).")
     ] = None,
 ) -> None:
-    """One line per preset: kind, experts, parameters and FLOPs per token."""
+    """One line per preset: kind, experts (E, top-k, granularity G, shared), parameters and FLOPs per token."""
+    width = max(len(name) for name in list_presets())
     typer.echo(
-        f"{'name':<12} {'kind':<5} {'E':>3} {'k':>2} {'total':>15} {'non-emb':>15} {'active':>15} {'N (FLOPs/tok)':>14}"
+        f"{'name':<{width}} {'kind':<5} {'E':>3} {'k':>2} {'G':>2} {'sh':>2} {'total':>15} {'non-emb':>15} "
+        f"{'active':>15} {'N (FLOPs/tok)':>14}"
     )
     for name in list_presets():
         cfg = get_preset(name)
         r = scale_report(cfg, seq_len)
         typer.echo(
-            f"{name:<12} {cfg.kind:<5} {r.n_experts:>3} {r.top_k:>2} {r.total_params:>15,} "
-            f"{r.nonembedding_params:>15,} {r.active_params:>15,} {r.flops_per_token:>14.4g}"
+            f"{name:<{width}} {cfg.kind:<5} {r.n_experts:>3} {r.top_k:>2} {r.granularity:>2} "
+            f"{r.n_shared_experts:>2} {r.total_params:>15,} {r.nonembedding_params:>15,} {r.active_params:>15,} "
+            f"{r.flops_per_token:>14.4g}"
         )
 
 
-@app.command("show")
 def show_cmd(
     name: Annotated[str, typer.Argument(help="Preset name (see `archscale models list`).")],
     seq_len: Annotated[
