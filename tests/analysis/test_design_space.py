@@ -16,13 +16,11 @@ TRUTH = {"a": 20.0, "b": 30.0, "c": 0.5, "g": 3.0, "alpha": 0.12, "beta": 0.15, 
 SHARED, LOSS_FREE = 0.98, 1.01  # the variants' loss ratios to their reference designs
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """Every run of the moe-design preset, finished, its loss from the granularity law (total parameters,
-    tokens, G) times the shared-expert or loss-free ratio."""
+def make_store(path, truth: dict) -> tuple:
+    """Every run of the moe-design preset, finished, its loss from the granularity law ``truth`` (total
+    parameters, tokens, G) times the shared-expert or loss-free ratio."""
     _, runs = study_runs("moe-design")
-    path = tmp_path_factory.mktemp("design") / "results.sqlite"
-    law = GranularityLaw.from_coefficients(TRUTH)
+    law = GranularityLaw.from_coefficients(truth)
     with ResultsStore(path) as results:
         for run in runs:
             m = run.model
@@ -38,6 +36,20 @@ def store(tmp_path_factory):
                     for s in range(run.steps - 30, run.steps + 1)]  # fmt: skip
             results.add_curve(run.run_id, rows)
         return path, store_runs(results), results.curve()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("design") / "results.sqlite", TRUTH)
+
+
+def test_a_law_the_data_cannot_pin_down_gives_no_plan(tmp_path):
+    """Granularity with no effect (g ≈ 0): the granularity fit ends on a bound, is called degenerate and
+    plans nothing, while the laws over E still plan."""
+    _, runs, curve = make_store(tmp_path / "flat.sqlite", TRUTH | {"g": 1e-9})
+    result = design_space(runs, curve)
+    assert "granularity" in result.degenerate and "granularity" not in result.plans
+    assert "on its bound" in result.degenerate["granularity"]
 
 
 def test_the_panel_recovers_the_known_design_effects(store):

@@ -11,7 +11,8 @@ budget). Designs are read from the stored configs, so runs that share a size but
 - shared expert and loss-free balancing: each against its reference design at the same backbone and
   budget, as a mean log loss ratio with a t interval over the backbones (a backbone's budgets share a
   trunk, so the backbone is the independent unit);
-- the planner at 10× the study's largest compute, by each law that could be fitted.
+- the planner at 10× the study's largest compute, by each law that could be fitted and is not degenerate
+  (a coefficient on its bound: a constraint, not a law).
 
 The laws are fitted without intervals until a simulation of this design shows their bootstrap intervals
 cover (``benchmarks/calibration.py --law granularity``); the paired ratios' t intervals need no simulation.
@@ -98,6 +99,7 @@ class DesignSpaceResult(Result):
     points: pd.DataFrame
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    degenerate: dict[str, str] = field(default_factory=dict)  # fitted, but a coefficient on its bound
     paired: list[PairedKnob] = field(default_factory=list)
     plans: dict[str, dict[str, Any]] = field(default_factory=dict)
     plan_compute: float | None = None
@@ -158,10 +160,18 @@ def design_space(
     fitted: dict[str, Law] = {}
     for name, (law, rows) in subsets.items():
         try:
-            fitted[name] = _fit(law, points[rows])
-            result.fits[name] = fit_summary(fitted[name]) | {"points": int(rows.sum())}
+            law = _fit(law, points[rows])
         except LawDataError as err:
             result.skipped[name] = str(err)
+            continue
+        result.fits[name] = fit_summary(law) | {"points": int(rows.sum())}
+        if law.on_bound_:  # a constraint, not a law: it plans nothing
+            result.degenerate[name] = (
+                f"the {name} fit is degenerate: {', '.join(law.on_bound_)} ended on its bound, so the data do "
+                "not pin the law down and it gives no plan"
+            )
+        else:
+            fitted[name] = law
     g1 = plain & (points["granularity"] == 2)
     result.paired.append(_paired(points, "shared", g1 & moe, (points["shared"] > 0) & (points["granularity"] == 2),
                                  ("G=2, no shared expert", "G=2, one shared expert"), level))  # fmt: skip
@@ -177,6 +187,10 @@ def design_space(
         for name, law in fitted.items():
             plan = plan_designs(result.plan_compute, law, grids[name], label=name)
             result.plans[name] = plan.to_dict()
+            if len(plan.choices) > 1 and math.isclose(
+                plan.choices[0].loss, plan.choices[1].loss, rel_tol=1e-9
+            ):
+                result.notes.append(f"the {name} law predicts the same loss for its best designs: no choice")
         result.notes.append(
             "plans extrapolate to 10x the study's largest compute with C = 6 N_act D; routing FLOPs are not "
             "counted, so the granularity law always prefers the finest experts offered"

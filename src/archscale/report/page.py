@@ -260,6 +260,7 @@ def _design_space(design: dict[str, Any], figures: dict[str, str]) -> str:
         table(["fit", "formula", "coefficient", "value", "interval"], rows, text_columns=3) if rows else ""
     )
     text += _notes(f"{name} law not fitted: {why}" for name, why in design["skipped"].items())
+    text += _notes(design["degenerate"].values())
     paired = [
         [escape(k["knob"]), escape(f"{k['variant']} ÷ {k['reference']}"), str(k["backbones"]),
          _fmt(k["ratio"]), _interval(*(k["interval"] or (None, None))), escape(k["skipped"] or "")]
