@@ -422,13 +422,14 @@ def write_figures(analyses: Analyses, out_dir: str | Path) -> dict[str, Path]:
 
 
 def design_space_figure(result: DesignSpaceResult, path: str | Path) -> Path:
-    """Final loss against each design knob, one line per backbone at its longest budget: experts (dense =
-    1), granularity, and the two categorical knobs (shared expert, loss-free balancing) against their
-    reference designs."""
+    """Final loss against each design knob, one line per backbone (one colour each) at its longest budget:
+    experts (dense = 1), granularity, and the two categorical knobs (shared expert, loss-free balancing)
+    against their reference designs. Backbones train different budgets, so compare designs within a line."""
     figure = Figure(figsize=(10, 7.5), layout="constrained")
     axes = figure.subplots(2, 2).ravel()
     points = result.points
     longest = points[points["tokens"] == points.groupby("backbone")["tokens"].transform("max")]
+    colours = {b: f"C{i}" for i, b in enumerate(sorted(points["backbone"].unique()))}
     plain = longest[
         (longest["shared"] == 0) & (longest["router_score"] == "softmax") & (longest["balance"] == "aux_loss")
     ]
@@ -446,26 +447,27 @@ def design_space_figure(result: DesignSpaceResult, path: str | Path) -> Path:
             continue
         for backbone, group in rows.groupby("backbone"):
             group = group.groupby(knob, as_index=False)["loss"].mean().sort_values(knob)
-            ax.plot(group[knob], group["loss"], marker="o", label=_backbone(backbone))
+            ax.plot(
+                group[knob], group["loss"], marker="o", color=colours[backbone], label=_backbone(backbone)
+            )
+        values = sorted(rows[knob].unique())
         ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.set(xlabel=label, ylabel="final loss (nats/token)")
         ax.legend(fontsize=7, title="backbone d_model × layers", title_fontsize=7)
     for ax, paired in zip(axes[2:], result.paired, strict=False):
         if paired.skipped:
             _note(ax, f"{paired.knob}: {paired.skipped}")
             continue
-        names = (paired.reference, paired.variant)
         ratio = f"{paired.variant} ÷ {paired.reference}: {paired.ratio:.3f} [{paired.interval[0]:.3f}, {paired.interval[1]:.3f}]"
-        for pair in paired.longest:
-            ax.plot(
-                [0, 1], [pair["reference"], pair["variant"]], marker="o", label=_backbone(pair["backbone"])
-            )
-        ax.set_xticks([0, 1], names, fontsize=8)
+        for pair in sorted(paired.longest, key=lambda p: p["backbone"]):
+            ax.plot([0, 1], [pair["reference"], pair["variant"]], marker="o", color=colours[pair["backbone"]],
+                    label=_backbone(pair["backbone"]))  # fmt: skip
+        ax.set_xticks([0, 1], [paired.reference, paired.variant], fontsize=8)
         ax.set(ylabel="final loss (nats/token)", title=ratio)
         ax.title.set_fontsize(8)
         ax.legend(fontsize=7)
-    figure.suptitle("MoE design space: loss at each backbone's longest budget")
+    figure.suptitle("MoE design space at each backbone's longest budget (budgets differ between backbones)")
     return _save(figure, path)
 
 
