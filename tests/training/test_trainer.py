@@ -57,6 +57,17 @@ class Crash(Exception):
     pass
 
 
+def crash_after_step_25(run: RunConfig, run_dir) -> None:
+    """Train ``run`` until a crash after step 25 (its last checkpoint before that stays on disk)."""
+
+    def crash(kind, payload):
+        if kind == "progress" and payload["step"] >= 25:
+            raise Crash
+
+    with pytest.raises(Crash):
+        Trainer(run, load_train_data(run), run_dir, on_event=crash).fit()
+
+
 LOSS_FREE = {**get_preset("moe-100k").to_dict(), "router_score": "sigmoid", "balance": "loss_free",
              "aux_loss_weight": 0.0, "bias_update_rate": 0.01}  # fmt: skip
 
@@ -66,13 +77,7 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_corpus, tmp_pat
     """Loss-free balancing's expert biases are state too: a resume without them would route differently."""
     run = make_run(tiny_corpus, model=model, micro_batch_size=4)
     reference = train(run, tmp_path / "a")
-
-    def crash_after_step_25(kind, payload):
-        if kind == "progress" and payload["step"] >= 25:
-            raise Crash
-
-    with pytest.raises(Crash):
-        Trainer(run, load_train_data(run), tmp_path / "b", on_event=crash_after_step_25).fit()
+    crash_after_step_25(run, tmp_path / "b")
     resumed = train(run, tmp_path / "b")
     assert resumed.final_loss == reference.final_loss
     assert [r["lm_loss"] for r in resumed.curve] == [r["lm_loss"] for r in reference.curve]
@@ -151,13 +156,7 @@ def test_a_checkpoint_from_before_name_keyed_optimiser_state_still_resumes(tiny_
 
     run = make_run(tiny_corpus, model="moe-100k", micro_batch_size=4)
     reference = train(run, tmp_path / "a")
-
-    def crash_after_step_25(kind, payload):
-        if kind == "progress" and payload["step"] >= 25:
-            raise Crash
-
-    with pytest.raises(Crash):
-        Trainer(run, load_train_data(run), tmp_path / "b", on_event=crash_after_step_25).fit()
+    crash_after_step_25(run, tmp_path / "b")
     old = Trainer(run, load_train_data(run), tmp_path / "b")
     state = checkpoint.load_state(tmp_path / "b")
     old.load_state_dict(state)
