@@ -97,6 +97,13 @@ def test_every_study_preset_is_a_valid_sweep_with_ladders_and_hyperparameter_swe
 
     for preset in PRESETS:
         runs = load_spec(preset_spec_path(preset)).expand()  # every run validated, as before a sweep
+        if preset == "moe-design":  # the design study: every knob at several backbones, no LR/batch sweep
+            designs = {(r.model.n_experts, r.model.granularity, r.model.n_shared_experts, r.model.balance)
+                       for r in runs if r.model.kind == "moe"}  # fmt: skip
+            backbones = {(r.model.d_model, r.model.n_layers) for r in runs}
+            assert len(designs) >= 6 and len(backbones) >= 3, preset
+            assert len({r.tokens for r in runs if r.model.d_model == 64}) >= 3  # budgets for the D terms
+            continue
         for kind in ("dense", "moe"):
             family = [run for run in runs if run.model.kind == kind]
             assert len({run.model.name for run in family}) >= 3, f"{preset}: a {kind} ladder needs 3+ sizes"

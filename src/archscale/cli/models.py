@@ -37,6 +37,7 @@ def list_cmd(
         )
 
 
+@app.command("show")
 def show_cmd(
     name: Annotated[str, typer.Argument(help="Preset name (see `archscale models list`).")],
     seq_len: Annotated[
