@@ -147,3 +147,12 @@ def test_the_report_of_a_design_store_has_the_panel_and_the_papers_analyses_only
     assert (tmp_path / "report" / "figures" / "design_space.png").exists()
     page = report.index.read_text()
     assert "MoE design space (beyond the paper)" in page and "figures/design_space.png" in page
+
+
+def test_stored_configs_of_older_runs_read_as_the_papers_design():
+    """A run stored before the design fields existed has none of them; it must read as the paper's MoE (the
+    ModelConfig defaults), or old stores would look like design studies."""
+    from archscale.analysis.curves import STORED_DESIGN_DEFAULTS
+    from archscale.models.config import DESIGN_DEFAULTS
+
+    assert STORED_DESIGN_DEFAULTS == DESIGN_DEFAULTS

@@ -233,6 +233,19 @@ def points_rule(runs: pd.DataFrame, rule: str = "auto") -> str:
     return rule
 
 
+STORED_DESIGN_DEFAULTS = {
+    "granularity": 1, "n_shared_experts": 0, "router_score": "softmax", "balance": "aux_loss",
+    "bias_update_rate": 0.001,
+}  # fmt: skip
+"""``archscale.models.config.DESIGN_DEFAULTS`` (read here without importing torch): what a run stored before the
+MoE design fields existed used."""
+
+
+def stored_models(runs: pd.DataFrame) -> list[dict]:
+    """Each run's stored ModelConfig as a mapping, the design fields filled in for runs stored before them."""
+    return [STORED_DESIGN_DEFAULTS | json.loads(c)["model"] for c in runs["config"]]
+
+
 _RUN_EXTRAS: dict[str, str] = {
     "P": "params",
     "P_active": "active_params",
@@ -280,8 +293,8 @@ def law_points(
         points = _points_table(finals, finished, "loss")
     extras = runs[["run_id", *(c for c in _RUN_EXTRAS if c in runs)]].rename(columns=_RUN_EXTRAS)
     if "config" in runs:  # MoE design knobs live in the stored config (dense and older runs: G = 1)
-        models = [json.loads(c)["model"] for c in runs["config"]]
-        extras["granularity"] = [float(m.get("granularity", 1)) for m in models]
+        models = stored_models(runs)
+        extras["granularity"] = [float(m["granularity"]) for m in models]
         extras["sparsity"] = [1.0 - m["top_k"] / m["n_experts"] for m in models]  # S = (E - K)/E
     points = points.merge(extras, on="run_id", how="left")  # a left merge keeps the points' order
     points["compute"] = points["model_scale"] * points["tokens"]

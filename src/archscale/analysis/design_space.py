@@ -20,7 +20,6 @@ cover (``benchmarks/calibration.py --law granularity``); the paired ratios' t in
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +28,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archscale.analysis.curves import final_points, finished_runs, smooth
+from archscale.analysis.curves import (
+    STORED_DESIGN_DEFAULTS,
+    final_points,
+    finished_runs,
+    smooth,
+    stored_models,
+)
 from archscale.analysis.results import Result, fit_summary
 from archscale.laws import GranularityLaw, JointMoELaw, LawDataError, SparsityLaw
 from archscale.laws.base import Law
 from archscale.laws.design import design_grid, plan_designs
-
-KNOBS = ("experts", "top_k", "granularity", "shared", "router_score", "balance")
 
 
 def design_points(runs: pd.DataFrame, curve: pd.DataFrame, window: int) -> pd.DataFrame:
@@ -43,12 +46,12 @@ def design_points(runs: pd.DataFrame, curve: pd.DataFrame, window: int) -> pd.Da
     runs = finished_runs(runs)
     ends = final_points(smooth(curve[curve["run_id"].isin(runs["run_id"])], window), "lm_loss")
     table = runs.merge(ends, on="run_id")
-    models = [json.loads(c)["model"] for c in table["config"]]
+    models = stored_models(table)
     knobs = pd.DataFrame({
         "experts": [m["n_experts"] for m in models], "top_k": [m["top_k"] for m in models],
-        "granularity": [m.get("granularity", 1) for m in models], "shared": [m.get("n_shared_experts", 0) for m in models],
-        "router_score": [m.get("router_score", "softmax") for m in models],
-        "balance": [m.get("balance", "aux_loss") for m in models], "backbone": [m["d_model"] * 1000 + m["n_layers"] for m in models],
+        "granularity": [m["granularity"] for m in models], "shared": [m["n_shared_experts"] for m in models],
+        "router_score": [m["router_score"] for m in models], "balance": [m["balance"] for m in models],
+        "backbone": [m["d_model"] * 1000 + m["n_layers"] for m in models],
     })  # fmt: skip
     columns = ["run_id", "model_name", "kind", "N", "P", "P_active", "tokens", "loss"]
     out = pd.concat([table[columns].reset_index(drop=True), knobs], axis=1)
@@ -61,18 +64,19 @@ def design_points(runs: pd.DataFrame, curve: pd.DataFrame, window: int) -> pd.Da
 
 def has_design_variants(runs: pd.DataFrame) -> bool:
     """Whether the MoE runs vary a design knob beyond the paper's (the design-space panel applies)."""
-    models = [json.loads(c)["model"] for c in runs["config"]]
-    designed = {(m.get("granularity", 1), m.get("n_shared_experts", 0), m.get("router_score", "softmax"),
-                 m.get("balance", "aux_loss"), m["n_experts"]) for m in models if m["kind"] == "moe"}  # fmt: skip
-    return len(designed) > 1
+    designs = {
+        (m["n_experts"], *(m[f] for f in STORED_DESIGN_DEFAULTS))
+        for m in stored_models(runs)
+        if m["kind"] == "moe"
+    }
+    return len(designs) > 1
 
 
 def paper_design_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The dense runs and the MoE runs of the paper's design at the expert count most MoE runs use: the runs
     the paper's analyses read when a store also holds other designs."""
-    models = [json.loads(c)["model"] for c in runs["config"]]
-    plain = np.array([all(m.get(f, d) == d for f, d in (("granularity", 1), ("n_shared_experts", 0),
-                      ("router_score", "softmax"), ("balance", "aux_loss"))) for m in models])  # fmt: skip
+    models = stored_models(runs)
+    plain = np.array([all(m[f] == d for f, d in STORED_DESIGN_DEFAULTS.items()) for m in models])
     experts = pd.Series([m["n_experts"] for m in models], index=runs.index)
     moe = (runs["kind"] == "moe").to_numpy() & plain
     common = experts[(runs["kind"] == "moe").to_numpy()].mode().iloc[0] if moe.any() else None
