@@ -425,15 +425,19 @@ def train_in_process_group(
             "--shard: FSDP shards a model over the ranks of a torchrun group, and this process is alone",
             hint="start it with `torchrun --nproc-per-node N` (N ≥ 2) or leave --shard out",
         )
+    finished = False
     try:
         executor = InProcessExecutor(resolve_device(device, info.local_rank), info=info, options=options)
-        if not info.is_main:
+        summary = None
+        if info.is_main:
+            with ResultsStore(store_path) as store:
+                summary = run_sweep(runs, store, default_run_root(store_path), executor, sweep=sweep)
+        else:
             executor.follow()
-            return None
-        with ResultsStore(store_path) as store:
-            return run_sweep(runs, store, default_run_root(store_path), executor, sweep=sweep)
+        finished = True
+        return summary
     finally:
-        shutdown(info)
+        shutdown(info, together=finished)
 
 
 def prepare_data(runs: Sequence[RunConfig]) -> None:

@@ -108,6 +108,12 @@ def share_from_rank0(value: T | None, info: DistInfo) -> T:
     return box[0]  # type: ignore[return-value]
 
 
-def shutdown(info: DistInfo) -> None:
+def shutdown(info: DistInfo, *, together: bool = False) -> None:
+    """Leave the process group. ``together`` (every rank finished normally): wait for the others first — a
+    rank tearing gloo down while its peer still holds the connection can abort the peer at exit ("terminate
+    called without an active exception", seen once in CI under FSDP). After a failure no rank waits: the
+    others may be stuck in a collective, and torchrun stops them."""
     if info.enabled and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
