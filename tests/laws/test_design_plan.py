@@ -17,7 +17,15 @@ from archscale.laws.errors import LawDataError
 FFN = 2 / 3
 
 
-def brute_force(law, designs, compute, cap=None):
+def flops_per_token(design, active, router_cost):
+    """Krajewski et al. 2024 Eq. 10 per token, written out: d = 64·n_blocks and N_act = 12·d²·n_blocks."""
+    n_blocks = (active / (12 * 64**2)) ** (1 / 3)
+    d_model = 64 * n_blocks
+    routed = 0 if design.experts == 1 else design.experts * design.granularity - design.shared
+    return (12 * d_model**2 * 6 + d_model * routed * router_cost) * n_blocks
+
+
+def brute_force(law, designs, compute, cap=None, router_cost=14.0):
     """Every design on a 4000-point log grid of active sizes; totals computed here from the definition."""
     best = None
     for design in designs:
@@ -25,7 +33,8 @@ def brute_force(law, designs, compute, cap=None):
         total = active * ((1 - FFN) + FFN * design.experts / design.top_k)
         keep = total <= cap if cap is not None else np.ones_like(active, dtype=bool)
         table = pd.DataFrame({
-            "active_params": active, "params": total, "tokens": compute / (6 * active),
+            "active_params": active, "params": total,
+            "tokens": compute / flops_per_token(design, active, router_cost),
             "experts": float(design.experts), "granularity": float(design.granularity),
             "sparsity": 1 - design.top_k / design.experts,
         })[keep]  # fmt: skip
@@ -37,17 +46,18 @@ def brute_force(law, designs, compute, cap=None):
 
 
 @pytest.mark.parametrize(
-    ("key", "designs", "cap"),
+    ("key", "designs", "cap", "router_cost"),
     [
-        ("krajewski2024", design_grid([8], [2], [1, 2, 4, 8, 16], [0]), None),
-        ("ludziejewski2025", design_grid([1, 2, 4, 8, 16, 32, 64], [1], [1], [0]), None),
-        ("ludziejewski2025", design_grid([1, 2, 4, 8, 16, 32, 64], [1], [1], [0]), 5e9),
+        ("krajewski2024", design_grid([8], [2], [1, 2, 4, 8, 16, 32], [1]), None, 14.0),
+        ("krajewski2024", design_grid([8], [2], [1, 2, 4, 8, 16], [0]), None, 0.0),
+        ("ludziejewski2025", design_grid([1, 2, 4, 8, 16, 32, 64], [1], [1], [0]), None, 0.0),
+        ("ludziejewski2025", design_grid([1, 2, 4, 8, 16, 32, 64], [1], [1], [0]), 5e9, 14.0),
     ],
 )
-def test_the_planners_choice_is_the_brute_force_optimum(key, designs, cap):
+def test_the_planners_choice_is_the_brute_force_optimum(key, designs, cap, router_cost):
     law = published(key).laws[0]
-    plan = plan_designs(1e21, law, designs, max_total_params=cap)
-    design, active, loss = brute_force(law, designs, 1e21, cap)
+    plan = plan_designs(1e21, law, designs, max_total_params=cap, router_cost=router_cost)
+    design, active, loss = brute_force(law, designs, 1e21, cap, router_cost)
     assert plan.best.design == design
     assert -1e-12 <= loss - plan.best.loss < 2e-5  # never worse than the grid, within its resolution
     assert plan.best.active_params == pytest.approx(active, rel=5e-3)  # the grid's resolution
@@ -55,6 +65,32 @@ def test_the_planners_choice_is_the_brute_force_optimum(key, designs, cap):
     assert losses == sorted(losses) and len(plan.choices) == len(designs)
     if cap is not None:
         assert all(c.total_params <= cap * (1 + 1e-9) for c in plan.choices)
+
+
+@pytest.mark.parametrize(
+    ("compute", "granularity", "experts_x_active", "tokens", "loss"),
+    [  # Krajewski et al. 2024 Table 2 (E = 64; N = E x N_act; the loss from their rounded Table 1 law)
+        (2.95e18, 8, 64 * 100e6, 4.37e9, 3.133),
+        (1.93e20, 16, 64 * 1e9, 28.94e9, 2.491),
+        (1.41e21, 16, 64 * 3e9, 72.90e9, 2.245),
+        (6.46e21, 32, 64 * 7e9, 137.60e9, 2.076),
+        (4.16e23, 32, 64 * 70e9, 941.07e9, 1.694),
+        (5.69e24, 64, 64 * 300e9, 2.96e12, 1.503),
+        (4.97e25, 64, 64 * 1e12, 7.94e12, 1.367),
+    ],
+)
+def test_counting_the_router_reproduces_krajewskis_compute_optimal_granularity(
+    compute, granularity, experts_x_active, tokens, loss
+):
+    law = published("krajewski2024").laws[0]
+    plan = plan_designs(compute, law, design_grid([64], [1], [2**i for i in range(9)], [0]))
+    assert plan.best.design.granularity == granularity
+    assert plan.best.active_params * 64 == pytest.approx(experts_x_active, rel=0.1)
+    assert plan.best.tokens == pytest.approx(tokens, rel=0.05)
+    assert plan.best.loss == pytest.approx(loss, rel=0.01)  # their table uses unrounded coefficients
+    assert plan.best.flops_per_token * plan.best.tokens == pytest.approx(compute)
+    free_routing = plan_designs(compute, law, [c.design for c in plan.choices], router_cost=0)
+    assert free_routing.best.design.granularity == 256  # without the router's FLOPs the finest G offered wins
 
 
 def test_a_law_cannot_rank_designs_by_a_knob_it_does_not_read():

@@ -196,8 +196,8 @@ def design_space(
             ):
                 result.notes.append(f"the {name} law predicts the same loss for its best designs: no choice")
         result.notes.append(
-            "plans extrapolate to 10x the study's largest compute with C = 6 N_act D; routing FLOPs are not "
-            "counted, so the granularity law always prefers the finest experts offered"
+            "plans extrapolate to 10x the study's largest 6 N_act D; the planner's compute also counts the "
+            "router's FLOPs (Krajewski et al. 2024 Eq. 10), which is what bounds the granularity G"
         )
         result.notes.append(
             "the design laws are fitted without intervals: no simulation has yet shown a bootstrap interval "

@@ -30,7 +30,9 @@ from archscale.laws.columns import apply_mapping, parse_mapping, read_table
 from archscale.laws.design import (
     KNOB_COLUMNS,
     LLAMA_FFN_SHARE,
+    ROUTER_COST,
     TRAINING_BYTES_PER_PARAM,
+    WIDTH_PER_BLOCK,
     DesignPlan,
     design_grid,
     hyperparameters,
@@ -342,6 +344,13 @@ def plan_command(
     ffn_share: Annotated[
         float, typer.Option(help="--design-space: feed-forward share of the active parameters.")
     ] = LLAMA_FFN_SHARE,
+    router_cost: Annotated[
+        float,
+        typer.Option(help="--design-space: training FLOPs per router parameter per token (0: not counted)."),
+    ] = ROUTER_COST,
+    width_per_block: Annotated[
+        float, typer.Option(help="--design-space: d_model ÷ layers, to size the router (Krajewski et al.).")
+    ] = WIDTH_PER_BLOCK,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them;
@@ -385,7 +394,10 @@ def plan_command(
             _int_list("--grid-granularity", grid_granularity), _int_list("--grid-shared", grid_shared),
         )  # fmt: skip
         label, chosen = design_law
-        plan = plan_designs(compute, chosen, designs, ffn_share=ffn_share, max_total_params=cap, label=label)
+        plan = plan_designs(
+            compute, chosen, designs, ffn_share=ffn_share, max_total_params=cap, router_cost=router_cost,
+            width_per_block=width_per_block, label=label,
+        )  # fmt: skip
         hyper = hyperparameters(compute, plan.best, [entry for entry in laws if entry != design_law])
     payload = plan.to_dict() | {"hyperparameters": {k: hyper[0][k] for k in hyper[1]}, "sources": hyper[1],
                                 "intervals": hyper[2]}  # fmt: skip

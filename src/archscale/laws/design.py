@@ -14,13 +14,16 @@ How a design becomes the law's columns, for any N_act:
 
 A law ranks designs only by the knobs it reads (GranularityLaw: G; JointMoELaw: E; SparsityLaw: E and k):
 candidates that differ in a knob the law does not read are refused rather than given equal scores.
-Compute is C = 6·N_act·D (Ludziejewski et al. 2025's convention; attention scores and routing excluded).
+Compute per token is 6·N_act for the block matrices plus the router's c_r·d·(E·G − s)·n_blocks, with
+c_r = 14 and the shape rule d = 64·n_blocks, N_act = 12·d²·n_blocks (Krajewski et al. 2024 Eq. 10 and App. E;
+attention scores excluded). Routing grows with E·G while the law's gain from finer experts shrinks, so G
+has an interior optimum; ``router_cost=0`` gives C = 6·N_act·D (Ludziejewski et al. 2025's convention).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +35,8 @@ from archscale.laws.errors import LawDataError
 from archscale.laws.plan import chain_laws
 
 LLAMA_FFN_SHARE = 2 / 3  # SwiGLU of width 8/3·d: 8·d² of a block's 12·d² matrix parameters
+ROUTER_COST = 14.0  # c_r: training FLOPs per router parameter per token (Krajewski et al. 2024 App. E: 6-20)
+WIDTH_PER_BLOCK = 64.0  # d_model ÷ n_blocks, Krajewski et al. 2024's shape rule for their optimal allocation
 TRAINING_BYTES_PER_PARAM = 16  # fp32 weights and gradients, AdamW's two moments (archscale.models.memory)
 KNOB_COLUMNS = {"experts": ("experts", "sparsity"), "top_k": ("sparsity",), "granularity": ("granularity",)}
 """Each knob and the law columns that carry it as a design variable (S = (E − k)/E carries both E and k)."""
@@ -61,6 +66,19 @@ class Design:
         shared = f", {self.shared} shared" if self.shared else ""
         return f"E={self.experts} top-{self.top_k} G={self.granularity}{shared}"
 
+    @property
+    def routed_experts(self) -> int:
+        """The router's outputs: E·G experts less the always-active shared ones (none for a dense model)."""
+        return 0 if self.experts == 1 else self.experts * self.granularity - self.shared
+
+    def flops_per_token(
+        self, active: float, router_cost: float = ROUTER_COST, width_per_block: float = WIDTH_PER_BLOCK
+    ) -> float:
+        """Training FLOPs per token at ``active`` parameters: 6·N_act + c_r·d·(E·G − s)·n_blocks (see module)."""
+        # N_act = 12·d²·n_blocks with n_blocks = d / width_per_block
+        width = (width_per_block * active / 12) ** (1 / 3)
+        return 6 * active + router_cost * self.routed_experts * width**2 / width_per_block
+
     def columns(self, active: np.ndarray, ffn_share: float) -> dict[str, np.ndarray]:
         """The law columns of this design at active sizes ``active``."""
         active = np.asarray(active, dtype=float)
@@ -77,6 +95,7 @@ class DesignChoice:
     design: Design
     active_params: float
     tokens: float
+    flops_per_token: float
     total_params: float
     loss: float
     interval: tuple[float, float] | None = None
@@ -129,6 +148,8 @@ def plan_designs(
     *,
     ffn_share: float = LLAMA_FFN_SHARE,
     max_total_params: float | None = None,
+    router_cost: float = ROUTER_COST,
+    width_per_block: float = WIDTH_PER_BLOCK,
     label: str | None = None,
 ) -> DesignPlan:
     """Rank ``designs`` at ``compute`` FLOPs by ``law``'s loss at each design's optimal N_act (see module)."""
@@ -138,9 +159,22 @@ def plan_designs(
         raise LawDataError("give at least one design to plan")
     if not 0 < ffn_share < 1:
         raise LawDataError(f"ffn_share must lie in (0, 1), got {ffn_share}")
+    if not (router_cost >= 0 and width_per_block > 0):
+        raise LawDataError(
+            f"need router_cost ≥ 0 and width_per_block > 0, got {router_cost}, {width_per_block}"
+        )
     reads = _check_designs(law, designs)
-    choices = [_optimise(compute, law, design, ffn_share, max_total_params) for design in designs]
-    notes = []
+
+    def flops(design: Design, active: float) -> float:
+        return design.flops_per_token(active, router_cost, width_per_block)
+
+    choices = [_optimise(compute, law, design, ffn_share, max_total_params, flops) for design in designs]
+    notes = [
+        f"compute counts the router: C = (6 N_act + {router_cost:g} d (E G - shared) n_blocks) D with "
+        f"d = {width_per_block:g} n_blocks (Krajewski et al. 2024 Eq. 10)"
+        if router_cost
+        else "compute C = 6 N_act D (routing not counted)"
+    ]
     if max_total_params is not None:
         notes.append(f"total parameters capped at {max_total_params:.4g}")
     return DesignPlan(
@@ -150,20 +184,25 @@ def plan_designs(
 
 
 def _optimise(
-    compute: float, law: Law, design: Design, ffn_share: float, max_total_params: float | None
+    compute: float,
+    law: Law,
+    design: Design,
+    ffn_share: float,
+    max_total_params: float | None,
+    flops: Callable[[Design, float], float],
 ) -> DesignChoice:
     ratio = float(design.columns(np.array([1.0]), ffn_share)["params"][0])  # total ÷ active
 
     def table(active: float) -> dict[str, np.ndarray]:
         point = design.columns(np.array([active]), ffn_share)
         return {c: point[c] for c in law.inputs if c in point} | {
-            "tokens": np.array([compute / (6 * active)])
+            "tokens": np.array([compute / flops(design, active)])
         }
 
     def log_loss(log_active: float) -> float:
         return float(np.log(law.predict(table(math.exp(log_active)))[0]))
 
-    high = math.log(compute / 6)  # at least one token
+    high = math.log(compute / 6)  # 6·N_act ≤ C: at most one token
     capped_high = high if max_total_params is None else min(high, math.log(max_total_params / ratio))
     if capped_high <= 0:
         raise LawDataError(f"{design.label}: max_total_params {max_total_params:.4g} leaves no model size")
@@ -175,7 +214,8 @@ def _optimise(
         low, up = law.predict_interval(point)
         interval = (float(low[0]), float(up[0]))
     return DesignChoice(
-        design=design, active_params=active, tokens=compute / (6 * active), total_params=active * ratio,
+        design=design, active_params=active, tokens=compute / flops(design, active),
+        flops_per_token=flops(design, active), total_params=active * ratio,
         loss=float(law.predict(point)[0]), interval=interval, capped=capped_high < high and best.x > capped_high - 1e-6,
     )  # fmt: skip
 
@@ -204,7 +244,7 @@ def hyperparameters(
     the same chaining as :func:`archscale.laws.plan.make_plan`. Returns quantities, sources, intervals."""
     quantities = {
         "compute": compute, "loss": choice.loss, "tokens": choice.tokens, "params": choice.total_params,
-        "active_params": choice.active_params, "model_scale": 6 * choice.active_params,
+        "active_params": choice.active_params, "model_scale": choice.flops_per_token,
         "experts": float(choice.design.experts), "granularity": float(choice.design.granularity),
     }  # fmt: skip
     sources: dict[str, str] = {}
