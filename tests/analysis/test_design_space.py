@@ -71,6 +71,20 @@ def test_the_panel_recovers_the_known_design_effects(store):
     assert set(result.fits) | set(result.skipped) == {"granularity", "joint_moe", "sparsity"}
 
 
+def test_the_held_out_check_predicts_the_largest_backbone_from_the_others_only(store):
+    """The largest backbone's G = 4 runs measured 5 % above the truth: a refit on the other backbones
+    recovers the truth, so exactly those 3 of its 9 runs miss, each by 1 − 1/1.05 (a check fitted on the
+    held-out runs too would spread the miss over all of them)."""
+    _, runs, curve = store
+    assert design_space(runs, curve).held_out["granularity"]["rank_correlation"] == pytest.approx(1.0)
+    bumped = runs.loc[runs["model_name"] == "moe-330k-g4", "run_id"]
+    curve = curve.assign(lm_loss=np.where(curve["run_id"].isin(bumped), 1.05, 1.0) * curve["lm_loss"])
+    check = design_space(runs, curve).held_out["granularity"]
+    assert (check["points"], check["designs"]) == (9, 3)
+    assert check["max_abs_rel_error"] == pytest.approx(1 - 1 / 1.05, rel=1e-3)
+    assert check["mean_abs_rel_error"] == pytest.approx((1 - 1 / 1.05) / 3, rel=1e-3)
+
+
 def test_the_papers_analyses_read_the_papers_designs_only(store):
     _, runs, _ = store
     kept = paper_design_runs(runs)

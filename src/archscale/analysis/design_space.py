@@ -12,7 +12,9 @@ budget). Designs are read from the stored configs, so runs that share a size but
   budget, as a mean log loss ratio with a t interval over the backbones (a backbone's budgets share a
   trunk, so the backbone is the independent unit);
 - the planner at 10× the study's largest compute, by each law that could be fitted and is not degenerate
-  (a coefficient on its bound: a constraint, not a law).
+  (a coefficient on its bound: a constraint, not a law);
+- a held-out check of each fitted law: refitted without the largest backbone, how well it predicts that
+  backbone's runs and ranks its designs.
 
 The laws are fitted without intervals until a simulation of this design shows their bootstrap intervals
 cover (``benchmarks/calibration.py --law granularity``); the paired ratios' t intervals need no simulation.
@@ -21,6 +23,7 @@ cover (``benchmarks/calibration.py --law granularity``); the paired ratios' t in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +109,7 @@ class DesignSpaceResult(Result):
     degenerate: dict[str, str] = field(default_factory=dict)  # fitted, but a coefficient on its bound
     paired: list[PairedKnob] = field(default_factory=list)
     plans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    held_out: dict[str, dict[str, Any]] = field(default_factory=dict)  # per fitted law (see _held_out)
     plan_compute: float | None = None
     base_experts: int | None = None  # the expert count the granularity and paired comparisons hold fixed
     notes: list[str] = field(default_factory=list)
@@ -118,6 +122,30 @@ def _plain(points: pd.DataFrame) -> pd.Series:
 def _fit(law: Law, table: pd.DataFrame) -> Law:
     """A trunk and its cooldown branches share their stable phase: one unit of the laws' noise model."""
     return law.fit(table.assign(run_id=table["trunk"]))
+
+
+def _held_out(make_law: Callable[[], Law], table: pd.DataFrame) -> dict[str, Any] | None:
+    """The law refitted without the largest backbone: |relative error| on that backbone's runs, and the
+    Spearman correlation of predicted and measured loss over its designs at its longest budget."""
+    if table["backbone"].nunique() < 3:
+        return None
+    largest = table.groupby("backbone")["active_params"].mean().idxmax()
+    test = table[table["backbone"] == largest]
+    try:
+        law = _fit(make_law(), table[table["backbone"] != largest])
+    except LawDataError:
+        return None
+    error = np.abs(law.predict(test) / test["loss"].to_numpy() - 1)
+    last = test["tokens"] == test["tokens"].max()
+    rank = (
+        stats.spearmanr(law.predict(test[last]), test.loc[last, "loss"]).statistic
+        if last.sum() >= 3
+        else None
+    )
+    return {"backbone": int(largest), "active_params": float(test["active_params"].mean()), "points": len(test),
+            "mean_abs_rel_error": float(error.mean()), "max_abs_rel_error": float(error.max()),
+            "designs": int(last.sum()), "rank_correlation": None if rank is None else float(rank),
+            "refit_on_bound": list(law.on_bound_)}  # fmt: skip
 
 
 def _paired(
@@ -156,15 +184,15 @@ def design_space(
     moe = points["kind"] == "moe"
     common = int(points.loc[moe, "experts"].mode().iloc[0]) if moe.any() else None  # the designs' base E
     result.base_experts = common
-    subsets = {
-        "granularity": (GranularityLaw(size="params"), moe & plain & (points["experts"] == common)),
-        "joint_moe": (JointMoELaw(size="active_params"), plain & (points["granularity"] == 1)),
-        "sparsity": (SparsityLaw(size="params"), plain & (points["granularity"] == 1)),
+    subsets: dict[str, tuple[Callable[[], Law], pd.Series]] = {
+        "granularity": (lambda: GranularityLaw(size="params"), moe & plain & (points["experts"] == common)),
+        "joint_moe": (lambda: JointMoELaw(size="active_params"), plain & (points["granularity"] == 1)),
+        "sparsity": (lambda: SparsityLaw(size="params"), plain & (points["granularity"] == 1)),
     }  # fmt: skip
     fitted: dict[str, Law] = {}
-    for name, (law, rows) in subsets.items():
+    for name, (make_law, rows) in subsets.items():
         try:
-            law = _fit(law, points[rows])
+            law = _fit(make_law(), points[rows])
         except LawDataError as err:
             result.skipped[name] = str(err)
             continue
@@ -176,6 +204,8 @@ def design_space(
             )
         else:
             fitted[name] = law
+        if (check := _held_out(make_law, points[rows])) is not None:
+            result.held_out[name] = check
     g1 = plain & (points["granularity"] == 2)
     result.paired.append(_paired(points, "shared", g1 & moe, (points["shared"] > 0) & (points["granularity"] == 2),
                                  ("G=2, no shared expert", "G=2, one shared expert"), level))  # fmt: skip

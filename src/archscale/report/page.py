@@ -279,6 +279,16 @@ def _design_space(design: dict[str, Any], figures: dict[str, str]) -> str:
             + ", ".join(f"{escape(c['label'])} +{c['worse_by']:.3g}" for c in rest[:4])
             + ".</p>"
         )
+    for name, check in design["held_out"].items():
+        rank = check["rank_correlation"]
+        text += (
+            f"<p class=note>Held-out check of the {escape(name)} law: refitted without the largest backbone "
+            f"(N_act {check['active_params']:.3g}), it predicts that backbone's {check['points']} runs to "
+            f"{100 * check['mean_abs_rel_error']:.2g} % mean |error| (max {100 * check['max_abs_rel_error']:.2g} %)"
+            + (f" and ranks its {check['designs']} designs with Spearman ρ = {rank:.2f}" if rank is not None else "")
+            + (f"; the refit has {escape(', '.join(check['refit_on_bound']))} on a bound" if check["refit_on_bound"] else "")
+            + ".</p>"
+        )  # fmt: skip
     return text + _notes(design["notes"])
 
 
