@@ -136,3 +136,10 @@ def test_design_space_without_a_design_law_is_one_error_line():
         app, ["plan", "--compute", "1e21", "--design-space", "--law", "chinchilla-approach3"]
     )
     assert result.exit_code == 2 and "needs a design law" in result.output
+
+
+def test_a_negative_router_cost_is_one_error_line_naming_the_option():
+    result = CliRunner().invoke(app, ["plan", "--compute", "1e21", "--design-space", "--law", "krajewski2024",
+                                      "--grid-experts", "64", "--router-cost", "-1"])  # fmt: skip
+    assert result.exit_code == 2 and "--router-cost" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -161,7 +161,8 @@ def plan_designs(
         raise LawDataError(f"ffn_share must lie in (0, 1), got {ffn_share}")
     if not (router_cost >= 0 and width_per_block > 0):
         raise LawDataError(
-            f"need router_cost ≥ 0 and width_per_block > 0, got {router_cost}, {width_per_block}"
+            f"router cost (--router-cost) must be ≥ 0 and width per block (--width-per-block) > 0, got "
+            f"{router_cost} and {width_per_block}"
         )
     reads = _check_designs(law, designs)
 
