@@ -16,26 +16,28 @@ TRUTH = {"a": 20.0, "b": 30.0, "c": 0.5, "g": 3.0, "alpha": 0.12, "beta": 0.15, 
 SHARED, LOSS_FREE = 0.98, 1.01  # the variants' loss ratios to their reference designs
 
 
-def make_store(path, truth: dict) -> tuple:
-    """Every run of the moe-design preset, finished, its loss from the granularity law ``truth`` (total
-    parameters, tokens, G) times the shared-expert or loss-free ratio."""
-    _, runs = study_runs("moe-design")
+def make_store(path, truth: dict, seeds=((0, 1.0),), skip=lambda run: False) -> tuple:
+    """Every run of the moe-design preset at each (seed, factor) of ``seeds``, finished, its loss from the
+    granularity law ``truth`` (total parameters, tokens, G) times the shared-expert or loss-free ratio and
+    the seed's factor; runs for which ``skip`` is true left out."""
     law = GranularityLaw.from_coefficients(truth)
     with ResultsStore(path) as results:
-        for run in runs:
-            m = run.model
-            point = {
-                "params": [run.derived()["P"]],
-                "tokens": [run.trained_tokens],
-                "granularity": [m.granularity],
-            }
-            loss = float(law.predict(point)[0])
-            loss *= SHARED if m.n_shared_experts else LOSS_FREE if m.balance == "loss_free" else 1.0
-            results.add_run(run, status="finished")
-            rows = [{"step": s, "tokens": s * run.tokens_per_step, "lm_loss": loss, "loss": loss}
-                    for s in range(run.steps - 30, run.steps + 1)]  # fmt: skip
-            results.add_curve(run.run_id, rows)
+        for seed, factor in seeds:
+            for run in study_runs("moe-design", seed=seed)[1]:
+                if not skip(run):
+                    _add(results, run, law, factor)
         return path, store_runs(results), results.curve()
+
+
+def _add(results, run, law, factor: float) -> None:
+    m = run.model
+    point = {"params": [run.derived()["P"]], "tokens": [run.trained_tokens], "granularity": [m.granularity]}
+    loss = factor * float(law.predict(point)[0])
+    loss *= SHARED if m.n_shared_experts else LOSS_FREE if m.balance == "loss_free" else 1.0
+    results.add_run(run, status="finished")
+    rows = [{"step": s, "tokens": s * run.tokens_per_step, "lm_loss": loss, "loss": loss}
+            for s in range(run.steps - 30, run.steps + 1)]  # fmt: skip
+    results.add_curve(run.run_id, rows)
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,17 @@ def test_the_held_out_check_predicts_the_largest_backbone_from_the_others_only(s
     assert (check["points"], check["designs"]) == (9, 3)
     assert check["max_abs_rel_error"] == pytest.approx(1 - 1 / 1.05, rel=1e-3)
     assert check["mean_abs_rel_error"] == pytest.approx((1 - 1 / 1.05) / 3, rel=1e-3)
+
+
+def test_a_repeat_of_the_study_pairs_variants_within_its_own_seed(tmp_path):
+    """Seed 1 repeats every run 10 % higher but lacks the shared-expert variant: the shared ratio pairs only
+    seed 0's runs (pairing across seeds would mix in 0.98/1.1), the loss-free ratio both seeds' runs."""
+    _, runs, curve = make_store(tmp_path / "seeds.sqlite", TRUTH, seeds=((0, 1.0), (1, 1.1)),
+                                skip=lambda run: run.seed == 1 and run.model.n_shared_experts > 0)  # fmt: skip
+    paired = {k.knob: k for k in design_space(runs, curve).paired}
+    assert (paired["shared"].pairs, paired["balance"].pairs) == (12, 24)
+    assert paired["shared"].ratio == pytest.approx(SHARED, rel=1e-4)
+    assert paired["balance"].ratio == pytest.approx(LOSS_FREE, rel=1e-4)
 
 
 def test_the_papers_analyses_read_the_papers_designs_only(store):

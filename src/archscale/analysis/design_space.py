@@ -8,8 +8,8 @@ budget). Designs are read from the stored configs, so runs that share a size but
   routing, the Switch loss and no shared expert, at every granularity;
 - joint law (Ludziejewski et al. 2025) and sparsity law (Abnar et al. 2025) on the dense runs and the MoE
   runs at granularity 1 with softmax routing and no shared expert, at every expert count;
-- shared expert and loss-free balancing: each against its reference design at the same backbone and
-  budget, as a mean log loss ratio with a t interval over the backbones (a backbone's budgets share a
+- shared expert and loss-free balancing: each against its reference design at the same backbone, budget
+  and seed, as a mean log loss ratio with a t interval over the backbones (a backbone's budgets share a
   trunk, so the backbone is the independent unit);
 - the planner at 10× the study's largest compute, by each law that could be fitted and is not degenerate
   (a coefficient on its bound: a constraint, not a law);
@@ -56,7 +56,7 @@ def design_points(runs: pd.DataFrame, curve: pd.DataFrame, window: int) -> pd.Da
         "router_score": [m["router_score"] for m in models], "balance": [m["balance"] for m in models],
         "backbone": [m["d_model"] * 1000 + m["n_layers"] for m in models],
     })  # fmt: skip
-    columns = ["run_id", "model_name", "kind", "N", "P", "P_active", "tokens", "loss"]
+    columns = ["run_id", "model_name", "kind", "N", "P", "P_active", "tokens", "seed", "loss"]
     out = pd.concat([table[columns].reset_index(drop=True), knobs], axis=1)
     out["trunk"] = table["trunk"].to_numpy() if "trunk" in table else out["run_id"]
     out = out.rename(columns={"N": "model_scale", "P": "params", "P_active": "active_params"})
@@ -156,7 +156,7 @@ def _paired(
     names: tuple[str, str],
     level: float,
 ) -> PairedKnob:
-    keys = ["backbone", "tokens"]
+    keys = ["backbone", "tokens", "seed"]  # a repeat of the study (another seed) pairs within itself
     pairs = points[reference][[*keys, "loss"]].merge(
         points[variant][[*keys, "loss"]], on=keys, suffixes=("_ref", "_var")
     )
