@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 
@@ -114,8 +115,23 @@ def test_optimum_on_a_bound_is_warned(wang_grid):
     table = wang_grid.assign(loss=no_data_term * (wang_grid.tokens / 1e9) ** 0.02)
     with pytest.warns(OnBoundWarning, match="beta = 5 sits on its bound"):
         law = WangLaw().fit(table)
-    assert law.on_bound_ == ["beta"]
-    assert "on a bound: beta" in law.summary()
+    assert law.on_bound_ == ["beta", "log_B"]  # B/D^5 is ~0 on this grid: the B term has faded too
+    assert "on a bound: beta, log_B" in law.summary()
+
+
+def test_a_term_that_fades_before_its_bound_is_flagged():
+    # No irreducible loss: sigma heads to 0, and L-BFGS-B stops (sigma ~ 1e-6 of the loss) long before
+    # log sigma reaches its bound of -20, so only the faded check can say the data do not pin sigma down.
+    grid = pd.DataFrame(
+        list(itertools.product(np.geomspace(1e7, 3e9, 5), np.geomspace(1e9, 1e11, 4))),
+        columns=["params", "tokens"],
+    )
+    grid["loss"] = 400 / grid["params"] ** 0.34 + 410 / grid["tokens"] ** 0.28
+    with pytest.warns(OnBoundWarning, match="log_sigma has faded out of the law"):
+        law = ChinchillaLaw().fit(grid)
+    assert law.theta_[2] > -19  # not on the bound itself
+    assert law.on_bound_ == ["log_sigma"]
+    assert Law.from_dict(json.loads(json.dumps(law.to_dict()))).on_bound_ == ["log_sigma"]
 
 
 def test_unfitted_law_says_how_to_fit():

@@ -72,8 +72,8 @@ def compute_allocation(
         laws[family] = law
         if law.on_bound_:
             degenerate[family] = (
-                f"the {family} Eq. 5 fit is degenerate: {', '.join(law.on_bound_)} ended on its bound, so the data "
-                "do not pin the law down and its α_N is not a measurement"
+                f"the {family} Eq. 5 fit is degenerate: {', '.join(law.on_bound_)} ended on its bound or faded "
+                "out of the law, so the data do not pin the law down and its α_N is not a measurement"
             )
     table = table1({labels[f]: law for f, law in laws.items()})
     table["this_study"] = table["architecture"].isin(labels.values())

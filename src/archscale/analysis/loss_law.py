@@ -133,8 +133,8 @@ def _extrapolate(law: Law, points: pd.DataFrame, family: str, bootstrap: int, se
     result.no_interval = audit.law.no_interval_
     if audit.law.on_bound_:
         result.degenerate = (
-            f"degenerate fit: {', '.join(audit.law.on_bound_)} ended on its bound, so the data do not pin the "
-            "law down; its extrapolation is a curve through the points, not a measured law"
+            f"degenerate fit: {', '.join(audit.law.on_bound_)} ended on its bound or faded out of the law, so "
+            "the data do not pin the law down; its extrapolation is a curve through the points, not a measured law"
         )
     result.curves = _curve_fits(train, "fit", audit.law.predict(train)) + _curve_fits(
         test, "held out", audit.points["predicted"].to_numpy(), bands

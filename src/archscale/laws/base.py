@@ -27,7 +27,7 @@ from archscale.laws.errors import (
 )
 from archscale.laws.objective import log_predict, log_predict_paired
 from archscale.laws.optimize import Bounds, minimise, refit_resamples, resample_weights
-from archscale.laws.resampling import NoiseModel, spawn_seeds
+from archscale.laws.resampling import NoiseModel, log_jacobian, spawn_seeds
 
 Table = pd.DataFrame | Mapping[str, Any]
 """A DataFrame, or any mapping of column name to array (``{"x": ..., "y": ...}``)."""
@@ -38,6 +38,10 @@ _REGISTRY: dict[str, type[Law]] = {}
 # ~250k steps of every Clark et al. run: D "varies" from 248k to 250k but cannot determine beta).
 _MIN_SPREAD = 1.1
 _MIN_RUNS = 5  # below this, run-level resampling has too few distinct outcomes to trust percentiles
+# A coefficient whose unit change moves no fitted point by more than this share (0.01 %, far below any
+# measurement noise) has faded out of the law (e.g. an irreducible loss driven towards 0, where the optimiser
+# stops before the bound).
+_FADED = 1e-4
 MIN_DF_BETWEEN = 1.5
 """Fewest degrees of freedom the runs must leave for the run-to-run noise before an interval is given.
 ``benchmarks/calibration.py`` (RESULTS.md) measured the parametric intervals of Eq. 1 at 90-98 % coverage
@@ -147,6 +151,7 @@ class Law(abc.ABC):
         self.bootstrap_theta_: np.ndarray | None = None
         self.bootstrap_scales_: np.ndarray | None = None
         self.no_interval_: str | None = None
+        self.faded_: list[str] = []
         self.bootstrap_: dict[str, Any] | None = None
         self.objective_: float | None = None
         self.n_points_: int | None = None
@@ -276,6 +281,8 @@ class Law(abc.ABC):
         )
         self.theta_, self.objective_, self.converged_ = best.theta, best.objective, best.converged
         self.n_points_ = len(logy)
+        jacobian = np.abs(log_jacobian(design, self.theta_)).max(axis=0)
+        self.faded_ = [name for name, slope in zip(self.theta_names, jacobian, strict=True) if slope < _FADED]
         self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
         self.no_interval_ = None
         self._warn_about_fit()
@@ -349,6 +356,13 @@ class Law(abc.ABC):
                 "check the law suits these data (summary() lists the fit)"
             )
             warnings.warn(OnBoundWarning(message), stacklevel=3)
+        bound = {name for name, _, _ in self._bound_hits()}
+        for name in (name for name in self.faded_ if name not in bound):
+            message = (
+                f"{self.name}: {name} has faded out of the law (the fitted curve does not depend on it), so the "
+                "data do not pin it down; check the law suits these data (summary() lists the fit)"
+            )
+            warnings.warn(OnBoundWarning(message), stacklevel=3)
 
     def _on_bounds(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Per parameter, whether each row of ``theta`` (shape ``(..., p)``) sits on one of its bounds."""
@@ -406,8 +420,10 @@ class Law(abc.ABC):
 
     @property
     def on_bound_(self) -> list[str]:
-        """Parameters whose fitted value sits on an optimisation bound."""
-        return [name for name, _, _ in self._bound_hits()]
+        """Parameters whose fitted value sits on an optimisation bound or has faded out of the law (its term
+        too small to move the fit: a coefficient reaching its natural bound 0 in the limit)."""
+        hits = [name for name, _, _ in self._bound_hits()]
+        return hits + [name for name in self.faded_ if name not in hits]
 
     @property
     def intervals_(self) -> dict[str, tuple[float, float]]:
@@ -498,6 +514,7 @@ class Law(abc.ABC):
             "n_points": self.n_points_,
             "converged": self.converged_,
             "on_bound": self.on_bound_,
+            "faded": self.faded_,
             "config": self.config(),
             "theta": theta.tolist(),
             "no_interval": self.no_interval_,
@@ -528,6 +545,7 @@ class Law(abc.ABC):
             data.get("converged"),
         )
         law.no_interval_ = data.get("no_interval")
+        law.faded_ = list(data.get("faded", []))
         if boot := data.get("bootstrap"):
             law.bootstrap_theta_ = np.asarray(boot["theta"], dtype=float).reshape(-1, len(law.theta_names))
             law.bootstrap_scales_ = np.asarray(boot["scales"], dtype=float).reshape(-1, 2)
