@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from archscale.cli.main import app
 from archscale.laws import GranularityLaw, published
 from archscale.laws.design import Design, design_grid, plan_designs
-from archscale.laws.errors import LawDataError
+from archscale.laws.errors import LawDataError, OnBoundWarning
 
 FFN = 2 / 3
 
@@ -129,6 +129,41 @@ def test_a_fitted_laws_interval_comes_with_the_plan(tmp_path):
     assert payload["choices"][0]["label"] == plan.best.design.label
     assert payload["choices"][0]["loss"] == pytest.approx(plan.best.loss)
     assert [c["worse_by"] for c in payload["choices"]] == sorted(c["worse_by"] for c in payload["choices"])
+
+
+def test_a_plan_from_a_fit_the_data_did_not_pin_down_says_so(tmp_path):
+    """No granularity effect (g ~ 0): the saved fit has its G term on a bound or faded, and the CLI plan
+    from that file carries the warning, which a published law's plan does not."""
+    grid = pd.DataFrame(
+        [
+            (p, d, g)
+            for p in np.geomspace(1e7, 1e9, 4)
+            for d in np.geomspace(1e9, 1e11, 4)
+            for g in (1.0, 4.0, 16.0)
+        ],
+        columns=["params", "tokens", "granularity"],
+    )
+    truth = {"a": 20.0, "b": 30.0, "c": 0.5, "g": 1e-9, "alpha": 0.12, "beta": 0.15, "gamma": 0.6}
+    grid["loss"] = GranularityLaw.from_coefficients(truth).predict(grid)
+    with pytest.warns(OnBoundWarning):
+        law = GranularityLaw().fit(grid)
+    fit = tmp_path / "flat.json"
+    fit.write_text(json.dumps(law.to_dict()))
+    command = [
+        "plan",
+        "--compute",
+        "1e20",
+        "--design-space",
+        "--grid-experts",
+        "8",
+        "--grid-granularity",
+        "1,4",
+    ]
+    result = CliRunner().invoke(app, [*command, "--fit", str(fit), "--json"])
+    assert result.exit_code == 0, result.output
+    assert any("did not pin the law down" in note for note in json.loads(result.stdout)["notes"])
+    published_plan = CliRunner().invoke(app, [*command, "--law", "krajewski2024", "--json"])
+    assert not any("did not pin" in note for note in json.loads(published_plan.stdout)["notes"])
 
 
 def test_design_space_without_a_design_law_is_one_error_line():
