@@ -21,7 +21,15 @@ budgets read at their ends (20, 40 and 80 tokens per parameter: cooldown branche
 et al.'s Table 1 law times a run effect shared by a backbone-and-G trunk (``--run-noise``) and point noise;
 coverage of γ, α, β and of the loss at 10× the largest size at G = 8.
 
-``--min-df 0`` measures designs below the library's threshold for giving an interval
+``--law joint`` (the joint MoE law of Ludziejewski et al. 2025, as the moe-design study fits it): G backbones
+(active parameters ×2 apart from 5.5e4, the longest budget 4M tokens × 0.75 per backbone, as the study's 0.05M
+to 0.33M), each dense and at E = 4, 8 and 16, each trunk read at the ends of three budgets (¼, ½ and all of the
+longest); the truth is ``--truth study`` (the law the moe-design study fitted, RESULTS.md) or ``published``
+(Ludziejewski et al.'s Table 3); coverage of β, γ, δ and of the loss where the study's planner pointed (E = 32,
+N_act 1.1e5, D 4.7e7). Use the study's noise: ``--run-noise 0.024 --point-noise 0.011``.
+
+``--usable-only`` scores only the fits the analyses and the planner use: none with a coefficient on its bound
+or faded out of the law (the share of degenerate fits is printed either way). ``--min-df 0`` measures designs below the library's threshold for giving an interval
 (``archscale.laws.base.MIN_DF_BETWEEN``). Prints a Markdown table (coverage, median width, refits not
 converged or on a bound, CPU seconds per fit).
 """
@@ -38,7 +46,7 @@ from itertools import product
 import numpy as np
 import pandas as pd
 
-from archscale.laws import ChinchillaLaw, GranularityLaw, PowerLaw, base, published
+from archscale.laws import ChinchillaLaw, GranularityLaw, JointMoELaw, PowerLaw, base, published
 from archscale.laws.resampling import spawn_seeds
 
 TRUTH = {"A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28, "sigma": 1.69}  # Hoffmann et al. 2022, Eq. 10
@@ -48,6 +56,9 @@ POINTS_PER_RUN = 24
 POWER_TRUTH = {"lambda": 5000.0, "exponent": -1.5}  # the analyses' synthetic B_opt(L) (tests/analysis)
 LEVELS_PER_GRID = 8
 GRID_NOISE, OPTIMUM_NOISE = 0.05, 0.10
+# The joint law the moe-design study fitted on its 48 runs (RESULTS.md, 2026-12-03), rounded.
+JOINT_STUDY_TRUTH = {"a": 1.905, "b": 6604.0, "c": 1e-8, "alpha": -0.00175, "beta": -0.6884, "gamma": -0.02125,
+                     "delta": 0.1402, "omega": -1.039, "zeta": 0.0927}  # fmt: skip
 
 
 def true_loss(size: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -116,6 +127,36 @@ def granularity_replicate(n_sizes: int, seed: int, method: str, refits: int, run
     )
 
 
+def joint_replicate(n_sizes: int, seed: int, method: str, refits: int, run_noise: float, point_noise: float,
+                    truth: str) -> dict:  # fmt: skip
+    truth_law = (
+        published("ludziejewski2025").laws[0]
+        if truth == "published"
+        else JointMoELaw.from_coefficients(JOINT_STUDY_TRUTH)
+    )
+    data_seed, new_seed = spawn_seeds(seed, 2)
+    rng = np.random.default_rng(data_seed)
+    rows = []
+    for g, experts in product(range(n_sizes), (1.0, 4.0, 8.0, 16.0)):
+        size, longest = 5.5e4 * 2.0**g, 4e6 * 0.75**g
+        point = {"active_params": np.full(3, size), "tokens": longest * np.array([0.25, 0.5, 1.0]),
+                 "experts": np.full(3, experts)}  # fmt: skip
+        noise = run_noise * rng.standard_normal() + point_noise * rng.standard_normal(3)
+        rows.append(
+            pd.DataFrame(
+                point | {"run_id": f"r{g}-{experts:g}", "loss": truth_law.predict(point) * np.exp(noise)}
+            )
+        )
+    table = pd.concat(rows, ignore_index=True)
+    at = {"active_params": np.array([1.1e5]), "tokens": np.array([4.7e7]), "experts": np.array([32.0])}
+    truth_at = float(truth_law.predict(at)[0])
+    truths = {name: truth_law.coefficients_[name] for name in ("beta", "gamma", "delta")}
+    new_run = _new_run(truth_at, run_noise, point_noise, new_seed)
+    return {"sizes": n_sizes, "method": method} | _score(
+        JointMoELaw(), table, truths, at, truth_at, new_run, seed, method, refits
+    )
+
+
 def _new_run(truth: float, run_noise: float, point_noise: float, seed: int) -> float:
     """What a new run would measure where the truth is ``truth``: its own run effect and point noise."""
     rng = np.random.default_rng(seed)
@@ -129,7 +170,7 @@ def _score(law, table, truths: dict, at: dict, truth_at: float, new_run: float, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         law = dataclasses.replace(law, bootstrap=refits, seed=seed, method=method).fit(table)
-    out: dict = {"seconds": time.process_time() - start}
+    out: dict = {"seconds": time.process_time() - start, "degenerate": bool(law.on_bound_)}
     if law.bootstrap_ is None:
         return out
     for name, value in truths.items():
@@ -142,13 +183,15 @@ def _score(law, table, truths: dict, at: dict, truth_at: float, new_run: float, 
     return out
 
 
-def replicate(args: tuple[str, int, int, str, float, float, int, float]) -> dict:
-    kind, n_sizes, seed, method, run_noise, point_noise, refits, min_df = args
+def replicate(args: tuple[str, int, int, str, float, float, int, float, str]) -> dict:
+    kind, n_sizes, seed, method, run_noise, point_noise, refits, min_df, truth = args
     base.MIN_DF_BETWEEN = min_df
     if kind == "power":
         return power_replicate(n_sizes, seed, method, refits)
     if kind == "granularity":
         return granularity_replicate(n_sizes, seed, method, refits, run_noise, point_noise)
+    if kind == "joint":
+        return joint_replicate(n_sizes, seed, method, refits, run_noise, point_noise, truth)
     data_seed, new_run_seed = spawn_seeds(seed, 2)
     table = ladder(n_sizes, run_noise, point_noise, np.random.default_rng(data_seed))
     target_size = SMALLEST * 2.0 ** (n_sizes - 1) * 10
@@ -163,7 +206,9 @@ def replicate(args: tuple[str, int, int, str, float, float, int, float]) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--law", choices=["chinchilla", "power", "granularity"], default="chinchilla")
+    parser.add_argument(
+        "--law", choices=["chinchilla", "power", "granularity", "joint"], default="chinchilla"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 4, 5, 6, 8])
     parser.add_argument("--min-df", type=float, default=base.MIN_DF_BETWEEN)
     parser.add_argument("--methods", nargs="+", default=["parametric", "resample"])
@@ -171,20 +216,27 @@ def main() -> None:
     parser.add_argument("--refits", type=int, default=200)
     parser.add_argument("--run-noise", type=float, default=0.005)
     parser.add_argument("--point-noise", type=float, default=0.001)
+    parser.add_argument("--truth", choices=["study", "published"], default="study")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--usable-only", action="store_true", help="score only the fits the analyses use (none degenerate)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     seeds = spawn_seeds(args.seed, args.replicates)
     jobs = [
-        (args.law, g, s, m, args.run_noise, args.point_noise, args.refits, args.min_df)
+        (args.law, g, s, m, args.run_noise, args.point_noise, args.refits, args.min_df, args.truth)
         for g, m, s in product(args.sizes, args.methods, seeds)
     ]
     start = time.time()
     with ProcessPoolExecutor(args.workers) as pool:
         results = pd.DataFrame(list(pool.map(replicate, jobs, chunksize=4)))
     wall = time.time() - start
+    print(f"degenerate fits (a coefficient on a bound or faded out): {results['degenerate'].mean():.0%}")
+    if args.usable_only:
+        results = results[~results["degenerate"]]
     quantities = {"chinchilla": ["alpha", "beta", "alpha_N"], "power": ["exponent"],
-                  "granularity": ["gamma", "alpha", "beta"]}[args.law]  # fmt: skip
+                  "granularity": ["gamma", "alpha", "beta"], "joint": ["beta", "gamma", "delta"]}[args.law]  # fmt: skip
     quantities += ["loss", "new_run"]
     print(f"{args.replicates} replicates per design, {args.refits} refits each; wall {wall:.0f} s\n")
     header = "| sizes | method | " + " | ".join(f"{q} cover (width)" for q in quantities)

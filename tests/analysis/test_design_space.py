@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archscale.analysis.design_space import design_space, has_design_variants, paper_design_runs
+from archscale.analysis.design_space import (
+    PUBLISHED_GRIDS,
+    design_space,
+    has_design_variants,
+    paper_design_runs,
+)
 from archscale.analysis.suite import store_runs
-from archscale.laws import GranularityLaw
+from archscale.laws import GranularityLaw, published
+from archscale.laws.design import plan_designs
 from archscale.report import figures
 from archscale.store import ResultsStore
 from archscale.study import study_runs
@@ -52,6 +58,21 @@ def test_a_law_the_data_cannot_pin_down_gives_no_plan(tmp_path):
     result = design_space(runs, curve)
     assert "granularity" in result.degenerate and "granularity" not in result.plans
     assert "on its bound" in result.degenerate["granularity"]
+
+
+def test_with_no_usable_design_law_the_published_laws_plan_labelled(tmp_path, store):
+    """Every run at the same loss: all three design laws are degenerate, so the plans are the published laws'
+    in their own design spaces, labelled as such; a store with a usable law plans by it alone."""
+    _, runs, curve = make_store(tmp_path / "flat.sqlite", TRUTH | {"g": 1e-9, "a": 1e-9, "b": 1e-9})
+    result = design_space(runs, curve)
+    assert set(result.degenerate) == {"granularity", "joint_moe", "sparsity"} and result.fallback
+    assert set(result.plans) == {"published krajewski2024", "published ludziejewski2025"}
+    for key, grid in PUBLISHED_GRIDS.items():
+        direct = plan_designs(result.plan_compute, published(key).laws[0], grid)
+        ranked = [choice["label"] for choice in result.plans[f"published {key}"]["choices"]]
+        assert ranked == [choice.design.label for choice in direct.choices]
+    assert any("published laws" in note for note in result.notes)
+    assert not design_space(*store[1:]).fallback
 
 
 def test_the_panel_recovers_the_known_design_effects(store):

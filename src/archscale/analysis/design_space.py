@@ -12,7 +12,9 @@ budget). Designs are read from the stored configs, so runs that share a size but
   and seed, as a mean log loss ratio with a t interval over the backbones (a backbone's budgets share a
   trunk, so the backbone is the independent unit);
 - the planner at 10× the study's largest compute, by each law that could be fitted and is not degenerate
-  (a coefficient on its bound: a constraint, not a law);
+  (a coefficient on its bound or faded out: a constraint, not a law); when none is left, by the published
+  laws in their own design spaces (Krajewski et al.'s E = 64 over G, Ludziejewski et al.'s top-1 over E),
+  labelled as such;
 - a held-out check of each fitted law: refitted without the largest backbone, how well it predicts that
   backbone's runs and ranks its designs.
 
@@ -39,9 +41,14 @@ from archscale.analysis.curves import (
     stored_models,
 )
 from archscale.analysis.results import Result, fit_summary
-from archscale.laws import GranularityLaw, JointMoELaw, LawDataError, SparsityLaw
+from archscale.laws import GranularityLaw, JointMoELaw, LawDataError, SparsityLaw, published
 from archscale.laws.base import Law
 from archscale.laws.design import design_grid, plan_designs
+
+PUBLISHED_GRIDS = {
+    "krajewski2024": design_grid([64], [1], [1, 2, 4, 8, 16, 32, 64], [0]),  # their expansion rate E = 64
+    "ludziejewski2025": design_grid([1, 4, 8, 16, 32, 64], [1], [1], [0]),  # top-1, non-granular experts
+}
 
 
 def design_points(runs: pd.DataFrame, curve: pd.DataFrame, window: int) -> pd.DataFrame:
@@ -111,6 +118,7 @@ class DesignSpaceResult(Result):
     plans: dict[str, dict[str, Any]] = field(default_factory=dict)
     held_out: dict[str, dict[str, Any]] = field(default_factory=dict)  # per fitted law (see _held_out)
     plan_compute: float | None = None
+    fallback: bool = False  # the plans come from published laws: no design law fitted on these runs
     base_experts: int | None = None  # the expert count the granularity and paired comparisons hold fixed
     notes: list[str] = field(default_factory=list)
 
@@ -199,8 +207,8 @@ def design_space(
         result.fits[name] = fit_summary(law) | {"points": int(rows.sum())}
         if law.on_bound_:  # a constraint, not a law: it plans nothing
             result.degenerate[name] = (
-                f"the {name} fit is degenerate: {', '.join(law.on_bound_)} ended on its bound, so the data do "
-                "not pin the law down and it gives no plan"
+                f"the {name} fit is degenerate: {', '.join(law.on_bound_)} ended on its bound or faded out of "
+                "the law, so the data do not pin the law down and it gives no plan"
             )
         else:
             fitted[name] = law
@@ -213,24 +221,33 @@ def design_space(
     variant = (points["balance"] == "loss_free") & (points["granularity"] == 1) & (points["shared"] == 0)
     result.paired.append(_paired(points, "balance", reference, variant,
                                  ("softmax + Switch loss", "sigmoid + loss-free bias"), level))  # fmt: skip
-    if fitted:
-        result.plan_compute = 10 * float((6 * points["active_params"] * points["tokens"]).max())
-        grids = {"granularity": design_grid([common or 8], [2], [1, 2, 4, 8, 16], [0]),
-                 "joint_moe": design_grid([1, 4, 8, 16, 32, 64], [2], [1], [0]),
-                 "sparsity": design_grid([1, 4, 8, 16, 32, 64], [2], [1], [0])}  # fmt: skip
-        for name, law in fitted.items():
-            plan = plan_designs(result.plan_compute, law, grids[name], label=name)
-            result.plans[name] = plan.to_dict()
-            if len(plan.choices) > 1 and math.isclose(
-                plan.choices[0].loss, plan.choices[1].loss, rel_tol=1e-9
-            ):
-                result.notes.append(f"the {name} law predicts the same loss for its best designs: no choice")
+    result.plan_compute = 10 * float((6 * points["active_params"] * points["tokens"]).max())
+    grids = {"granularity": design_grid([common or 8], [2], [1, 2, 4, 8, 16], [0]),
+             "joint_moe": design_grid([1, 4, 8, 16, 32, 64], [2], [1], [0]),
+             "sparsity": design_grid([1, 4, 8, 16, 32, 64], [2], [1], [0])}  # fmt: skip
+    planners = {name: (law, grids[name]) for name, law in fitted.items()}
+    if not planners:  # the labelled fallback: the published laws, each in the design space it was fitted on
+        result.fallback = True
+        planners = {
+            f"published {key}": (published(key).laws[0], grid) for key, grid in PUBLISHED_GRIDS.items()
+        }
         result.notes.append(
-            "plans extrapolate to 10x the study's largest 6 N_act D; the planner's compute also counts the "
-            "router's FLOPs (Krajewski et al. 2024 Eq. 10), which is what bounds the granularity G"
+            "no design law fitted on these runs pins its coefficients down, so the plans are the published laws' "
+            "(Krajewski et al. 2024 at E = 64; Ludziejewski et al. 2025 for top-1 experts of the dense width), "
+            "in their own design spaces: their losses are on their corpora and tokenizers, not yours, and this "
+            "compute lies far below the ranges they were fitted on; read them for the ranking of designs only"
         )
-        result.notes.append(
-            "the design laws are fitted without intervals: no simulation has yet shown a bootstrap interval "
-            "covering at its nominal rate for this design (benchmarks/calibration.py --law granularity)"
-        )
+    for name, (law, grid) in planners.items():
+        plan = plan_designs(result.plan_compute, law, grid, label=name)
+        result.plans[name] = plan.to_dict()
+        if len(plan.choices) > 1 and math.isclose(plan.choices[0].loss, plan.choices[1].loss, rel_tol=1e-9):
+            result.notes.append(f"the {name} law predicts the same loss for its best designs: no choice")
+    result.notes.append(
+        "plans extrapolate to 10x the study's largest 6 N_act D; the planner's compute also counts the "
+        "router's FLOPs (Krajewski et al. 2024 Eq. 10), which is what bounds the granularity G"
+    )
+    result.notes.append(
+        "the design laws are fitted without intervals: simulations of this design show their bootstrap "
+        "intervals do not cover at the nominal rate (benchmarks/calibration.py --law granularity, --law joint)"
+    )
     return result
