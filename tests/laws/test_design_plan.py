@@ -101,9 +101,12 @@ def test_a_law_cannot_rank_designs_by_a_knob_it_does_not_read():
         plan_designs(1e21, law, [Design(8, 2, 2, 0), Design(8, 2, 2, 1)])
 
 
-def test_a_fitted_laws_interval_comes_with_the_plan(tmp_path):
-    truth = {"a": 20.0, "b": 30.0, "c": 0.5, "g": 3.0, "alpha": 0.12, "beta": 0.15, "gamma": 0.6}
-    grid = pd.DataFrame(
+GRANULARITY_TRUTH = {"a": 20.0, "b": 30.0, "c": 0.5, "g": 3.0, "alpha": 0.12, "beta": 0.15, "gamma": 0.6}
+
+
+def granularity_grid() -> pd.DataFrame:
+    """4 sizes x 4 token counts x G in {1, 4, 16}: the points a granularity law is fitted on."""
+    return pd.DataFrame(
         [
             (p, d, g)
             for p in np.geomspace(1e7, 1e9, 4)
@@ -112,6 +115,11 @@ def test_a_fitted_laws_interval_comes_with_the_plan(tmp_path):
         ],
         columns=["params", "tokens", "granularity"],
     )
+
+
+def test_a_fitted_laws_interval_comes_with_the_plan(tmp_path):
+    truth = GRANULARITY_TRUTH
+    grid = granularity_grid()
     rng = np.random.default_rng(0)
     grid["loss"] = GranularityLaw.from_coefficients(truth).predict(grid) * np.exp(
         rng.normal(0, 0.003, len(grid))
@@ -134,16 +142,8 @@ def test_a_fitted_laws_interval_comes_with_the_plan(tmp_path):
 def test_a_plan_from_a_fit_the_data_did_not_pin_down_says_so(tmp_path):
     """No granularity effect (g ~ 0): the saved fit has its G term on a bound or faded, and the CLI plan
     from that file carries the warning, which a published law's plan does not."""
-    grid = pd.DataFrame(
-        [
-            (p, d, g)
-            for p in np.geomspace(1e7, 1e9, 4)
-            for d in np.geomspace(1e9, 1e11, 4)
-            for g in (1.0, 4.0, 16.0)
-        ],
-        columns=["params", "tokens", "granularity"],
-    )
-    truth = {"a": 20.0, "b": 30.0, "c": 0.5, "g": 1e-9, "alpha": 0.12, "beta": 0.15, "gamma": 0.6}
+    grid = granularity_grid()
+    truth = GRANULARITY_TRUTH | {"g": 1e-9}
     grid["loss"] = GranularityLaw.from_coefficients(truth).predict(grid)
     with pytest.warns(OnBoundWarning):
         law = GranularityLaw().fit(grid)
