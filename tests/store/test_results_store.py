@@ -237,3 +237,37 @@ def _open_store(path: str) -> str | None:
     except Exception as error:  # reported back to the test, which shows it
         return repr(error)
     return None
+
+
+def _busy() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    return error
+
+
+def test_a_store_briefly_busy_while_opened_is_waited_for_and_one_that_stays_busy_is_refused(
+    tmp_path, monkeypatch
+):
+    """SQLite can answer 'busy' without waiting while another process creates or closes the WAL files (the
+    CI failure of two sweeps opening one new store): opening retries that passing state, up to a limit."""
+    from archscale.store import results
+
+    real_connect, calls = ResultsStore._connect, []
+
+    def busy_twice(self):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise _busy()
+        return real_connect(self)
+
+    monkeypatch.setattr(ResultsStore, "_connect", busy_twice)
+    with ResultsStore(tmp_path / "s.sqlite") as store:
+        assert store.runs().empty and len(calls) == 3
+
+    def always_busy(self):
+        raise _busy()
+
+    monkeypatch.setattr(ResultsStore, "_connect", always_busy)
+    monkeypatch.setattr(results, "_OPEN_TIMEOUT_S", 0.2)
+    with pytest.raises(StoreError, match="database is locked"):
+        ResultsStore(tmp_path / "s.sqlite")

@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from archscale.store.schema import CURVE_COLUMNS, DDL, EVAL_COLUMNS, RUN_COLUMNS
 DERIVED_KEYS: tuple[str, ...] = ("N", "P", "P_active", "P_total", "D", "C")
 FINAL_STATUSES: tuple[str, ...] = ("finished", "diverged")
 EXPORT_TABLES: tuple[str, ...] = ("runs", "curve", "evals", "run_meta")
+_OPEN_TIMEOUT_S = 30.0  # how long opening waits for a store another process is writing or setting up
 
 
 class StorableRun(Protocol):
@@ -75,32 +77,50 @@ class ResultsStore:
                 "(`archscale sweep run SPEC --store PATH`)"
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            self.path, timeout=30, isolation_level=None
-        )  # explicit transactions here
-        try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            # One process at a time reads the schema and, for a new file, creates it: two commands opening a
-            # new store at once must not both create its tables.
-            self._conn.execute("BEGIN IMMEDIATE")
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = [r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            problem = self._schema_problem(version, tables)
-            if problem is None and version == 0:
-                for statement in filter(str.strip, DDL.split(";")):
-                    self._conn.execute(statement)
-            self._conn.execute("ROLLBACK" if problem else "COMMIT")
-        except sqlite3.DatabaseError as err:
-            self._conn.close()
-            raise StoreError(
-                f"{self.path}: not an SQLite results store ({err}); pass a new or existing store path"
-            ) from err
+        deadline = time.monotonic() + _OPEN_TIMEOUT_S
+        while True:
+            try:
+                self._conn, problem = self._connect()
+                break
+            except sqlite3.DatabaseError as err:
+                # SQLite answers "busy" without waiting while another connection sets up or tears down the
+                # WAL files (sqlite.org/wal.html, "Sometimes queries return SQLITE_BUSY"): a passing state,
+                # so opening is retried for as long as a busy writer would be waited for.
+                busy = (getattr(err, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path}: not an SQLite results store ({err}); pass a new or existing store path"
+                    ) from err
+                time.sleep(0.05)
         if problem is not None:
             self._conn.close()
             raise StoreError(problem)
         self._conn.isolation_level = ""  # back to sqlite3's implicit transactions for every write below
         self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
         self._conn.execute("PRAGMA foreign_keys = ON")
+
+    def _connect(self) -> tuple[sqlite3.Connection, str | None]:
+        """A connection to the store in WAL mode, its tables created if the file is new, and why the file
+        cannot be opened as a store (None when it can). The connection is closed if this raises."""
+        conn = sqlite3.connect(
+            self.path, timeout=_OPEN_TIMEOUT_S, isolation_level=None
+        )  # explicit transactions
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # One process at a time reads the schema and, for a new file, creates it: two commands opening a
+            # new store at once must not both create its tables.
+            conn.execute("BEGIN IMMEDIATE")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            problem = self._schema_problem(version, tables)
+            if problem is None and version == 0:
+                for statement in filter(str.strip, DDL.split(";")):
+                    conn.execute(statement)
+            conn.execute("ROLLBACK" if problem else "COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        return conn, problem
 
     def _schema_problem(self, version: int, tables: list[str]) -> str | None:
         """Why this file cannot be opened as a store (None when it can)."""
