@@ -15,7 +15,7 @@ from archscale.analysis import Extrapolation
 from archscale.analysis.public import clark_evidence, steplaw_evidence
 from archscale.cli.main import app
 from archscale.report import build_report, write_report
-from archscale.report.build import run_inventory, study_targets
+from archscale.report.build import Report, headline_numbers, run_inventory, study_targets
 from archscale.store import ResultsStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -210,3 +210,25 @@ def test_the_targets_of_the_design_are_stated_met_missed_or_not_checked(analyses
     assert ("met", None) in [
         (t["status"], t["reason"]) for t in study_targets(worse) if "holds" in t["target"]
     ]
+
+
+def test_the_headline_marks_alpha_n_of_a_degenerate_fit_and_the_gain_built_on_it(analyses, tmp_path):
+    """The main job printed α_N with an interval beside a 'not tested' verdict when the Eq. 5 fit had σ on
+    its bound: the terminal must say such a number is no measurement, as the report page does."""
+
+    def headline(result) -> list[str]:
+        summary = {"headline": headline_numbers(result), "runs": {}}
+        lines = (
+            Report(tmp_path / "index.html", tmp_path / "summary.json", {}, summary).headline().splitlines()
+        )
+        return [line for line in lines if "Table 1" in line or "data-utilisation gain" in line]
+
+    assert not any("not a measurement" in line for line in headline(analyses))
+    worse = copy.deepcopy(analyses)
+    worse.allocation.degenerate["moe"] = "the moe Eq. 5 fit is degenerate: log_sigma ended on its bound"
+    marked = {line.split(":")[0].strip(): "not a measurement" in line for line in headline(worse)}
+    assert marked == {
+        "Table 1 dense": False,
+        "Table 1 moe": True,
+        "data-utilisation gain of MoE, α_N(MoE) / α_N(dense) − 1 (the paper's definition)": True,
+    }

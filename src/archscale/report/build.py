@@ -158,6 +158,7 @@ def headline_numbers(analyses: Analyses, public: Sequence[PublicEvidence] = ()) 
     allocation = {
         family: {name: fit["derived"].get(name) for name in ("alpha_N", "alpha_D")}
         | {f"{name}_interval": fit["intervals"].get(name) for name in ("alpha_N", "alpha_D")}
+        | {"degenerate": family in analyses.allocation.degenerate}
         for family, fit in analyses.allocation.fits.items()
     }
     return {
@@ -169,6 +170,9 @@ def headline_numbers(analyses: Analyses, public: Sequence[PublicEvidence] = ()) 
         "claims": claim_sentences(analyses, public),
         "targets": study_targets(analyses),
     }
+
+
+_DEGENERATE = "degenerate fit (a coefficient on its bound or faded out): not a measurement"
 
 
 @dataclass
@@ -195,11 +199,14 @@ class Report:
             lines.append(
                 f"  Table 1 {family}: α_N = {_num(a['alpha_N'])} {_span(a['alpha_N_interval'])}, "
                 f"α_D = {_num(a['alpha_D'])} {_span(a['alpha_D_interval'])}"
+                + (f" — {_DEGENERATE}" if a["degenerate"] else "")
             )
+        degenerate = any(a["degenerate"] for a in head["allocation"].values())
         if gain := head["alpha_N_gain"]:
             lines.append(
                 f"  data-utilisation gain of MoE, {gain['definition']} (the paper's definition): "
                 f"{_pct(gain['effect'])} {_span([gain['lower'], gain['upper']], _pct)} (paper: {100 * gain['paper']:.2f} %)"
+                + (f" — from a {_DEGENERATE}" if degenerate else "")
             )
         if gain := head["compute_equivalent_gain"]:
             lines.append(
