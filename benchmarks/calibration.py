@@ -30,8 +30,8 @@ N_act 1.1e5, D 4.7e7). Use the study's noise: ``--run-noise 0.024 --point-noise 
 
 ``--usable-only`` scores only the fits the analyses and the planner use: none with a coefficient on its bound
 or faded out of the law (the share of degenerate fits is printed either way). ``--min-df 0`` measures designs
-below the library's threshold for giving an interval (``archscale.laws.base.MIN_DF_BETWEEN``). Prints a Markdown table (coverage, median width, refits not
-converged or on a bound, CPU seconds per fit).
+below the library's threshold for giving an interval (``archscale.laws.base.MIN_DF_BETWEEN``). Prints a
+Markdown table (coverage, median width, refits not converged or on a bound, CPU seconds per fit).
 """
 
 from __future__ import annotations

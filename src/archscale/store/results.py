@@ -80,7 +80,7 @@ class ResultsStore:
         deadline = time.monotonic() + _OPEN_TIMEOUT_S
         while True:
             try:
-                self._conn, problem = self._connect()
+                self._conn = self._connect()
                 break
             except sqlite3.DatabaseError as err:
                 # SQLite answers "busy" without waiting while another connection sets up or tears down the
@@ -92,16 +92,13 @@ class ResultsStore:
                         f"{self.path}: not an SQLite results store ({err}); pass a new or existing store path"
                     ) from err
                 time.sleep(0.05)
-        if problem is not None:
-            self._conn.close()
-            raise StoreError(problem)
         self._conn.isolation_level = ""  # back to sqlite3's implicit transactions for every write below
         self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
         self._conn.execute("PRAGMA foreign_keys = ON")
 
-    def _connect(self) -> tuple[sqlite3.Connection, str | None]:
-        """A connection to the store in WAL mode, its tables created if the file is new, and why the file
-        cannot be opened as a store (None when it can). The connection is closed if this raises."""
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the store in WAL mode, its tables created if the file is new; ``StoreError`` if
+        the file cannot be opened as a store. The connection is closed if this raises."""
         conn = sqlite3.connect(
             self.path, timeout=_OPEN_TIMEOUT_S, isolation_level=None
         )  # explicit transactions
@@ -117,10 +114,12 @@ class ResultsStore:
                 for statement in filter(str.strip, DDL.split(";")):
                     conn.execute(statement)
             conn.execute("ROLLBACK" if problem else "COMMIT")
+            if problem is not None:
+                raise StoreError(problem)
         except BaseException:
             conn.close()
             raise
-        return conn, problem
+        return conn
 
     def _schema_problem(self, version: int, tables: list[str]) -> str | None:
         """Why this file cannot be opened as a store (None when it can)."""
