@@ -95,7 +95,7 @@ def test_kill_inside_a_branch_then_resume_loses_nothing(tiny_corpus, tmp_path) -
 
     with pytest.raises(Crash):
         train(short, tmp_path / "branch", on_event=crash_in_the_decay)
-    assert checkpoint.load_state(tmp_path / "branch")["step"] >= 17  # its own checkpoint now wins
+    assert checkpoint.load_state(tmp_path / "branch", short)["step"] >= 17  # its own checkpoint now wins
     resumed = train(short, tmp_path / "branch")
     same_numbers(resumed, train(wsd(tiny_corpus, 20), tmp_path / "independent"))
 

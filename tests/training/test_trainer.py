@@ -13,18 +13,7 @@ from archscale.models import get_preset
 from archscale.training.noise_scale import unbiased_estimates
 from archscale.training.run_config import RunConfig
 from archscale.training.trainer import Trainer, load_train_data
-
-
-def make_run(corpus, **changes) -> RunConfig:
-    base = {
-        "model": "dense-100k", "tokens": 8 * 64 * 40, "batch_size": 8, "seq_len": 64, "lr": 3e-3,
-        "dataset": str(corpus.path), "eval_tokens_per_subset": 2048, "checkpoint_every_steps": 10,
-    }  # fmt: skip
-    return RunConfig.from_dict({**base, **changes})
-
-
-def train(run: RunConfig, run_dir, **kwargs):
-    return Trainer(run, load_train_data(run), run_dir, **kwargs).fit()
+from training_helpers import crash_after_step_25, make_run, train
 
 
 def test_run_learns_and_records_every_step_and_eval(tiny_corpus, tmp_path) -> None:
@@ -51,21 +40,6 @@ def test_run_learns_and_records_every_step_and_eval(tiny_corpus, tmp_path) -> No
     assert result.data["tokenizer"] == data.record["tokenizer"] != ""
     train_tokens = sum(len(data.sampler.shards[s]) for s in data.sampler.subsets)  # uniform over the split
     assert result.data["epochs"] == pytest.approx(run.trained_tokens / train_tokens)
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_after_step_25(run: RunConfig, run_dir) -> None:
-    """Train ``run`` until a crash after step 25 (its last checkpoint before that stays on disk)."""
-
-    def crash(kind, payload):
-        if kind == "progress" and payload["step"] >= 25:
-            raise Crash
-
-    with pytest.raises(Crash):
-        Trainer(run, load_train_data(run), run_dir, on_event=crash).fit()
 
 
 LOSS_FREE = {**get_preset("moe-100k").to_dict(), "router_score": "sigmoid", "balance": "loss_free",
@@ -147,21 +121,3 @@ def test_a_run_too_big_for_its_device_is_refused_with_the_micro_batch_that_fits(
     assert 1 <= fits < 64 and 64 % fits == 0
     assert estimate_memory(run.model, fits, 2048, bf16=True).total <= 80 * GIB
     check_memory(run.replace(micro_batch_size=fits), 1, TrainOptions(), 80 * GIB, bf16=True)  # accepted
-
-
-def test_a_checkpoint_from_before_name_keyed_optimiser_state_still_resumes(tiny_corpus, tmp_path) -> None:
-    """Checkpoints written by earlier versions hold ``optimizer.state_dict()`` keyed by parameter index; a
-    run interrupted then and resumed now must end as an uninterrupted run does."""
-    from archscale.training import checkpoint
-
-    run = make_run(tiny_corpus, model="moe-100k", micro_batch_size=4)
-    reference = train(run, tmp_path / "a")
-    crash_after_step_25(run, tmp_path / "b")
-    old = Trainer(run, load_train_data(run), tmp_path / "b")
-    state = checkpoint.load_state(tmp_path / "b")
-    old.load_state_dict(state)
-    state |= {"model": old.model.state_dict(), "optimizer": old.optimizer.state_dict()}  # the old layout
-    assert all(isinstance(k, int) for k in state["optimizer"]["state"])
-    checkpoint.save_state(tmp_path / "b", state)
-    resumed = train(run, tmp_path / "b")
-    assert [r["lm_loss"] for r in resumed.curve] == [r["lm_loss"] for r in reference.curve]

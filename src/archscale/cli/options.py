@@ -34,6 +34,14 @@ WorkersOption = Annotated[
         help="Parallel single-thread CPU worker processes [default: 2; 0: in this process].",
     ),
 ]
+RestartBadOption = Annotated[
+    bool,
+    typer.Option(
+        "--restart-bad-checkpoints",
+        help="Train from the start any run whose checkpoint is damaged or another run's (moved aside to "
+        "*.bad); without it such a run fails with the reason.",
+    ),
+]
 
 DEFAULT_BOOTSTRAP = 200
 BootstrapOption = Annotated[

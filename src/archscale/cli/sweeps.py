@@ -10,6 +10,7 @@ import typer
 from archscale.cli.options import (
     DEFAULT_DEVICE,
     DEFAULT_STORE,
+    RestartBadOption,
     DeviceOption,
     StoreOption,
     WorkersOption,
@@ -67,6 +68,7 @@ def run_cmd(
             "--dry-run", help="List the runs, FLOPs, epochs and estimated wall times; train nothing."
         ),
     ] = False,
+    restart_bad: RestartBadOption = False,
 ) -> None:
     """Run every run of SPEC not already finished in STORE; interrupted runs resume from their checkpoints."""
     sweep = _load(spec)
@@ -86,8 +88,9 @@ def run_cmd(
         )
     with ResultsStore(store) as results:
         summary = run_sweep(
-            runs, results, default_run_root(store), chosen, sweep=sweep.name, progress=not no_progress
-        )
+            runs, results, default_run_root(store), chosen, sweep=sweep.name, progress=not no_progress,
+            restart_bad_checkpoints=restart_bad,
+        )  # fmt: skip
     _report(sweep.name, summary, store)
 
 
@@ -119,6 +122,7 @@ def train_cmd(
             help="FSDP2 over the torchrun group instead of DDP: each rank holds 1/N of the model (big models).",
         ),
     ] = False,
+    restart_bad: RestartBadOption = False,
 ) -> None:
     """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
     sweep = _load(spec)
@@ -128,6 +132,7 @@ def train_cmd(
         device=device,
         options=TrainOptions(compile, checkpoint_activations, shard),
         sweep=sweep.name,
+        restart_bad_checkpoints=restart_bad,
     )
     if summary is not None:
         _report(sweep.name, summary, store)

@@ -33,6 +33,7 @@ from archscale.store import FINAL_STATUSES, ResultsStore
 from archscale.sweeps.run_logs import LogOptions
 from archscale.sweeps.spec import SpecError, order_longest_first
 from archscale.sweeps.worker import limit_threads, run_one
+from archscale.training import checkpoint
 from archscale.training.branches import Branch, plan_branches
 from archscale.training.distributed import (
     DistInfo,
@@ -387,10 +388,14 @@ def run_sweep(
     *,
     sweep: str | None = None,
     progress: bool = True,
+    restart_bad_checkpoints: bool = False,
 ) -> SweepSummary:
     """Record every run with its cooldown-branch lineage, skip those already final, run the rest
     longest-first (each branch right after its trunk), write everything back. Another sweep training into
-    the same store at the same time is refused (:meth:`ResultsStore.writing_runs`), so no run trains twice."""
+    the same store at the same time is refused (:meth:`ResultsStore.writing_runs`), so no run trains twice.
+
+    A run whose checkpoint is damaged or another run's fails with that reason; ``restart_bad_checkpoints``
+    moves such checkpoints aside (``*.bad``) first, so the run trains from the start instead."""
     with store.writing_runs():
         branches = plan_branches(runs)
         for run in runs:
@@ -399,6 +404,9 @@ def run_sweep(
                 store.set_meta(run.run_id, "branch", asdict(branches[run.run_id]))
         done = set(store.finished_ids())
         todo = order_longest_first([r for r in runs if r.run_id not in done])
+        if restart_bad_checkpoints:
+            for run in todo:
+                checkpoint.set_aside_bad(run_dir_for(run_root, run), run)
         prepare_data(todo)
         coordinator = Coordinator(store, todo, progress=progress)
         coordinator.summary.total, coordinator.summary.skipped = len(runs), len(runs) - len(todo)
@@ -416,6 +424,7 @@ def train_in_process_group(
     device: str = "auto",
     options: TrainOptions = TrainOptions(),
     sweep: str | None = None,
+    restart_bad_checkpoints: bool = False,
 ) -> SweepSummary | None:
     """Train ``runs`` with every rank of the ``torchrun`` group this process belongs to (or alone, without
     torchrun): rank 0 records into the store at ``store_path`` and returns the summary, the others None."""
@@ -431,7 +440,10 @@ def train_in_process_group(
         summary = None
         if info.is_main:
             with ResultsStore(store_path) as store:
-                summary = run_sweep(runs, store, default_run_root(store_path), executor, sweep=sweep)
+                summary = run_sweep(
+                    runs, store, default_run_root(store_path), executor, sweep=sweep,
+                    restart_bad_checkpoints=restart_bad_checkpoints,
+                )  # fmt: skip
         else:
             executor.follow()
         finished = True

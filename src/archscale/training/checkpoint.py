@@ -1,12 +1,17 @@
-"""Checkpoints that survive ``kill -9``: written to a temporary file, fsynced, then renamed into place.
+"""Checkpoints that survive ``kill -9`` and are never resumed by the wrong run or from damaged bytes.
 
-Training state (model, optimiser, step, estimator state) goes through ``torch.save`` and is read back
-with ``torch.load(weights_only=True)``, which refuses arbitrary pickled objects. Final weights are also
-written as safetensors, the format the export bridges read.
+A checkpoint is written to a temporary file, fsynced, then renamed into place. It carries the identity of
+the run that wrote it (``run_id``, the SHA-256 of its whole config, the config itself) and a SHA-256 of its
+content (every tensor's dtype, shape and bytes, every other value's repr), so that a flipped bit, a
+truncated file or another run's checkpoint copied into the folder is refused with the reason instead of
+being resumed and recorded as a finished run with someone else's numbers. Training state goes through
+``torch.save`` and is read back with ``torch.load(weights_only=True)``, which refuses arbitrary pickled
+objects. Final weights are also written as safetensors, the format the export bridges read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -14,9 +19,21 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from archscale.errors import ArchscaleError
+from archscale.training.branches import branch_step
+from archscale.training.run_config import RunConfig
+
 STATE_FILE = "checkpoint.pt"
 BRANCH_FILE = "branch.pt"  # a trunk's state at this run's decay start (see archscale.training.branches)
 WEIGHTS_FILE = "model.safetensors"
+BAD_SUFFIX = ".bad"  # a refused checkpoint, moved aside when the user asks for a fresh start
+_SEALED = ("identity", "content_sha256")  # the keys save_state adds to a run's state
+
+
+class CheckpointError(ArchscaleError):
+    """A checkpoint that must not be resumed: damaged, unreadable, or written by another run."""
+
+    exit_code = 1
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -28,19 +45,96 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def save_state(run_dir: Path, state: dict[str, Any], name: str = STATE_FILE) -> None:
-    _atomic_write(Path(run_dir) / name, lambda p: torch.save(state, p))
+def _feed(digest: Any, value: Any) -> None:
+    """Hash ``value`` canonically: tensors by dtype, shape and bytes; mappings in key order; leaves by repr
+    (floats' repr round-trips exactly)."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().data if flat.numel() else b"")
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, list | tuple):
+        digest.update(f"{type(value).__name__[0]}{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
 
 
-def load_state(run_dir: Path) -> dict[str, Any] | None:
-    """The run's own latest checkpoint, else the state a trunk left for it as a branch, else None."""
+def content_sha256(state: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint's whole content (its stored hash excluded)."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in state.items() if k != "content_sha256"})
+    return digest.hexdigest()
+
+
+def identity(run: RunConfig) -> dict[str, Any]:
+    return {"run_id": run.run_id, "config_sha256": run.config_sha256, "config": run.to_dict()}
+
+
+def save_state(run_dir: Path, state: dict[str, Any], writer: RunConfig, name: str = STATE_FILE) -> None:
+    """Write ``state`` of run ``writer`` sealed with the writer's identity and the content's hash."""
+    sealed = {**state, "identity": identity(writer)}
+    sealed["content_sha256"] = content_sha256(sealed)
+    _atomic_write(Path(run_dir) / name, lambda p: torch.save(sealed, p))
+
+
+def load_state(run_dir: Path, run: RunConfig) -> dict[str, Any] | None:
+    """``run``'s own latest checkpoint, else the state a trunk left for it as a branch, else None.
+
+    Raises :class:`CheckpointError` (naming the file and the reason) for a file that cannot be read, whose
+    content does not match its hash, or that another run wrote (a branch state must come from a trunk whose
+    prefix ``run`` is, taken at ``run``'s decay start)."""
     path = next((p for p in (Path(run_dir) / n for n in (STATE_FILE, BRANCH_FILE)) if p.exists()), None)
     if path is None:
         return None
+    problem = _problem(path, run)
+    if isinstance(problem, str):
+        raise CheckpointError(
+            f"checkpoint {path}: {problem}; not resumed",
+            hint="re-run with --restart-bad-checkpoints to move it aside and train this run from the start",
+        )
+    return {k: v for k, v in problem.items() if k not in _SEALED}
+
+
+def _problem(path: Path, run: RunConfig) -> str | dict[str, Any]:
+    """Why the checkpoint at ``path`` must not be resumed by ``run``, or its state when it may."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file: say what to do rather than crash obscurely
-        raise RuntimeError(f"checkpoint {path} is unreadable ({err}); delete it to restart this run") from err
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, bit-flipped beyond unpickling, or not a checkpoint at all
+        return f"unreadable ({' '.join(str(err).split())[:200]})"
+    if not isinstance(state, dict) or not all(key in state for key in _SEALED):
+        return "no identity or content hash (not written by this archscale version)"
+    if state["content_sha256"] != content_sha256(state):
+        return "its content does not match its SHA-256 (the file is damaged)"
+    writer = state["identity"]
+    if path.name == STATE_FILE:
+        if writer.get("run_id") != run.run_id or writer.get("config_sha256") != run.config_sha256:
+            return f"written by run {writer.get('run_id')!r}, not by this run {run.run_id!r}"
+    else:
+        trunk = RunConfig.from_dict(writer["config"])
+        step = branch_step(run, trunk)
+        if step is None or step != state["step"]:
+            return f"a state of run {writer.get('run_id')!r}, which is not this run's trunk at step {state['step']}"
+    return state
+
+
+def set_aside_bad(run_dir: Path, run: RunConfig) -> list[Path]:
+    """Move each checkpoint of ``run`` that must not be resumed aside (``*.bad``), so the run resumes from
+    the next good one or starts afresh; returns the moved files' new paths."""
+    moved = []
+    while True:
+        try:
+            load_state(run_dir, run)
+            return moved
+        except CheckpointError:
+            path = next(Path(run_dir) / n for n in (STATE_FILE, BRANCH_FILE) if (Path(run_dir) / n).exists())
+            moved.append(path.with_name(path.name + BAD_SUFFIX))
+            os.replace(path, moved[-1])
 
 
 def save_weights(run_dir: Path, weights: dict[str, torch.Tensor], tie_embeddings: bool) -> Path:

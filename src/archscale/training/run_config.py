@@ -263,14 +263,19 @@ class RunConfig:
 
     # ---- identity and serialisation --------------------------------------------------------------
     @functools.cached_property  # fields never change after construction
-    def run_id(self) -> str:
-        """First 12 hex digits of the SHA-256 of the canonical JSON of the result-changing fields."""
+    def config_sha256(self) -> str:
+        """SHA-256 of the canonical JSON of the result-changing fields: the run's whole identity."""
         ident = self.to_dict()
         for name in COSMETIC_FIELDS:
             ident.pop(name)
         ident["model"] = self.model.identity_dict()
         text = json.dumps(ident, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def run_id(self) -> str:
+        """The first 12 hex digits of ``config_sha256``."""
+        return self.config_sha256[:12]
 
     def __hash__(self) -> int:  # mixture is a dict, so the generated hash would fail
         return hash(self.run_id)

@@ -191,15 +191,10 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not self.sharded and all(isinstance(k, int) for k in state["optimizer"]["state"]):
-            # written before checkpoints keyed the optimiser state by name: a study upgraded mid-run resumes
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        else:
-            set_state_dict(
-                self.model, self.optimizer, model_state_dict=state["model"],
-                optim_state_dict=state["optimizer"], options=self._state_dict_options(),
-            )  # fmt: skip
+        set_state_dict(
+            self.model, self.optimizer, model_state_dict=state["model"],
+            optim_state_dict=state["optimizer"], options=self._state_dict_options(),
+        )  # fmt: skip
         self.noise.load_state_dict(state["noise"])
         self.step, self.wall_time = state["step"], state["wall_time"]
         self.curve, self.evals = list(state["curve"]), list(state["evals"])
@@ -305,12 +300,12 @@ class Trainer:
         state = self.state_dict()  # on every rank: gathering a sharded model's state is collective
         if self.dist.is_main:
             for run_dir in run_dirs:
-                checkpoint.save_state(run_dir, state, name)
+                checkpoint.save_state(run_dir, state, self.run, name)
 
     def fit(self) -> RunResult:
         """Train to the end of the budget (or to divergence), resuming from a checkpoint if one exists."""
         run = self.run
-        state = checkpoint.load_state(self.run_dir)
+        state = checkpoint.load_state(self.run_dir, run)
         if state is not None:
             self.load_state_dict(state)
         eval_steps = {min(run.steps, math.ceil(t / run.tokens_per_step)) for t in run.eval_at_tokens} | {
@@ -366,7 +361,7 @@ class Trainer:
         if self.dist.is_main:
             if finished:
                 checkpoint.save_weights(self.run_dir, state["model"], self.run.model.tie_embeddings)
-            checkpoint.save_state(self.run_dir, state)
+            checkpoint.save_state(self.run_dir, state, self.run)
         return RunResult(
             run.run_id, self.status, self.step, self.curve[-1]["lm_loss"] if self.curve else float("nan"),
             self.diverged_step, self.wall_time, self.curve, self.evals, self.message, self.data.record,
