@@ -23,3 +23,17 @@ class ArchscaleRuntimeError(ArchscaleError):
     """The request was valid but could not be carried out here (exit code 1)."""
 
     exit_code = 1
+
+
+class Interrupted(ArchscaleRuntimeError):
+    """The user stopped the command (Ctrl-C); the shell's convention for SIGINT is exit code 130."""
+
+    exit_code = 130
+
+
+def one_line(message: str, limit: int = 300) -> str:
+    """A stored failure message as one short line: a traceback's last line (the error itself), whitespace
+    folded, cut at ``limit`` characters."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    text = " ".join((lines[-1] if lines and lines[0].startswith("Traceback") else " ".join(lines)).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

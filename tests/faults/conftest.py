@@ -15,11 +15,12 @@ from archscale.cli.main import app
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file under ``root`` with the SHA-256 of its bytes."""
+    """Every file under ``root`` with the SHA-256 of its bytes; SQLite's own ``-wal``/``-shm`` files, which a
+    reader of a WAL-mode store may leave (empty of changes), are not the user's files and are left out."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in root.rglob("*")
-        if p.is_file()
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
     }
 
 

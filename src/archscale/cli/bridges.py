@@ -27,7 +27,7 @@ def export_command(
     """Export a finished run as a Hugging Face checkpoint (Llama, Mixtral or Qwen2-MoE) with its tokenizer."""
     if fmt != "hf":
         raise typer.BadParameter(f"unknown format {fmt!r}; use 'hf'", param_hint="--format")
-    with ResultsStore(store, create=False) as results:
+    with ResultsStore(store, read_only=True) as results:
         from archscale.bridges.hf_export import export_checkpoint, hf_architecture, load_run
 
         cfg, state, tokenizer = load_run(results, run_id, default_run_root(store))

@@ -89,7 +89,7 @@ def load_table(
                 )
         return read_table(path, renames), None
     try:
-        with ResultsStore(path, create=False) as store:
+        with ResultsStore(path, read_only=True) as store:
             runs = store_runs(store)
             check_one_corpus(runs[runs["status"] == "finished"], allow_mixed_corpora)
             rule = points_rule(runs, points or "auto")

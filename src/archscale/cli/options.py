@@ -70,9 +70,14 @@ def parse_references(items: list[str] | None) -> dict[str, Path]:
 
 
 def exit_if_runs_failed(summary: Any) -> None:
-    """Exit 1, with one line, when a sweep (a ``SweepSummary``) had failed runs; the report is already out."""
+    """Exit 1, with one line naming each failed run's reason (the first three), when a sweep (a
+    ``SweepSummary``) had failed runs; the report is already out."""
     if summary.failed:
+        shown = "; ".join(f"{run_id}: {summary.reasons.get(run_id, '?')}" for run_id in summary.failed[:3])
+        more = f"; and {len(summary.failed) - 3} more" if len(summary.failed) > 3 else ""
         typer.echo(
-            f"error: {len(summary.failed)} runs failed (see `archscale runs list --status failed`)", err=True
+            f"error: {len(summary.failed)} runs failed ({shown}{more}); "
+            "see `archscale runs list --status failed`",
+            err=True,
         )
         raise typer.Exit(1)

@@ -9,7 +9,8 @@ import typer
 
 from archscale.cli.options import DEFAULT_STORE, StoreOption
 from archscale.cli.shell import ArchscaleGroup
-from archscale.store import ResultsStore
+from archscale.errors import one_line
+from archscale.store import STATUSES, ResultsStore
 
 app = typer.Typer(
     cls=ArchscaleGroup, help="Inspect and export the runs in a results store.", no_args_is_help=True
@@ -20,21 +21,27 @@ app = typer.Typer(
 def list_cmd(
     store: StoreOption = DEFAULT_STORE,
     status: Annotated[
-        str | None, typer.Option(help="Only runs with this status (finished, diverged, ...).")
+        str | None, typer.Option(help=f"Only runs with this status ({', '.join(STATUSES)}).")
     ] = None,
 ) -> None:
-    """One line per run: id, model, tokens, batch, LR, status, final loss."""
-    with ResultsStore(store, create=False) as results:
+    """One line per run: id, model, tokens, batch, LR, status, final loss, and why a run failed, diverged or
+    stopped."""
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(
+            f"unknown status {status!r}; use one of {', '.join(STATUSES)}", param_hint="--status"
+        )
+    with ResultsStore(store, read_only=True) as results:
         runs = results.runs(**({"status": status} if status else {}))
         final = results.curve().groupby("run_id")["lm_loss"].last() if len(runs) else {}
     typer.echo(
-        f"{'run_id':<13} {'model':<14} {'tokens':>10} {'batch':>6} {'lr':>9} {'status':<9} {'loss':>7}"
+        f"{'run_id':<13} {'model':<14} {'tokens':>10} {'batch':>6} {'lr':>9} {'status':<11} {'loss':>7}  reason"
     )
     for row in runs.itertuples():
         loss = final.get(row.run_id, float("nan")) if len(runs) else float("nan")
+        reason = one_line(row.message) if isinstance(row.message, str) and row.message else ""
         typer.echo(
             f"{row.run_id:<13} {row.model_name!s:<14} {row.D:>10.3g} {row.batch_size:>6} {row.lr:>9.3g} "
-            f"{row.status:<9} {loss:>7.4f}"
+            f"{row.status:<11} {loss:>7.4f}  {reason}".rstrip()
         )
 
 
@@ -47,6 +54,6 @@ def export_cmd(
     """Write runs, curves and evals as Parquet or CSV tables."""
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use parquet or csv", param_hint="--format")
-    with ResultsStore(store, create=False) as results:
+    with ResultsStore(store, read_only=True) as results:
         for path in results.export(out, fmt):  # type: ignore[arg-type]
             typer.echo(str(path))

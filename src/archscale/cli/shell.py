@@ -8,6 +8,7 @@ traceback means a bug in archscale.
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Any
 
@@ -18,6 +19,13 @@ from archscale.errors import ArchscaleError
 
 EXTRAS = {"transformers": "hf", "lm_eval": "eval", "accelerate": "eval", "ray": "ray", "tensorboard": "tb",
           "wandb": "wandb", "datasets": "hf"}  # fmt: skip
+FILESYSTEM_HINT = "pass another path, or fix this one, and re-run the same command"
+FILESYSTEM_HINTS = {
+    errno.ENOSPC: "free space on that filesystem (or write elsewhere) and re-run; nothing finished was lost",
+    errno.EROFS: "the filesystem is read-only: pass a writable path",
+    errno.EEXIST: "a file is in the way: pass a folder that does not exist or is a folder",
+    errno.ENOTDIR: "a file is in the way: pass a folder that does not exist or is a folder",
+}
 
 
 def _fail(message: str, code: int) -> None:
@@ -40,10 +48,15 @@ class ArchscaleGroup(typer.core.TyperGroup):
             context = getattr(error, "ctx", None)
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
             _fail(error.format_message() + hint, error.exit_code)
-        except typer.Abort:
-            _fail("aborted", 1)
+        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C: what was written is kept; a re-run resumes
+            _fail("interrupted; re-run the same command to resume", 130)
         except ArchscaleError as error:
             _fail(str(error), error.exit_code)
+        except OSError as error:  # the filesystem refused (full, read-only, not a folder): say where and why
+            where = f"{error.filename}: " if error.filename else ""
+            _fail(
+                f"{where}{error.strerror or error}; {FILESYSTEM_HINTS.get(error.errno, FILESYSTEM_HINT)}", 1
+            )
         except ModuleNotFoundError as error:
             package = (error.name or "").split(".")[0]
             if package not in EXTRAS:

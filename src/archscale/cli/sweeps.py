@@ -10,8 +10,8 @@ import typer
 from archscale.cli.options import (
     DEFAULT_DEVICE,
     DEFAULT_STORE,
-    RestartBadOption,
     DeviceOption,
+    RestartBadOption,
     StoreOption,
     WorkersOption,
     exit_if_runs_failed,

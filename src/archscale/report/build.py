@@ -32,6 +32,7 @@ from archscale.analysis.public import PublicEvidence, clark_evidence, steplaw_ev
 from archscale.analysis.suite import store_runs
 from archscale.errors import ArchscaleError
 from archscale.laws.resampling import spawn_seeds
+from archscale.paths import write_atomic
 from archscale.report.figures import design_space_figure, public_figures, write_figures
 from archscale.report.page import render_page
 from archscale.store import ResultsStore
@@ -267,7 +268,7 @@ def build_report(
             f"unknown reference {', '.join(unknown)}: choose from {', '.join(REFERENCES)} (NAME=PATH)"
         )
     store_path = Path(store_path)
-    with ResultsStore(store_path, create=False) as store:
+    with ResultsStore(store_path, read_only=True) as store:
         if store.runs().empty:
             raise ReportError(f"--store {store_path}: the results store holds no runs; nothing to report")
         runs_seed, public_seed = spawn_seeds(seed, 2)
@@ -342,15 +343,8 @@ def write_report(
     }
     summary = jsonable(summary)
     summary_path = out_dir / "summary.json"
-    _write_atomic(summary_path, json.dumps(summary, indent=1, allow_nan=False))
+    write_atomic(summary_path, json.dumps(summary, indent=1, allow_nan=False))
     index = out_dir / "index.html"
     relative = {name: path.relative_to(out_dir).as_posix() for name, path in figures.items()}
-    _write_atomic(index, render_page(analyses, summary, relative, public))
+    write_atomic(index, render_page(analyses, summary, relative, public))
     return Report(index=index, summary_path=summary_path, figures=figures, summary=summary)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file, so an interrupted report never leaves a half-written page."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)

@@ -28,6 +28,7 @@ from archscale.analysis import (
 )
 from archscale.analysis.design_space import DesignSpaceResult
 from archscale.analysis.public import PublicEvidence
+from archscale.paths import write_atomic
 
 COLOURS = {"dense": "tab:blue", "moe": "tab:orange", "joint": "tab:green"}
 LABELS = {"dense": "dense", "moe": "MoE", "joint": "joint (E as input)"}
@@ -38,8 +39,7 @@ DPI = 120
 def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
-    return path
+    return write_atomic(path, lambda tmp: figure.savefig(tmp, dpi=DPI, format="png"))
 
 
 def _note(ax: Axes, text: str) -> None:

@@ -22,7 +22,16 @@ import numpy as np
 import pandas as pd
 
 from archscale.errors import ArchscaleError
-from archscale.store.schema import CURVE_COLUMNS, DDL, EVAL_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, STATUSES
+from archscale.paths import write_atomic
+from archscale.store.schema import (
+    CURVE_COLUMNS,
+    DDL,
+    EVAL_COLUMNS,
+    MIGRATIONS,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    STATUSES,
+)
 
 DERIVED_KEYS: tuple[str, ...] = ("N", "P", "P_active", "P_total", "D", "C")
 FINAL_STATUSES: tuple[str, ...] = ("finished", "diverged")
@@ -46,6 +55,12 @@ class StoreError(ArchscaleError):
     """The store cannot do what was asked; the message names the run, field or file and the fix."""
 
 
+class StoreWriteError(StoreError):
+    """The store could not be written (a full disk, a read-only filesystem): a failure, not a mistake."""
+
+    exit_code = 1
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -62,21 +77,37 @@ def _given(**filters: Any) -> dict[str, Any]:
     return {k: v for k, v in filters.items() if v is not None}
 
 
+def run_root_for(store: str | Path) -> Path:
+    """Run directories live beside the results store: ``results.sqlite`` -> ``results-runs/RUN_ID/``.
+
+    Stores that differ only in their suffix (``x.sqlite``, ``x.db``) share ``x-runs/``, so the training lock
+    is keyed on this folder, not on the store file."""
+    return Path(store).with_name(Path(store).stem + "-runs")
+
+
 class ResultsStore:
     """Runs, curves and evals of any number of sweeps in one SQLite file at ``path``.
 
-    ``create=False`` opens an existing store only: reading commands pass it, so that a mistyped path is
-    refused instead of becoming a new, empty store.
+    ``create=False`` opens an existing store only, so that a mistyped path is refused instead of becoming a
+    new, empty store; ``read_only=True`` (for commands that only read) also never writes, so a store on a
+    read-only filesystem or one another process is writing can be read.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        self.read_only = read_only
+        if (read_only or not create) and not self.path.is_file():
             raise StoreError(
                 f"{self.path}: no results store there; check the path, or train into it first "
                 "(`archscale sweep run SPEC --store PATH`)"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(
+                    f"{self.path}: cannot create its folder ({err.strerror}); pass a writable --store"
+                ) from None
         deadline = time.monotonic() + _OPEN_TIMEOUT_S
         while True:
             try:
@@ -86,26 +117,44 @@ class ResultsStore:
                 # SQLite answers "busy" without waiting while another connection sets up or tears down the
                 # WAL files (sqlite.org/wal.html, "Sometimes queries return SQLITE_BUSY"): a passing state,
                 # so opening is retried for as long as a busy writer would be waited for.
-                busy = (getattr(err, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
-                if not busy or time.monotonic() > deadline:
+                code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+                if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+                    raise StoreWriteError(
+                        f"{self.path}: cannot open the results store ({err})",
+                        hint="free space on that filesystem, or pass a --store on a writable one",
+                    ) from None
+                if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                     raise StoreError(
                         f"{self.path}: not an SQLite results store ({err}); pass a new or existing store path"
                     ) from err
                 time.sleep(0.05)
-        self._conn.isolation_level = ""  # back to sqlite3's implicit transactions for every write below
-        self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
-        self._conn.execute("PRAGMA foreign_keys = ON")
+        if not read_only:
+            self._conn.isolation_level = ""  # back to sqlite3's implicit transactions for every write below
+            self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
+            self._conn.execute("PRAGMA foreign_keys = ON")
 
     def _connect(self) -> sqlite3.Connection:
-        """A connection to the store in WAL mode, its tables created if the file is new; ``StoreError`` if
-        the file cannot be opened as a store. The connection is closed if this raises."""
-        conn = sqlite3.connect(
-            self.path, timeout=_OPEN_TIMEOUT_S, isolation_level=None
-        )  # explicit transactions
+        """A connection to the store in WAL mode, its tables created if the file is new (or upgraded if an
+        older archscale wrote it); ``StoreError`` if the file cannot be opened as a store. Read-only: the
+        file opened with ``mode=ro``, nothing created or upgraded. The connection is closed if this raises."""
+        if self.read_only:
+            conn = self._open_read_only()
+        else:
+            conn = sqlite3.connect(self.path, timeout=_OPEN_TIMEOUT_S, isolation_level=None)
         try:
+            if self.read_only:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                problem = self._schema_problem(version, tables)
+                if problem is None and version == 0:
+                    problem = f"{self.path}: an empty file, not a results store; pass the path of a store"
+                if problem is not None:
+                    raise StoreError(problem)
+                return conn
             conn.execute("PRAGMA journal_mode = WAL")
             # One process at a time reads the schema and, for a new file, creates it: two commands opening a
-            # new store at once must not both create its tables.
+            # new store at once must not both create its tables. (Foreign keys are still off here, so an
+            # upgrade that rebuilds the runs table does not cascade into the curves.)
             conn.execute("BEGIN IMMEDIATE")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
@@ -113,6 +162,10 @@ class ResultsStore:
             if problem is None and version == 0:
                 for statement in filter(str.strip, DDL.split(";")):
                     conn.execute(statement)
+            elif problem is None:
+                for old in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[old]:
+                        conn.execute(statement)
             conn.execute("ROLLBACK" if problem else "COMMIT")
             if problem is not None:
                 raise StoreError(problem)
@@ -120,6 +173,22 @@ class ResultsStore:
             conn.close()
             raise
         return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A read-only connection. Reading a WAL-mode store needs its ``-shm`` file, which SQLite cannot
+        create in a read-only folder; there no writer can be adding to a WAL either, so when there is no
+        ``-wal`` file the store file alone is the whole store and is opened as immutable."""
+        uri = self.path.resolve().as_uri()
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=_OPEN_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute("PRAGMA user_version")
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists() or os.access(self.path.parent, os.W_OK):
+                raise
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
     def _schema_problem(self, version: int, tables: list[str]) -> str | None:
         """Why this file cannot be opened as a store (None when it can)."""
@@ -140,10 +209,11 @@ class ResultsStore:
 
     @contextlib.contextmanager
     def writing_runs(self) -> Iterator[None]:
-        """Hold the store's one training slot while a sweep trains into it (a lock file beside the store).
+        """Hold the store's one training slot while a sweep trains into it (``STEM-runs.lock`` beside it).
 
-        Two sweeps on one store would each train every unfinished run into the same run directories; the
-        second one is refused instead, naming the process that holds the slot. The lock is the operating
+        Two sweeps on one store, or on two stores that share a run folder (``x.sqlite``, ``x.db``), would each
+        train unfinished runs into the same run directories; the second one is refused instead, naming the
+        process that holds the slot. The lock is the operating
         system's (``flock``), so it is released when that process ends, even by ``kill -9``.
         """
         try:
@@ -151,7 +221,8 @@ class ResultsStore:
         except ImportError:  # pragma: no cover - non-POSIX: no lock to take
             yield
             return
-        lock = self.path.with_name(self.path.name + ".lock")
+        root = run_root_for(self.path)
+        lock = root.with_name(root.name + ".lock")
         with open(lock, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -172,6 +243,21 @@ class ResultsStore:
                 handle.seek(0)
                 handle.truncate()
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction; a full disk or a store that cannot be written becomes one clear error
+        (SQLite rolls the transaction back, so what was committed before is intact)."""
+        try:
+            with self._conn:
+                yield
+        except sqlite3.DatabaseError as err:
+            if not isinstance(err, sqlite3.OperationalError):
+                raise self._damaged(err) from None
+            raise StoreWriteError(
+                f"{self.path}: cannot write the results store ({err}); everything recorded before is intact",
+                hint="free space on that filesystem (or make it writable) and re-run the same command to resume",
+            ) from None
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -219,7 +305,7 @@ class ResultsStore:
             "sweep": sweep,
         }
         columns = [c for c in RUN_COLUMNS if c in row]
-        with self._conn:
+        with self._writing():
             self._conn.execute(
                 f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
                 "ON CONFLICT (run_id) DO NOTHING",
@@ -238,7 +324,7 @@ class ResultsStore:
     ) -> None:
         """Move a run to ``status``; ``diverged_step`` and ``message`` are replaced, ``wall_time`` kept if None."""
         self._check_status(status)
-        with self._conn:
+        with self._writing():
             cur = self._conn.execute(
                 "UPDATE runs SET status = ?, diverged_step = ?, message = ?, wall_time = COALESCE(?, wall_time), "
                 "updated = ? WHERE run_id = ?",
@@ -261,7 +347,7 @@ class ResultsStore:
     def set_meta(self, run_id: str, key: str, value: Any) -> None:
         """Attach a JSON-serialisable value to a run under ``key`` (e.g. downstream eval results)."""
         self._require_run(run_id)
-        with self._conn:
+        with self._writing():
             self._conn.execute(
                 "INSERT OR REPLACE INTO run_meta (run_id, key, value) VALUES (?, ?, ?)",
                 (run_id, key, json.dumps(value, sort_keys=True)),
@@ -294,7 +380,7 @@ class ResultsStore:
                 if record.get(c) is not None:
                     record[c] = json.dumps(record[c])
             values.append([record.get(c) for c in columns])
-        with self._conn:
+        with self._writing():
             self._conn.executemany(
                 f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 values,
@@ -303,24 +389,24 @@ class ResultsStore:
     # ---- reading ---------------------------------------------------------------------------------
     def status(self, run_id: str) -> str | None:
         """The run's status, or None if the store does not hold it."""
-        row = self._conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else row[0]
+        rows = self._rows("SELECT status FROM runs WHERE run_id = ?", (run_id,))
+        return rows[0][0] if rows else None
 
     def finished_ids(self, *, include_diverged: bool = True) -> set[str]:
         """Runs that reached their end. Diverged runs count by default: re-running one repeats it exactly."""
         statuses = FINAL_STATUSES if include_diverged else ("finished",)
         query = f"SELECT run_id FROM runs WHERE status IN ({', '.join('?' * len(statuses))})"
-        return {r[0] for r in self._conn.execute(query, statuses)}
+        return {r[0] for r in self._rows(query, statuses)}
 
     def config(self, run_id: str) -> dict[str, Any]:
         """The run's stored configuration (``RunConfig.to_dict()``)."""
-        row = self._conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
+        rows = self._rows("SELECT config FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
             raise self._unknown(run_id)
-        return json.loads(row[0])
+        return json.loads(rows[0][0])
 
     def meta(self, run_id: str) -> dict[str, Any]:
-        rows = self._conn.execute("SELECT key, value FROM run_meta WHERE run_id = ? ORDER BY key", (run_id,))
+        rows = self._rows("SELECT key, value FROM run_meta WHERE run_id = ? ORDER BY key", (run_id,))
         return {key: json.loads(value) for key, value in rows}
 
     def runs(self, **filters: Any) -> pd.DataFrame:
@@ -358,15 +444,30 @@ class ResultsStore:
             frame = self._frame(f"SELECT * FROM {table}", [])
             path = out / f"{table}.{fmt}"
             if fmt == "parquet":
-                frame.to_parquet(path, index=False)
+                write_atomic(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
             else:
-                frame.to_csv(path, index=False)
+                write_atomic(path, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
             paths.append(path)
         return paths
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _frame(self, query: str, params: Iterable[Any]) -> pd.DataFrame:
-        return pd.read_sql_query(query, self._conn, params=list(params))
+        try:
+            return pd.read_sql_query(query, self._conn, params=list(params))
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as err:  # damaged pages show when read
+            raise self._damaged(err) from None
+
+    def _rows(self, query: str, params: Sequence[Any]) -> list[tuple]:
+        try:
+            return self._conn.execute(query, params).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise self._damaged(err) from None
+
+    def _damaged(self, err: Exception) -> StoreError:
+        return StoreError(
+            f"{self.path}: the results store is damaged ({err})",
+            hint="restore it from a copy, or salvage what is readable with `sqlite3 STORE .recover | sqlite3 NEW`",
+        )
 
     def _select(self, table: str, filters: Mapping[str, Any], *, order: str) -> pd.DataFrame:
         """``SELECT *`` with equality filters (a collection: any of its values; None: IS NULL)."""

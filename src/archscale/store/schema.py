@@ -6,8 +6,8 @@ misread. Column lists here are the single source for inserts and for validating 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
-STATUSES: tuple[str, ...] = ("queued", "running", "finished", "diverged", "failed")
+SCHEMA_VERSION = 2  # 2: status 'interrupted' (a run stopped by Ctrl-C; re-running resumes it)
+STATUSES: tuple[str, ...] = ("queued", "running", "finished", "diverged", "failed", "interrupted")
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "config", "model_name", "kind", "n_experts", "top_k", "N", "P", "P_active", "P_total", "D", "C",
@@ -88,3 +88,23 @@ CREATE TABLE run_meta (
 ) WITHOUT ROWID;
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+
+def runs_table_ddl(name: str = "runs") -> str:
+    """The ``CREATE TABLE`` statement of the runs table, under ``name`` (a migration builds it aside)."""
+    start = DDL.index("CREATE TABLE runs (")
+    statement = DDL[start : DDL.index(");", start) + 1]
+    return statement.replace("CREATE TABLE runs (", f"CREATE TABLE {name} (", 1)
+
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (  # a CHECK constraint cannot be altered: rebuild the table (sqlite.org/lang_altertable.html)
+        runs_table_ddl("runs_v2"),
+        "INSERT INTO runs_v2 SELECT * FROM runs",
+        "DROP TABLE runs",
+        "ALTER TABLE runs_v2 RENAME TO runs",
+        "CREATE INDEX runs_status ON runs (status)",
+        "PRAGMA user_version = 2",
+    ),
+}
+"""Statements that take a store of schema version ``v`` to ``v + 1``, run in one transaction."""

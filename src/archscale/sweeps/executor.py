@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -28,8 +29,9 @@ from typing import Any, Protocol, TextIO
 import torch
 from tqdm.auto import tqdm
 
-from archscale.errors import ArchscaleError
+from archscale.errors import ArchscaleError, Interrupted, one_line
 from archscale.store import FINAL_STATUSES, ResultsStore
+from archscale.store.results import run_root_for
 from archscale.sweeps.run_logs import LogOptions
 from archscale.sweeps.spec import SpecError, order_longest_first
 from archscale.sweeps.worker import limit_threads, run_one
@@ -45,10 +47,7 @@ from archscale.training.distributed import (
 from archscale.training.options import TrainOptions
 from archscale.training.run_config import RunConfig
 
-
-def default_run_root(store: Path) -> Path:
-    """Run directories live beside the results store: ``results.sqlite`` -> ``results-runs/RUN_ID/``."""
-    return Path(store).with_name(Path(store).stem + "-runs")
+default_run_root = run_root_for
 
 
 def run_dir_for(run_root: Path, run: RunConfig) -> Path:
@@ -62,6 +61,7 @@ class SweepSummary:
     finished: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)  # failed run -> why, in one line
 
 
 LOG_EVERY_S = 10.0  # a progress line this often when the output is not a terminal
@@ -126,6 +126,8 @@ class Coordinator:
             wall_time=result.get("wall_time"),
         )  # fmt: skip
         getattr(self.summary, status if status in ("finished", "diverged") else "failed").append(run_id)
+        if status == "failed":
+            self.summary.reasons[run_id] = one_line(result.get("message") or "no reason recorded")
         bar = self.bars.pop(run_id, None)
         if bar is not None:
             bar.close()
@@ -152,6 +154,17 @@ class Coordinator:
             file=self.stream,
             flush=True,
         )
+
+    def interrupt(self) -> list[str]:
+        """Mark the runs that were training as interrupted (their checkpoints stay); returns their ids."""
+        stopped = list(self.latest)
+        for run_id in stopped:
+            state = self.latest.pop(run_id)
+            self.store.set_status(
+                run_id, "interrupted",
+                message=f"interrupted at step {state['step']} of {state['steps']}; re-run to resume from its last checkpoint",
+            )  # fmt: skip
+        return stopped
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -250,6 +263,7 @@ def _worker_main(
 ) -> None:
     """One worker process on one device: a GPU ``cuda:N`` is made the only one it sees, so nothing it runs
     can touch another worker's GPU; every result says which device trained it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the coordinator, which stops the workers
     if device.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
     local = "cuda:0" if device.startswith("cuda:") else device
@@ -341,6 +355,11 @@ class LocalExecutor:
                     remaining -= 1
                 else:
                     coordinator.event(run_id, kind, payload)
+        except BaseException:  # Ctrl-C or a store that cannot be written: stop the workers now (their
+            # checkpoints are kept) instead of waiting for runs whose results could not be recorded
+            for p in procs:
+                p.terminate()
+            raise
         finally:
             for p in procs:
                 p.join(timeout=10)
@@ -412,6 +431,12 @@ def run_sweep(
         coordinator.summary.total, coordinator.summary.skipped = len(runs), len(runs) - len(todo)
         try:
             executor.execute(todo, Path(run_root), coordinator, branches=branches)
+        except KeyboardInterrupt:
+            stopped = coordinator.interrupt()
+            raise Interrupted(
+                f"interrupted: {len(stopped)} runs stopped at their last checkpoint (status 'interrupted'); "
+                "re-run the same command to resume"
+            ) from None
         finally:
             coordinator.close()
         return coordinator.summary

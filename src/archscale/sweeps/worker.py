@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archscale.errors import ArchscaleError
+from archscale.store import StoreError
 from archscale.sweeps.run_logs import LogOptions, RunLogger
 from archscale.training.distributed import DistInfo
 from archscale.training.options import TrainOptions
@@ -67,6 +68,10 @@ def run_one(
                 branches=branches,
             )
             return asdict(trainer.fit())
+    except (
+        StoreError
+    ):  # workers never touch the store: this is an in-process coordinator's, and ends the sweep
+        raise
     except (
         ArchscaleError
     ) as err:  # a run the user can fix (e.g. too big for the device): the one line says how

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from archscale.errors import ArchscaleError
+from archscale.paths import write_atomic
 from archscale.training.branches import branch_step
 from archscale.training.run_config import RunConfig
 
@@ -34,15 +35,6 @@ class CheckpointError(ArchscaleError):
     """A checkpoint that must not be resumed: damaged, unreadable, or written by another run."""
 
     exit_code = 1
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _feed(digest: Any, value: Any) -> None:
@@ -80,7 +72,9 @@ def save_state(run_dir: Path, state: dict[str, Any], writer: RunConfig, name: st
     """Write ``state`` of run ``writer`` sealed with the writer's identity and the content's hash."""
     sealed = {**state, "identity": identity(writer)}
     sealed["content_sha256"] = content_sha256(sealed)
-    _atomic_write(Path(run_dir) / name, lambda p: torch.save(sealed, p))
+    path = Path(run_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda p: torch.save(sealed, p))
 
 
 def load_state(run_dir: Path, run: RunConfig) -> dict[str, Any] | None:
@@ -106,7 +100,8 @@ def _problem(path: Path, run: RunConfig) -> str | dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, bit-flipped beyond unpickling, or not a checkpoint at all
-        return f"unreadable ({' '.join(str(err).split())[:200]})"
+        detail = " ".join(str(err).split())
+        return f"unreadable ({type(err).__name__}: {detail[:80]}{'…' if len(detail) > 80 else ''})"
     if not isinstance(state, dict) or not all(key in state for key in _SEALED):
         return "no identity or content hash (not written by this archscale version)"
     if state["content_sha256"] != content_sha256(state):
@@ -144,5 +139,5 @@ def save_weights(run_dir: Path, weights: dict[str, torch.Tensor], tie_embeddings
     if tie_embeddings:
         state.pop("lm_head.weight", None)
     path = Path(run_dir) / WEIGHTS_FILE
-    _atomic_write(path, lambda p: save_file(state, str(p)))
+    write_atomic(path, lambda p: save_file(state, str(p)))
     return path
