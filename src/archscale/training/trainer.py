@@ -131,8 +131,12 @@ class Trainer:
                 f"the data's tokeniser has {data.vocab_size} ids but RunConfig.model.vocab_size is "
                 f"{run.model.vocab_size}; build the data with RunConfig.tokenizer={run.tokenizer!r}"
             )
-        if self.device.type == "cuda":
-            budget = torch.cuda.get_device_properties(self.device).total_memory
+        budget = (
+            torch.cuda.get_device_properties(self.device).total_memory
+            if self.device.type == "cuda"
+            else available_host_memory()
+        )
+        if budget is not None:  # before anything is allocated: a run too big is refused with the numbers
             check_memory(run, self.dist.world_size, options, budget, bf16=self.autocast_dtype is not None)
         torch.manual_seed(run.seed)
         if self.sharded:  # the same initial weights as one process: rank 0 draws them, every rank shards
@@ -366,6 +370,17 @@ class Trainer:
             run.run_id, self.status, self.step, self.curve[-1]["lm_loss"] if self.curve else float("nan"),
             self.diverged_step, self.wall_time, self.curve, self.evals, self.message, self.data.record,
         )  # fmt: skip
+
+
+def available_host_memory() -> float | None:
+    """Bytes of memory this machine can still give a CPU run (Linux's MemAvailable: free plus reclaimable
+    cache, after what other processes, e.g. the other workers, hold); None where it is not known."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return float(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def check_memory(run: RunConfig, ranks: int, options: TrainOptions, budget: float, *, bf16: bool) -> None:

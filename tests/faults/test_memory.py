@@ -1,0 +1,45 @@
+"""A CPU run that cannot fit in the machine's memory is refused before anything is allocated, with the
+estimate and the micro-batch that would fit; the sweep records the reason and goes on."""
+
+from __future__ import annotations
+
+import pytest
+
+from archscale.errors import ArchscaleError
+from archscale.models import get_preset
+from archscale.models.memory import GIB, estimate_memory
+from archscale.training import trainer as trainer_module
+from archscale.training.trainer import Trainer, load_train_data
+from training_helpers import make_run
+
+
+def test_a_terabyte_model_is_refused_before_allocating(tiny_corpus, tmp_path) -> None:
+    """d_model = 1e6: tens of TB of weights. Without the check, building the model fails in the allocator
+    (a RuntimeError, or the OOM killer), not with this one line."""
+    huge = {**get_preset("dense-100k").to_dict(), "d_model": 1_000_000, "n_heads": 2, "d_ff": 3_000_000}
+    run = make_run(tiny_corpus, model=huge)
+    with pytest.raises(
+        ArchscaleError, match=r"needs .* GiB .* at micro_batch_size=1, over the .* GiB available"
+    ):
+        Trainer(run, load_train_data(run), tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_micro_batch_too_big_for_the_memory_left_is_refused_with_one_that_fits(
+    tiny_corpus, tmp_path, monkeypatch
+) -> None:
+    run = make_run(tiny_corpus, micro_batch_size=8)
+    at_two = estimate_memory(run.model, 2, run.seq_len, accumulates=True).total
+    at_four = estimate_memory(run.model, 4, run.seq_len, accumulates=True).total
+    monkeypatch.setattr(trainer_module, "available_host_memory", lambda: (at_two + at_four) / 2)
+    with pytest.raises(ArchscaleError, match="set micro_batch_size: 2 in the spec") as err:
+        Trainer(run, load_train_data(run), tmp_path)
+    assert f"over its {(at_two + at_four) / 2 / GIB:.3g} GiB" in str(err.value)
+    Trainer(run.replace(micro_batch_size=2), load_train_data(run), tmp_path)  # the suggestion is accepted
+
+
+def test_host_memory_is_read_from_the_kernel() -> None:
+    with open("/proc/meminfo") as meminfo:
+        total = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemTotal:"))
+    available = trainer_module.available_host_memory()
+    assert available is not None and 0 < available <= total
