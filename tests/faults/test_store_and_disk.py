@@ -3,11 +3,15 @@ stores sharing a run folder, a store that fills up mid-sweep. Each ends in one l
 
 from __future__ import annotations
 
+import itertools
+import os
 import sqlite3
 import subprocess
 import uuid
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -154,3 +158,33 @@ def test_an_old_store_is_upgraded_and_keeps_its_runs(tmp_path):
         assert store.status(run_id) == "interrupted" and len(store.curve(run_id)) == 40
         assert store._rows("PRAGMA user_version", ())[0][0] == 2
         assert store._rows("PRAGMA foreign_key_check", ()) == []
+
+
+def test_fit_out_on_a_full_disk_keeps_the_previous_fit(tmpfs, tmp_path, monkeypatch):
+    """The previous fit stays whole (``plan`` still reads it) instead of being truncated to what fitted."""
+    from archscale.laws import WangLaw
+
+    grid = pd.DataFrame(
+        list(itertools.product(np.geomspace(1e7, 3e9, 5), np.geomspace(1e9, 1e11, 4), [1.0, 4.0, 16.0])),
+        columns=["model_scale", "tokens", "experts"],
+    )
+    coefficients = {"A": 30.0, "B": 400.0, "alpha": 0.3, "beta": 0.3, "gamma": -0.05, "sigma": 1.7}
+    grid["loss"] = WangLaw.from_coefficients(coefficients).predict(grid)
+    grid.to_csv(tmp_path / "runs.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", "wang", "--data", "runs.csv", "--bootstrap", "0", "--out", str(tmpfs / "fit.json")]
+    assert CliRunner().invoke(app, fit).exit_code == 0
+    before = (tmpfs / "fit.json").read_bytes()
+    (tmpfs / "filler").write_bytes(b"\0" * (tmpfs_free(tmpfs) - 64))  # less room than the fit takes
+    failed = CliRunner().invoke(app, fit)
+    assert failed.exit_code == 2 and "an existing fit there is kept" in failed.stderr
+    assert (tmpfs / "fit.json").read_bytes() == before
+    assert not [p for p in tmpfs.iterdir() if p.name.endswith(".tmp")]
+    (tmpfs / "filler").unlink()
+    plan = CliRunner().invoke(app, ["plan", "--fit", str(tmpfs / "fit.json"), "--compute", "1e21"])
+    assert plan.exit_code == 0, plan.output
+
+
+def tmpfs_free(mount: Path) -> int:
+    stats = os.statvfs(mount)
+    return stats.f_bavail * stats.f_frsize

@@ -43,6 +43,7 @@ from archscale.laws.plan import make_plan
 from archscale.laws.resampling import spawn_seeds
 from archscale.laws.table1 import format_table1, table1
 from archscale.store import ResultsStore, StoreError
+from archscale.paths import write_atomic
 
 app = typer.Typer(
     cls=ArchscaleGroup, help="Published scaling laws and the paper's Table 1.", no_args_is_help=True
@@ -121,7 +122,7 @@ def _emit(payload: dict[str, Any], text: str, as_json: bool, out: Path | None = 
     dumped = json.dumps(payload, indent=2, default=lambda value: value.item())  # NumPy scalars
     if out is not None:
         try:
-            out.write_text(dumped + "\n")
+            write_atomic(out, dumped + "\n")
         except OSError as error:
             raise LawDataError(
                 f"--out {out}: cannot write ({error.strerror}); pass a writable path"
