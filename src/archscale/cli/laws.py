@@ -120,12 +120,12 @@ def _read_fit(path: Path) -> Law:
 
 def _emit(payload: dict[str, Any], text: str, as_json: bool, out: Path | None = None) -> None:
     dumped = json.dumps(payload, indent=2, default=lambda value: value.item())  # NumPy scalars
-    if out is not None:
+    if out is not None:  # atomically: a full disk must not leave a truncated fit in place of the old one
         try:
             write_atomic(out, dumped + "\n")
         except OSError as error:
             raise LawDataError(
-                f"--out {out}: cannot write ({error.strerror}); pass a writable path"
+                f"--out {out}: cannot write ({error.strerror}); pass a writable path (an existing fit there is kept)"
             ) from None
     typer.echo(dumped if as_json else text)
 
