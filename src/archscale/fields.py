@@ -8,11 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 from typing import Any
 
 from archscale.errors import ArchscaleError
 
 Error = type[ArchscaleError]
+SHOWN_CHARS = 80
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = SHOWN_CHARS
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to about ``SHOWN_CHARS`` characters (``…`` marks the cut): an error line quotes a
+    user's value, never all of a huge one, and nested containers are abbreviated without building their
+    whole repr."""
+    return cut(_REPR.repr(value))
+
+
+def cut(text: str) -> str:
+    """``text`` cut to ``SHOWN_CHARS`` characters, ``…`` marking the cut."""
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 def number(path: str, value: Any, error: Error) -> float:
@@ -21,9 +37,9 @@ def number(path: str, value: Any, error: Error) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise error(f"{path}: must be a number, got {value!r}") from None
+            raise error(f"{path}: must be a number, got {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise error(f"{path}: must be a number, got {value!r}")
+        raise error(f"{path}: must be a number, got {shown(value)}")
     return value
 
 
@@ -44,9 +60,9 @@ def real(
     )
     if not inside:
         if (low, high, low_open) == (0.0, math.inf, True):
-            raise error(f"{path}: must be a positive number, got {value!r}")
+            raise error(f"{path}: must be a positive number, got {shown(value)}")
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise error(f"{path}: must be a number in {interval}, got {value!r}")
+        raise error(f"{path}: must be a number in {interval}, got {shown(value)}")
     return float(checked)
 
 
@@ -54,7 +70,7 @@ def count(path: str, value: Any, error: Error, minimum: int = 1) -> int:
     """A whole number ≥ ``minimum``; ``1.0e6`` and ``"2e6"`` are accepted when they are whole."""
     checked = number(path, value, error)
     if checked != int(checked) or checked < minimum:
-        raise error(f"{path}: must be a whole number ≥ {minimum}, got {value!r}")
+        raise error(f"{path}: must be a whole number ≥ {minimum}, got {shown(value)}")
     return int(checked)
 
 
@@ -62,14 +78,14 @@ def integer(path: str, value: Any, error: Error, minimum: int = 1) -> int:
     """A Python ``int`` ≥ ``minimum`` (no float, text or bool): for typed configurations, where a float would
     silently change what is hashed and stored."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise error(f"{path}: must be an integer ≥ {minimum}, got {value!r}")
+        raise error(f"{path}: must be an integer ≥ {minimum}, got {shown(value)}")
     return value
 
 
 def text(path: str, value: Any, error: Error) -> str:
     """A non-empty string."""
     if not isinstance(value, str) or not value.strip():
-        raise error(f"{path}: must be a non-empty string, got {value!r}")
+        raise error(f"{path}: must be a non-empty string, got {shown(value)}")
     return value
 
 
@@ -82,7 +98,7 @@ def mapping_for(cls: type, data: Any, error: Error) -> dict[str, Any]:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise error(f"{owner}: unknown field(s) {unknown}; valid fields are {sorted(fields)}")
+        raise error(f"{owner}: unknown field(s) {shown(unknown)}; valid fields are {sorted(fields)}")
     required = [
         n
         for n, f in fields.items()

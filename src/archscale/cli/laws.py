@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -395,6 +396,11 @@ def plan_command(
             _int_list("--grid-granularity", grid_granularity), _int_list("--grid-shared", grid_shared),
         )  # fmt: skip
         label, chosen = design_law
+        if memory_per_gpu is not None and not 0 < memory_per_gpu < math.inf:
+            raise LawDataError(
+                f"--memory-per-gpu must be a finite number of GiB > 0, got {memory_per_gpu}; leave it out for "
+                "no cap"
+            )
         plan = plan_designs(
             compute, chosen, designs, ffn_share=ffn_share, max_total_params=cap, router_cost=router_cost,
             width_per_block=width_per_block, label=label,

@@ -139,6 +139,21 @@ def load_corpus(path_or_name: str | Path | Corpus = "minipile") -> Corpus:
     return Corpus(path=path, manifest=manifest)
 
 
+def known_subsets(path_or_name: str | Path) -> list[str] | None:
+    """The subsets a corpus holds or will hold: a built corpus's, or the default corpus's recipe before it is
+    built; None when neither is known. Lets a sweep spec's mixture be checked before any run starts."""
+    path = resolve_corpus_path(path_or_name)
+    try:
+        return load_corpus(path).subsets
+    except (OSError, ValueError):  # not built, or unreadable: its runs report that themselves
+        pass
+    if path == corpora_home() / "minipile":
+        from archscale.data.minipile.recipes import RECIPES  # the builder's modules, loaded only here
+
+        return list(RECIPES)
+    return None
+
+
 def begin_build(root: Path) -> None:
     """Mark a corpus incomplete before changing its text, and drop what was derived from the old text."""
     root.mkdir(parents=True, exist_ok=True)

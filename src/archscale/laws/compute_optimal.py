@@ -51,23 +51,55 @@ class Allocation:
         }
 
 
+def check_budget(compute: float, experts: float) -> None:
+    """Refuse a compute or expert count no law can plan for (the laws work on logarithms)."""
+    if not (math.isfinite(compute) and compute > 0):
+        raise LawDataError(f"compute must be a finite number of FLOPs > 0 (--compute), got {compute!r}")
+    if not (math.isfinite(experts) and experts >= 1):
+        raise LawDataError(f"experts must be a finite number >= 1 (--experts; dense = 1), got {experts!r}")
+
+
+def rounded_up(value: float) -> float:
+    """``value`` rounded up to 3 significant digits: a printed lower bound that is itself allowed."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 2)
+    return math.ceil(value / step) * step
+
+
 def _allocating(law: Law, compute: float, experts: float) -> ChinchillaLaw:
     if not isinstance(law, ChinchillaLaw):
         raise LawDataError(
             f"allocation needs a loss law A/(S^alpha E^gamma) + B/D^beta + sigma (chinchilla or wang); got {law.name}"
         )
-    if not (math.isfinite(compute) and compute > 0):
-        raise LawDataError(f"compute must be a finite number of FLOPs > 0, got {compute!r}")
-    if not (math.isfinite(experts) and experts >= 1):
-        raise LawDataError(f"experts must be >= 1 (dense = 1), got {experts!r}")
+    check_budget(compute, experts)
+    smallest = smallest_compute(law, experts)
+    if compute < smallest:
+        raise LawDataError(
+            f"compute (--compute) {compute:.4g} FLOPs is too small for the {law.name} law: its optimum would "
+            f"have {law.size} < 1 or tokens < 1; the smallest plannable compute is "
+            f"{rounded_up(smallest):g} FLOPs"
+        )
     return law
 
 
-def _closed_form(c: Mapping[str, Any], compute: float, experts: float, flops_factor: float):
+def _optimum_curve(c: Mapping[str, Any], experts: float) -> tuple[Any, Any]:
+    """(s, p) of the optimal size S_opt = s·(C/k)^p (scalars, or arrays of bootstrap coefficients)."""
     alpha, beta, gamma = c["alpha"], c["beta"], c.get("gamma", 0.0)
     scale = (alpha * c["A"] / (beta * c["B"] * experts**gamma)) ** (1.0 / (alpha + beta))
-    n_opt = scale * (compute / flops_factor) ** (beta / (alpha + beta))
+    return scale, beta / (alpha + beta)
+
+
+def _closed_form(c: Mapping[str, Any], compute: float, experts: float, flops_factor: float):
+    scale, power = _optimum_curve(c, experts)
+    n_opt = scale * (compute / flops_factor) ** power
     return n_opt, compute / (flops_factor * n_opt)
+
+
+def smallest_compute(law: ChinchillaLaw, experts: float = 1.0) -> float:
+    """The least compute whose optimum has S_opt ≥ 1 and D_opt ≥ 1: below it the allocation is no model,
+    and the numeric check has no interval [1, C/k] to search."""
+    scale, power = _optimum_curve(law.coefficients_, experts)
+    # S_opt = s·x^p ≥ 1 and D_opt = x^(1-p)/s ≥ 1, with x = C/k
+    return law.flops_factor * max(scale ** (-1.0 / power), scale ** (1.0 / (1.0 - power)))
 
 
 def _points(law: ChinchillaLaw, n: Any, d: Any, experts: float) -> dict[str, np.ndarray]:

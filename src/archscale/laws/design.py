@@ -31,6 +31,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from archscale.laws.base import Law
+from archscale.laws.compute_optimal import rounded_up
 from archscale.laws.errors import LawDataError
 from archscale.laws.plan import chain_laws
 
@@ -154,20 +155,44 @@ def plan_designs(
 ) -> DesignPlan:
     """Rank ``designs`` at ``compute`` FLOPs by ``law``'s loss at each design's optimal N_act (see module)."""
     if not (math.isfinite(compute) and compute > 0):
-        raise LawDataError(f"compute must be a finite number of FLOPs > 0, got {compute!r}")
+        raise LawDataError(f"compute must be a finite number of FLOPs > 0 (--compute), got {compute!r}")
     if not designs:
         raise LawDataError("give at least one design to plan")
     if not 0 < ffn_share < 1:
         raise LawDataError(f"ffn_share must lie in (0, 1), got {ffn_share}")
-    if not (router_cost >= 0 and width_per_block > 0):
+    if not (0 <= router_cost < math.inf and 0 < width_per_block < math.inf):
         raise LawDataError(
-            f"router cost (--router-cost) must be ≥ 0 and width per block (--width-per-block) > 0, got "
-            f"{router_cost} and {width_per_block}"
+            f"router cost (--router-cost) must be a finite number ≥ 0 and width per block (--width-per-block) "
+            f"a finite number > 0, got {router_cost} and {width_per_block}"
+        )
+    if max_total_params is not None and not 0 < max_total_params < math.inf:
+        raise LawDataError(
+            f"the cap on total parameters (--max-total-params, --memory-per-gpu) must be a finite number > 0, "
+            f"got {max_total_params}; leave it out for no cap"
         )
     reads = _check_designs(law, designs)
 
     def flops(design: Design, active: float) -> float:
         return design.flops_per_token(active, router_cost, width_per_block)
+
+    # every design needs at least one active parameter trained on one token
+    smallest = max(flops(design, 1.0) for design in designs)
+    if compute < smallest:
+        raise LawDataError(
+            f"compute (--compute) {compute:.4g} FLOPs is too small for these designs: one active parameter "
+            f"trained on one token takes {smallest:.3g} FLOPs; the smallest plannable compute is "
+            f"{rounded_up(smallest):g} FLOPs"
+        )
+    if max_total_params is not None:
+        # one active parameter of the design whose total per active parameter is largest
+        least, widest = max((float(d.columns(np.ones(1), ffn_share)["params"][0]), d.label) for d in designs)
+        if max_total_params < least:
+            raise LawDataError(
+                f"a cap of {max_total_params:.4g} total parameters (--max-total-params, --memory-per-gpu) leaves "
+                f"{widest} no model size: one active parameter is {least:.3g} in total; the smallest cap is "
+                f"{rounded_up(least):g} parameters "
+                f"({rounded_up(least * TRAINING_BYTES_PER_PARAM / 2**30):g} GiB per GPU)"
+            )
 
     choices = [_optimise(compute, law, design, ffn_share, max_total_params, flops) for design in designs]
     notes = [
@@ -210,8 +235,6 @@ def _optimise(
 
     high = math.log(compute / 6)  # 6·N_act ≤ C: at most one token
     capped_high = high if max_total_params is None else min(high, math.log(max_total_params / ratio))
-    if capped_high <= 0:
-        raise LawDataError(f"{design.label}: max_total_params {max_total_params:.4g} leaves no model size")
     best = minimize_scalar(log_loss, bounds=(0.0, capped_high), method="bounded", options={"xatol": 1e-10})
     active = math.exp(best.x)
     point = table(active)

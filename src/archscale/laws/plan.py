@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from archscale.laws.base import Law
-from archscale.laws.compute_optimal import numeric_allocation, optimal_allocation
+from archscale.laws.compute_optimal import check_budget, numeric_allocation, optimal_allocation
 from archscale.laws.errors import LawDataError
 from archscale.laws.loss_laws import ChinchillaLaw
 
@@ -55,6 +55,7 @@ def why_unused(label: str, law: Law, quantities: dict[str, float], sources: dict
 
 def make_plan(compute: float, laws: Sequence[tuple[str, Law]], experts: float = 1.0) -> dict[str, Any]:
     """Plan for ``compute`` FLOPs from labelled laws (``[("fit.json", law), ("deepseek2024", law), …]``)."""
+    check_budget(compute, experts)
     quantities: dict[str, float] = {"compute": float(compute), "experts": float(experts)}
     intervals: dict[str, list[float]] = {}
     sources: dict[str, str] = {}
@@ -81,6 +82,12 @@ def make_plan(compute: float, laws: Sequence[tuple[str, Law]], experts: float = 
             "no law given yields N_opt and D_opt for a compute budget: add a chinchilla/wang fit "
             "(--fit FIT.json) or a published allocation (--law chinchilla-approach3, --law deepseek2024)"
         )
+    for name, column in (("N_opt", plan["size"]), ("D_opt", "tokens")):
+        if quantities[column] < 1:
+            raise LawDataError(
+                f"compute (--compute) {compute:.4g} FLOPs is too small for {sources[name]}: it plans "
+                f"{name} = {quantities[column]:.3g} < 1; raise the compute"
+            )
     plan |= {
         "N_opt": quantities[plan["size"]],
         "D_opt": quantities["tokens"],

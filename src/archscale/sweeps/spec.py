@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from archscale import fields
+from archscale.data.corpus import known_subsets
 from archscale.errors import ArchscaleError
 from archscale.models import ConfigError, ModelConfig, get_preset, list_presets, scale_report
 from archscale.training.run_config import RunConfig
@@ -43,6 +44,7 @@ OPTIMIZER_KEYS = {
     "grad_clip": "grad_clip",
 }
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+MAX_ALIAS_GROWTH = 100_000  # nodes plus scalar characters that aliases may add to a spec as written
 
 
 class SpecError(ArchscaleError):
@@ -62,6 +64,51 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def compose_document(self) -> yaml.Node:
+        """The document's node graph, refused when its aliases expand it past ``MAX_ALIAS_GROWTH`` (nested
+        anchors, "billion laughs", would otherwise load as a few kilobytes and print as gigabytes)."""
+        node = super().compose_document()
+        if _alias_growth(node) > MAX_ALIAS_GROWTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"its aliases (*name) expand it by more than {MAX_ALIAS_GROWTH:,} nodes and "
+                "characters; write the values out instead", node.start_mark,
+            )  # fmt: skip
+        return node
+
+
+def _alias_growth(root: yaml.Node) -> int:
+    """What aliases add to a composed document: its size with every alias expanded less its size as written,
+    each in nodes plus scalar characters. Shared nodes are sized once (memoised) and the walk is iterative,
+    so a bomb of a billion nodes is sized in a few steps."""
+    expanded: dict[int, int] = {}
+    written = 0
+    open_nodes: set[int] = set()  # nodes whose children are being sized: the ancestors of the current one
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if children_done:
+            open_nodes.discard(id(node))
+            expanded[id(node)] = 1 + sum(expanded[id(child)] for child in children)
+        elif id(node) in open_nodes:
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to a node that contains it; a spec cannot be recursive",
+                node.start_mark,
+            )  # fmt: skip
+        elif id(node) not in expanded:
+            if isinstance(node, yaml.ScalarNode):
+                expanded[id(node)] = 1 + len(node.value)
+                written += expanded[id(node)]
+            else:
+                written += 1
+                open_nodes.add(id(node))
+                stack.append((node, True))
+                stack.extend((child, False) for child in children)
+    return expanded[id(root)] - written
 
 
 # ---- value parsers: YAML in, checked Python values out, errors naming the path ---------------------------
@@ -83,7 +130,7 @@ def _text(path: str, value: Any) -> str:
 
 def _mapping(path: str, value: Any, allowed: Iterable[str] | None = None) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise SpecError(f"{path}: must be a mapping, got {type(value).__name__} {value!r}")
+        raise SpecError(f"{path}: must be a mapping, got {type(value).__name__} {fields.shown(value)}")
     if allowed is not None:
         for key in value:
             _check_key(path, key, allowed)
@@ -103,7 +150,9 @@ def _check_key(path: str, key: Any, allowed: Iterable[str]) -> None:
     if key not in allowed:
         close = difflib.get_close_matches(str(key), allowed, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SpecError(f"{_join(path, str(key))}: unknown key; {hint}valid keys are {sorted(allowed)}")
+        raise SpecError(
+            f"{_join(path, fields.cut(str(key)))}: unknown key; {hint}valid keys are {sorted(allowed)}"
+        )
 
 
 def _join(path: str, key: str) -> str:
@@ -123,7 +172,7 @@ def _preset(path: str, name: Any) -> ModelConfig:
         return get_preset(name)
     except KeyError:
         raise SpecError(
-            f"{path}: unknown preset {name!r}; known presets: {', '.join(list_presets())}"
+            f"{path}: unknown preset {fields.shown(name)}; known presets: {', '.join(list_presets())}"
         ) from None
 
 
@@ -199,6 +248,25 @@ def _eval(path: str, value: Any) -> dict[str, Any]:
     return {key: parsers[key](_join(path, key), v) for key, v in _mapping(path, value, EVAL_KEYS).items()}
 
 
+def _check_mixture(path: str, values: Mapping[str, Any]) -> None:
+    """Refuse a mixture naming a subset its corpus does not have, when the corpus's subsets are known (built,
+    or the default corpus's recipe): otherwise every run of the sweep would fail the same way."""
+    if "mixture" not in values:
+        return
+    dataset = values.get("dataset", RunConfig.dataset)
+    subsets = known_subsets(dataset)
+    if subsets is None:
+        return
+    for key in values["mixture"]:
+        if key not in subsets:
+            close = difflib.get_close_matches(key, subsets, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SpecError(
+                f"{_join(path, 'mixture')}.{fields.cut(key)}: corpus {fields.shown(dataset)} has no such "
+                f"subset; {hint}its subsets are {', '.join(subsets)}"
+            )
+
+
 def _merge(defaults: Mapping[str, Any], block: Mapping[str, Any]) -> dict[str, Any]:
     """Block values override defaults; mappings merge key by key; a token axis replaces the other."""
     merged = dict(defaults)
@@ -257,7 +325,7 @@ class Grid:
             for tokens, batch, lr, seed in itertools.product(
                 self.budgets(entry.config), self.batch_sizes, self.lrs, self.seeds
             ):
-                where = f"{self.path} (model {entry.label}, tokens {tokens}, batch {batch}, lr {lr:g}, seed {seed})"
+                where = f"{self.path} (model {fields.cut(str(entry.label))}, tokens {tokens}, batch {batch}, lr {lr:g}, seed {seed})"
                 try:
                     runs.append(self._run(entry, tokens, batch, lr, seed))
                 except ConfigError as err:
@@ -308,24 +376,35 @@ class SweepSpec:
         if "grid" in data:
             blocks = data["grid"]
             if not isinstance(blocks, list) or not blocks:
-                raise SpecError(f"grid: must be a non-empty list of mappings, got {blocks!r}")
+                raise SpecError(f"grid: must be a non-empty list of mappings, got {fields.shown(blocks)}")
             grids = []
             for i, block in enumerate(blocks):
                 path = f"grid[{i}]"
                 parsed = _parse_block(path, _mapping(path, block), (*AXES, *SETTINGS))
-                grids.append(Grid.from_parsed(path, _merge(defaults, parsed)))
+                merged = _merge(defaults, parsed)
+                _check_mixture(path if "mixture" in parsed else "", merged)
+                grids.append(Grid.from_parsed(path, merged))
         else:
+            _check_mixture("", defaults)
             grids = [Grid.from_parsed("", defaults)]
         spec = cls(name, tuple(grids), description)
         spec.expand()
         return spec
 
     @classmethod
-    def from_yaml(cls, text: str, source: str = "spec") -> SweepSpec:
+    def from_yaml(cls, text: str | bytes, source: str = "spec") -> SweepSpec:
+        """Parse YAML text, or bytes (UTF-8, or UTF-16 with a byte-order mark, as YAML allows)."""
         try:
             data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
+        except yaml.reader.ReaderError as err:
+            raise SpecError(
+                f"{source}: not a YAML text file ({err.reason} at position {err.position}); a spec is UTF-8 text, "
+                "see docs/sweeps.md"
+            ) from None
         except yaml.YAMLError as err:
             raise SpecError(f"{source}: invalid YAML: {err}") from None
+        except RecursionError:
+            raise SpecError(f"{source}: nested too deeply to read; a spec needs a few levels only") from None
         return cls.from_dict(data)
 
     def expand(self) -> list[RunConfig]:
@@ -342,7 +421,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: no such spec file")
-    return SweepSpec.from_yaml(path.read_text(encoding="utf-8"), source=str(path))
+    return SweepSpec.from_yaml(path.read_bytes(), source=str(path))
 
 
 def order_longest_first(runs: Iterable[RunConfig]) -> list[RunConfig]:
