@@ -8,10 +8,12 @@ and is read unchanged: what the panel shows can be traced to the published file 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from archscale.data.errors import DataError
@@ -103,3 +105,79 @@ def steplaw_grids(path: str | Path) -> pd.DataFrame:
     grids = pd.concat(frames, ignore_index=True)
     grids.attrs["sha256"] = hashes
     return grids
+
+
+MULTIPOWER2025 = PublicDataset(
+    name="Multi-power law loss curves (Luo et al. 2025)",
+    file="multipower2025/csv_{25,100,400}/*.csv",
+    sha256="c05166c3974711777092549a56eae838ce479a41fec1ad5f650a733098160ce3 (of SHA256SUMS, which lists each file's)",
+    source="thu-yao-01-luo/MultiPowerLaw, loss_curve_repo/ (commit 8da9f19, March 2025)",
+    licence="MIT, Copyright (c) 2025 Kairong Luo",
+    citation="K. Luo et al., A Multi-Power Law for Loss Curve Prediction Across Learning Rate Schedules, "
+    "ICLR 2025, arXiv:2503.12811",
+)
+MULTIPOWER_SIZES = {"25M": 25e6, "100M": 100e6, "400M": 400e6}
+"""Model sizes of the curves, as the authors name them (their folder csv_25 holds the 25M model's curves)."""
+MULTIPOWER_WARMUP, MULTIPOWER_PEAK, MULTIPOWER_END = 2160, 3e-4, 3e-5
+
+
+def multipower_lr(schedule: str, steps: int) -> np.ndarray:
+    """The learning rate at indices 0 … ``steps`` − 1 of the authors' schedule ``schedule`` (a file's stem:
+    ``cosine_72000``, ``constant_24000``, ``wsd_20000_24000`` (exponential decay from step 20,000),
+    ``wsdld_20000_24000`` (linear decay), ``wsdcon_9`` (3e-4, then 9e-5 from step 8,000 of 16,000)).
+
+    Rebuilt from the definitions in the authors' ``src/lr_schedules.py`` and ``src/data_loader.py`` (linear
+    warm-up from 0 over 2,160 steps, peak 3e-4, final 3e-5); the files' own ``lr`` column, which holds the
+    rate at each logged step only, equals it there (checked in the tests)."""
+    index = np.arange(steps, dtype=float)
+    warm, peak, end = MULTIPOWER_WARMUP, MULTIPOWER_PEAK, MULTIPOWER_END
+    lr = np.full(steps, peak)
+    lr[:warm] = np.linspace(0.0, peak, warm)[: min(warm, steps)]
+    kind, *numbers = schedule.split("_")
+    if kind == "cosine":
+        total = int(numbers[0])
+        after = index >= warm
+        lr[after] = end + 0.5 * (peak - end) * (1 + np.cos(np.pi * (index[after] - warm) / (total - warm)))
+    elif kind in ("wsd", "wsdld"):
+        decay, total = (int(n) for n in numbers)
+        share = np.clip((index - decay) / (total - decay), 0.0, None)
+        decaying = index >= decay
+        if kind == "wsd":  # geometric interpolation from the peak to the final rate
+            lr[decaying] = peak ** (1 - share[decaying]) * end ** share[decaying]
+        else:
+            lr[decaying] = peak * (1 - share[decaying]) + end * share[decaying]
+    elif kind == "wsdcon":
+        lr[index >= 8000] = int(numbers[0]) * 1e-5
+    elif kind != "constant":
+        raise DataError(f"multipower: unknown schedule {schedule!r}")
+    return lr
+
+
+def multipower2025_curves() -> pd.DataFrame:
+    """The 27 curves (9 schedules × 25M/100M/400M), one row per logged step: ``size``, ``params``, ``schedule``,
+    ``run_id`` (``400M/cosine_72000``), ``step``, ``lr``, ``loss``, each file checked against the shipped
+    SHA256SUMS, itself checked against its published hash. As the authors do, the logged point at step
+    24,000 of the 24,000-step runs is dropped (``src/data_loader.py``)."""
+    root = resources.files(__package__).joinpath("multipower2025")
+    sums = root.joinpath("SHA256SUMS").read_bytes()
+    if hashlib.sha256(sums).hexdigest() != MULTIPOWER2025.sha256.split()[0]:
+        raise DataError(
+            "the shipped multipower2025/SHA256SUMS does not match its SHA-256; reinstall archscale"
+        )
+    frames = []
+    for line in sums.decode().splitlines():
+        digest, name = line.split()
+        data = root.joinpath(name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise DataError(
+                f"the shipped multipower2025/{name} does not match its SHA-256; reinstall archscale"
+            )
+        size = re.fullmatch(r"csv_(\d+)/(.+)\.csv", name)
+        with resources.as_file(root.joinpath(name)) as path:
+            table = pd.read_csv(path)
+        label = f"{size[1]}M"
+        table = table[table["step"] < 24000] if table["step"].max() == 24000 else table
+        frames.append(table.assign(size=label, params=MULTIPOWER_SIZES[label], schedule=size[2],
+                                   run_id=f"{label}/{size[2]}"))  # fmt: skip
+    curves = pd.concat(frames, ignore_index=True)
+    return curves[["size", "params", "schedule", "run_id", "step", "lr", "loss"]]
