@@ -43,8 +43,8 @@ from archscale.laws.errors import LawDataError
 from archscale.laws.plan import make_plan
 from archscale.laws.resampling import spawn_seeds
 from archscale.laws.table1 import format_table1, table1
-from archscale.store import ResultsStore, StoreError
 from archscale.paths import write_atomic
+from archscale.store import ResultsStore, StoreError
 
 app = typer.Typer(
     cls=ArchscaleGroup, help="Published scaling laws and the paper's Table 1.", no_args_is_help=True
@@ -72,10 +72,12 @@ def load_table(
     points: str | None = None,
     kind: str | None = None,
     allow_mixed_corpora: bool = False,
+    keep_duplicates: bool = False,
 ) -> tuple[pd.DataFrame, str | None]:
     """The table ``--data`` names, with ``--map`` applied, and the points rule used (None for a table): a
-    CSV or Parquet file row by row, or a results store's law points by the ``--points`` rule (``auto``,
-    the points the report fits, when not given), optionally of one family (``kind``)."""
+    CSV or Parquet file row by row (exact duplicate rows once, unless ``keep_duplicates``), or a results
+    store's law points by the ``--points`` rule (``auto``, the points the report fits, when not given),
+    optionally of one family (``kind``)."""
     if points is not None and points not in ("auto", *POINT_RULES):
         rules = ", ".join(map(repr, ("auto", *POINT_RULES)))
         raise LawDataError(f"--points must be one of {rules}, got {points!r}")
@@ -89,10 +91,22 @@ def load_table(
                     f"{flag} applies to a results store (.sqlite, .db); {path} is a table whose rows are "
                     f"fitted as given: drop {flag}, or pass the store"
                 )
-        return read_table(path, renames), None
+        return read_table(path, renames, keep_duplicates=keep_duplicates), None
+    if keep_duplicates:
+        raise LawDataError(
+            f"--keep-duplicates applies to a CSV or Parquet table; {path} is a results store, whose law points "
+            "never repeat: drop --keep-duplicates"
+        )
     try:
         with ResultsStore(path, read_only=True) as store:
             runs = store_runs(store)
+            if not (runs["status"] == "finished").any():
+                held = ", ".join(f"{n} {status}" for status, n in runs["status"].value_counts().items())
+                raise LawDataError(
+                    f"--data {path}: no finished runs to fit (the store holds {held or 'no runs'})",
+                    hint=f"train some into it (`archscale sweep run SPEC --store {path}`); "
+                    f"`archscale runs list --store {path}` says why runs stopped",
+                )
             check_one_corpus(runs[runs["status"] == "finished"], allow_mixed_corpora)
             rule = points_rule(runs, points or "auto")
             table = law_points(runs, store.curve(), rule=rule)
@@ -173,6 +187,13 @@ def fit_command(
     allow_mixed_corpora: Annotated[
         bool, typer.Option(help="Results store only: fit runs trained on different corpora together.")
     ] = False,
+    keep_duplicates: Annotated[
+        bool,
+        typer.Option(
+            help="Table only: keep rows that repeat another row exactly (every column equal) as separate "
+            "points; by default each counts once, with a warning."
+        ),
+    ] = False,
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="COLUMN=YOUR_COLUMN to rename a column (repeatable).")
     ] = None,
@@ -230,7 +251,7 @@ def fit_command(
         if inputs is not None:
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = _law(law, options)
-        table, rule = load_table(data, map_, points, kind, allow_mixed_corpora)
+        table, rule = load_table(data, map_, points, kind, allow_mixed_corpora, keep_duplicates)
         estimator.fit(table)
         audit = None
         if holdout is not None:
@@ -375,6 +396,11 @@ def plan_command(
             return
         if max_total_params is not None and memory_per_gpu is not None:
             raise LawDataError("give --max-total-params or --memory-per-gpu, not both")
+        if memory_per_gpu is not None and not 0 < memory_per_gpu < math.inf:
+            raise LawDataError(
+                f"--memory-per-gpu must be a finite number of GiB > 0, got {memory_per_gpu}; leave it out for "
+                "no cap"
+            )
         cap = (
             max_total_params if memory_per_gpu is None else memory_per_gpu * 2**30 / TRAINING_BYTES_PER_PARAM
         )
@@ -396,11 +422,6 @@ def plan_command(
             _int_list("--grid-granularity", grid_granularity), _int_list("--grid-shared", grid_shared),
         )  # fmt: skip
         label, chosen = design_law
-        if memory_per_gpu is not None and not 0 < memory_per_gpu < math.inf:
-            raise LawDataError(
-                f"--memory-per-gpu must be a finite number of GiB > 0, got {memory_per_gpu}; leave it out for "
-                "no cap"
-            )
         plan = plan_designs(
             compute, chosen, designs, ffn_share=ffn_share, max_total_params=cap, router_cost=router_cost,
             width_per_block=width_per_block, label=label,

@@ -16,6 +16,7 @@ from archscale.laws.columns import COLUMNS, apply_mapping, parse_mapping, read_t
 from archscale.laws.compute_optimal import Allocation, numeric_allocation, optimal_allocation
 from archscale.laws.errors import (
     ConvergenceWarning,
+    DuplicateRowsWarning,
     LawDataError,
     NotFittedError,
     OnBoundWarning,
@@ -51,6 +52,7 @@ __all__ = [
     "ChinchillaLaw",
     "ClarkLaw",
     "ConvergenceWarning",
+    "DuplicateRowsWarning",
     "GranularityLaw",
     "IsoFlopFit",
     "JointMoELaw",

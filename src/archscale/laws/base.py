@@ -72,14 +72,26 @@ def registered_laws() -> dict[str, type[Law]]:
     return dict(_REGISTRY)
 
 
-def _column(table: Table, column: str) -> np.ndarray:
-    """One column as floats that may be logged; the error names the column, the row and the fix."""
+def numeric_column(table: Table, column: str) -> np.ndarray:
+    """One column as floats. Dates, durations and booleans are refused, not converted: a date column
+    would otherwise enter a law as nanoseconds since 1970, a plausible-looking token count."""
+    values = np.asarray(table[column])
+    if values.dtype.kind not in "iufO":
+        raise LawDataError(
+            f"column '{column}' holds {values.dtype} values, not numbers; write the numbers themselves into "
+            f"'{column}', or map a numeric column onto it (CLI: --map {column}=YOUR_COLUMN)"
+        )
     try:
-        values = np.asarray(table[column], dtype=float).ravel()
+        return values.astype(float, copy=False).ravel()
     except (TypeError, ValueError):
         raise LawDataError(
             f"column '{column}' must be numeric; convert or drop the non-numeric entries"
         ) from None
+
+
+def _column(table: Table, column: str) -> np.ndarray:
+    """One column as floats that may be logged; the error names the column, the row and the fix."""
+    values = numeric_column(table, column)
     bad = ~np.isfinite(values) | (values <= 0)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
@@ -226,9 +238,26 @@ class Law(abc.ABC):
             )
         return np.log(_column(table, self.target))
 
-    def _check_determined(self, logx: Mapping[str, np.ndarray]) -> None:
-        """Refuse fits the data cannot determine, saying what is missing."""
+    def _design_points(
+        self, logx: Mapping[str, np.ndarray]
+    ) -> tuple[Mapping[str, np.ndarray], np.ndarray | None]:
+        """The distinct input points and each row's point (``None`` when no two rows share one).
+
+        Rows that repeat a point — seeds of one configuration, runs logging at the same token counts — differ
+        only in their loss: the fit predicts each point once and keeps every row's residual, so the cost of a
+        big table follows its distinct points and nothing is averaged away.
+        """
+        keys = np.column_stack([logx[c] for c in self.inputs])
+        unique, index = np.unique(keys, axis=0, return_inverse=True)
+        if len(unique) == len(keys):
+            return logx, None
+        return dict(zip(self.inputs, unique.T, strict=True)), index.ravel()
+
+    def _check_determined(self, logx: Mapping[str, np.ndarray], distinct: int) -> None:
+        """Refuse fits the data cannot determine (``distinct`` input points), saying what is missing."""
         n = len(next(iter(logx.values())))
+        if n == 0:
+            raise LawDataError(f"the table has no rows; the {self.name} law needs one row per point")
         for column, need in self.varying.items():
             lo, hi = np.exp(logx[column].min()), np.exp(logx[column].max())
             if hi < lo * _MIN_SPREAD:
@@ -237,7 +266,6 @@ class Law(abc.ABC):
                     f"column '{column}' spans {values} across all {n} rows, too little to fit an exponent, "
                     f"so the {self.name} law cannot be fitted: {need}"
                 )
-        distinct = len(np.unique(np.column_stack([logx[c] for c in self.inputs]), axis=0))
         if distinct < len(self.theta_names):
             raise LawDataError(
                 f"the {self.name} law has {len(self.theta_names)} coefficients but the table has only {distinct} "
@@ -262,9 +290,12 @@ class Law(abc.ABC):
     def _huber_delta(self) -> float:
         return math.inf if self.loss == "squared" else self.delta
 
-    def _starts(self, design: np.ndarray, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+    def _starts(
+        self, design: np.ndarray, logx: Mapping[str, np.ndarray], logy: np.ndarray, index: np.ndarray | None
+    ) -> np.ndarray:
         if design.shape[0] == 1:  # log-linear: least squares is the exact optimum of the squared loss
-            return np.linalg.lstsq(design[0], logy, rcond=None)[0][None, :]
+            rows = design[0] if index is None else design[0][index]
+            return np.linalg.lstsq(rows, logy, rcond=None)[0][None, :]
         return self._grid(logx, logy)
 
     def fit(self, table: Table) -> Self:
@@ -272,13 +303,13 @@ class Law(abc.ABC):
         same table gives the same fit and intervals."""
         logx = self._log_inputs(table)
         logy = self._log_target(table)
-        self._check_determined(logx)
-        design = self._design(logx)
+        points, index = self._design_points(logx)
+        self._check_determined(logx, len(points[self.inputs[0]]))
+        design = self._design(points)
         bounds = self._bounds()
         weights = np.ones(len(logy))
-        best = minimise(
-            design, logy, weights, self._starts(design, logx, logy), bounds, self._huber_delta, self.n_starts
-        )
+        starts = self._starts(design, logx, logy, index)
+        best = minimise(design, logy, weights, starts, bounds, self._huber_delta, self.n_starts, index)
         self.theta_, self.objective_, self.converged_ = best.theta, best.objective, best.converged
         self.n_points_ = len(logy)
         jacobian = np.abs(log_jacobian(design, self.theta_)).max(axis=0)
@@ -288,12 +319,15 @@ class Law(abc.ABC):
         self._warn_about_fit()
         if self.bootstrap:
             groups, unit = self._groups(table, self.resample, len(logy))
-            self._bootstrap(design, logy, groups, unit)
+            self._bootstrap(design, logy, groups, unit, index)
         return self
 
-    def _bootstrap(self, design: np.ndarray, logy: np.ndarray, groups: np.ndarray, unit: str) -> None:
+    def _bootstrap(
+        self, design: np.ndarray, logy: np.ndarray, groups: np.ndarray, unit: str, index: np.ndarray | None
+    ) -> None:
+        """Refit ``bootstrap`` times; ``design`` holds the distinct points, ``index`` each row's (see fit)."""
         n, method = self.bootstrap, self.method
-        noise = NoiseModel.estimate(design, self.theta_, logy, groups)
+        noise = NoiseModel.estimate(design if index is None else design[:, index], self.theta_, logy, groups)
         if not noise.identified or noise.df_between < MIN_DF_BETWEEN:
             have, left = noise.n_groups, max(noise.df_between, 0.0)
             if noise.identified:  # each further run adds about one degree of freedom
@@ -311,8 +345,9 @@ class Law(abc.ABC):
         rng = np.random.default_rng(refit_seed)
         scales = noise.draw_scales(np.random.default_rng(scale_seed), n)
         if method == "parametric":
-            logys = noise.simulate(log_predict(design, self.theta_), groups, scales, rng)
-            weights = np.ones_like(logys)
+            log_mean = log_predict(design, self.theta_)
+            logys = noise.simulate(log_mean if index is None else log_mean[index], groups, scales, rng)
+            weights = np.broadcast_to(np.ones(len(logy)), (n, len(logy)))  # a view: no (K, rows) copy
         else:
             if noise.n_groups < _MIN_RUNS:
                 message = (
@@ -322,7 +357,9 @@ class Law(abc.ABC):
                 warnings.warn(ResamplingWarning(message), stacklevel=4)
             weights = resample_weights(groups, n, rng)
             logys = np.broadcast_to(logy, weights.shape)
-        refits = refit_resamples(design, logys, weights, self.theta_, self._bounds(), self._huber_delta)
+        refits = refit_resamples(
+            design, logys, weights, self.theta_, self._bounds(), self._huber_delta, index
+        )
         self.bootstrap_theta_, self.bootstrap_scales_ = refits.theta, scales
         on_bound = {
             name: int(hits.sum()) for name, hits in self._on_bounds(refits.theta).items() if hits.any()

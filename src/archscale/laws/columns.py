@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from archscale.laws.errors import LawDataError
+from archscale.laws.errors import DuplicateRowsWarning, LawDataError
 
 COLUMNS: dict[str, str] = {
     "run_id": "run identifier (bootstrap resamples whole runs)",
@@ -52,23 +55,102 @@ def apply_mapping(table: pd.DataFrame, mapping: Mapping[str, str]) -> pd.DataFra
     return table.drop(columns=replaced).rename(columns={theirs: ours for ours, theirs in mapping.items()})
 
 
+_UTF8_HINT = (
+    "save it as UTF-8 (from Latin-1 or UTF-16: `iconv -f LATIN1 -t UTF-8` or `-f UTF-16`; a spreadsheet: "
+    "'CSV UTF-8')"
+)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV (gzipped when it ends in .gz); what pandas and gzip raise becomes one line naming the fix."""
+    try:
+        return pd.read_csv(path)
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start : error.start + 1].hex()
+        raise LawDataError(f"--data {path}: not UTF-8 text (byte 0x{byte})", hint=_UTF8_HINT) from None
+    except pd.errors.EmptyDataError:
+        raise LawDataError(
+            f"--data {path}: no header row (the file holds no columns)",
+            hint="write a header of column names, then one row per point",
+        ) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise LawDataError(
+            f"--data {path}: not a readable gzip file ({error or 'it ends early'})",
+            hint="compress the CSV again (gzip FILE.csv), or pass it uncompressed as .csv",
+        ) from None
+    except pd.errors.ParserError as error:
+        raise LawDataError(
+            f"--data {path}: not a readable CSV ({error})",
+            hint="separate columns by commas and give every row as many fields as the header",
+        ) from None
+    except OSError as error:
+        raise LawDataError(
+            f"--data {path}: cannot read it ({error.strerror or error})",
+            hint="check the file's permissions, or pass another path",
+        ) from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise LawDataError(
+            f"--data {path}: not a readable Parquet file ({error})",
+            hint="write it with DataFrame.to_parquet, or if it is a CSV, name it .csv",
+        ) from None
+
+
 def _read_file(path: Path) -> pd.DataFrame:
     """The raw table; one branch per supported format. A results store is not a table: which points it
     gives is an analysis rule (``archscale.analysis.curves.law_points``), applied by ``archscale fit``."""
     name = path.name.lower()
-    if name.endswith((".csv", ".csv.gz")):
-        return pd.read_csv(path)
-    if name.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    raise LawDataError(
-        f"--data {path}: expected a .csv, .csv.gz, .parquet or .pq table "
-        "(for a results store, build the points with archscale.analysis.curves.law_points)"
+    if not name.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
+        raise LawDataError(
+            f"--data {path}: expected a .csv, .csv.gz, .parquet or .pq table "
+            "(for a results store, build the points with archscale.analysis.curves.law_points)"
+        )
+    if path.stat().st_size == 0:
+        raise LawDataError(
+            f"--data {path}: the file is empty (0 bytes)",
+            hint="write the table into it: a header of column names, then one row per point",
+        )
+    table = _read_csv(path) if name.endswith((".csv", ".csv.gz")) else _read_parquet(path)
+    if table.empty:
+        raise LawDataError(
+            f"--data {path}: the table has no rows (columns {list(table.columns)})",
+            hint="add one row per point below the header",
+        )
+    return table
+
+
+def _drop_duplicates(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``table`` with every row that repeats an earlier one exactly (all columns equal) dropped, and a
+    warning saying how many: a table appended to itself would count each point twice and narrow every
+    interval. Rows that only share a design point (seeds of one configuration) differ in their loss or run
+    and stay."""
+    repeated = table.duplicated()
+    if not repeated.any():
+        return table
+    warnings.warn(
+        DuplicateRowsWarning(
+            f"--data {path}: dropped {int(repeated.sum())} of {len(table)} rows that repeat an earlier row "
+            "exactly (every column equal), so each point counts once; if they are separate measurements, "
+            "keep them with --keep-duplicates (read_table(..., keep_duplicates=True))"
+        ),
+        stacklevel=3,
     )
+    return table[~repeated].reset_index(drop=True)
 
 
-def read_table(path: str | Path, mapping: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """A CSV (optionally gzipped) or Parquet table, with ``mapping`` (our name → theirs) applied."""
+def read_table(
+    path: str | Path, mapping: Mapping[str, str] | None = None, *, keep_duplicates: bool = False
+) -> pd.DataFrame:
+    """A CSV (optionally gzipped) or Parquet table, with ``mapping`` (our name → theirs) applied and exact
+    duplicate rows counted once (with a :class:`DuplicateRowsWarning`) unless ``keep_duplicates``."""
     path = Path(path)
     if not path.is_file():
         raise LawDataError(f"--data {path}: no such file")
-    return apply_mapping(_read_file(path), mapping or {})
+    table = _read_file(path)
+    if not keep_duplicates:
+        table = _drop_duplicates(table, path)
+    return apply_mapping(table, mapping or {})

@@ -27,3 +27,7 @@ class ResamplingWarning(UserWarning):
 
 class IntervalWarning(UserWarning):
     """The data cannot support an interval (too few runs or model sizes): the fit is given without one."""
+
+
+class DuplicateRowsWarning(UserWarning):
+    """A table repeated rows exactly (every column equal); each was counted once."""

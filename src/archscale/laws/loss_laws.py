@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from archscale.laws.base import Law
+from archscale.laws.base import Law, numeric_column
 from archscale.laws.errors import LawDataError
 from archscale.laws.optimize import Bounds
 
@@ -486,7 +486,7 @@ class SparsityLaw(Law):
         """Under the name ``sparsity`` the law works with log(1 − S), the log of the share of experts a token
         uses (0 for a dense model), so S = 0 is a valid point."""
         if "sparsity" in table:
-            sparsity = np.asarray(table["sparsity"], dtype=float)
+            sparsity = numeric_column(table, "sparsity")
             if not ((sparsity >= 0) & (sparsity < 1)).all():
                 raise LawDataError("column 'sparsity' must lie in [0, 1): S = (E − K)/E, 0 for a dense model")
             table = {**{k: table[k] for k in table.keys()}, "sparsity": 1.0 - sparsity}  # noqa: SIM118

@@ -42,23 +42,48 @@ def huber(residual: np.ndarray, delta: float) -> np.ndarray:
 
 
 def objective_and_grad(
-    theta: np.ndarray, design: np.ndarray, logy: np.ndarray, weights: np.ndarray, delta: float
+    theta: np.ndarray,
+    design: np.ndarray,
+    logy: np.ndarray,
+    weights: np.ndarray,
+    delta: float,
+    index: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    """Weighted sum of Huber losses of log residuals and its exact gradient in θ (for L-BFGS-B)."""
+    """Weighted sum of Huber losses of log residuals and its exact gradient in θ (for L-BFGS-B).
+
+    ``index`` maps each row of ``logy`` and ``weights`` to its point of ``design`` (``None``: row i is
+    point i). Rows that repeat a design point (the seeds of one configuration, logged at the same token
+    counts) share its prediction, so the cost of the prediction and its derivatives follows the distinct
+    points while every row keeps its own residual.
+    """
     t = _terms(design, theta)
     top = t.max(axis=0)
     expt = np.exp(t - top)
     total = expt.sum(axis=0)
-    residual = top + np.log(total) - logy
+    predicted = top + np.log(total)
+    residual = (predicted if index is None else predicted[index]) - logy
+    clipped = np.clip(residual, -delta, delta)
+    # huber(r) = c·(r − c/2) with c = r clipped to ±delta (the derivative of huber at r): 3 passes, not 6.
+    # einsum, not `@`: BLAS runs a long dot product on several threads, and on a busy 2-core machine every
+    # one of a fit's thousands of calls then waits for a core (a 200,000-row fit took 6x as long).
+    value = float(np.einsum("n,n->", weights, clipped * (residual - 0.5 * clipped)))
+    slope = weights * clipped
+    if index is not None:
+        slope = np.bincount(index, slope, minlength=design.shape[1])
     # d log ŷ / dθ = Σ_k softmax_k · F_k, so the chain rule needs only the softmax of the terms.
-    slope = weights * np.clip(residual, -delta, delta)
     grad = np.einsum("kn,knp->p", expt * (slope / total), design)
-    return float(weights @ huber(residual, delta)), grad
+    return value, grad
 
 
 def objective_batch(
-    thetas: np.ndarray, design: np.ndarray, logy: np.ndarray, weights: np.ndarray, delta: float
+    thetas: np.ndarray,
+    design: np.ndarray,
+    logy: np.ndarray,
+    weights: np.ndarray,
+    delta: float,
+    index: np.ndarray | None = None,
 ) -> np.ndarray:
     """The objective at many θ at once (shape ``(S,)``): ranks a whole grid of starts in one pass."""
-    residual = log_predict(design, thetas) - logy
+    predicted = log_predict(design, thetas)
+    residual = (predicted if index is None else predicted[:, index]) - logy
     return huber(residual, delta) @ weights

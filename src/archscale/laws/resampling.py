@@ -16,6 +16,7 @@ degrees of freedom; for the laws it is checked by simulation (``benchmarks/calib
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -116,12 +117,13 @@ class NoiseModel:
 
     def simulate(
         self, log_mean: np.ndarray, groups: np.ndarray, scales: np.ndarray, rng: np.random.Generator
-    ) -> np.ndarray:
-        """``(K, n)`` simulated log y: ``log_mean`` plus a run effect per run and noise per point."""
-        k, n = len(scales), len(log_mean)
-        effects = rng.standard_normal((k, self.n_groups)) * scales[:, :1]
-        points = rng.standard_normal((k, n)) * scales[:, 1:]
-        return log_mean[None, :] + effects[:, groups] + points
+    ) -> Iterator[np.ndarray]:
+        """K simulated log y, one per row of ``scales``: ``log_mean`` plus a run effect per run and noise per
+        point. Yielded one at a time, each a contiguous row, so a big table never holds K copies at once;
+        the draws are those of one ``(K, n)`` block."""
+        effects = rng.standard_normal((len(scales), self.n_groups)) * scales[:, :1]
+        for effect, (_, s) in zip(effects, scales, strict=True):
+            yield log_mean + effect[groups] + rng.standard_normal(len(log_mean)) * s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
