@@ -56,3 +56,19 @@ def test_hand_values_of_the_schedules() -> None:
     assert two[7999] == 3e-4 and two[8000] == pytest.approx(3e-5, rel=1e-12)
     with pytest.raises(DataError, match="unknown schedule"):
         multipower_lr("triangle_100", 100)
+
+
+def test_the_per_step_table_has_every_step_and_the_logged_losses() -> None:
+    from archscale.data.public import multipower2025_steps
+
+    table = multipower2025_steps("100M", ["wsdcon_3", "cosine_24000"])
+    logged = multipower2025_curves().query("size == '100M' and schedule in ['wsdcon_3', 'cosine_24000']")
+    for run_id, rows in table.groupby("run_id"):
+        assert rows["step"].tolist() == list(range(1, len(rows) + 1))
+        expected = logged[logged["run_id"] == run_id]
+        measured = rows.dropna(subset=["loss"])
+        assert measured["step"].tolist() == expected["step"].tolist()
+        assert measured["loss"].tolist() == expected["loss"].tolist()
+    cut = multipower2025_steps("100M", ["cosine_72000"], until=24_000)
+    assert cut["step"].max() == 24_000
+    assert cut["loss"].notna().sum() == (23936 - 2176) // 128 + 1  # logged every 128 steps from 2,176

@@ -14,6 +14,7 @@ from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, PublishedLaw, published, table1_rows
 from archscale.laws.columns import COLUMNS, apply_mapping, parse_mapping, read_table
 from archscale.laws.compute_optimal import Allocation, numeric_allocation, optimal_allocation
+from archscale.laws.curve_laws import AnnealingLaw, MultiPowerLaw
 from archscale.laws.errors import (
     ConvergenceWarning,
     DuplicateRowsWarning,
@@ -48,6 +49,7 @@ __all__ = [
     "CATALOGUE",
     "COLUMNS",
     "Allocation",
+    "AnnealingLaw",
     "Audit",
     "ChinchillaLaw",
     "ClarkLaw",
@@ -59,6 +61,7 @@ __all__ = [
     "KaplanComputeLaw",
     "Law",
     "LawDataError",
+    "MultiPowerLaw",
     "NotFittedError",
     "OnBoundWarning",
     "PowerLaw",

@@ -24,7 +24,8 @@ COLUMNS: dict[str, str] = {
     "compute": "C, training compute in FLOPs",
     "loss": "loss in nats per token",
     "batch_size": "batch size, in tokens for the published laws",
-    "lr": "peak learning rate",
+    "lr": "learning rate: a run's peak (hyperparameter laws), or the rate of each step (whole-curve laws)",
+    "step": "optimiser steps done (whole-curve laws: one row per step from 1, loss empty where not evaluated)",
 }
 """Default column names; other names are mapped onto these with ``--map COLUMN=YOUR_COLUMN``."""
 

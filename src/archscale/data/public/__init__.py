@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -181,3 +182,23 @@ def multipower2025_curves() -> pd.DataFrame:
                                    run_id=f"{label}/{size[2]}"))  # fmt: skip
     curves = pd.concat(frames, ignore_index=True)
     return curves[["size", "params", "schedule", "run_id", "step", "lr", "loss"]]
+
+
+def multipower2025_steps(size: str, schedules: Sequence[str], *, until: int | None = None) -> pd.DataFrame:
+    """The curves of ``size`` under ``schedules`` as the whole-curve laws read them: one row per step from 1
+    (``run_id``, ``params``, ``step``, ``lr``, ``loss`` empty where not logged). ``until``: keep only the
+    steps up to it (an unfinished run)."""
+    curves = multipower2025_curves()
+    frames = []
+    for schedule in schedules:
+        logged = curves[(curves["size"] == size) & (curves["schedule"] == schedule)]
+        if logged.empty:
+            raise DataError(f"multipower: no curve {size}/{schedule}; sizes {list(MULTIPOWER_SIZES)}")
+        last = int(logged["step"].max()) if until is None else min(until, int(logged["step"].max()))
+        frame = pd.DataFrame({"run_id": f"{size}/{schedule}", "params": MULTIPOWER_SIZES[size],
+                              "step": np.arange(1, last + 1), "lr": multipower_lr(schedule, last + 1)[1:],
+                              "loss": np.nan})  # fmt: skip
+        kept = logged[logged["step"] <= last]
+        frame.loc[kept["step"].to_numpy() - 1, "loss"] = kept["loss"].to_numpy()
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
