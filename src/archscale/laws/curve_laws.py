@@ -214,7 +214,11 @@ class MultiPowerLaw(ScheduleLaw):
         fall = max((np.bincount(t.point, t.gap, minlength=t.n_points).max() for t in chunks), default=0.0)
         log_B = np.log(0.1 / fall) if fall > 0 else 0.0  # a full decay then lowers the loss by about 0.1
         return np.array(
-            [[*p, log_B, log_C, 0.5, 0.5] for p in self._power_starts(area, loss) for log_C in (-3.0, 0.0, 3.0)]
+            [
+                [*p, log_B, log_C, 0.5, 0.5]
+                for p in self._power_starts(area, loss)
+                for log_C in (-3.0, 0.0, 3.0)
+            ]
         )
 
 
