@@ -19,6 +19,7 @@ import pandas as pd
 import typer
 
 from archscale.analysis import POINT_RULES, law_points
+from archscale.analysis.curve_tables import store_step_table
 from archscale.analysis.curves import check_one_corpus, points_rule
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.suite import store_runs
@@ -28,6 +29,7 @@ from archscale.laws.audit import extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, published
 from archscale.laws.columns import apply_mapping, parse_mapping, read_table
+from archscale.laws.curve_laws import ScheduleLaw
 from archscale.laws.design import (
     KNOB_COLUMNS,
     LLAMA_FFN_SHARE,
@@ -119,6 +121,28 @@ def load_table(
     return apply_mapping(table, renames), rule
 
 
+def store_curves(path: Path, model: str | None) -> pd.DataFrame:
+    """A results store's runs of one model as a per-step table for the whole-curve laws."""
+    try:
+        with ResultsStore(path, read_only=True) as store:
+            table = store_step_table(store)
+            names = store.runs().set_index("run_id")["model_name"]
+    except (AnalysisError, StoreError) as error:
+        raise LawDataError(f"--data {path}: {error}") from error
+    table["model"] = table["run_id"].map(names)
+    models = sorted(table["model"].astype(str).unique())
+    if model is None and len(models) > 1:
+        raise LawDataError(
+            f"--data {path} holds runs of {len(models)} models ({', '.join(models)}); a whole-curve law "
+            "describes one: pass --model NAME"
+        )
+    if model is not None:
+        if model not in models:
+            raise LawDataError(f"--model {model}: no runs of it in {path}; it holds {', '.join(models)}")
+        table = table[table["model"] == model]
+    return table.reset_index(drop=True)
+
+
 def _read_fit(path: Path) -> Law:
     """A fit saved by ``archscale fit --out``; a missing or unreadable file names ``--fit`` and the fix."""
     try:
@@ -187,6 +211,13 @@ def fit_command(
     allow_mixed_corpora: Annotated[
         bool, typer.Option(help="Results store only: fit runs trained on different corpora together.")
     ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Results store, whole-curve laws (multipower, annealing): the model whose runs to fit, e.g. "
+            "dense-100k (a whole-curve law describes one model size)."
+        ),
+    ] = None,
     keep_duplicates: Annotated[
         bool,
         typer.Option(
@@ -251,7 +282,15 @@ def fit_command(
         if inputs is not None:
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = _law(law, options)
-        table, rule = load_table(data, map_, points, kind, allow_mixed_corpora, keep_duplicates)
+        if isinstance(estimator, ScheduleLaw) and holdout is not None:
+            raise LawDataError(
+                f"--holdout: the {law} law's held-out audit (a size left out) needs the ladder form across "
+                "sizes, which is not built yet; fit without --holdout"
+            )
+        if isinstance(estimator, ScheduleLaw) and data.name.lower().endswith(STORE_SUFFIXES):
+            table, rule = store_curves(data, model), None
+        else:
+            table, rule = load_table(data, map_, points, kind, allow_mixed_corpora, keep_duplicates)
         estimator.fit(table)
         audit = None
         if holdout is not None:

@@ -1,0 +1,132 @@
+"""Stored runs as the whole-curve laws read them: one row per step of each run's *planned* schedule.
+
+A stored config fixes the learning rate of every step a run will take (warm-up, cosine, WSD, constant;
+``archscale.training.schedules``), so the table runs to the planned last step even for a run that has not
+got there: the rows it has not reached carry the rate and no loss, and a curve law fitted on the rest
+predicts where it will end. Losses are the paper's smoothed training losses (10-step Gaussian window), and
+only after the warm-up, where the laws apply. A cooldown branch's stored curve is its trunk's up to the
+branch point and its own decay after it, so it reads like any run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archscale.analysis.curves import SMOOTHING_WINDOW, require_columns, smooth
+from archscale.analysis.errors import AnalysisError
+from archscale.laws import Law
+from archscale.store import ResultsStore
+from archscale.training.schedules import lr_multiplier
+
+
+def planned_rates(config: Mapping[str, Any]) -> np.ndarray:
+    """η_1 … η_T: the learning rate of each of the run's planned steps (``RunConfig.to_dict()``)."""
+    steps = int(config["tokens"]) // (int(config["batch_size"]) * int(config["seq_len"]))
+    multipliers = [
+        lr_multiplier(
+            s,
+            steps=steps,
+            warmup_steps=int(config["warmup_steps"]),
+            schedule=config["schedule"],
+            decay_fraction=float(config["decay_fraction"]),
+            min_lr_ratio=float(config["min_lr_ratio"]),
+        )
+        for s in range(steps)
+    ]
+    return float(config["lr"]) * np.asarray(multipliers)
+
+
+def step_table(
+    runs: pd.DataFrame,
+    curve: pd.DataFrame,
+    configs: Mapping[str, Mapping[str, Any]],
+    *,
+    window: int = SMOOTHING_WINDOW,
+) -> pd.DataFrame:
+    """``run_id``, ``N`` (model scale), ``status``, ``step`` (1 … planned steps), ``lr`` and ``loss`` (the
+    smoothed training loss at the steps after the warm-up that the run has reached) for every run in
+    ``runs`` (the store's runs table; ``configs``: run id → stored config)."""
+    require_columns(runs, ("run_id", "N", "status"), "runs")
+    require_columns(curve, ("run_id", "step", "lm_loss"), "curve")
+    smoothed = smooth(curve[curve["run_id"].isin(runs["run_id"])], window)
+    by_run = dict(tuple(smoothed.groupby("run_id")))
+    frames = []
+    for run in runs.itertuples():
+        config = configs[run.run_id]
+        rates = planned_rates(config)
+        loss = np.full(len(rates), np.nan)
+        measured = by_run.get(run.run_id)
+        if measured is not None:
+            steps = measured["step"].to_numpy()
+            keep = (steps > int(config["warmup_steps"])) & (steps <= len(rates))
+            loss[steps[keep] - 1] = measured["lm_loss"].to_numpy()[keep]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run_id": run.run_id,
+                    "N": run.N,
+                    "status": run.status,
+                    "step": np.arange(1, len(rates) + 1),
+                    "lr": rates,
+                    "loss": loss,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def store_step_table(store: ResultsStore, *, kind: str | None = None) -> pd.DataFrame:
+    """:func:`step_table` of every run in ``store`` (of one family with ``kind``)."""
+    runs = store.runs(**({"kind": kind} if kind else {}))
+    if runs.empty:
+        raise AnalysisError(f"{store.path}: no {kind + ' ' if kind else ''}runs to read curves from")
+    configs = {run_id: store.config(run_id) for run_id in runs["run_id"]}
+    return step_table(runs, store.curve(), configs)
+
+
+def _final_observed(rows: pd.DataFrame) -> tuple[int, float]:
+    measured = rows.dropna(subset=["loss"])
+    return int(measured["step"].iloc[-1]), float(measured["loss"].iloc[-1])
+
+
+def predicted_ends(table: pd.DataFrame, law: Law) -> pd.DataFrame:
+    """Where each run that has not finished will end: ``law`` (a whole-curve law, cloned per model size)
+    fitted on every run of its size, evaluated at its planned last step. Columns ``run_id``, ``N``,
+    ``reached`` (last smoothed step), ``steps`` (planned), ``predicted``."""
+    rows = []
+    for _, size in table.groupby("N"):
+        open_runs = size[~size["status"].isin(("finished", "diverged"))]["run_id"].unique()
+        if not len(open_runs) or size["loss"].notna().sum() <= len(law.theta_names):
+            continue
+        fitted = law.clone().fit(size)
+        for run_id in open_runs:
+            run = size[size["run_id"] == run_id]
+            if run["loss"].notna().any():
+                predicted = fitted.predict(run[["run_id", "step", "lr"]])[-1]
+                reached, _ = _final_observed(run)
+                rows.append({"run_id": run_id, "N": run["N"].iloc[0], "reached": reached,
+                             "steps": int(run["step"].iloc[-1]), "predicted": float(predicted)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["run_id", "N", "reached", "steps", "predicted"])
+
+
+def branch_predictions(table: pd.DataFrame, trunks: Mapping[str, str], law: Law) -> pd.DataFrame:
+    """Each cooldown branch's final loss predicted from its trunk's curve alone (``trunks``: branch run id →
+    trunk run id), beside what the branch measured: ``run_id``, ``trunk_id``, ``step``, ``observed``,
+    ``predicted``, ``error`` (predicted / observed − 1)."""
+    rows = []
+    for branch, trunk in trunks.items():
+        trunk_rows, branch_rows = table[table["run_id"] == trunk], table[table["run_id"] == branch]
+        if trunk_rows["loss"].notna().sum() <= len(law.theta_names) or branch_rows["loss"].isna().all():
+            continue
+        fitted = law.clone().fit(trunk_rows)
+        step, observed = _final_observed(branch_rows)
+        predicted = float(
+            fitted.predict(branch_rows[branch_rows["step"] <= step][["run_id", "step", "lr"]])[-1]
+        )
+        rows.append({"run_id": branch, "trunk_id": trunk, "step": step, "observed": observed,
+                     "predicted": predicted, "error": predicted / observed - 1})  # fmt: skip
+    return pd.DataFrame(rows, columns=["run_id", "trunk_id", "step", "observed", "predicted", "error"])
