@@ -108,3 +108,17 @@ def test_fit_reads_a_stores_curves_for_one_model(store, tmp_path) -> None:
     assert payload["n_points"] == (400 - WARMUP) + (240 - WARMUP) + (250 - WARMUP)
     wrong = CliRunner().invoke(app, ["fit", "annealing", "--data", str(s.path), "--model", "moe-100k"])
     assert wrong.exit_code == 2 and "no runs of it" in wrong.stderr
+
+
+def test_runs_list_shows_where_an_unfinished_run_will_end(store) -> None:
+    from typer.testing import CliRunner
+
+    from archscale.cli.main import app
+
+    s, runs = store
+    result = CliRunner().invoke(app, ["runs", "list", "--store", str(s.path), "--predict"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith(runs["open"].run_id))
+    predicted = float(line.split()[7])  # the column after the last measured loss
+    assert predicted == pytest.approx(_annealing_loss(runs["open"], 400)[-1], rel=3e-3)
+    assert "no interval yet" in result.output

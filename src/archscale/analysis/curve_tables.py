@@ -47,10 +47,10 @@ def step_table(
     *,
     window: int = SMOOTHING_WINDOW,
 ) -> pd.DataFrame:
-    """``run_id``, ``N`` (model scale), ``status``, ``step`` (1 … planned steps), ``lr`` and ``loss`` (the
+    """``run_id``, ``model`` (its name), ``N`` (model scale), ``status``, ``step`` (1 … planned steps), ``lr`` and ``loss`` (the
     smoothed training loss at the steps after the warm-up that the run has reached) for every run in
     ``runs`` (the store's runs table; ``configs``: run id → stored config)."""
-    require_columns(runs, ("run_id", "N", "status"), "runs")
+    require_columns(runs, ("run_id", "model_name", "N", "status"), "runs")
     require_columns(curve, ("run_id", "step", "lm_loss"), "curve")
     smoothed = smooth(curve[curve["run_id"].isin(runs["run_id"])], window)
     by_run = dict(tuple(smoothed.groupby("run_id")))
@@ -68,6 +68,7 @@ def step_table(
             pd.DataFrame(
                 {
                     "run_id": run.run_id,
+                    "model": run.model_name,
                     "N": run.N,
                     "status": run.status,
                     "step": np.arange(1, len(rates) + 1),
@@ -94,11 +95,11 @@ def _final_observed(rows: pd.DataFrame) -> tuple[int, float]:
 
 
 def predicted_ends(table: pd.DataFrame, law: Law) -> pd.DataFrame:
-    """Where each run that has not finished will end: ``law`` (a whole-curve law, cloned per model size)
-    fitted on every run of its size, evaluated at its planned last step. Columns ``run_id``, ``N``,
-    ``reached`` (last smoothed step), ``steps`` (planned), ``predicted``."""
+    """Where each run that has not finished will end: ``law`` (a whole-curve law, cloned per model) fitted
+    on every run of its model, evaluated at its planned last step. Columns ``run_id``, ``N``, ``reached``
+    (last smoothed step), ``steps`` (planned), ``predicted``."""
     rows = []
-    for _, size in table.groupby("N"):
+    for _, size in table.groupby("model"):
         open_runs = size[~size["status"].isin(("finished", "diverged"))]["run_id"].unique()
         if not len(open_runs) or size["loss"].notna().sum() <= len(law.theta_names):
             continue

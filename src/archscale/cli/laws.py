@@ -126,10 +126,8 @@ def store_curves(path: Path, model: str | None) -> pd.DataFrame:
     try:
         with ResultsStore(path, read_only=True) as store:
             table = store_step_table(store)
-            names = store.runs().set_index("run_id")["model_name"]
     except (AnalysisError, StoreError) as error:
         raise LawDataError(f"--data {path}: {error}") from error
-    table["model"] = table["run_id"].map(names)
     models = sorted(table["model"].astype(str).unique())
     if model is None and len(models) > 1:
         raise LawDataError(

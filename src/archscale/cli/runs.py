@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from archscale.analysis.curve_tables import predicted_ends, store_step_table
 from archscale.cli.options import DEFAULT_STORE, StoreOption
 from archscale.cli.shell import ArchscaleGroup
 from archscale.errors import one_line
+from archscale.laws import AnnealingLaw
 from archscale.store import STATUSES, ResultsStore
 
 app = typer.Typer(
@@ -23,6 +25,14 @@ def list_cmd(
     status: Annotated[
         str | None, typer.Option(help=f"Only runs with this status ({', '.join(STATUSES)}).")
     ] = None,
+    predict: Annotated[
+        bool,
+        typer.Option(
+            "--predict",
+            help="Show where each unfinished run will end: the annealing law (Tissue et al. 2024) fitted on "
+            "the curves of its model's runs, at its planned last step (no interval yet).",
+        ),
+    ] = False,
 ) -> None:
     """One line per run: id, model, tokens, batch, LR, status, final loss, and why a run failed, diverged or
     stopped."""
@@ -33,16 +43,26 @@ def list_cmd(
     with ResultsStore(store, read_only=True) as results:
         runs = results.runs(**({"status": status} if status else {}))
         final = results.curve().groupby("run_id")["lm_loss"].last() if len(runs) else {}
+        ends = (
+            predicted_ends(store_step_table(results), AnnealingLaw()).set_index("run_id")["predicted"]
+            if predict and len(runs)
+            else {}
+        )
     typer.echo(
-        f"{'run_id':<13} {'model':<14} {'tokens':>10} {'batch':>6} {'lr':>9} {'status':<11} {'loss':>7}  reason"
+        f"{'run_id':<13} {'model':<14} {'tokens':>10} {'batch':>6} {'lr':>9} {'status':<11} {'loss':>7}"
+        + (f" {'→ end':>7}" if predict else "")
+        + "  reason"
     )
     for row in runs.itertuples():
         loss = final.get(row.run_id, float("nan")) if len(runs) else float("nan")
+        end = f" {ends[row.run_id]:>7.4f}" if row.run_id in ends else (" " * 8 if predict else "")
         reason = one_line(row.message) if isinstance(row.message, str) and row.message else ""
         typer.echo(
             f"{row.run_id:<13} {row.model_name!s:<14} {row.D:>10.3g} {row.batch_size:>6} {row.lr:>9.3g} "
-            f"{row.status:<11} {loss:>7.4f}  {reason}".rstrip()
+            f"{row.status:<11} {loss:>7.4f}{end}  {reason}".rstrip()
         )
+    if predict:
+        typer.echo("→ end: annealing law fitted per model on its runs' smoothed curves; no interval yet")
 
 
 @app.command("export")
