@@ -122,3 +122,21 @@ def test_runs_list_shows_where_an_unfinished_run_will_end(store) -> None:
     predicted = float(line.split()[7])  # the column after the last measured loss
     assert predicted == pytest.approx(_annealing_loss(runs["open"], 400)[-1], rel=3e-3)
     assert "no interval yet" in result.output
+
+
+def test_the_report_checks_each_branch_against_its_trunk(store) -> None:
+    from archscale.analysis.curve_tables import store_branch_predictions
+    from archscale.report.page import _branches
+
+    s, runs = store
+    s.set_meta(runs["branch"].run_id, "branch", {"run_id": runs["branch"].run_id,
+                                                 "trunk_id": runs["trunk"].run_id, "step": 180})  # fmt: skip
+    checks = store_branch_predictions(s)
+    assert checks["law"].tolist() == ["multi-power", "annealing"]
+    assert set(checks["run_id"]) == {runs["branch"].run_id} and set(checks["trunk_id"]) == {
+        runs["trunk"].run_id
+    }
+    annealing = checks[checks["law"] == "annealing"].iloc[0]
+    assert abs(annealing["error"]) < 2e-3 and annealing["step"] == 240
+    html = _branches({"branch_predictions": checks.to_dict("records")})
+    assert f"{100 * annealing['error']:+.2f} %" in html and "annealing: mean |error|" in html

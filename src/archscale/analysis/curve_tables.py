@@ -10,6 +10,7 @@ branch point and its own decay after it, so it reads like any run.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +19,8 @@ import pandas as pd
 
 from archscale.analysis.curves import SMOOTHING_WINDOW, require_columns, smooth
 from archscale.analysis.errors import AnalysisError
-from archscale.laws import Law
+from archscale.laws import AnnealingLaw, Law, MultiPowerLaw
+from archscale.laws.curve_laws import ScheduleLaw
 from archscale.store import ResultsStore
 from archscale.training.schedules import lr_multiplier
 
@@ -131,3 +133,28 @@ def branch_predictions(table: pd.DataFrame, trunks: Mapping[str, str], law: Law)
         rows.append({"run_id": branch, "trunk_id": trunk, "step": step, "observed": observed,
                      "predicted": predicted, "error": predicted / observed - 1})  # fmt: skip
     return pd.DataFrame(rows, columns=["run_id", "trunk_id", "step", "observed", "predicted", "error"])
+
+
+CURVE_LAWS: dict[str, type[ScheduleLaw]] = {"multi-power": MultiPowerLaw, "annealing": AnnealingLaw}
+
+
+def store_branch_predictions(store: ResultsStore) -> pd.DataFrame:
+    """Every finished cooldown branch of ``store`` predicted from its trunk alone by each whole-curve law
+    (column ``law``), beside what the branch measured: a check of the curve laws on the study's own runs."""
+    runs = store.runs(status="finished")
+    trunks = {
+        run_id: branch["trunk_id"]
+        for run_id in runs["run_id"]
+        if (branch := store.meta(run_id).get("branch")) and branch["trunk_id"] in set(runs["run_id"])
+    }
+    columns = ["law", "run_id", "trunk_id", "step", "observed", "predicted", "error"]
+    if not trunks:
+        return pd.DataFrame(columns=columns)
+    involved = runs[runs["run_id"].isin({*trunks, *trunks.values()})]
+    table = step_table(involved, store.curve(), {r: store.config(r) for r in involved["run_id"]})
+    with warnings.catch_warnings():  # a trunk's fit on a bound is a fact of the check, reported by its error
+        warnings.simplefilter("ignore")
+        frames = [
+            branch_predictions(table, trunks, law()).assign(law=name) for name, law in CURVE_LAWS.items()
+        ]
+    return pd.concat(frames, ignore_index=True)[columns]

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from archscale.analysis import NOT_TESTED, Analyses, Verdict, from_store, jsonable
+from archscale.analysis.curve_tables import store_branch_predictions
 from archscale.analysis.design_space import (
     DesignSpaceResult,
     design_space,
@@ -283,6 +284,7 @@ def build_report(
         corpora = sorted(runs["corpus"].dropna().unique().tolist())
         inventory = run_inventory(store, runs)
         downstream = downstream_table(store, inventory)
+        branches = store_branch_predictions(store)
     clark_seed, *reference_seeds = spawn_seeds(public_seed, 1 + len(references or {}))
     evidence = [clark_evidence(bootstrap=bootstrap, seed=clark_seed)] if public else []
     evidence += [
@@ -294,6 +296,7 @@ def build_report(
         out_dir,
         inventory=inventory,
         downstream=downstream,
+        branches=branches,
         public=evidence,
         design=design,
         about={
@@ -311,13 +314,15 @@ def write_report(
     *,
     inventory: pd.DataFrame,
     downstream: list[dict[str, Any]] | None = None,
+    branches: pd.DataFrame | None = None,
     about: dict[str, Any] | None = None,
     public: Sequence[PublicEvidence] = (),
     design: DesignSpaceResult | None = None,
 ) -> Report:
     """Write the report of ``analyses`` (from a store or from CSVs) with its run inventory.
 
-    ``about`` adds free-form facts to ``summary.json`` and the page's last table (e.g. ``store``,
+    ``branches``: each cooldown branch's final loss predicted from its trunk by the whole-curve laws
+    (:func:`~archscale.analysis.curve_tables.store_branch_predictions`). ``about`` adds free-form facts to ``summary.json`` and the page's last table (e.g. ``store``,
     ``bootstrap``, ``study_wall_time_s``).
     """
     out_dir = Path(out_dir)
@@ -337,6 +342,7 @@ def write_report(
             "inventory": inventory,
         },
         "downstream": downstream or [],
+        "branch_predictions": [] if branches is None else branches,
         "analyses": analyses,
         "public_evidence": list(public),
         "design_space": design,

@@ -315,6 +315,34 @@ def _downstream(summary: dict[str, Any]) -> str:
     )
 
 
+def _branches(summary: dict[str, Any]) -> str:
+    rows = summary.get("branch_predictions") or []
+    if not rows:
+        return (
+            "<p class=note>No cooldown branches with a finished trunk: nothing to predict from a trunk.</p>"
+        )
+    body = [
+        [escape(r["law"]), escape(r["run_id"]), escape(r["trunk_id"]), str(r["step"]), _fmt(r["observed"], ".4f"),
+         _fmt(r["predicted"], ".4f"), _fmt(100 * r["error"], "+.2f") + " %"]
+        for r in rows
+    ]  # fmt: skip
+    header = ["law", "branch", "trunk", "final step", "measured", "predicted from the trunk", "error"]
+    summary_lines = []
+    for law in dict.fromkeys(r["law"] for r in rows):
+        errors = [abs(r["error"]) for r in rows if r["law"] == law]
+        summary_lines.append(
+            f"{law}: mean |error| {100 * sum(errors) / len(errors):.2f} %, max {100 * max(errors):.2f} % "
+            f"over {len(errors)} branches"
+        )
+    return (
+        "<p class=note>Each cooldown branch's final (smoothed training) loss predicted by a whole-curve law "
+        "fitted on its trunk's curve alone — the trunk never saw the branch's earlier decay — and what the "
+        "branch then measured. No intervals yet: they are not calibrated for these laws.</p>"
+        + table(header, body, text_columns=3)
+        + _notes(summary_lines)
+    )
+
+
 def _inventory(summary: dict[str, Any]) -> str:
     rows = [
         [escape(r["run_id"]), escape(r["model_name"] or ""), escape(r["kind"]), escape(r["status"]),
@@ -440,6 +468,7 @@ def render_page(
         *([("MoE design space (beyond the paper)", _design_space(summary["design_space"], figures))]
           if summary.get("design_space") else []),
         ("Downstream tasks (Table 2)", _downstream(summary)),
+        ("Whole training curves: branches predicted from their trunks (beyond the paper)", _branches(summary)),
         ("Fitted loss laws", _fitted_laws(analyses)),
         (f"Runs ({summary['runs']['total']}: {counts})", _inventory(summary)),
         ("Machine and software", _environment(summary)),
