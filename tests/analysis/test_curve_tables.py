@@ -140,3 +140,42 @@ def test_the_report_checks_each_branch_against_its_trunk(store) -> None:
     assert abs(annealing["error"]) < 2e-3 and annealing["step"] == 240
     html = _branches({"branch_predictions": checks.to_dict("records")})
     assert f"{100 * annealing['error']:+.2f} %" in html and "annealing: mean |error|" in html
+
+
+def _wsd_rates(steps: int, peak: float, warmup: int, fraction: float, floor: float = 0.1) -> np.ndarray:
+    """The WSD schedule as its docstring defines it (archscale.training.schedules), written out again."""
+    decay = max(1, round(fraction * steps))
+    rates = []
+    for s in range(steps):
+        if s < warmup:
+            rates.append((s + 1) / (warmup + 1))
+        else:
+            done = s - (steps - decay) + 1
+            rates.append(1.0 if done <= 0 else floor + (1 - floor) * (1 - done / decay))
+    return peak * np.asarray(rates)
+
+
+def test_the_preferred_decay_fraction_is_the_best_of_the_predicted_finals(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from archscale.analysis.curve_tables import best_decay_fraction
+    from archscale.cli.main import app
+
+    law = AnnealingLaw.from_coefficients(TRUTH)
+    best, finals = best_decay_fraction(law, 600, 3e-3, warmup_steps=30)
+    brute = {}
+    for fraction in np.round(np.arange(0.05, 0.51, 0.05), 2):
+        rates = _wsd_rates(600, 3e-3, 30, float(fraction))
+        table = pd.DataFrame({"run_id": "x", "step": np.arange(1, 601), "lr": rates})
+        brute[float(fraction)] = law.predict(table)[-1]
+    assert finals == pytest.approx(brute, rel=1e-12)
+    assert best == min(brute, key=brute.get)
+    (tmp_path / "fit.json").write_text(json.dumps(law.to_dict()))
+    args = ["curve", "--fit", str(tmp_path / "fit.json"), "--steps", "600", "--lr", "3e-3", "--warmup", "30"]
+    result = CliRunner().invoke(app, [*args, "--decay-fraction", "0.25", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["final_loss"] == pytest.approx(brute[0.25], rel=1e-12)
+    assert payload["best_wsd_decay_fraction"] == best and payload["interval"] is None
+    refused = CliRunner().invoke(app, [*args, "--warmup", "600"])
+    assert refused.exit_code == 2 and "--warmup must lie in [0, --steps)" in refused.stderr

@@ -25,21 +25,61 @@ from archscale.store import ResultsStore
 from archscale.training.schedules import lr_multiplier
 
 
-def planned_rates(config: Mapping[str, Any]) -> np.ndarray:
-    """η_1 … η_T: the learning rate of each of the run's planned steps (``RunConfig.to_dict()``)."""
-    steps = int(config["tokens"]) // (int(config["batch_size"]) * int(config["seq_len"]))
+def schedule_rates(
+    steps: int,
+    peak: float,
+    *,
+    warmup_steps: int,
+    schedule: str,
+    decay_fraction: float = 0.2,
+    min_lr_ratio: float = 0.1,
+) -> np.ndarray:
+    """η_1 … η_T of an archscale schedule (``archscale.training.schedules``) with peak rate ``peak``."""
     multipliers = [
         lr_multiplier(
             s,
             steps=steps,
-            warmup_steps=int(config["warmup_steps"]),
-            schedule=config["schedule"],
-            decay_fraction=float(config["decay_fraction"]),
-            min_lr_ratio=float(config["min_lr_ratio"]),
+            warmup_steps=warmup_steps,
+            schedule=schedule,
+            decay_fraction=decay_fraction,
+            min_lr_ratio=min_lr_ratio,
         )
         for s in range(steps)
     ]
-    return float(config["lr"]) * np.asarray(multipliers)
+    return peak * np.asarray(multipliers)
+
+
+def planned_rates(config: Mapping[str, Any]) -> np.ndarray:
+    """η_1 … η_T: the learning rate of each of the run's planned steps (``RunConfig.to_dict()``)."""
+    return schedule_rates(
+        int(config["tokens"]) // (int(config["batch_size"]) * int(config["seq_len"])),
+        float(config["lr"]),
+        warmup_steps=int(config["warmup_steps"]),
+        schedule=config["schedule"],
+        decay_fraction=float(config["decay_fraction"]),
+        min_lr_ratio=float(config["min_lr_ratio"]),
+    )
+
+
+def predict_curve(law: Law, rates: np.ndarray) -> np.ndarray:
+    """The loss after each step of a run with per-step rates ``rates``, by a fitted whole-curve law."""
+    return law.predict(pd.DataFrame({"run_id": "planned", "step": np.arange(1, len(rates) + 1), "lr": rates}))
+
+
+DECAY_FRACTIONS = tuple(np.round(np.arange(0.05, 0.51, 0.05), 2))
+
+
+def best_decay_fraction(
+    law: Law, steps: int, peak: float, *, warmup_steps: int, min_lr_ratio: float = 0.1
+) -> tuple[float, dict[float, float]]:
+    """The WSD decay fraction (of 0.05, 0.10, … 0.50) whose predicted final loss is lowest, and the final
+    loss at each fraction."""
+    finals = {}
+    for fraction in DECAY_FRACTIONS:
+        rates = schedule_rates(steps, peak, warmup_steps=warmup_steps, schedule="wsd",
+                               decay_fraction=float(fraction), min_lr_ratio=min_lr_ratio)  # fmt: skip
+        finals[float(fraction)] = float(predict_curve(law, rates)[-1])
+    return min(finals, key=finals.__getitem__), finals
 
 
 def step_table(
@@ -49,9 +89,9 @@ def step_table(
     *,
     window: int = SMOOTHING_WINDOW,
 ) -> pd.DataFrame:
-    """``run_id``, ``model`` (its name), ``N`` (model scale), ``status``, ``step`` (1 … planned steps), ``lr`` and ``loss`` (the
-    smoothed training loss at the steps after the warm-up that the run has reached) for every run in
-    ``runs`` (the store's runs table; ``configs``: run id → stored config)."""
+    """``run_id``, ``model`` (its name), ``N`` (model scale), ``status``, ``step`` (1 … planned steps),
+    ``lr`` and ``loss`` (the smoothed training loss at the steps after the warm-up that the run has reached)
+    for every run in ``runs`` (the store's runs table; ``configs``: run id → stored config)."""
     require_columns(runs, ("run_id", "model_name", "N", "status"), "runs")
     require_columns(curve, ("run_id", "step", "lm_loss"), "curve")
     smoothed = smooth(curve[curve["run_id"].isin(runs["run_id"])], window)

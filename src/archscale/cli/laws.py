@@ -141,7 +141,7 @@ def store_curves(path: Path, model: str | None) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def _read_fit(path: Path) -> Law:
+def read_fit(path: Path) -> Law:
     """A fit saved by ``archscale fit --out``; a missing or unreadable file names ``--fit`` and the fix."""
     try:
         return Law.from_dict(json.loads(path.read_text()))
@@ -418,7 +418,7 @@ def plan_command(
     with _warnings_shown():
         if not fit and not law:
             raise LawDataError("give at least one --fit FIT.json or --law NAME")
-        laws = [(str(path), _read_fit(path)) for path in fit or []]
+        laws = [(str(path), read_fit(path)) for path in fit or []]
         for key in law or []:
             entry = published(key)
             if not entry.laws:
@@ -501,6 +501,6 @@ def table1_command(
 ) -> None:
     """The paper's Table 1 (alpha_D, alpha_N) with a row per fitted law beside the published ones."""
     with _warnings_shown():
-        table = table1({path.stem: _read_fit(path) for path in fit or []})
+        table = table1({path.stem: read_fit(path) for path in fit or []})
     records = json.loads(table.to_json(orient="records"))
     _emit({"table1": records}, format_table1(table), as_json)

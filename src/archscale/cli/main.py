@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from archscale.cli.bridges import eval_command, export_command
+from archscale.cli.curves import curve_command
 from archscale.cli.data import app as data_app
 from archscale.cli.laws import app as laws_app
 from archscale.cli.laws import fit_command, plan_command
@@ -31,6 +32,7 @@ app.command("train")(train_cmd)
 app.add_typer(laws_app, name="laws")
 app.command("fit")(fit_command)
 app.command("plan")(plan_command)
+app.command("curve")(curve_command)
 app.command("export")(export_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
