@@ -139,5 +139,6 @@ def save_weights(run_dir: Path, weights: dict[str, torch.Tensor], tie_embeddings
     if tie_embeddings:
         state.pop("lm_head.weight", None)
     path = Path(run_dir) / WEIGHTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda p: save_file(state, str(p)))
     return path
