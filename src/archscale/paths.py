@@ -16,10 +16,11 @@ def data_home() -> Path:
 def write_atomic(path: str | Path, content: str | bytes | Callable[[Path], object]) -> Path:
     """Write ``path`` through a temporary file beside it, fsynced and renamed into place, so that a full
     disk, a crash or Ctrl-C leaves the old file (or none), never a truncated one. ``content``: text, bytes,
-    or a function that writes the temporary path it is given."""
+    or a function that writes the temporary path it is given. The file's folder is created if missing."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, str):
             tmp.write_text(content, encoding="utf-8")
         elif isinstance(content, bytes):

@@ -37,8 +37,6 @@ DPI = 120
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(path, lambda tmp: figure.savefig(tmp, dpi=DPI, format="png"))
 
 

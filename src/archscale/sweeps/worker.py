@@ -68,13 +68,11 @@ def run_one(
                 branches=branches,
             )
             return asdict(trainer.fit())
-    except (
-        StoreError
-    ):  # workers never touch the store: this is an in-process coordinator's, and ends the sweep
+    # workers never touch the store: a StoreError here is an in-process coordinator's, and ends the sweep
+    except StoreError:
         raise
-    except (
-        ArchscaleError
-    ) as err:  # a run the user can fix (e.g. too big for the device): the one line says how
+    # a run the user can fix (e.g. too big for the device): the one line says how
+    except ArchscaleError as err:
         return {"run_id": run.run_id, "status": "failed", "message": str(err)}
     except Exception:  # one broken run must not stop a sweep: report it and let the coordinator record it
         return {"run_id": run.run_id, "status": "failed", "message": traceback.format_exc(limit=20)}

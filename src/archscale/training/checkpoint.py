@@ -72,9 +72,7 @@ def save_state(run_dir: Path, state: dict[str, Any], writer: RunConfig, name: st
     """Write ``state`` of run ``writer`` sealed with the writer's identity and the content's hash."""
     sealed = {**state, "identity": identity(writer)}
     sealed["content_sha256"] = content_sha256(sealed)
-    path = Path(run_dir) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda p: torch.save(sealed, p))
+    write_atomic(Path(run_dir) / name, lambda p: torch.save(sealed, p))
 
 
 def load_state(run_dir: Path, run: RunConfig) -> dict[str, Any] | None:
@@ -86,36 +84,34 @@ def load_state(run_dir: Path, run: RunConfig) -> dict[str, Any] | None:
     path = next((p for p in (Path(run_dir) / n for n in (STATE_FILE, BRANCH_FILE)) if p.exists()), None)
     if path is None:
         return None
-    problem = _problem(path, run)
-    if isinstance(problem, str):
-        raise CheckpointError(
-            f"checkpoint {path}: {problem}; not resumed",
-            hint="re-run with --restart-bad-checkpoints to move it aside and train this run from the start",
-        )
-    return {k: v for k, v in problem.items() if k not in _SEALED}
-
-
-def _problem(path: Path, run: RunConfig) -> str | dict[str, Any]:
-    """Why the checkpoint at ``path`` must not be resumed by ``run``, or its state when it may."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, bit-flipped beyond unpickling, or not a checkpoint at all
         detail = " ".join(str(err).split())
-        return f"unreadable ({type(err).__name__}: {detail[:80]}{'…' if len(detail) > 80 else ''})"
+        raise _refused(
+            path, f"unreadable ({type(err).__name__}: {detail[:80]}{'…' * (len(detail) > 80)})"
+        ) from None
     if not isinstance(state, dict) or not all(key in state for key in _SEALED):
-        return "no identity or content hash (not written by this archscale version)"
+        raise _refused(path, "no identity or content hash (not written by this archscale version)")
     if state["content_sha256"] != content_sha256(state):
-        return "its content does not match its SHA-256 (the file is damaged)"
+        raise _refused(path, "its content does not match its SHA-256 (the file is damaged)")
     writer = state["identity"]
     if path.name == STATE_FILE:
         if writer.get("run_id") != run.run_id or writer.get("config_sha256") != run.config_sha256:
-            return f"written by run {writer.get('run_id')!r}, not by this run {run.run_id!r}"
-    else:
-        trunk = RunConfig.from_dict(writer["config"])
-        step = branch_step(run, trunk)
-        if step is None or step != state["step"]:
-            return f"a state of run {writer.get('run_id')!r}, which is not this run's trunk at step {state['step']}"
-    return state
+            raise _refused(path, f"written by run {writer.get('run_id')!r}, not by this run {run.run_id!r}")
+    elif branch_step(run, RunConfig.from_dict(writer["config"])) != state["step"]:
+        raise _refused(
+            path,
+            f"a state of run {writer.get('run_id')!r}, which is not this run's trunk at step {state['step']}",
+        )
+    return {k: v for k, v in state.items() if k not in _SEALED}
+
+
+def _refused(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path}: {reason}; not resumed",
+        hint="re-run with --restart-bad-checkpoints to move it aside and train this run from the start",
+    )
 
 
 def set_aside_bad(run_dir: Path, run: RunConfig) -> list[Path]:
@@ -138,7 +134,4 @@ def save_weights(run_dir: Path, weights: dict[str, torch.Tensor], tie_embeddings
     state = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
     if tie_embeddings:
         state.pop("lm_head.weight", None)
-    path = Path(run_dir) / WEIGHTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda p: save_file(state, str(p)))
-    return path
+    return write_atomic(Path(run_dir) / WEIGHTS_FILE, lambda p: save_file(state, str(p)))
