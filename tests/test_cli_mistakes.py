@@ -33,6 +33,7 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
     return [
         (["runs", "list", "--store", "typo.sqlite"], "no results store there"),
         (["runs", "export", "out", "--store", "typo.sqlite"], "no results store there"),
+        (["runs", "checkpoints", "0123456789ab", "--store", "typo.sqlite"], "no results store there"),
         (["runs", "list", "--store", "corrupt.sqlite"], "not an SQLite results store"),
         (["report", "--store", "corrupt.sqlite", "--out", "rep"], "not an SQLite results store"),
         (["report", "--store", "typo.sqlite", "--out", "rep"], "no results store there"),

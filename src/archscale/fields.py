@@ -82,6 +82,13 @@ def integer(path: str, value: Any, error: Error, minimum: int = 1) -> int:
     return value
 
 
+def flag(path: str, value: Any, error: Error) -> bool:
+    """A YAML/JSON boolean (``true``/``false``); 0, 1 and text are refused rather than read as truth values."""
+    if not isinstance(value, bool):
+        raise error(f"{path}: must be true or false, got {shown(value)}")
+    return value
+
+
 def text(path: str, value: Any, error: Error) -> str:
     """A non-empty string."""
     if not isinstance(value, str) or not value.strip():

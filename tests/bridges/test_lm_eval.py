@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import operator
 
 import pytest
-import torch
 import typer
 from typer.testing import CliRunner
 
@@ -16,22 +16,18 @@ from archscale.analysis.downstream import near_chance, task_score
 from archscale.bridges.lm_eval import (
     EvalError,
     check_tasks,
-    local_jsonl,
+    correct_bits_per_byte,
     summarise,
 )
 from archscale.cli.main import app
-from archscale.data.tokenizer import ByteTokenizer
 from archscale.store import ResultsStore
+from lm_eval_helpers import arith_docs, reference_scores
 
 OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 def cli() -> typer.Typer:
     return app
-
-
-def arith_docs() -> list[dict]:
-    return list(local_jsonl("archscale_arith.jsonl")["test"])
 
 
 def test_shipped_arithmetic_task_is_correct() -> None:
@@ -43,26 +39,6 @@ def test_shipped_arithmetic_task_is_correct() -> None:
         assert doc["choices"][doc["answer"]] == str(OPERATORS[op](int(a), int(b)))
         assert len(set(doc["choices"])) == len(doc["choices"])
     assert sorted(len(d["choices"]) for d in docs) == [2] * 10 + [4] * 10  # chance = (10/2 + 10/4)/20
-
-
-def reference_scores(model, docs: list[dict]) -> tuple[float, float]:
-    """acc and acc_norm computed with archscale's own model, as the harness defines them: the choice of
-    highest log-likelihood after "Question: …\\nAnswer:" and a space (acc_norm: per character of the choice)."""
-    byte = ByteTokenizer()
-    acc = acc_norm = 0
-    for doc in docs:
-        context = byte.encode(f"Question: {doc['question']}\nAnswer:")
-        lls = []
-        for choice in doc["choices"]:
-            continuation = byte.encode(" " + choice)
-            ids = torch.tensor([context + continuation])
-            with torch.no_grad():
-                logp = model(ids[:, :-1]).logits[0].log_softmax(-1)
-            lls.append(sum(logp[len(context) - 1 + j, t].item() for j, t in enumerate(continuation)))
-        acc += max(range(len(lls)), key=lls.__getitem__) == doc["answer"]
-        norm = [ll / len(c) for ll, c in zip(lls, doc["choices"], strict=True)]
-        acc_norm += max(range(len(norm)), key=norm.__getitem__) == doc["answer"]
-    return acc / len(docs), acc_norm / len(docs)
 
 
 def test_eval_cli_runs_the_harness_and_stores_scores(stored_run) -> None:
@@ -77,15 +53,22 @@ def test_eval_cli_runs_the_harness_and_stores_scores(stored_run) -> None:
 
     with ResultsStore(stored_run.store) as results:
         record = results.meta(stored_run.run_id)["downstream"]
+        by_step = results.meta(stored_run.run_id)["downstream_checkpoints"]
     assert record["earlier"] == earlier  # tasks evaluated before are kept
     task = record["archscale_arith"]
     assert task["harness"].startswith("lm-eval 0.4")
     assert task["n"] == 20 and task["output_type"] == "multiple_choice" and task["num_fewshot"] == 0
     assert task["chance"] == pytest.approx(0.375)
-    acc, acc_norm = reference_scores(stored_run.model, arith_docs())
+    acc, acc_norm, bpb = reference_scores(stored_run.model, arith_docs())
     assert task["metrics"]["acc"] == pytest.approx(acc)
     assert task["metrics"]["acc_norm"] == pytest.approx(acc_norm)
     assert task["metrics"]["acc_stderr"] == pytest.approx((acc * (1 - acc) / 19) ** 0.5)  # sample s.e.
+    # the downstream laws' point: task loss by hand, the harness's length-normalised accuracy, the step
+    assert task["task_loss"] == pytest.approx(bpb, rel=1e-5)
+    assert 4 < task["task_loss"] < 20  # a random 257-way model: about log2(257) = 8 bits a byte
+    assert (task["accuracy_metric"], task["accuracy"]) == ("acc_norm", task["metrics"]["acc_norm"])
+    assert task["step"] == 8  # 4096 tokens // (4 × 128) per step: the final weights' step
+    assert by_step == {"8": {"archscale_arith": task}}
 
 
 def test_unknown_task_is_refused_before_any_export(stored_run) -> None:
@@ -98,8 +81,32 @@ def test_unknown_task_is_refused_before_any_export(stored_run) -> None:
         check_tasks([], manager=None)
 
 
-def fake_samples(n_docs: int, n_choices: int) -> list[dict]:
-    return [{"arguments": [("question", f" choice {i}") for i in range(n_choices)]} for _ in range(n_docs)]
+def fake_samples(n_docs: int, n_choices: int, bpb: float = 1.0, target: int | str = 0) -> list[dict]:
+    """Logged samples whose correct answer (" choice 0", 9 bytes, named by index or text) has ``bpb``."""
+    lls = [-math.log(2) * 9 * bpb] + [-1.0] * (n_choices - 1)
+    sample = {"arguments": [("question", f" choice {i}") for i in range(n_choices)], "target": target,
+              "filtered_resps": [(ll, False) for ll in lls], "filter": "none"}  # fmt: skip
+    return [sample] * n_docs
+
+
+def test_task_loss_is_the_mean_of_each_examples_bits_per_byte_of_the_correct_continuation() -> None:
+    def sample(continuations: list[str], target, gold_nll_bits: float, gold: int = 0) -> dict:
+        lls = [-0.5] * len(continuations)
+        lls[gold] = -gold_nll_bits * math.log(2)
+        return {"arguments": [("ctx", c) for c in continuations], "target": target,
+                "filtered_resps": [(ll, False) for ll in lls], "filter": "none"}  # fmt: skip
+
+    short = sample([" ab", " cd"], 0, gold_nll_bits=3)  # 3 bits over 3 bytes: 1 bit a byte
+    long = sample([" x", " abcdefgh"], "abcdefgh", gold_nll_bits=27, gold=1)  # 27 bits over 9 bytes: 3
+    assert correct_bits_per_byte([short, long]) == pytest.approx(2.0)  # not 30/12, a ratio of sums
+    assert correct_bits_per_byte([long], delimiter="") is None  # "abcdefgh" is then no continuation
+    assert correct_bits_per_byte([{**long, "filter": "other"}, short]) == pytest.approx(3.0)  # one filter
+    unicode = sample([" é", " e"], 0, gold_nll_bits=6)  # " é" is 3 UTF-8 bytes, 2 characters
+    assert correct_bits_per_byte([unicode]) == pytest.approx(2.0)
+    shared = sample([" it", " it"], "it", gold_nll_bits=1)  # Winogrande: the choices are the contexts
+    assert correct_bits_per_byte([shared]) is None
+    assert correct_bits_per_byte([sample([" a", " b"], [0, 1], gold_nll_bits=1)]) is None  # several targets
+    assert correct_bits_per_byte([]) is None
 
 
 def test_summarise_weights_group_chance_by_samples_and_keeps_filters() -> None:
@@ -115,7 +122,12 @@ def test_summarise_weights_group_chance_by_samples_and_keeps_filters() -> None:
         },
         "group_subtasks": {"outer": ["grp", "c"], "grp": ["a", "b"]},
         "configs": {"a": mc, "b": mc, "c": mc, "gen": {"output_type": "generate_until"}},
-        "samples": {"a": fake_samples(3, 4), "b": fake_samples(2, 2), "c": fake_samples(1, 5), "gen": [{}]},
+        "samples": {
+            "a": fake_samples(3, 4, bpb=1.0),
+            "b": fake_samples(2, 2, bpb=2.0),
+            "c": fake_samples(1, 5, bpb=4.0, target="choice 0"),
+            "gen": [{}],
+        },
         "n-samples": {
             k: {"original": n, "effective": n} for k, n in {"a": 3, "b": 2, "c": 1, "gen": 1}.items()
         },
@@ -129,6 +141,13 @@ def test_summarise_weights_group_chance_by_samples_and_keeps_filters() -> None:
     assert records["gen"]["chance"] is None and records["gen"]["output_type"] == "generate_until"
     assert records["a"]["metrics"] == {"acc": 0.6, "acc_norm": 0.4}  # "N/A" error and alias dropped
     assert records["b"]["num_fewshot"] == 5
+    # task loss: leaves' own, groups' weighted by samples like chance; accuracy: acc_norm where defined
+    assert [records[k]["task_loss"] for k in "abc"] == pytest.approx([1.0, 2.0, 4.0])
+    assert records["grp"]["task_loss"] == pytest.approx((3 * 1.0 + 2 * 2.0) / 5)
+    assert records["outer"]["task_loss"] == pytest.approx((3 * 1.0 + 2 * 2.0 + 4.0) / 6)
+    assert records["gen"]["task_loss"] is None and records["gen"]["accuracy"] is None
+    assert (records["a"]["accuracy_metric"], records["a"]["accuracy"]) == ("acc_norm", 0.4)
+    assert (records["b"]["accuracy_metric"], records["b"]["accuracy"]) == ("acc", 0.3)
 
     assert task_score(records["gen"]) == ("exact_match,strict-match", 0.1, 0.05)
     assert task_score(records["a"]) == ("acc", 0.6, None)

@@ -50,6 +50,7 @@ SPECS: dict[str, tuple[bytes, str]] = {  # file bytes, what the error line names
         (BASE + "mixture: {books: 1}\ngrid:\n  - {lrs: 1e-3}\n  - {mixture: {bookz: 1}}\n").encode(),
         "grid[1].mixture.bookz",
     ),
+    "keep-checkpoints-every-n": ((BASE + "keep_checkpoints: 100\n").encode(), "keep_checkpoints: must be"),
     "huge-value": (("name: [" + ", ".join(["x" * 100] * 1000) + "]\n").encode(), "name: must be"),
 }
 

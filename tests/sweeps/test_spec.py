@@ -153,6 +153,9 @@ def test_order_longest_first_by_compute():
         ("grid:\n  - seq_len: 512\n",
          r"^grid\[0\] \(model dense-100k, tokens 20480, batch 4, lr 0\.001, seed 0\): RunConfig\.seq_len: 512"),
         ("optimizer: {beta2: 1.5}\n", r"RunConfig\.beta2: must be a number in \[0, 1\)"),
+        ("keep_checkpoints: 1\n", r"^keep_checkpoints: must be true or false, got 1$"),
+        ("grid:\n  - keep_checkpoints: [100, 200]\n",
+         r"^grid\[0\]\.keep_checkpoints: must be true or false, got \[100, 200\]$"),
     ],
 )  # fmt: skip
 def test_malformed_specs_name_the_field(text, message):
@@ -198,8 +201,9 @@ def test_shorthands_and_data_settings_reach_the_runs():
         tokenizer: bpe-4096
         mixture: {books: 3, code_go: 1}
         checkpoint_every_steps: 5
+        keep_checkpoints: true
     """).expand()
-    assert (run.schedule, run.dataset, run.tokenizer, run.checkpoint_every_steps) == (
-        "wsd", "/data/my-corpus", "bpe-4096", 5,
+    assert (run.schedule, run.dataset, run.tokenizer, run.checkpoint_every_steps, run.keep_checkpoints) == (
+        "wsd", "/data/my-corpus", "bpe-4096", 5, True,
     )  # fmt: skip
     assert run.mixture == pytest.approx({"books": 0.75, "code_go": 0.25})

@@ -67,6 +67,7 @@ def test_run_id_ignores_cosmetic_fields_and_explicit_defaults():
     run = make()
     assert make(model_name="label").run_id == run.run_id
     assert make(checkpoint_every_steps=7).run_id == run.run_id
+    assert make(keep_checkpoints=True).run_id == run.run_id  # what is kept on disk, not what is computed
     assert make(model=DENSE.replace(name="other").to_dict()).run_id == run.run_id
     explicit = make(warmup_steps=24, micro_batch_size=16, eval_at_tokens=list(run.eval_at_tokens))
     assert explicit.run_id == run.run_id
@@ -86,6 +87,9 @@ def test_run_id_is_stable_across_versions():
     # A changed identity orphans every stored run (a sweep would redo them all). Adding a ModelConfig or
     # RunConfig field changes it too: update this value only on purpose.
     assert make().run_id == "617941400566"
+    assert make(keep_checkpoints=True).run_id == "617941400566"
+    old = {k: v for k, v in make().to_dict().items() if k != "keep_checkpoints"}  # stored before the field
+    assert RunConfig.from_dict(old).run_id == "617941400566"
 
 
 def test_replace_rederives_defaults_but_keeps_explicit_fields():
@@ -120,6 +124,8 @@ def test_replace_rederives_defaults_but_keeps_explicit_fields():
         ({"model": "dense-10ok"}, r"RunConfig\.model: .*unknown model preset 'dense-10ok'"),
         ({"model": {"d_model": 64}}, r"RunConfig\.model: ModelConfig: missing required field"),
         ({"learning_rate": 1e-3}, r"RunConfig: unknown field\(s\) \['learning_rate'\]"),
+        ({"keep_checkpoints": 1}, r"RunConfig\.keep_checkpoints: must be true or false, got 1"),
+        ({"keep_checkpoints": "yes"}, r"RunConfig\.keep_checkpoints: must be true or false, got 'yes'"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_field(change, message):

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from archscale.models import get_preset
+from archscale.training import checkpoint
 from archscale.training.noise_scale import unbiased_estimates
 from archscale.training.run_config import RunConfig
 from archscale.training.trainer import Trainer, load_train_data
@@ -63,6 +64,29 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_corpus, tmp_pat
         steps = bias / run.model.bias_update_rate
         torch.testing.assert_close(steps, steps.round(), rtol=0, atol=1e-3)
         assert 0 < steps.abs().max() <= run.steps
+
+
+def test_kept_checkpoints_are_the_weights_at_each_eval_step(tiny_corpus, tmp_path) -> None:
+    """keep_checkpoints: the model's weights as they were when each eval before the end ran (captured here
+    from the live model), weights only; the end's are the final weights, and nothing is kept unless asked."""
+    run = make_run(tiny_corpus, tokens=8 * 64 * 10, eval_at_tokens=[3 * 512, 6 * 512], keep_checkpoints=True)
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+
+    def capture(kind, payload):
+        if kind == "evals":
+            seen[payload["rows"][0]["step"]] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    trainer = Trainer(run, load_train_data(run), tmp_path / "kept", on_event=capture)
+    trainer.fit()
+    kept = checkpoint.kept_weights(tmp_path / "kept", run.steps)
+    assert list(kept) == [3, 6, 10] and kept[10].name == checkpoint.WEIGHTS_FILE
+    for step, path in kept.items():
+        assert load_file(path).keys() == seen[step].keys()  # no optimizer state; tied weights as in the final
+        for name, tensor in load_file(path).items():
+            torch.testing.assert_close(tensor, seen[step][name], rtol=0, atol=0)
+    assert not torch.equal(load_file(kept[3])["embed.weight"], load_file(kept[6])["embed.weight"])
+    train(run.replace(keep_checkpoints=False), tmp_path / "plain")
+    assert list(checkpoint.kept_weights(tmp_path / "plain", run.steps)) == [10]
 
 
 def test_huge_learning_rate_is_recorded_as_diverged(tiny_corpus, tmp_path) -> None:

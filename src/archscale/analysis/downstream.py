@@ -1,12 +1,17 @@
-"""Paper Table 2: downstream task scores, as ``archscale eval`` (the lm-eval bridge) stores them with each run.
+"""Downstream task scores, as ``archscale eval`` (the lm-eval bridge) stores them with each run: paper
+Table 2, and the (task loss, accuracy) points of the two-step downstream laws (Bhagia et al. 2024).
 
-Each run's ``store.meta(run_id)[DOWNSTREAM_KEY]`` maps a task to its record: ``metrics`` (lm-eval's names,
-``acc`` and ``acc_stderr`` among them), ``n`` (examples scored) and ``chance`` (the accuracy of guessing).
+Each run's ``store.meta(run_id)[DOWNSTREAM_KEY]`` maps a task to the record of its final weights:
+``metrics`` (lm-eval's names, ``acc`` and ``acc_stderr`` among them), ``n`` (examples scored), ``chance``
+(the accuracy of guessing), ``task_loss`` (bits per byte of the correct continuation), ``accuracy``
+(``acc_norm`` where the task defines it, else ``acc``), ``num_fewshot`` and ``step``.
+``store.meta(run_id)[DOWNSTREAM_CHECKPOINTS_KEY]`` maps each evaluated step (as text) to such a mapping.
 Reading them needs neither lm-eval nor torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -14,6 +19,10 @@ import pandas as pd
 from archscale.store import ResultsStore
 
 DOWNSTREAM_KEY = "downstream"
+DOWNSTREAM_CHECKPOINTS_KEY = "downstream_checkpoints"
+POINT_COLUMNS: tuple[str, ...] = (
+    "run_id", "params", "tokens", "step", "task", "task_loss", "accuracy", "num_fewshot",
+)  # fmt: skip
 
 
 def task_score(record: dict[str, Any]) -> tuple[str, float, float | None] | None:
@@ -50,3 +59,24 @@ def downstream_table(store: ResultsStore, inventory: pd.DataFrame) -> list[dict[
                  "n": record.get("n"), "near_chance": near_chance(record)}
             )  # fmt: skip
     return rows
+
+
+def downstream_points(store: ResultsStore, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every evaluated checkpoint of the runs (all stored runs when ``run_ids`` is None) and task, as the
+    two-step downstream laws read them: ``POINT_COLUMNS``, sorted by run, task and step.
+
+    ``params`` is P, the non-embedding parameters (all experts), and ``tokens`` the tokens trained up to
+    ``step``. ``task_loss`` is empty for tasks without one (generation tasks, or scores stored before the
+    bridge recorded it).
+    """
+    runs = store.runs() if run_ids is None else store.runs(run_id=list(run_ids))
+    rows = [
+        {"run_id": run.run_id, "params": run.P, "tokens": int(step) * run.batch_tokens, "step": int(step),
+         "task": task, "task_loss": record.get("task_loss"), "accuracy": record.get("accuracy"),
+         "num_fewshot": record.get("num_fewshot")}
+        for run in runs.itertuples()
+        for step, records in store.meta(run.run_id).get(DOWNSTREAM_CHECKPOINTS_KEY, {}).items()
+        for task, record in records.items()
+    ]  # fmt: skip
+    points = pd.DataFrame(rows, columns=list(POINT_COLUMNS)).astype({"task_loss": float, "accuracy": float})
+    return points.sort_values(["run_id", "task", "step"], ignore_index=True)

@@ -41,7 +41,8 @@ from archscale.data.tokenizer import BPETokenizer, ByteTokenizer, Tokenizer, par
 from archscale.errors import ArchscaleError
 from archscale.models import ModelConfig, build_model
 from archscale.store import ResultsStore
-from archscale.training.checkpoint import WEIGHTS_FILE
+from archscale.training.checkpoint import WEIGHTS_FILE, kept_path, kept_weights
+from archscale.training.run_config import RunConfig
 
 EOT_TOKEN = "<|endoftext|>"
 HF_WEIGHTS_FILE = "model.safetensors"
@@ -331,21 +332,39 @@ def run_tokenizer(run_config: dict[str, Any]) -> Tokenizer:
     return get_tokenizer(spec, corpus)
 
 
-def load_run(store: ResultsStore, run_id: str, run_root: str | Path) -> tuple[ModelConfig, dict, Tokenizer]:
-    """A stored run's model config, final weights and tokenizer (the tokenizer decides the vocabulary)."""
+def run_weights(store: ResultsStore, run_id: str, run_root: str | Path) -> dict[int, Path]:
+    """The weights run ``run_id`` has on disk by step: kept ones (``keep_checkpoints``) and the final ones."""
+    final_step = RunConfig.from_dict(store.config(run_id)).steps
+    return kept_weights(Path(run_root) / run_id, final_step)
+
+
+def load_run(
+    store: ResultsStore, run_id: str, run_root: str | Path, step: int | None = None
+) -> tuple[ModelConfig, dict, Tokenizer]:
+    """A stored run's model config, weights and tokenizer (the tokenizer decides the vocabulary): its final
+    weights, or those kept at ``step``."""
     run_config = store.config(run_id)
     tokenizer = run_tokenizer(run_config)
     cfg = ModelConfig.from_dict(run_config["model"]).replace(vocab_size=tokenizer.vocab_size)
-    weights = Path(run_root) / run_id / WEIGHTS_FILE
-    if not weights.is_file():
+    run_dir = Path(run_root) / run_id
+    weights = run_dir / WEIGHTS_FILE if step is None else kept_path(run_dir, step)
+    if step is None and not weights.is_file():
         raise ExportError(
             f"run {run_id}: no final weights at {weights} (status {store.status(run_id)!r}); "
             "only finished runs can be exported: finish it with `archscale sweep run`"
         )
+    if not weights.is_file():
+        raise ExportError(
+            f"run {run_id}: no weights kept at step {step} ({weights})",
+            hint="list a run's weights with `archscale runs checkpoints RUN_ID`",
+        )
     return cfg, load_file(str(weights)), tokenizer
 
 
-def export_run(store: ResultsStore, run_id: str, run_root: str | Path, out: str | Path) -> Path:
-    """Export the finished run ``run_id`` (weights under ``run_root/run_id``) to ``out``."""
-    cfg, state, tokenizer = load_run(store, run_id, run_root)
+def export_run(
+    store: ResultsStore, run_id: str, run_root: str | Path, out: str | Path, step: int | None = None
+) -> Path:
+    """Export the run ``run_id`` (weights under ``run_root/run_id``: the final ones, or those kept at
+    ``step``) to ``out``."""
+    cfg, state, tokenizer = load_run(store, run_id, run_root, step)
     return export_checkpoint(cfg, state, tokenizer, out)

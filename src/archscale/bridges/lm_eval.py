@@ -1,9 +1,12 @@
 """Downstream evaluation (paper Table 2) through lm-evaluation-harness on a run's exported checkpoint.
 
-``evaluate_run`` exports a finished run as a Hugging Face checkpoint (``hf_export``) into a temporary
-directory, scores it with the harness's own HF model class (HFLM) on the requested tasks, and stores the
-scores with the run under the ``downstream`` metadata key. Each task carries its chance accuracy, so a
-report can say when a score is at guessing level, as it is for micro-scale models.
+``evaluate_run`` exports a run's weights (the final ones, or those it kept at eval steps) as a Hugging Face
+checkpoint (``hf_export``) into a temporary directory, scores it with the harness's own HF model class
+(HFLM) on the requested tasks, and stores the scores with the run: under ``downstream_checkpoints`` by step,
+and the final weights' also under ``downstream`` (Table 2). Each task carries its chance accuracy, so a
+report can say when a score is at guessing level, as it is for micro-scale models, and, for
+ranked-classification tasks, its task loss (the bits per byte of the correct continuation) beside the
+accuracy: the points of the two-step downstream laws (Bhagia et al. 2024, arXiv 2412.04403).
 
 Any task the harness can load on this machine works (its built-in tasks fetch their data sets from the
 Hugging Face hub). The tasks in ``tasks/`` ship their data with archscale and need no download:
@@ -15,17 +18,20 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from archscale.analysis.downstream import DOWNSTREAM_KEY
+from archscale.analysis.downstream import DOWNSTREAM_CHECKPOINTS_KEY, DOWNSTREAM_KEY
 from archscale.bridges.hf_export import export_run
 from archscale.errors import ArchscaleError
 from archscale.store import ResultsStore
+from archscale.training.checkpoint import kept_weights
+from archscale.training.run_config import RunConfig
 
 TASKS_DIR = Path(__file__).with_name("tasks")
 
@@ -82,6 +88,51 @@ def chance_accuracy(samples: Sequence[dict]) -> float | None:
     return sum(1.0 / len(s["arguments"]) for s in samples) / len(samples)
 
 
+def _gold(sample: dict[str, Any], delimiter: str) -> int | None:
+    """The index of a multiple-choice sample's correct request: the target's index, or the one request whose
+    continuation is the target text; None when it cannot be told (several targets, or a continuation shared
+    by every choice, as in Winogrande, whose choices are contexts)."""
+    target = sample["target"]
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target if 0 <= target < len(sample["arguments"]) else None
+    if isinstance(target, str):
+        matches = [i for i, (_, cont) in enumerate(sample["arguments"]) if cont == delimiter + target]
+        return matches[0] if len(matches) == 1 else None
+    return None
+
+
+def correct_bits_per_byte(samples: Sequence[dict[str, Any]], delimiter: str = " ") -> float | None:
+    """Task loss of a ranked-classification task: the mean over its examples of each example's bits per
+    byte of the correct continuation, −log p(correct | context) / ln 2 / (its UTF-8 bytes).
+
+    A mean of per-example ratios, as the OLMo ladder (Bhagia et al. 2024) uses, so a long answer weighs
+    no more than a short one. The log-likelihood is the harness's own (``log_samples``: the summed
+    log-probability, in nats, of the continuation's tokens), and the continuation is what it scored,
+    target delimiter included. None when any example's correct continuation cannot be told (``_gold``).
+    """
+    if not samples:
+        return None
+    first_filter = samples[0].get("filter")
+    ratios = []
+    for sample in samples:
+        if sample.get("filter") != first_filter:  # a task with several filters logs each example per filter
+            continue
+        gold = _gold(sample, delimiter)
+        if gold is None:
+            return None
+        continuation = sample["arguments"][gold][1]
+        loglikelihood = sample["filtered_resps"][gold][0]
+        ratios.append(-loglikelihood / math.log(2) / len(continuation.encode("utf-8")))
+    return sum(ratios) / len(ratios)
+
+
+def accuracy(metrics: dict[str, float]) -> tuple[str, float] | None:
+    """The accuracy the downstream laws fit: length-normalised (``acc_norm``) where the task defines it,
+    else ``acc``; None for a task without either (e.g. generation)."""
+    name = next((m for m in ("acc_norm", "acc") if m in metrics), None)
+    return None if name is None else (name, metrics[name])
+
+
 def _metrics(row: dict[str, Any]) -> dict[str, float]:
     """Harness keys ``metric,filter`` -> ``metric`` (``metric,filter`` unless the filter is "none")."""
     out = {}
@@ -103,33 +154,41 @@ def _leaves(name: str, group_subtasks: dict[str, list[str]]) -> list[str]:
 def summarise(results: dict[str, Any], limit: float | None) -> dict[str, dict[str, Any]]:
     """Per-task records (leaf tasks and groups) from ``lm_eval.simple_evaluate``'s result.
 
-    A leaf's chance is known for multiple-choice tasks only. A group's chance is its leaves' chances
+    A leaf's chance and task loss are known for multiple-choice tasks only. A group's are its leaves'
     weighted by their sample counts (as the harness weights group scores by default), known when every
     leaf's is.
     """
     configs, samples = results.get("configs", {}), results.get("samples", {})
     group_subtasks = results.get("group_subtasks", {})
     n_leaf = {name: n["effective"] for name, n in results.get("n-samples", {}).items()}
-    chance_leaf = {
-        name: chance_accuracy(samples.get(name, []))
-        if config.get("output_type") == "multiple_choice"
-        else None
-        for name, config in configs.items()
+    multiple_choice = [name for name, c in configs.items() if c.get("output_type") == "multiple_choice"]
+    chance_leaf = {name: chance_accuracy(samples.get(name, [])) for name in multiple_choice}
+    loss_leaf = {
+        name: correct_bits_per_byte(samples.get(name, []), configs[name].get("target_delimiter", " "))
+        for name in multiple_choice
     }
+
+    def by_samples(leaf_values: dict[str, float | None], leaves: list[str]) -> float | None:
+        n = sum(n_leaf.get(leaf, 0) for leaf in leaves)
+        values = [leaf_values.get(leaf) for leaf in leaves]
+        if n == 0 or any(v is None for v in values):
+            return None
+        return sum(v * n_leaf[leaf] for v, leaf in zip(values, leaves, strict=True)) / n
+
     now = datetime.now(UTC).isoformat(timespec="seconds")
     harness = f"lm-eval {version('lm_eval')}"
     records: dict[str, dict[str, Any]] = {}
     for name, row in results["results"].items():
         leaves = _leaves(name, group_subtasks)
-        n = sum(n_leaf.get(leaf, 0) for leaf in leaves)
-        chances = [chance_leaf.get(leaf) for leaf in leaves]
-        known = n > 0 and all(c is not None for c in chances)
+        metrics = _metrics(row)
+        acc = accuracy(metrics)
         records[name] = {
-            "metrics": _metrics(row),
-            "chance": sum(c * n_leaf[leaf] for c, leaf in zip(chances, leaves, strict=True)) / n
-            if known
-            else None,
-            "n": n,
+            "metrics": metrics,
+            "chance": by_samples(chance_leaf, leaves),
+            "task_loss": by_samples(loss_leaf, leaves),
+            "accuracy": None if acc is None else acc[1],
+            "accuracy_metric": None if acc is None else acc[0],
+            "n": sum(n_leaf.get(leaf, 0) for leaf in leaves),
             "output_type": "group" if group_subtasks.get(name) else configs.get(name, {}).get("output_type"),
             "num_fewshot": results.get("n-shot", {}).get(name),
             "version": results.get("versions", {}).get(name),
@@ -170,26 +229,60 @@ def evaluate_checkpoint(
     return summarise(results, limit)
 
 
+def checkpoint_steps(
+    kept: dict[int, Path], checkpoints: Sequence[int] | Literal["all"], run_id: str
+) -> list[int]:
+    """The steps ``checkpoints`` names (``"all"``: every set of weights the run has), refused up front
+    (before any export) when the run has no weights at one of them."""
+    steps = sorted(kept) if checkpoints == "all" else sorted(set(checkpoints))
+    missing = [step for step in steps if step not in kept]
+    if missing or not steps:
+        raise EvalError(
+            f"checkpoints: run {run_id} has no weights at step(s) {missing or steps}; "
+            f"it has them at {sorted(kept) or 'no step'}",
+            hint="train with keep_checkpoints: true in the sweep spec to keep them at every eval step",
+        )
+    return steps
+
+
 def evaluate_run(
     store: ResultsStore,
     run_id: str,
     run_root: str | Path,
     tasks: Sequence[str],
     *,
+    checkpoints: Sequence[int] | Literal["all"] | None = None,
     include_path: str | Path | None = None,
     **options: Any,
-) -> dict[str, Any]:
-    """Evaluate the finished run ``run_id`` on ``tasks``; returns this evaluation's per-task records.
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """Evaluate run ``run_id`` on ``tasks``; returns this evaluation's records by step and task.
 
-    The records are merged into the run's ``downstream`` metadata (task name -> record); tasks evaluated
-    earlier keep theirs unless evaluated again. ``options`` go to ``evaluate_checkpoint`` (device,
-    batch_size, limit, num_fewshot).
+    ``checkpoints``: None for the final weights of the finished run, else the steps of weights it kept
+    (``keep_checkpoints``) or ``"all"`` of them. Each step's records (with their ``step``) are merged into
+    the run's ``downstream_checkpoints`` metadata (step -> task -> record) as soon as they are scored, so an
+    interrupted evaluation keeps what it finished; the final weights' also into ``downstream`` (task ->
+    record, Table 2). Tasks evaluated earlier keep theirs unless evaluated again. ``options`` go to
+    ``evaluate_checkpoint`` (device, batch_size, limit, num_fewshot).
     """
     manager = task_manager(include_path)
     check_tasks(tasks, manager)
-    store.config(run_id)  # an unknown run fails here, before any work
-    with tempfile.TemporaryDirectory(prefix=f"archscale-{run_id}-hf-") as checkpoint:
-        export_run(store, run_id, run_root, checkpoint)
-        records = evaluate_checkpoint(checkpoint, tasks, manager=manager, **options)
-    store.set_meta(run_id, DOWNSTREAM_KEY, {**store.meta(run_id).get(DOWNSTREAM_KEY, {}), **records})
-    return records
+    final_step = RunConfig.from_dict(store.config(run_id)).steps  # an unknown run fails here, before any work
+    steps = (
+        [final_step]
+        if checkpoints is None
+        else checkpoint_steps(kept_weights(Path(run_root) / run_id, final_step), checkpoints, run_id)
+    )
+    evaluated: dict[int, dict[str, dict[str, Any]]] = {}
+    for step in steps:
+        with tempfile.TemporaryDirectory(prefix=f"archscale-{run_id}-hf-") as checkpoint:
+            export_run(store, run_id, run_root, checkpoint, None if step == final_step else step)
+            scored = evaluate_checkpoint(checkpoint, tasks, manager=manager, **options)
+        records = {name: {**record, "step": step} for name, record in scored.items()}
+        meta = store.meta(run_id)
+        by_step = meta.get(DOWNSTREAM_CHECKPOINTS_KEY, {})
+        merged = {**by_step.get(str(step), {}), **records}
+        store.set_meta(run_id, DOWNSTREAM_CHECKPOINTS_KEY, {**by_step, str(step): merged})
+        if step == final_step:
+            store.set_meta(run_id, DOWNSTREAM_KEY, {**meta.get(DOWNSTREAM_KEY, {}), **records})
+        evaluated[step] = records
+    return evaluated

@@ -13,6 +13,7 @@ from archscale.cli.shell import ArchscaleGroup
 from archscale.errors import one_line
 from archscale.laws import AnnealingLaw
 from archscale.store import STATUSES, ResultsStore
+from archscale.sweeps.executor import default_run_root
 
 app = typer.Typer(
     cls=ArchscaleGroup, help="Inspect and export the runs in a results store.", no_args_is_help=True
@@ -63,6 +64,25 @@ def list_cmd(
         )
     if predict:
         typer.echo("→ end: annealing law fitted per model on its runs' smoothed curves; no interval yet")
+
+
+@app.command("checkpoints")
+def checkpoints_cmd(
+    run_id: Annotated[str, typer.Argument(help="The run (see `archscale runs list`).")],
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """The weights a run has on disk, one line per step (tokens trained, file): those it kept at its eval
+    steps (keep_checkpoints: true in the sweep spec) and its final ones; `archscale eval --checkpoints`
+    scores them."""
+    from archscale.bridges.hf_export import run_weights
+
+    with ResultsStore(store, read_only=True) as results:
+        kept = run_weights(results, run_id, default_run_root(store))
+        per_step = int(results.runs(run_id=run_id)["batch_tokens"].iloc[0])
+    if not kept:
+        typer.echo(f"run {run_id} has no weights on disk (keep_checkpoints: true in the spec keeps them)")
+    for step, path in kept.items():
+        typer.echo(f"{step:>8} {step * per_step:>12} {path}")
 
 
 @app.command("export")

@@ -27,7 +27,7 @@ from archscale.training.run_config import RunConfig
 
 AXES = ("models", "tokens", "tokens_per_param", "batch_sizes", "lrs", "seeds")
 SETTINGS = ("seq_len", "dataset", "tokenizer", "mixture", "schedule", "eval", "optimizer",
-            "micro_batch_size", "checkpoint_every_steps")  # fmt: skip
+            "micro_batch_size", "checkpoint_every_steps", "keep_checkpoints")  # fmt: skip
 TOP_ONLY = ("name", "description", "grid")
 # the spec's mapping sections: {spec key: RunConfig field}
 SCHEDULE_KEYS = {
@@ -214,6 +214,8 @@ def _parse_block(path: str, block: Mapping[str, Any], allowed: Iterable[str]) ->
             parsed[key] = _count(at, value)
         elif key in ("dataset", "tokenizer"):
             parsed[key] = _text(at, value)
+        elif key == "keep_checkpoints":
+            parsed[key] = fields.flag(at, value, SpecError)
         elif key == "mixture":
             parsed[key] = {
                 _text(at, k): _positive(_join(at, str(k)), v) for k, v in _mapping(at, value).items()
@@ -336,7 +338,8 @@ class Grid:
         s = self.settings
         kwargs: dict[str, Any] = {"model": entry.config, "model_name": entry.label, "tokens": tokens,
                                   "batch_size": batch, "lr": lr, "seed": seed}  # fmt: skip
-        for key in ("seq_len", "dataset", "tokenizer", "mixture", "checkpoint_every_steps"):
+        passed = ("seq_len", "dataset", "tokenizer", "mixture", "checkpoint_every_steps", "keep_checkpoints")
+        for key in passed:
             if key in s:
                 kwargs[key] = s[key]
         if "micro_batch_size" in s:

@@ -6,7 +6,8 @@ content (every tensor's dtype, shape and bytes, every other value's repr), so th
 truncated file or another run's checkpoint copied into the folder is refused with the reason instead of
 being resumed and recorded as a finished run with someone else's numbers. Training state goes through
 ``torch.save`` and is read back with ``torch.load(weights_only=True)``, which refuses arbitrary pickled
-objects. Final weights are also written as safetensors, the format the export bridges read.
+objects. Final weights are also written as safetensors, the format the export bridges read, and so are a
+run's weights at its eval steps when it keeps them (``RunConfig.keep_checkpoints``), in ``checkpoints/``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from archscale.training.run_config import RunConfig
 STATE_FILE = "checkpoint.pt"
 BRANCH_FILE = "branch.pt"  # a trunk's state at this run's decay start (see archscale.training.branches)
 WEIGHTS_FILE = "model.safetensors"
+KEPT_DIR = "checkpoints"  # weights kept at eval steps: checkpoints/step-00000123.safetensors
 BAD_SUFFIX = ".bad"  # a refused checkpoint, moved aside when the user asks for a fresh start
 _SEALED = ("identity", "content_sha256")  # the keys save_state adds to a run's state
 
@@ -128,10 +130,31 @@ def set_aside_bad(run_dir: Path, run: RunConfig) -> list[Path]:
             os.replace(path, moved[-1])
 
 
-def save_weights(run_dir: Path, weights: dict[str, torch.Tensor], tie_embeddings: bool) -> Path:
-    """Final weights (a model's state dict) as safetensors; tied tensors are stored once, under the
-    embedding's name."""
+def kept_path(run_dir: Path, step: int) -> Path:
+    """Where the weights kept at ``step`` go (zero-padded, so the names sort by step)."""
+    return Path(run_dir) / KEPT_DIR / f"step-{step:08d}.safetensors"
+
+
+def save_weights(
+    run_dir: Path, weights: dict[str, torch.Tensor], tie_embeddings: bool, step: int | None = None
+) -> Path:
+    """A model's state dict as safetensors: the final weights, or with ``step`` the weights kept at that step
+    (weights only: nothing to resume from, a fraction of a checkpoint's size). Tied tensors are stored once,
+    under the embedding's name."""
     state = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
     if tie_embeddings:
         state.pop("lm_head.weight", None)
-    return write_atomic(Path(run_dir) / WEIGHTS_FILE, lambda p: save_file(state, str(p)))
+    path = Path(run_dir) / WEIGHTS_FILE if step is None else kept_path(run_dir, step)
+    return write_atomic(path, lambda p: save_file(state, str(p)))
+
+
+def kept_weights(run_dir: Path, final_step: int) -> dict[int, Path]:
+    """Every set of weights a run has on disk, by step: those kept at its eval steps, and its final weights
+    (at ``final_step``, the run's last step) once it finished."""
+    kept = {
+        int(p.stem.removeprefix("step-")): p
+        for p in (Path(run_dir) / KEPT_DIR).glob("step-*.safetensors")
+        if p.stem.removeprefix("step-").isdigit()
+    }
+    final = Path(run_dir) / WEIGHTS_FILE
+    return dict(sorted({**kept, **({final_step: final} if final.is_file() else {})}.items()))

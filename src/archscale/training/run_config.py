@@ -10,8 +10,9 @@ Conventions:
   ``steps = tokens // tokens_per_step`` steps, so it never trains past its budget and ``D`` (the trained
   tokens) is ``steps · tokens_per_step``.
 - ``run_id`` is a hash of everything that changes the numbers a run produces. ``model_name`` (a label),
-  the model's ``name`` and ``checkpoint_every_steps`` (resumption is exact) are left out, so a repeated
-  sweep with a new label or checkpoint interval still finds its finished runs.
+  the model's ``name``, ``checkpoint_every_steps`` (resumption is exact) and ``keep_checkpoints`` (what is
+  kept on disk, not what is computed) are left out, so a repeated sweep with a new label or checkpoint
+  setting still finds its finished runs, and no stored run's identity changed when they were added.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from archscale.training.schedules import lr_multiplier, wsd_decay_steps
 
 Schedule = Literal["cosine", "wsd", "constant"]
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
-COSMETIC_FIELDS: tuple[str, ...] = ("model_name", "checkpoint_every_steps")
+COSMETIC_FIELDS: tuple[str, ...] = ("model_name", "checkpoint_every_steps", "keep_checkpoints")
 DERIVABLE_FIELDS: tuple[str, ...] = (
     "seq_len", "warmup_steps", "eval_at_tokens", "micro_batch_size", "checkpoint_every_steps",
 )  # fmt: skip
@@ -78,6 +79,8 @@ class RunConfig:
     eval_tokens_per_subset: int = 65536
     micro_batch_size: int | None = None  # None: batch_size (no accumulation, no noise-scale estimate)
     checkpoint_every_steps: int | None = None  # None: about 10 checkpoints per run (cosmetic)
+    # keep the model weights at every eval step (checkpoint.kept_weights), for downstream evals (cosmetic)
+    keep_checkpoints: bool = False
     _derived: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +109,7 @@ class RunConfig:
         for name in ("tokens", "batch_size", "eval_tokens_per_subset"):
             _int(name, getattr(self, name))
         _int("seed", self.seed, minimum=0)
+        fields.flag("RunConfig.keep_checkpoints", self.keep_checkpoints, ConfigError)
         for name, low, high, low_open, high_open in (
             ("lr", 0, math.inf, True, True),
             ("decay_fraction", 0, 1, True, False),

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
@@ -306,6 +311,12 @@ class Trainer:
             for run_dir in run_dirs:
                 checkpoint.save_state(run_dir, state, self.run, name)
 
+    def _keep_weights(self) -> None:
+        """Keep the model's weights at this step (``RunConfig.keep_checkpoints``) for downstream evals."""
+        weights = get_model_state_dict(self.model, options=self._state_dict_options())  # FSDP: collective
+        if self.dist.is_main:
+            checkpoint.save_weights(self.run_dir, weights, self.run.model.tie_embeddings, step=self.step)
+
     def fit(self) -> RunResult:
         """Train to the end of the budget (or to divergence), resuming from a checkpoint if one exists."""
         run = self.run
@@ -343,6 +354,8 @@ class Trainer:
                 break
             if self.step in eval_steps:
                 self._eval()
+                if run.keep_checkpoints and self.step < run.steps:  # the last step's are the final weights
+                    self._keep_weights()
             if self.step in self.branches:
                 self._save(self.branches[self.step], checkpoint.BRANCH_FILE)
             now = time.perf_counter()
