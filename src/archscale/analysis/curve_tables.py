@@ -19,7 +19,7 @@ import pandas as pd
 
 from archscale.analysis.curves import SMOOTHING_WINDOW, require_columns, smooth
 from archscale.analysis.errors import AnalysisError
-from archscale.laws import AnnealingLaw, Law, MultiPowerLaw
+from archscale.laws import AnnealingLaw, Law, LawDataError, MultiPowerLaw
 from archscale.laws.curve_laws import ScheduleLaw
 from archscale.store import ResultsStore
 from archscale.training.schedules import lr_multiplier
@@ -61,25 +61,92 @@ def planned_rates(config: Mapping[str, Any]) -> np.ndarray:
     )
 
 
-def predict_curve(law: Law, rates: np.ndarray) -> np.ndarray:
-    """The loss after each step of a run with per-step rates ``rates``, by a fitted whole-curve law."""
-    return law.predict(pd.DataFrame({"run_id": "planned", "step": np.arange(1, len(rates) + 1), "lr": rates}))
+def planned_run(
+    law: Law, rates: np.ndarray, *, size: float | None = None, final_only: bool = False
+) -> pd.DataFrame:
+    """The per-step table of one run with rates ``rates`` as ``law`` reads it: with its model ``size`` for a
+    law across sizes (curve-ladder); ``final_only`` marks the last step alone to be predicted (a loss of 1
+    there, empty elsewhere), so a long run costs one point, not its whole curve."""
+    table = pd.DataFrame({"run_id": "planned", "step": np.arange(1, len(rates) + 1), "lr": rates})
+    column = getattr(law, "size_column", None)
+    if column is not None:
+        if size is None:
+            raise LawDataError(f"the {law.name} law predicts at a model size: give the run's {column}")
+        table[column] = float(size)
+    if final_only:
+        table["loss"] = np.where(table["step"] == len(rates), 1.0, np.nan)
+    return table
+
+
+def predict_curve(law: Law, rates: np.ndarray, *, size: float | None = None) -> np.ndarray:
+    """The loss after each step of a run with per-step rates ``rates`` (of model ``size`` for a law across
+    sizes), by a fitted whole-curve law."""
+    return law.predict(planned_run(law, rates, size=size))
+
+
+def predict_final(law: Law, rates: np.ndarray, *, size: float | None = None) -> float:
+    """The loss after the last step of a run with per-step rates ``rates``: :func:`predict_curve`'s last
+    value, computed at that step alone."""
+    return float(law.predict(planned_run(law, rates, size=size, final_only=True))[0])
+
+
+def final_interval(
+    law: Law, rates: np.ndarray, *, size: float | None = None
+) -> tuple[list[float] | None, str | None]:
+    """The prediction interval of a new run's final loss under ``rates`` when the fit was bootstrapped, else
+    ``None`` and the reason there is none."""
+    if law.bootstrap_theta_ is None:
+        return None, law.no_interval_ or "the fit was not bootstrapped (fit it with --bootstrap K)"
+    lower, upper = law.predict_interval(planned_run(law, rates, size=size, final_only=True), new_run=True)
+    return [float(lower[0]), float(upper[0])], None
 
 
 DECAY_FRACTIONS = tuple(np.round(np.arange(0.05, 0.51, 0.05), 2))
 
 
 def best_decay_fraction(
-    law: Law, steps: int, peak: float, *, warmup_steps: int, min_lr_ratio: float = 0.1
+    law: Law,
+    steps: int,
+    peak: float,
+    *,
+    warmup_steps: int,
+    min_lr_ratio: float = 0.1,
+    size: float | None = None,
 ) -> tuple[float, dict[float, float]]:
     """The WSD decay fraction (of 0.05, 0.10, … 0.50) whose predicted final loss is lowest, and the final
-    loss at each fraction."""
+    loss at each fraction (at model ``size`` for a law across sizes)."""
     finals = {}
     for fraction in DECAY_FRACTIONS:
         rates = schedule_rates(steps, peak, warmup_steps=warmup_steps, schedule="wsd",
                                decay_fraction=float(fraction), min_lr_ratio=min_lr_ratio)  # fmt: skip
-        finals[float(fraction)] = float(predict_curve(law, rates)[-1])
+        finals[float(fraction)] = predict_final(law, rates, size=size)
     return min(finals, key=finals.__getitem__), finals
+
+
+def schedule_choice(
+    law: Law,
+    steps: int,
+    peak: float,
+    *,
+    warmup_steps: int,
+    min_lr_ratio: float = 0.1,
+    size: float | None = None,
+) -> dict[str, Any]:
+    """What a planned run's schedule should be by a whole-curve law: the WSD decay fraction it prefers
+    (:func:`best_decay_fraction`), the final loss then and under cosine (the same peak, warm-up and floor),
+    and the law's prediction interval of a new run's final loss under that WSD schedule when the fit was
+    bootstrapped (else ``no_interval`` says why there is none)."""
+    best, finals = best_decay_fraction(law, steps, peak, warmup_steps=warmup_steps,
+                                       min_lr_ratio=min_lr_ratio, size=size)  # fmt: skip
+    common = {"warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio}
+    cosine = predict_final(law, schedule_rates(steps, peak, schedule="cosine", **common), size=size)
+    rates = schedule_rates(steps, peak, schedule="wsd", decay_fraction=best, **common)
+    interval, no_interval = final_interval(law, rates, size=size)
+    return {
+        "law": law.name, "steps": steps, "lr": peak, "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
+        "wsd_decay_fraction": best, "wsd_final_loss": finals[best], "wsd_final_interval": interval,
+        "no_interval": no_interval, "cosine_final_loss": cosine, "wsd_final_loss_by_fraction": finals,
+    }  # fmt: skip
 
 
 def step_table(
@@ -89,10 +156,11 @@ def step_table(
     *,
     window: int = SMOOTHING_WINDOW,
 ) -> pd.DataFrame:
-    """``run_id``, ``model`` (its name), ``N`` (model scale), ``status``, ``step`` (1 … planned steps),
+    """``run_id``, ``model`` (its name), ``kind``, ``params`` (non-embedding parameters), ``model_scale`` (training FLOPs
+    per token), ``status``, ``step`` (1 … planned steps), ``tokens`` (trained after that step),
     ``lr`` and ``loss`` (the smoothed training loss at the steps after the warm-up that the run has reached)
     for every run in ``runs`` (the store's runs table; ``configs``: run id → stored config)."""
-    require_columns(runs, ("run_id", "model_name", "N", "status"), "runs")
+    require_columns(runs, ("run_id", "model_name", "kind", "N", "P", "status"), "runs")
     require_columns(curve, ("run_id", "step", "lm_loss"), "curve")
     smoothed = smooth(curve[curve["run_id"].isin(runs["run_id"])], window)
     by_run = dict(tuple(smoothed.groupby("run_id")))
@@ -100,6 +168,7 @@ def step_table(
     for run in runs.itertuples():
         config = configs[run.run_id]
         rates = planned_rates(config)
+        step = np.arange(1, len(rates) + 1)
         loss = np.full(len(rates), np.nan)
         measured = by_run.get(run.run_id)
         if measured is not None:
@@ -111,14 +180,20 @@ def step_table(
                 {
                     "run_id": run.run_id,
                     "model": run.model_name,
-                    "N": run.N,
+                    "kind": run.kind,
+                    "params": run.P,
+                    "model_scale": run.N,
                     "status": run.status,
-                    "step": np.arange(1, len(rates) + 1),
+                    "step": step,
+                    "tokens": step * int(config["batch_size"]) * int(config["seq_len"]),
                     "lr": rates,
                     "loss": loss,
                 }
             )
         )
+    if not frames:
+        columns = ["run_id", "model", "kind", "params", "model_scale", "status", "step", "tokens", "lr", "loss"]
+        return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -138,7 +213,7 @@ def _final_observed(rows: pd.DataFrame) -> tuple[int, float]:
 
 def predicted_ends(table: pd.DataFrame, law: Law) -> pd.DataFrame:
     """Where each run that has not finished will end: ``law`` (a whole-curve law, cloned per model) fitted
-    on every run of its model, evaluated at its planned last step. Columns ``run_id``, ``N``, ``reached``
+    on every run of its model, evaluated at its planned last step. Columns ``run_id``, ``params``, ``reached``
     (last smoothed step), ``steps`` (planned), ``predicted``."""
     rows = []
     for _, size in table.groupby("model"):
@@ -151,9 +226,9 @@ def predicted_ends(table: pd.DataFrame, law: Law) -> pd.DataFrame:
             if run["loss"].notna().any():
                 predicted = fitted.predict(run[["run_id", "step", "lr"]])[-1]
                 reached, _ = _final_observed(run)
-                rows.append({"run_id": run_id, "N": run["N"].iloc[0], "reached": reached,
+                rows.append({"run_id": run_id, "params": run["params"].iloc[0], "reached": reached,
                              "steps": int(run["step"].iloc[-1]), "predicted": float(predicted)})  # fmt: skip
-    return pd.DataFrame(rows, columns=["run_id", "N", "reached", "steps", "predicted"])
+    return pd.DataFrame(rows, columns=["run_id", "params", "reached", "steps", "predicted"])
 
 
 def branch_predictions(table: pd.DataFrame, trunks: Mapping[str, str], law: Law) -> pd.DataFrame:

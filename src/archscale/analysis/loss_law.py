@@ -19,7 +19,7 @@ import pandas as pd
 
 from archscale.analysis.curves import FAMILIES, require_columns
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
-from archscale.laws import ChinchillaLaw, Law, LawDataError, WangLaw, extrapolation_audit
+from archscale.laws import ChinchillaLaw, CurveLadderLaw, Law, LawDataError, WangLaw, extrapolation_audit
 from archscale.laws.resampling import spawn_seeds
 
 POINT_COLUMNS: tuple[str, ...] = ("run_id", "kind", "model_scale", "experts", "tokens", "loss")
@@ -46,10 +46,30 @@ class CurveFit(Result):
 
 
 @dataclass
+class CurveLawOverlay(Result):
+    """The curve-ladder law (:class:`~archscale.laws.CurveLadderLaw`, schedule-aware) fitted on the whole
+    curves of the runs Eq. 5 was fitted on and its prediction of the held-out largest model's whole curve
+    under that run's own schedule: per held-out run its final point (``run_id``, ``step``, ``tokens``,
+    ``observed``, ``predicted``, ``error`` = predicted / observed − 1), the largest final-point |error| of it
+    and of Eq. 5 side by side, and its predicted curves (thinned, for Figure 1). ``skipped``: why it could
+    not be fitted."""
+
+    skipped: str | None = None
+    law: dict[str, Any] | None = None
+    final_points: list[dict[str, Any]] = field(default_factory=list)
+    final_abs_rel_error: float | None = None
+    eq5_final_abs_rel_error: float | None = None
+    curves: list[CurveFit] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Extrapolation(Result):
     """The law fitted without the largest model(s) of ``family`` (``dense``, ``moe`` or ``joint``) and how
     well it predicts them: mean/max |relative error| and the share of points inside the band (``coverage``)
-    and inside the prediction interval (``prediction_coverage``); ``no_interval`` says why there are none."""
+    and inside the prediction interval (``prediction_coverage``); ``no_interval`` says why there are none.
+    ``curve_law``: the whole-curve law's prediction of the same held-out model, when the runs' schedules
+    were given."""
 
     family: str
     skipped: str | None = None
@@ -64,6 +84,7 @@ class Extrapolation(Result):
     degenerate: str | None = None  # why the fitted law is a constraint rather than a law (on a bound)
     curves: list[CurveFit] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    curve_law: CurveLawOverlay | None = None
 
 
 @dataclass
@@ -142,10 +163,70 @@ def _extrapolate(law: Law, points: pd.DataFrame, family: str, bootstrap: int, se
     return result
 
 
-def loss_law_extrapolation(points: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0) -> LossLawResult:
+OVERLAY_POINTS = 64  # log-spaced steps of each predicted whole curve kept for Figure 1
+
+
+def _thinned(run: pd.DataFrame) -> pd.DataFrame:
+    """``run`` (one run's step rows) with its loss kept at ``OVERLAY_POINTS`` log-spaced measured steps,
+    the last one always among them."""
+    measured = np.flatnonzero(run["loss"].notna().to_numpy())
+    picks = np.unique(np.geomspace(1, len(measured), OVERLAY_POINTS).round().astype(int)) - 1
+    return run.assign(loss=run["loss"].where(np.isin(np.arange(len(run)), measured[picks])))
+
+
+def curve_law_overlay(steps: pd.DataFrame, largest: float, eq5: list[CurveFit]) -> CurveLawOverlay:
+    """Fit the curve-ladder law on ``steps`` (a whole-curve table of one family: ``run_id``, ``kind``,
+    ``model_scale``, ``step``, ``tokens``, ``lr``, ``loss``) below model scale ``largest`` and predict the
+    runs at ``largest`` under their own schedules; ``eq5``: Eq. 5's curves of the same held-out model, whose
+    final points are set beside."""
+    result = CurveLawOverlay()
+    steps = steps[steps["loss"].notna().groupby(steps["run_id"]).transform("any")]
+    train, test = steps[steps["model_scale"] < largest], steps[steps["model_scale"] == largest]
+    sizes = train["model_scale"].nunique()
+    if test.empty:
+        result.skipped = "the held-out model has no measured whole curve"
+    elif sizes < 3:
+        result.skipped = (
+            f"the curve-ladder law needs the whole curves of at least 3 smaller model sizes to fit its size "
+            f"exponent; have {sizes}"
+        )
+    if result.skipped:
+        return result
+    try:
+        with recorded_warnings(result.warnings):
+            law = CurveLadderLaw(size="model_scale").fit(train)
+    except LawDataError as err:
+        result.skipped = f"the curve-ladder law cannot be fitted on the smaller models' curves: {err}"
+        return result
+    result.law = fit_summary(law)
+    for run_id, run in test.groupby("run_id", sort=False):
+        shown = _thinned(run.sort_values("step"))
+        measured = shown[shown["loss"].notna()]
+        predicted = law.predict(shown)
+        observed = measured["loss"].to_numpy()
+        result.final_points.append(
+            {"run_id": str(run_id), "step": int(measured["step"].iloc[-1]),
+             "tokens": float(measured["tokens"].iloc[-1]), "observed": float(observed[-1]),
+             "predicted": float(predicted[-1]), "error": float(predicted[-1] / observed[-1] - 1)}
+        )  # fmt: skip
+        result.curves.append(
+            CurveFit(run_id=str(run_id), kind=str(run["kind"].iloc[0]), model_scale=largest,
+                     experts=eq5[0].experts, role="held out", tokens=measured["tokens"].tolist(),
+                     observed=observed.tolist(), predicted=predicted.tolist())
+        )  # fmt: skip
+    result.final_abs_rel_error = max(abs(p["error"]) for p in result.final_points)
+    result.eq5_final_abs_rel_error = max(abs(c.predicted[-1] / c.observed[-1] - 1) for c in eq5)
+    return result
+
+
+def loss_law_extrapolation(
+    points: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0, steps: pd.DataFrame | None = None
+) -> LossLawResult:
     """Analysis 1 on a loss table (``loss_points(runs, curve)``, or any table with columns
     ``run_id, kind, model_scale, experts, tokens, loss``): per family and jointly, fit the law on all but
-    the largest model and predict the largest one's curve."""
+    the largest model and predict the largest one's curve. With ``steps``, the whole curves of the same runs
+    (:func:`~archscale.analysis.suite.ladder_steps`), each family's curve-ladder law too
+    (:func:`curve_law_overlay`), to show beside Eq. 5 what a schedule-aware law predicts."""
     require_columns(points, POINT_COLUMNS, "loss points")
     laws: dict[str, tuple[Law, pd.DataFrame]] = {
         family: (ChinchillaLaw(size="model_scale"), points[points["kind"] == family]) for family in FAMILIES
@@ -156,6 +237,22 @@ def loss_law_extrapolation(points: pd.DataFrame, *, bootstrap: int = 200, seed: 
         family: _extrapolate(law, table, family, bootstrap, family_seed)
         for (family, (law, table)), family_seed in zip(laws.items(), seeds, strict=True)
     }
+    if steps is not None:
+        require_columns(
+            steps, ("run_id", "kind", "model_scale", "step", "tokens", "lr", "loss"), "whole curves"
+        )
+        for family, extrapolation in extrapolations.items():
+            if extrapolation.skipped:
+                continue
+            if family == "joint":
+                extrapolation.curve_law = CurveLawOverlay(
+                    skipped="the curve-ladder law has no expert-count input: it is fitted per family"
+                )
+                continue
+            held_out = [c for c in extrapolation.curves if c.role == "held out"]
+            extrapolation.curve_law = curve_law_overlay(
+                steps[steps["kind"] == family], held_out[0].model_scale, held_out
+            )
     skipped = None
     if all(e.skipped for e in extrapolations.values()):
         skipped = "; ".join(f"{family}: {e.skipped}" for family, e in extrapolations.items())

@@ -29,13 +29,23 @@ import pandas as pd
 
 from archscale.analysis.allocation import AllocationResult, compute_allocation
 from archscale.analysis.compare import Comparison, compare_families
+from archscale.analysis.curve_ladder import AlphaIdentification, alpha_identification
 from archscale.analysis.generalisation import STABLE_FROM
 from archscale.analysis.hyperparams import HyperparamResult, fit_optima, grid_optima
 from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.analysis.verdicts import Verdict, alpha_verdict, batch_verdict, judge, loss_verdict, lr_verdict
-from archscale.data.public import CLARK2022, STEPLAW, clark2022_curves, steplaw_grids
-from archscale.laws import ClarkLaw, LawDataError, PowerLaw
+from archscale.data.public import (
+    CLARK2022,
+    MULTIPOWER2025,
+    MULTIPOWER_SIZES,
+    STEPLAW,
+    clark2022_curves,
+    multipower2025_curves,
+    multipower2025_steps,
+    steplaw_grids,
+)
+from archscale.laws import ChinchillaLaw, ClarkLaw, LawDataError, PowerLaw
 from archscale.laws.resampling import spawn_seeds
 
 
@@ -63,6 +73,7 @@ class PublicEvidence(Result):
     clark_fit_below_100: dict[str, Any] | None = None
     expert_slopes: list[ExpertSlope] = field(default_factory=list)
     hyperparams: HyperparamResult | None = None
+    alpha_identification: AlphaIdentification | None = None
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -246,5 +257,36 @@ def steplaw_evidence(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -
         verdicts=[
             batch_verdict(result.batch_comparison, result.batch_fits.values()),
             lr_verdict(result.lr_comparison, result.lr_fits.values()),
+        ],
+    )
+
+
+def multipower_evidence(*, bootstrap: int = 200, seed: int = 0) -> PublicEvidence:
+    """Which law identifies α_N on Luo et al.'s dense curves (3 sizes × 9 schedules, shipped): Eq. 5 on every
+    logged point as the paper fits curves (D counted in steps: every run has the same batch, so the unknown
+    tokens per step moves B, not α, β or α_N), beside the curve-ladder law on the same curves."""
+    schedules = sorted(multipower2025_curves()["schedule"].unique())
+    steps = pd.concat([multipower2025_steps(size, schedules) for size in MULTIPOWER_SIZES], ignore_index=True)
+    steps["kind"] = "dense"
+    points = steps.dropna(subset=["loss"]).assign(tokens=lambda t: t["step"].astype(float))
+    eq5_seed, ladder_seed = spawn_seeds(seed, 2)
+    notes: list[str] = []
+    with recorded_warnings(notes):
+        eq5 = ChinchillaLaw(size="params", bootstrap=bootstrap, seed=eq5_seed, resample="run").fit(points)
+    identification = alpha_identification(
+        steps, {"dense": fit_summary(eq5)}, size="params", bootstrap=bootstrap, seed=ladder_seed
+    )
+    identification.warnings = notes + identification.warnings
+    return PublicEvidence(
+        dataset=asdict(MULTIPOWER2025),
+        selection=(
+            f"dense only: {len(MULTIPOWER_SIZES)} sizes ({', '.join(MULTIPOWER_SIZES)}) × {len(schedules)} "
+            f"learning-rate schedules, {points['run_id'].nunique()} curves, {len(points)} logged points; "
+            "validation loss"
+        ),
+        alpha_identification=identification,
+        notes=[
+            "Dense runs only: this data set weighs in on whether α_N is identified from whole curves, not on "
+            "dense against MoE. Clark et al.'s file gives no learning rates, so the curve law is not fitted there."
         ],
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
 from archscale.analysis.allocation import AllocationResult, compute_allocation
+from archscale.analysis.curve_ladder import AlphaIdentification, alpha_identification
+from archscale.analysis.curve_tables import step_table
 from archscale.analysis.curves import SMOOTHING_WINDOW, check_one_corpus, finished_runs, law_points
 from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
 from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
@@ -31,6 +34,7 @@ class Analyses(Result):
     noise: NoiseScaleResult
     generalisation: GeneralisationResult
     verdicts: VerdictTable
+    alpha_identification: AlphaIdentification | None = None
 
 
 def analyse(
@@ -55,9 +59,16 @@ def analyse(
     :func:`~archscale.analysis.curves.law_points` rule of the loss-law analyses (1-2).
     """
     check_one_corpus(finished_runs(runs), allow_mixed_corpora)
-    seeds = dict(zip(("loss", "allocation", "hyper", "noise", "tested"), spawn_seeds(seed, 5), strict=True))
+    names = ("loss", "allocation", "hyper", "noise", "tested", "ladder")
+    seeds = dict(zip(names, spawn_seeds(seed, len(names)), strict=True))
     points = law_points(runs, curve, rule=point_rule, points_per_run=points_per_run, window=window)
     allocation = compute_allocation(points, bootstrap=bootstrap, seed=seeds["allocation"])
+    steps = ladder_steps(runs, curve, points) if "config" in runs else None  # each run's planned schedule
+    identification = None
+    if steps is not None:
+        identification = alpha_identification(
+            steps, allocation.fits, bootstrap=bootstrap, seed=seeds["ladder"]
+        )
     hyperparams = optimal_hyperparameters(
         runs,
         curve,
@@ -74,12 +85,26 @@ def analyse(
         runs, evals, stable_from=stable_from, bootstrap=bootstrap, seed=seeds["tested"]
     )
     return Analyses(
-        loss_law=loss_law_extrapolation(points, bootstrap=bootstrap, seed=seeds["loss"]),
+        loss_law=loss_law_extrapolation(points, bootstrap=bootstrap, seed=seeds["loss"], steps=steps),
         allocation=allocation,
         hyperparams=hyperparams,
         noise=noise,
         generalisation=tested,
         verdicts=replication_verdicts(tested, allocation, hyperparams, noise),
+        alpha_identification=identification,
+    )
+
+
+def ladder_steps(runs: pd.DataFrame, curve: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+    """The whole-curve table of the finished runs Eq. 5 was fitted on (``points``' runs, or their trunks and
+    cooldown branches)."""
+    finished = finished_runs(runs)
+    used = finished["run_id"].isin(points["run_id"])
+    if "trunk" in finished:
+        used |= finished["trunk"].isin(points["run_id"])
+    chosen = finished[used]
+    return step_table(
+        chosen, curve, {r: json.loads(c) for r, c in zip(chosen["run_id"], chosen["config"], strict=True)}
     )
 
 

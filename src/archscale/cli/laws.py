@@ -19,7 +19,7 @@ import pandas as pd
 import typer
 
 from archscale.analysis import POINT_RULES, law_points
-from archscale.analysis.curve_tables import store_step_table
+from archscale.analysis.curve_tables import schedule_choice, store_step_table
 from archscale.analysis.curves import check_one_corpus, points_rule
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.suite import store_runs
@@ -121,14 +121,25 @@ def load_table(
     return apply_mapping(table, renames), rule
 
 
-def store_curves(path: Path, model: str | None) -> pd.DataFrame:
-    """A results store's runs of one model as a per-step table for the whole-curve laws."""
+def store_curves(
+    path: Path, model: str | None, kind: str | None = None, *, sizes: bool = False
+) -> pd.DataFrame:
+    """A results store's runs as a per-step table for the whole-curve laws: of one model, or with ``sizes``
+    (a law across model sizes) of every model of one family (``kind``)."""
     try:
         with ResultsStore(path, read_only=True) as store:
-            table = store_step_table(store)
+            table = store_step_table(store, kind=kind)
     except (AnalysisError, StoreError) as error:
         raise LawDataError(f"--data {path}: {error}") from error
     models = sorted(table["model"].astype(str).unique())
+    if sizes:
+        if model is not None:
+            raise LawDataError(
+                "--model: a law across model sizes reads every size of a family; pass --kind instead"
+            )
+        if kind is None and table["kind"].nunique() > 1:
+            raise LawDataError(f"--data {path} holds dense and MoE runs; a ladder is one family: pass --kind")
+        return table
     if model is None and len(models) > 1:
         raise LawDataError(
             f"--data {path} holds runs of {len(models)} models ({', '.join(models)}); a whole-curve law "
@@ -212,8 +223,8 @@ def fit_command(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Results store, whole-curve laws (multipower, annealing): the model whose runs to fit, e.g. "
-            "dense-100k (a whole-curve law describes one model size)."
+            help="Results store, whole-curve laws of one size (multipower, annealing): the model whose runs to "
+            "fit, e.g. dense-100k (curve-ladder reads every size of the --kind family)."
         ),
     ] = None,
     keep_duplicates: Annotated[
@@ -241,7 +252,15 @@ def fit_command(
     resample: Annotated[str, typer.Option(help="auto (runs when run_id exists), run or point.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
-    size: Annotated[str | None, typer.Option(help="chinchilla/wang/clark: params or model_scale.")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="chinchilla/wang/clark/curve-ladder: params or model_scale.")
+    ] = None,
+    alpha_fixed: Annotated[
+        float | None,
+        typer.Option(
+            help="curve-ladder: fix the size exponent alpha (needed with fewer than 3 model sizes)."
+        ),
+    ] = None,
     separable: Annotated[bool, typer.Option(help="clark: Eq. 2 without the interaction term.")] = False,
     target: Annotated[str | None, typer.Option(help="power: column to predict, e.g. batch_size.")] = None,
     inputs: Annotated[
@@ -275,18 +294,20 @@ def fit_command(
             "interaction": False if separable else None,
             "target": target,
             "offset": offset or None,
+            "alpha_fixed": alpha_fixed,
         }
         options |= {k: v for k, v in given.items() if v is not None}
         if inputs is not None:
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = _law(law, options)
-        if isinstance(estimator, ScheduleLaw) and holdout is not None:
+        across_sizes = isinstance(estimator, ScheduleLaw) and estimator.size_column is not None
+        if isinstance(estimator, ScheduleLaw) and not across_sizes and holdout is not None:
             raise LawDataError(
-                f"--holdout: the {law} law's held-out audit (a size left out) needs the ladder form across "
-                "sizes, which is not built yet; fit without --holdout"
+                f"--holdout: the {law} law describes one model size and cannot predict a held-out one; fit "
+                "curve-ladder (the law across sizes) for the audit"
             )
         if isinstance(estimator, ScheduleLaw) and data.name.lower().endswith(STORE_SUFFIXES):
-            table, rule = store_curves(data, model), None
+            table, rule = store_curves(data, model, kind, sizes=across_sizes), None
         else:
             table, rule = load_table(data, map_, points, kind, allow_mixed_corpora, keep_duplicates)
         estimator.fit(table)
@@ -332,7 +353,82 @@ def _plan_text(plan: dict[str, Any]) -> str:
             unit = f"  ({plan['size']})" if key == "N_opt" else ""
             lines.append(f"  {key:<10} {plan[key]:.4g}{ci}{unit}")
     lines += [f"  not used: {u}" for u in plan["unused"]]
+    if (choice := plan.get("schedule")) is not None:
+        band = choice["wsd_final_interval"]
+        ci = f"  [{band[0]:.4g}, {band[1]:.4g}]" if band else f"  (no interval: {choice['no_interval']})"
+        lines += [
+            f"  schedule by {choice['source']}: {choice['steps']} steps of {choice['batch_tokens']:.4g} tokens, "
+            f"peak lr {choice['lr']:.4g}, warm-up {choice['warmup_steps']} (batch from "
+            f"{choice['sources']['batch_size']}, lr from {choice['sources']['lr']}, warm-up "
+            f"{choice['sources']['warmup']})",
+            f"    WSD decay fraction {choice['wsd_decay_fraction']:g}: final loss "
+            f"{choice['wsd_final_loss']:.4g}{ci}",
+            f"    cosine: final loss {choice['cosine_final_loss']:.4g}",
+        ]
+        lines += [f"    note: {note}" for note in choice["notes"]]
     return "\n".join(lines)
+
+
+def _schedule_plan(
+    plan: dict[str, Any],
+    curve: tuple[str, ScheduleLaw],
+    batch_tokens: float | None,
+    lr: float | None,
+    warmup: int | None,
+    min_lr_ratio: float,
+) -> dict[str, Any]:
+    """The planned run's schedule by a whole-curve fit: its steps (D_opt over the batch), the WSD decay
+    fraction the law prefers, the final loss then and under cosine. The batch and peak LR come from the
+    plan's laws, or from ``--batch-tokens`` / ``--lr`` (which, when given, take their place)."""
+    label, law = curve
+    notes: list[str] = []
+    sources = {}
+    for name, flag, given in (("batch_size", "--batch-tokens", batch_tokens), ("lr", "--lr", lr)):
+        if given is not None:
+            sources[name] = flag
+        elif plan.get(name) is not None:
+            sources[name] = plan["sources"][name]
+        else:
+            raise LawDataError(
+                f"{flag}: the curve fit {label} needs the planned run's {name.replace('_', ' ')}; no law given "
+                f"yields it: pass {flag}, or a --fit/--law that predicts it"
+            )
+    batch = float(batch_tokens if batch_tokens is not None else plan["batch_size"])
+    peak = float(lr if lr is not None else plan["lr"])
+    if not (math.isfinite(batch) and batch > 0):
+        raise LawDataError(f"--batch-tokens must be a finite number of tokens > 0, got {batch:g}")
+    if not (math.isfinite(peak) and peak > 0):
+        raise LawDataError(f"--lr must be a finite rate > 0, got {peak:g}")
+    if not 0 <= min_lr_ratio <= 1:
+        raise LawDataError(f"--min-lr-ratio must lie in [0, 1], got {min_lr_ratio}")
+    steps = int(plan["D_opt"] // batch)
+    if steps < 2:
+        raise LawDataError(
+            f"--batch-tokens: D_opt {plan['D_opt']:.4g} tokens in batches of {batch:.4g} make {steps} step(s); "
+            "a schedule needs ≥ 2: lower the batch or raise the compute"
+        )
+    warmup_steps = round(0.05 * steps) if warmup is None else warmup
+    if not 0 <= warmup_steps < steps:
+        raise LawDataError(f"--warmup must lie in [0, {steps}) (the planned steps), got {warmup_steps}")
+    sources["warmup"] = "5 % of the steps" if warmup is None else "--warmup"
+    size = None
+    if law.size_column is not None:
+        if law.size_column != plan["size"]:
+            raise LawDataError(
+                f"--fit {label}: the {law.name} fit reads {law.size_column}, but the plan's N_opt is "
+                f"{plan['size']}; refit it with --size {plan['size']}"
+            )
+        size = plan["N_opt"]
+    else:
+        notes.append(
+            f"the {law.name} fit describes the one model size it was fitted on, not N_opt "
+            f"{plan['N_opt']:.4g}: its decay fraction and losses are that size's (fit curve-ladder across "
+            "sizes to predict at N_opt)"
+        )
+    choice = schedule_choice(
+        law, steps, peak, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio, size=size
+    )
+    return choice | {"source": label, "batch_tokens": batch, "size": size, "sources": sources, "notes": notes}
 
 
 def _int_list(option: str, text: str) -> list[int]:
@@ -411,14 +507,49 @@ def plan_command(
     width_per_block: Annotated[
         float, typer.Option(help="--design-space: d_model ÷ layers, to size the router (Krajewski et al.).")
     ] = WIDTH_PER_BLOCK,
+    batch_tokens: Annotated[
+        float | None,
+        typer.Option(
+            help="With a whole-curve --fit: tokens per step of the planned run [default: a batch law's]."
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="With a whole-curve --fit: peak learning rate [default: an LR law's]."),
+    ] = None,
+    warmup: Annotated[
+        int | None, typer.Option(help="With a whole-curve --fit: warm-up steps [default: 5 % of the steps].")
+    ] = None,
+    min_lr_ratio: Annotated[
+        float, typer.Option(help="With a whole-curve --fit: final rate / peak rate (WSD, cosine).")
+    ] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them;
-    with --design-space, the MoE design too (best and runners-up)."""
+    with a whole-curve fit (curve-ladder, multipower, annealing), the planned run's WSD decay fraction; with
+    --design-space, the MoE design too (best and runners-up)."""
     with _warnings_shown():
         if not fit and not law:
             raise LawDataError("give at least one --fit FIT.json or --law NAME")
         laws = [(str(path), read_fit(path)) for path in fit or []]
+        curves = [(label, x) for label, x in laws if isinstance(x, ScheduleLaw)]
+        laws = [entry for entry in laws if entry not in curves]
+        if len(curves) > 1:
+            raise LawDataError(
+                f"--fit: give one whole-curve fit to choose the schedule by, got {len(curves)} "
+                f"({', '.join(label for label, _ in curves)})"
+            )
+        if curves and design_space:
+            raise LawDataError(
+                f"--fit {curves[0][0]}: a whole-curve fit chooses the schedule of a plan without --design-space; "
+                "drop one of them"
+            )
+        given = {"--batch-tokens": batch_tokens, "--lr": lr, "--warmup": warmup}
+        if not curves and (unused := [flag for flag, value in given.items() if value is not None]):
+            raise LawDataError(
+                f"{unused[0]} sets the planned run's schedule, which needs a whole-curve --fit "
+                "(curve-ladder, multipower or annealing)"
+            )
         for key in law or []:
             entry = published(key)
             if not entry.laws:
@@ -429,6 +560,8 @@ def plan_command(
             laws += [(f"{key} (published)", published_law) for published_law in entry.laws]
         if not design_space:
             plan = make_plan(compute, laws, experts)
+            if curves:
+                plan["schedule"] = _schedule_plan(plan, curves[0], batch_tokens, lr, warmup, min_lr_ratio)
             _emit(plan, _plan_text(plan), as_json)
             return
         if max_total_params is not None and memory_per_gpu is not None:

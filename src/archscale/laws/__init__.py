@@ -14,7 +14,7 @@ from archscale.laws.base import Law, law_class, registered_laws
 from archscale.laws.catalogue import CATALOGUE, PublishedLaw, published, table1_rows
 from archscale.laws.columns import COLUMNS, apply_mapping, parse_mapping, read_table
 from archscale.laws.compute_optimal import Allocation, numeric_allocation, optimal_allocation
-from archscale.laws.curve_laws import AnnealingLaw, MultiPowerLaw
+from archscale.laws.curve_laws import AnnealingLaw, CurveLadderLaw, MultiPowerLaw
 from archscale.laws.errors import (
     ConvergenceWarning,
     DuplicateRowsWarning,
@@ -54,6 +54,7 @@ __all__ = [
     "ChinchillaLaw",
     "ClarkLaw",
     "ConvergenceWarning",
+    "CurveLadderLaw",
     "DuplicateRowsWarning",
     "GranularityLaw",
     "IsoFlopFit",

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from archscale.laws.base import Law, Table
+from archscale.laws.curve_laws import ScheduleLaw, final_points
 from archscale.laws.errors import LawDataError
 
 
@@ -77,7 +78,8 @@ def extrapolation_audit(
     n_holdout: int = 1,
 ) -> Audit:
     """Fit a fresh copy of ``law`` (its configuration, bootstrap included) without the ``n_holdout`` largest
-    values of ``column``, and predict those rows."""
+    values of ``column``, and predict those rows; for a whole-curve law, each held-out run's final measured
+    point (averages over a curve hide the end-point error, the one a plan bets on)."""
     frame = pd.DataFrame(table)
     if column not in frame:
         raise LawDataError(f"holdout column '{column}' is not in the table {list(frame.columns)}")
@@ -92,8 +94,13 @@ def extrapolation_audit(
     test = np.isin(values, held)
     fitted = law.clone().fit(frame[~test])
     held_rows = frame[test]
-    points = held_rows[[c for c in (*fitted.inputs, "run_id") if c in held_rows]].reset_index(drop=True)
-    points["observed"] = held_rows[fitted.target].to_numpy(dtype=float)
+    if isinstance(fitted, ScheduleLaw):
+        held_rows = final_points(held_rows)
+    scored = held_rows.dropna(subset=[fitted.target]) if isinstance(fitted, ScheduleLaw) else held_rows
+    points = scored[[c for c in dict.fromkeys(("run_id", *fitted.inputs)) if c in scored]].reset_index(
+        drop=True
+    )
+    points["observed"] = scored[fitted.target].to_numpy(dtype=float)
     points["predicted"] = fitted.predict(held_rows)
     if fitted.bootstrap_ is not None:
         observed = points["observed"]

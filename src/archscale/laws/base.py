@@ -26,7 +26,14 @@ from archscale.laws.errors import (
     ResamplingWarning,
 )
 from archscale.laws.objective import log_predict, log_predict_paired
-from archscale.laws.optimize import Bounds, minimise, refit_resamples, resample_weights
+from archscale.laws.optimize import (
+    Bounds,
+    Refits,
+    minimise,
+    one_blas_thread,
+    refit_resamples,
+    resample_weights,
+)
 from archscale.laws.resampling import NoiseModel, log_jacobian, spawn_seeds
 
 Table = pd.DataFrame | Mapping[str, Any]
@@ -50,6 +57,11 @@ from 5 model sizes (≈ 2 degrees of freedom) and below 90 % at 4 (≈ 1)."""
 
 def _at_bound(value: np.ndarray | float, bound: float) -> np.ndarray | bool:
     return np.abs(value - bound) <= 1e-6 * max(1.0, abs(bound))
+
+
+def _fixed(bounds: tuple[float | None, float | None]) -> bool:
+    """Whether a parameter's bounds fix it (a value the user set, not one the fit found on a bound)."""
+    return bounds[0] is not None and bounds[0] == bounds[1]
 
 
 def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -298,6 +310,7 @@ class Law(abc.ABC):
             return np.linalg.lstsq(rows, logy, rcond=None)[0][None, :]
         return self._grid(logx, logy)
 
+    @one_blas_thread
     def fit(self, table: Table) -> Self:
         """Fit on ``table`` (and refit ``bootstrap`` times for intervals); the same configuration on the
         same table gives the same fit and intervals."""
@@ -328,18 +341,7 @@ class Law(abc.ABC):
         """Refit ``bootstrap`` times; ``design`` holds the distinct points, ``index`` each row's (see fit)."""
         n, method = self.bootstrap, self.method
         noise = NoiseModel.estimate(design if index is None else design[:, index], self.theta_, logy, groups)
-        if not noise.identified or noise.df_between < MIN_DF_BETWEEN:
-            have, left = noise.n_groups, max(noise.df_between, 0.0)
-            if noise.identified:  # each further run adds about one degree of freedom
-                needed = f"needs >= {math.ceil(have - left + MIN_DF_BETWEEN)} {unit}s at distinct inputs"
-            else:
-                needed = f"needs more {unit}s at distinct inputs than the law's coefficients use up"
-            self.no_interval_ = (
-                f"{self.name}: no interval, it {needed} and this fit has {have}: they leave {left:.1f} degrees "
-                f"of freedom for the {unit}-to-{unit} noise, and intervals are calibrated from {MIN_DF_BETWEEN:g} "
-                "(benchmarks/calibration.py)"
-            )
-            warnings.warn(IntervalWarning(self.no_interval_), stacklevel=4)
+        if self._refuse_interval(noise, unit):
             return
         refit_seed, scale_seed = spawn_seeds(self.seed, 2)
         rng = np.random.default_rng(refit_seed)
@@ -360,13 +362,45 @@ class Law(abc.ABC):
         refits = refit_resamples(
             design, logys, weights, self.theta_, self._bounds(), self._huber_delta, index
         )
+        self._store_bootstrap(refits, scales, noise, unit)
+
+    def _refuse_interval(
+        self,
+        noise: NoiseModel,
+        unit: str,
+        *,
+        min_df: float | None = None,
+        calibrated_by: str = "benchmarks/calibration.py",
+    ) -> bool:
+        """Whether the runs leave fewer than ``min_df`` (default :data:`MIN_DF_BETWEEN`) degrees of freedom
+        for the run-to-run noise, the fewest ``calibrated_by`` measured calibrated; if so ``no_interval_``
+        says what is missing, with a warning."""
+        min_df = MIN_DF_BETWEEN if min_df is None else min_df
+        if noise.identified and noise.df_between >= min_df:
+            return False
+        have, left = noise.n_groups, max(noise.df_between, 0.0)
+        if noise.identified:  # each further run adds about one degree of freedom
+            needed = f"needs >= {math.ceil(have - left + min_df)} {unit}s at distinct inputs"
+        else:
+            needed = f"needs more {unit}s at distinct inputs than the law's coefficients use up"
+        self.no_interval_ = (
+            f"{self.name}: no interval, it {needed} and this fit has {have}: they leave {left:.1f} degrees "
+            f"of freedom for the {unit}-to-{unit} noise, and intervals are calibrated from {min_df:g} "
+            f"({calibrated_by})"
+        )
+        warnings.warn(IntervalWarning(self.no_interval_), stacklevel=5)
+        return True
+
+    def _store_bootstrap(self, refits: Refits, scales: np.ndarray, noise: NoiseModel, unit: str) -> None:
+        """Keep the refits and the drawn (τ, s) of each, with what made them; warn when many failed."""
+        n = len(refits.theta)
         self.bootstrap_theta_, self.bootstrap_scales_ = refits.theta, scales
         on_bound = {
             name: int(hits.sum()) for name, hits in self._on_bounds(refits.theta).items() if hits.any()
         }
         self.bootstrap_ = {
             "n": n,
-            "method": method,
+            "method": self.method,
             "resample": unit,
             "seed": self.seed,
             "level": self.level,
@@ -381,7 +415,7 @@ class Law(abc.ABC):
                 f"{sum(on_bound.values())} parameter values ended on a bound ({on_bound}); the intervals are "
                 "rough"
             )
-            warnings.warn(ResamplingWarning(message), stacklevel=4)
+            warnings.warn(ResamplingWarning(message), stacklevel=5)
 
     def _warn_about_fit(self) -> None:
         if not self.converged_:
@@ -407,7 +441,7 @@ class Law(abc.ABC):
         for i, (name, bounds) in enumerate(zip(self.theta_names, self._bounds(), strict=True)):
             on = np.zeros(theta.shape[:-1], dtype=bool)
             for bound in bounds:
-                if bound is not None:
+                if bound is not None and not _fixed(bounds):
                     on |= _at_bound(theta[..., i], bound)
             hits[name] = on
         return hits
@@ -418,7 +452,7 @@ class Law(abc.ABC):
             (name, float(value), float(bound))
             for name, value, bounds in zip(self.theta_names, theta, self._bounds(), strict=True)
             for bound in bounds
-            if bound is not None and _at_bound(value, bound)
+            if bound is not None and not _fixed(bounds) and _at_bound(value, bound)
         ]
 
     # ----- fitted quantities -----------------------------------------------------------------------------

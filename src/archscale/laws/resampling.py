@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.signal import lfilter
 
 from archscale.laws.objective import log_predict
 
@@ -51,15 +52,21 @@ class NoiseModel:
     df_between: float
     df_within: float
     n_groups: int
+    phi: float = 0.0
+    """Lag-1 correlation of the point noise along a run (AR(1)); 0: independent points."""
 
     @classmethod
     def estimate(
         cls, design: np.ndarray, theta: np.ndarray, logy: np.ndarray, groups: np.ndarray
     ) -> NoiseModel:
         """Moment estimates from the residuals of the fit ``theta`` (``groups``: run code per point)."""
+        return cls.from_residuals(logy - log_predict(design, theta), log_jacobian(design, theta), groups)
+
+    @classmethod
+    def from_residuals(cls, residual: np.ndarray, jacobian: np.ndarray, groups: np.ndarray) -> NoiseModel:
+        """Moment estimates from a fit's log residuals and its ``d log ŷ / dθ`` (points × p) at every point,
+        for any law whose prediction is differentiable (``groups``: run code per point)."""
         n_groups = int(groups.max()) + 1
-        residual = logy - log_predict(design, theta)
-        jacobian = log_jacobian(design, theta)
         pinv = np.linalg.pinv(jacobian)
         counts = np.bincount(groups, minlength=n_groups).astype(float)
 
@@ -80,13 +87,13 @@ class NoiseModel:
         hat_between = float(np.sum(a * b, axis=1) @ (1.0 / counts))  # tr(H P)
         df_between = n_groups - hat_between  # tr((I − H) P)
         df_within = (
-            len(logy) - n_groups - (float(np.trace(pinv @ jacobian)) - hat_between)
+            len(residual) - n_groups - (float(np.trace(pinv @ jacobian)) - hat_between)
         )  # tr((I − H)(I − P))
         # What a unit run effect leaves in the residuals, (I − H) Z, split the same way: the moment equations
         # E[between] = τ² c_b + s² df_between and E[within] = τ² c_w + s² df_within give τ² and s², with
         # c_b = ‖P(I − H)Z‖² = n − 2 tr(ZᵀHZ) + tr(ZᵀHZ D⁻¹ ZᵀHZ) and c_w = tr(ZᵀHZ) − that last term.
         quadratic = float(np.sum((b.T @ (a / counts[:, None])) * (b.T @ a).T))
-        c_between = len(logy) - 2 * trace_zhz + quadratic
+        c_between = len(residual) - 2 * trace_zhz + quadratic
         c_within = trace_zhz - quadratic
         tau2, s2 = np.nan, 0.0
         if df_between > 0.05 and df_within <= 0.05:  # one point per run: the run effect is all the noise
@@ -120,10 +127,37 @@ class NoiseModel:
     ) -> Iterator[np.ndarray]:
         """K simulated log y, one per row of ``scales``: ``log_mean`` plus a run effect per run and noise per
         point. Yielded one at a time, each a contiguous row, so a big table never holds K copies at once;
-        the draws are those of one ``(K, n)`` block."""
+        the draws are those of one ``(K, n)`` block. With ``phi`` the point noise of each run is a stationary
+        AR(1) along its points in the order given (variance s² still)."""
         effects = rng.standard_normal((len(scales), self.n_groups)) * scales[:, :1]
+        runs = [np.flatnonzero(groups == g) for g in range(self.n_groups)] if self.phi else []
         for effect, (_, s) in zip(effects, scales, strict=True):
-            yield log_mean + effect[groups] + rng.standard_normal(len(log_mean)) * s
+            white = rng.standard_normal(len(log_mean))
+            if self.phi:
+                innovation = white * np.sqrt(1.0 - self.phi**2)
+                for run in runs:  # the first point of a run at the stationary variance, then AR(1)
+                    innovation[run[0]] = white[run[0]]
+                    white[run] = lfilter([1.0], [1.0, -self.phi], innovation[run])
+            yield log_mean + effect[groups] + white * s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def lag_one_correlation(residual: np.ndarray, groups: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the residuals along each run (points in run order, each run's mean removed),
+    pooled over runs, with Kendall's small-sample bias correction ``(n·r + 1) / (n − 3)``; clipped to
+    [0, 0.99], since a negative one only narrows what a run's points share."""
+    lagged = total = 0.0
+    n = 0
+    for g in range(int(groups.max()) + 1):
+        run = residual[groups == g]
+        run = run - run.mean()
+        lagged += float(run[1:] @ run[:-1])
+        total += float(run @ run)
+        n += len(run)
+    if total == 0:
+        return 0.0
+    per_run = n / (int(groups.max()) + 1)
+    corrected = (per_run * lagged / total + 1.0) / max(per_run - 3.0, 1.0)
+    return float(np.clip(corrected, 0.0, 0.99))

@@ -18,10 +18,12 @@ from scipy.signal import lfilter
 
 @dataclass(frozen=True)
 class RunSchedule:
-    """One run's schedule (``eta[τ-1]`` = η_τ) and the steps at which its loss is modelled."""
+    """One run's schedule (``eta[τ-1]`` = η_τ), the steps at which its loss is modelled and, for the laws
+    across model sizes, the run's size (NaN where the table gives none)."""
 
     eta: np.ndarray
     steps: np.ndarray
+    size: float = float("nan")
 
     @property
     def area(self) -> np.ndarray:

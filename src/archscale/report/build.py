@@ -29,7 +29,7 @@ from archscale.analysis.design_space import (
     paper_design_runs,
 )
 from archscale.analysis.downstream import downstream_table
-from archscale.analysis.public import PublicEvidence, clark_evidence, steplaw_evidence
+from archscale.analysis.public import PublicEvidence, clark_evidence, multipower_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
 from archscale.errors import ArchscaleError
 from archscale.laws.resampling import spawn_seeds
@@ -93,7 +93,7 @@ def claim_sentences(analyses: Analyses, public: Sequence[PublicEvidence] = ()) -
     sentences = []
     for claim in claims:
         parts = [f"your runs {_said(row)}" for row in analyses.verdicts.rows if row.claim == claim]
-        for evidence in public:
+        for evidence in (e for e in public if e.verdicts):  # a data set that judges no claim is not listed
             theirs = [row for row in evidence.verdicts if row.claim == claim]
             said = _said(theirs[0]) if theirs else "do not measure it"
             parts.append(f"the public data ({evidence.dataset['name']}) {said}")
@@ -259,7 +259,8 @@ def build_report(
 ) -> Report:
     """Analyse the store's runs and write ``out_dir/index.html``, ``figures/`` and ``summary.json``.
 
-    ``public``: also run the analyses on the shipped public data (Clark et al. 2022) for the evidence panel;
+    ``public``: also run the analyses on the shipped public data (Clark et al. 2022; Luo et al. 2025's curves for
+    whether α_N is identified from whole curves) for the evidence panel;
     ``references``: public data sets archscale may not ship, by name and the folder holding them
     (``{"steplaw": path}``: Step Law's lr × batch grids).
     """
@@ -285,8 +286,12 @@ def build_report(
         inventory = run_inventory(store, runs)
         downstream = downstream_table(store, inventory)
         branches = store_branch_predictions(store)
-    clark_seed, *reference_seeds = spawn_seeds(public_seed, 1 + len(references or {}))
-    evidence = [clark_evidence(bootstrap=bootstrap, seed=clark_seed)] if public else []
+    clark_seed, *reference_seeds, multipower_seed = spawn_seeds(public_seed, 2 + len(references or {}))
+    evidence = (
+        [clark_evidence(bootstrap=bootstrap, seed=clark_seed),
+         multipower_evidence(bootstrap=bootstrap, seed=multipower_seed)]
+        if public else []
+    )  # fmt: skip
     evidence += [
         REFERENCES[name](path, bootstrap=bootstrap, seed=reference_seed)
         for (name, path), reference_seed in zip((references or {}).items(), reference_seeds, strict=True)

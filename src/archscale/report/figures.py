@@ -132,7 +132,8 @@ def _power_fit(ax: Axes, fit: PowerFit, colour: str, label: str, linestyle: str 
 def loss_extrapolation_figure(result: LossLawResult, path: str | Path) -> Path:
     """Observed (smoothed) training curves, the law fitted on the smaller models (dashed) and its prediction
     of the held-out largest model with its prediction interval (a new run) and the narrower band of the
-    fitted curve, for dense, MoE and the joint fit."""
+    fitted curve, for dense, MoE and the joint fit; where the runs' schedules were read, the curve-ladder
+    law's prediction of the same curve under its own schedule (purple, dashed) beside it."""
     title = "Loss law (Eq. 5) fitted on the smaller models, largest predicted"
     if result.skipped:
         return _skipped(path, title, result.skipped)
@@ -176,6 +177,12 @@ def loss_extrapolation_figure(result: LossLawResult, path: str | Path) -> Path:
                 ax.fill_between(
                     curve.tokens, lower, upper, color="red", alpha=alpha, linewidth=0, label=label
                 )
+        overlay = extrapolation.curve_law
+        for curve in overlay.curves if overlay else ():
+            ax.plot(curve.tokens, curve.predicted, color="tab:purple", linestyle="--", linewidth=1.5,
+                    label="curve-ladder law (own schedule)")  # fmt: skip
+        if overlay and overlay.skipped:
+            _footnote(ax, [f"curve-ladder law: {overlay.skipped}"])
         _log_axes(ax, "tokens D", "training loss (nats/token, smoothed)")
         inside = (
             f"inside: prediction interval {_percent(extrapolation.prediction_coverage)}, "
@@ -183,13 +190,19 @@ def loss_extrapolation_figure(result: LossLawResult, path: str | Path) -> Path:
             if extrapolation.coverage is not None
             else "no interval"
         )
+        final = (
+            f"\nfinal point |error|: Eq. 5 {_percent(overlay.eq5_final_abs_rel_error)}, curve-ladder "
+            f"{_percent(overlay.final_abs_rel_error)}"
+            if overlay and not overlay.skipped
+            else ""
+        )
         ax.set_title(
             f"{LABELS[family]}\nerror mean {_percent(extrapolation.mean_abs_rel_error)}, "
-            f"max {_percent(extrapolation.max_abs_rel_error)}\n{inside}",
+            f"max {_percent(extrapolation.max_abs_rel_error)}\n{inside}{final}",
             fontsize=8,
         )
         handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles[:4], labels[:4], fontsize=7)
+        ax.legend(handles[:5], labels[:5], fontsize=7)
     return _save(figure, path)
 
 

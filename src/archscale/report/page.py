@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from archscale.analysis import Analyses, Comparison, PowerFit, Verdict
+from archscale.analysis.curve_ladder import AlphaIdentification
 from archscale.analysis.public import PublicEvidence
 
 STYLE = """
@@ -132,6 +133,7 @@ def _extrapolation(analyses: Analyses) -> str:
     if result.skipped:
         return f"<p class=note>Skipped: {escape(result.skipped)}</p>"
     rows, notes = [], []
+    overlaid = any(e.curve_law for e in result.extrapolations.values())
     for family, e in result.extrapolations.items():
         if e.skipped:
             notes.append(f"{family}: {e.skipped}")
@@ -142,6 +144,12 @@ def _extrapolation(analyses: Analyses) -> str:
              _pct(e.coverage)]
         )  # fmt: skip
         notes += [f"{family}: {e.degenerate}"] * bool(e.degenerate) + e.warnings
+        if overlaid:
+            overlay = e.curve_law
+            rows[-1] += [_pct(overlay.eq5_final_abs_rel_error if overlay else None),
+                         _pct(overlay.final_abs_rel_error if overlay else None)]  # fmt: skip
+            if overlay and overlay.skipped:
+                notes.append(f"{family}: curve-ladder law not fitted: {overlay.skipped}")
     notes.append(
         "The prediction interval is that of a new run (the fitted law's uncertainty plus the run-to-run and "
         "point noise estimated from the fitted runs): it claims to hold the held-out points. The band of the "
@@ -149,6 +157,14 @@ def _extrapolation(analyses: Analyses) -> str:
     )
     header = ["fit", "held out (largest model)", "points fitted", "mean |rel. error|", "max |rel. error|",
               "inside prediction interval", "inside curve band"]  # fmt: skip
+    if overlaid:
+        header += ["final point |error|: Eq. 5", "final point |error|: curve-ladder"]
+        notes.append(
+            "The curve-ladder law (σ + A/N^α + B·S1^−β − C·S2, from the learning rate of every step) is fitted on "
+            "the whole curves of the same smaller models and predicts the held-out model's whole curve under its "
+            "own schedule (Figure 1, purple dashed); the last two columns compare the two laws at that curve's "
+            "final point, the largest |error| over the held-out runs."
+        )
     return table(header, rows, text_columns=2) + _notes(notes)
 
 
@@ -176,7 +192,30 @@ def _allocation(analyses: Analyses) -> str:
             f"(paper: {100 * gain['paper']:.2f} %, from its Table 1: 0.590 / 0.507 − 1)",
         )
     header = ["architecture", "source", "α_N", "interval", "α_D", "interval"]
-    return table(header, rows, text_columns=2) + _notes(notes)
+    return (
+        table(header, rows, text_columns=2)
+        + _notes(notes)
+        + _alpha_identification(analyses.alpha_identification)
+    )
+
+
+def _alpha_identification(result: AlphaIdentification | None) -> str:
+    """Eq. 5 on curve points beside the whole-curve law across sizes: which of the two pins α_N down."""
+    if result is None:
+        return ""
+    rows = [
+        [escape(r["family"]), escape(r["law"]), _fmt(r["alpha_N"], ".3f"), _interval(r["lower"], r["upper"]),
+         escape(", ".join(r["on_bound"]) or "none"), "yes" if r["identified"] else "no"]
+        for r in result.rows
+    ]  # fmt: skip
+    header = ["family", "law", "α_N", "interval", "on a bound", "identifies α_N"]
+    intro = (
+        "<p>Which law identifies α_N on these runs: Eq. 5 reads each curve point as a finished run; the "
+        "curve-ladder law (σ + A/N^α + B·S1^−β − C·S2) models each run's schedule. A law identifies α_N when "
+        "its fit has an interval for it and no coefficient on a bound.</p>"
+    )
+    notes = list(result.skipped.values()) + result.warnings
+    return intro + table(header, rows, text_columns=2) + _notes(notes)
 
 
 def _power_fits(fits: dict[str, PowerFit], comparison: Comparison | None) -> str:
@@ -410,6 +449,7 @@ def _evidence(number: int, public: PublicEvidence, figures: dict[str, str]) -> s
     )
     if public.allocation is not None:
         text += _clark_tables(public)
+    text += _alpha_identification(public.alpha_identification)
     if public.hyperparams is not None:
         h = public.hyperparams
         text += (
