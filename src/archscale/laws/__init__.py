@@ -15,6 +15,7 @@ from archscale.laws.catalogue import CATALOGUE, PublishedLaw, published, table1_
 from archscale.laws.columns import COLUMNS, apply_mapping, parse_mapping, read_table
 from archscale.laws.compute_optimal import Allocation, numeric_allocation, optimal_allocation
 from archscale.laws.curve_laws import AnnealingLaw, CurveLadderLaw, MultiPowerLaw
+from archscale.laws.downstream_laws import AccuracyLaw, LossToLossLaw, TaskLossLaw, TwoStepLaw
 from archscale.laws.errors import (
     ConvergenceWarning,
     DuplicateRowsWarning,
@@ -48,6 +49,7 @@ __all__ = [
     "ALPHA_N_GAIN",
     "CATALOGUE",
     "COLUMNS",
+    "AccuracyLaw",
     "Allocation",
     "AnnealingLaw",
     "Audit",
@@ -62,6 +64,7 @@ __all__ = [
     "KaplanComputeLaw",
     "Law",
     "LawDataError",
+    "LossToLossLaw",
     "MultiPowerLaw",
     "NotFittedError",
     "OnBoundWarning",
@@ -69,6 +72,8 @@ __all__ = [
     "PublishedLaw",
     "ResamplingWarning",
     "SparsityLaw",
+    "TaskLossLaw",
+    "TwoStepLaw",
     "WangLaw",
     "alpha_N_gain",
     "apply_mapping",

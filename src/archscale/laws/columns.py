@@ -26,6 +26,9 @@ COLUMNS: dict[str, str] = {
     "batch_size": "batch size, in tokens for the published laws",
     "lr": "learning rate: a run's peak (hyperparameter laws), or the rate of each step (whole-curve laws)",
     "step": "optimiser steps done (whole-curve laws: one row per step from 1, loss empty where not evaluated)",
+    "task_loss": "a task's loss: bits per byte of the correct continuation (downstream laws)",
+    "accuracy": "a task's accuracy in [0, 1], length-normalised where the task defines it (downstream laws)",
+    "val_loss": "validation loss, the source of loss-to-loss prediction",
 }
 """Default column names; other names are mapped onto these with ``--map COLUMN=YOUR_COLUMN``."""
 

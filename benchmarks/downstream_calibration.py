@@ -1,0 +1,104 @@
+"""Coverage of the two-step chain's intervals (issue 23) on synthetic ladders with a known truth.
+
+Each replicate draws a ladder (G sizes 20M·2^i × token multipliers of 20 N, 20 checkpoints per run, a run
+effect and checkpoint noise in the task loss, item noise in the accuracy; ``LadderTruth``), fits
+``TwoStepLaw(bootstrap=K)`` and checks, at 10× the largest size with 400 tokens per parameter:
+
+- ``new run``: the share of 500 new runs' final-checkpoint accuracies inside the 95 % prediction interval
+  (``new_run=True``: both steps' resampling plus the new run's run effect and checkpoint noise);
+- ``band as PI``: the same share for the curve's band alone (``new_run=False``), the interval one gets by
+  resampling through both fits without the checkpoint noise: what the noise term is for;
+- ``band``: whether the band holds the true mean accuracy.
+
+    OMP_NUM_THREADS=1 python benchmarks/downstream_calibration.py --replicates 100 --refits 100 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+from archscale.laws import downstream_laws
+from archscale.laws.downstream_laws import LadderTruth, TwoStepLaw
+from archscale.laws.resampling import spawn_seeds
+
+DESIGNS = {  # name: (sizes, token multipliers, accuracy noise)
+    "3 sizes × 4 D": (3, (1, 2, 5, 10), 0.015),
+    "4 sizes × 3 D": (4, (1, 5, 10), 0.015),
+    "4 sizes × 4 D": (4, (1, 2, 5, 10), 0.015),
+    "5 sizes × 3 D": (5, (1, 5, 10), 0.015),
+    "5 sizes × 4 D": (5, (1, 2, 5, 10), 0.015),
+    "6 sizes × 4 D": (6, (1, 2, 5, 10), 0.015),
+    "8 sizes × 4 D": (8, (1, 2, 5, 10), 0.015),
+    "6 sizes × 4 D, noisy task (sd 0.04)": (6, (1, 2, 5, 10), 0.04),
+}
+
+
+def replicate(args: tuple[str, int, int, int]) -> dict[str, float]:
+    """One ladder, one fit, its coverage at the target."""
+    design, index, refits, seed = args
+    n_sizes, multipliers, accuracy_sd = DESIGNS[design]
+    downstream_laws.MIN_SIZES = 0  # measure below the library's threshold too
+    truth = LadderTruth(accuracy_sd=accuracy_sd)
+    sizes = 20e6 * 2.0 ** np.arange(n_sizes)
+    params = 10 * sizes[-1]
+    target = pd.DataFrame({"params": [params], "tokens": [400 * params]})
+    ladder_seed, new_seed = spawn_seeds(seed * 100_000 + index, 2)
+    start = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = TwoStepLaw(bootstrap=refits, chance=0.25, seed=index).fit(
+            truth.ladder(sizes, multipliers, seed=ladder_seed)
+        )
+    cpu = time.process_time() - start
+    if law.bootstrap_theta_ is None:
+        return {"given": 0.0, "cpu": cpu}
+    new = truth.new_runs(params, 400 * params, 500, np.random.default_rng(new_seed))
+    lo, hi = (v[0] for v in law.predict_interval(target, new_run=True))
+    band_lo, band_hi = (v[0] for v in law.predict_interval(target))
+    mean = float(truth.accuracy(truth.task_loss(np.array(params), np.array(400 * params))))
+    return {
+        "given": 1.0,
+        "new run": float(np.mean((lo <= new) & (new <= hi))),
+        "band as PI": float(np.mean((band_lo <= new) & (new <= band_hi))),
+        "band": float(band_lo <= mean <= band_hi),
+        "width": hi - lo,
+        "cpu": cpu,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=100)
+    parser.add_argument("--refits", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--designs", nargs="*", default=list(DESIGNS))
+    args = parser.parse_args()
+    start = time.time()
+    print("| design | runs | interval given | new run in PI | band as PI | true mean in band | median PI width "
+          "| CPU s / fit |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    with ProcessPoolExecutor(args.workers) as pool:
+        for design in args.designs:
+            jobs = [(design, i, args.refits, args.seed) for i in range(args.replicates)]
+            rows = pd.DataFrame(list(pool.map(replicate, jobs)))
+            given = rows[rows["given"] == 1.0]
+            n_sizes, multipliers, _ = DESIGNS[design]
+            print(
+                f"| {design} | {n_sizes * len(multipliers)} | {rows['given'].mean():.0%} | "
+                f"{given['new run'].mean():.1%} | {given['band as PI'].mean():.1%} | {given['band'].mean():.0%} | "
+                f"{given['width'].median():.3f} | {rows['cpu'].mean():.2f} |",
+                flush=True,
+            )
+    print(
+        f"\n{args.replicates} replicates per design, {args.refits} refits each; wall {time.time() - start:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,644 @@
+"""Downstream laws: what a big model will score on a task, predicted from a ladder of small models.
+
+Two-step method (Bhagia et al. 2024, "Establishing Task Scaling Laws via Compute-Efficient Model Ladders",
+arXiv 2412.04403, §3; checked against the authors' code, allenai/OLMo ``olmo/scaling/scaling_laws/utils.py``
+and ``scripts/scaling/step2.py``):
+
+- step 1 (:class:`TaskLossLaw`): task loss L(N, D) = A/N^α + B/D^β + E, one point per run = the mean of its
+  last 5 evaluations at the run's last token count (the code's ``get_step1_data_by_name``: ``rows[-5:]``,
+  ``d = ds[-1]``), Huber δ = 1e-3 on log residuals, L-BFGS-B (ChinchillaLaw's machinery; E is its σ).
+- step 2 (:class:`AccuracyLaw`): Acc(L) = a / (1 + e^(−k(L − L0))) + b, a ∈ [−1, 0], b ∈ [0, 1], L0, k ≥ 0,
+  least squares (``curve_fit``) on every checkpoint of every ladder run after dropping the first
+  ceil(10 %) of each run's checkpoints, the task loss smoothed by a 5-point **trailing** moving average whose
+  first 4 points average the 1-4 values available (``moving_average`` in the code; the smoothing is applied
+  after the cut and to the task loss only — the accuracy is not smoothed), plus the point (L = 0, Acc = 1).
+  The code at that commit also adds a second "ideal" point (max L, chance); the paper and issue 23 name only
+  (0, 1), which is what is used here.
+- the chain (:class:`TwoStepLaw`): step 1's predicted task loss fed into step 2. The paper gives no
+  intervals; the ones here are a run-level bootstrap through both steps plus the new run's noise (see
+  :class:`TwoStepLaw`), calibrated by ``benchmarks/downstream_calibration.py``.
+
+Loss-to-loss (:class:`LossToLossLaw`, Brandfonbrener et al. 2024, "Loss-to-Loss Prediction", arXiv
+2411.12925, Eq. 3 "train-to-test"): L_y = K·(L_x − E_x)^κ + E_y with E_x, E_y the irreducible terms of each
+loss's own scaling-law fit, K and κ by least squares of log(L_y − E_y) on log(L_x − E_x) (the notebooks'
+``fit_power_law`` with both E given): a second route to step 1 where a task's own curve is noisy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+from scipy.special import expit
+
+from archscale.laws.base import Law, Table, numeric_column, percentile_interval
+from archscale.laws.errors import ConvergenceWarning, IntervalWarning, LawDataError
+from archscale.laws.loss_laws import ChinchillaLaw
+from archscale.laws.objective import log_predict
+from archscale.laws.optimize import Bounds, refit_resamples
+from archscale.laws.resampling import spawn_seeds
+
+POINT_COLUMNS = ("run_id", "params", "tokens", "step", "task_loss", "accuracy")
+"""One row per evaluated checkpoint of a ladder run (issue 23's table)."""
+
+# The ladder's best final accuracy must clear chance by this many standard errors of a last-5 mean (the
+# checkpoint noise / √5) before the task counts as above chance; 3 keeps the max over a 24-run ladder of a
+# task at chance (≈ 2 standard errors) below the line.
+CHANCE_MARGIN = 3.0
+# Step 2's fitted rise across the ladder's task losses must exceed this many checkpoint-noise standard
+# deviations, or the sigmoid's slope (hence any extrapolation along it) is not pinned down by the data.
+MIN_RISE = 2.0
+MIN_SIZES = 3
+"""Fewest distinct model sizes for a chained interval: ``benchmarks/downstream_calibration.py`` measured the
+run-level bootstrap's prediction intervals at 94-97 % on ladders of 3 to 8 sizes × 3-4 token counts
+(RESULTS.md); fewer sizes were not measured."""
+
+
+def _points(table: Table, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The table's ``columns`` with the values checked: a fix-it message instead of a silent NaN fit."""
+    frame = pd.DataFrame(table)
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise LawDataError(
+            f"the downstream laws need the column(s) {missing}: one row per evaluated checkpoint with "
+            f"{list(POINT_COLUMNS)} (rename yours with --map COLUMN=YOURS)"
+        )
+    out = pd.DataFrame({"run_id": frame["run_id"].to_numpy()}) if "run_id" in columns else pd.DataFrame()
+    for column in (c for c in columns if c != "run_id"):
+        values = numeric_column(frame, column)
+        if not np.isfinite(values).all():
+            raise LawDataError(f"column '{column}' has missing or non-finite values; drop or fix those rows")
+        out[column] = values
+    if "accuracy" in out and ((out["accuracy"] < 0) | (out["accuracy"] > 1)).any():
+        raise LawDataError("column 'accuracy' must lie in [0, 1] (a share of items, not a percentage)")
+    if "task_loss" in out and (out["task_loss"] <= 0).any():
+        raise LawDataError("column 'task_loss' must be > 0 (bits per byte of the correct continuation)")
+    return out
+
+
+def _by_run(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """Each run's rows in step order (runs in order of first appearance)."""
+    return [rows.sort_values("step", kind="stable") for _, rows in frame.groupby("run_id", sort=False)]
+
+
+def final_values(points: Table, last: int = 5) -> pd.DataFrame:
+    """One row per run for step 1: its ``params``, the ``tokens`` of its last evaluation, and the mean
+    ``task_loss`` and ``accuracy`` of its last ``last`` evaluations (fewer if the run has fewer), which
+    averages away most of the checkpoint-to-checkpoint noise of the end point."""
+    if last < 1:
+        raise LawDataError(f"last must be >= 1 evaluations, got {last}")
+    frame = _points(points, POINT_COLUMNS)
+    tails = [run.iloc[-last:] for run in _by_run(frame)]
+    return pd.DataFrame(
+        {
+            "run_id": [tail["run_id"].iloc[0] for tail in tails],
+            "params": [tail["params"].iloc[-1] for tail in tails],
+            "tokens": [tail["tokens"].iloc[-1] for tail in tails],
+            "task_loss": [tail["task_loss"].mean() for tail in tails],
+            "accuracy": [tail["accuracy"].mean() for tail in tails],
+            "evaluations": [len(tail) for tail in tails],
+        }
+    )
+
+
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of each value and the ``window − 1`` before it; the first ``window − 1`` average what exists."""
+    sums = np.cumsum(values, dtype=float)
+    sums[window:] = sums[window:] - sums[:-window]
+    return sums / np.minimum(np.arange(1, len(values) + 1), window)
+
+
+def step2_points(points: Table, skip: float = 0.1, window: int = 5) -> pd.DataFrame:
+    """Step 2's points: per run, the first ceil(``skip`` · checkpoints) dropped (early checkpoints sit off
+    the loss-accuracy curve the large model follows), then the task loss smoothed by :func:`trailing_mean`
+    over ``window`` checkpoints; accuracies as measured. Columns ``run_id, step, task_loss, accuracy``."""
+    if not 0 <= skip < 1:
+        raise LawDataError(f"skip must lie in [0, 1), got {skip}")
+    if window < 1:
+        raise LawDataError(f"window must be >= 1 checkpoints, got {window}")
+    frame = _points(points, ("run_id", "step", "task_loss", "accuracy"))
+    kept = []
+    for run in _by_run(frame):
+        run = run.iloc[math.ceil(skip * len(run)) :]
+        kept.append(run.assign(task_loss=trailing_mean(run["task_loss"].to_numpy(), window)))
+    return pd.concat(kept, ignore_index=True)
+
+
+@dataclasses.dataclass(kw_only=True)
+class TaskLossLaw(ChinchillaLaw):
+    """Step 1: L_task = A/N^α + B/D^β + E per task (Bhagia et al. 2024 Eq. 1; E is ChinchillaLaw's σ).
+
+    ``fit`` takes the checkpoint table (it has a ``step`` column; each run becomes the mean of its last
+    ``last`` evaluations, :func:`final_values`) or a table that already has one row per run.
+    """
+
+    last: int = 5
+
+    name: ClassVar[str] = "task-loss"
+    target: ClassVar[str] = "task_loss"
+
+    @property
+    def formula(self) -> str:
+        s = self._symbol
+        return f"L_task = A/{s}^alpha + B/D^beta + E  [E = sigma, {s} = {self.size}, D = tokens]"
+
+    def fit(self, table: Table) -> Self:
+        """Fit on each run's final value (the checkpoint table is reduced with :func:`final_values`)."""
+        frame = pd.DataFrame(table)
+        return super().fit(final_values(frame, self.last) if "step" in frame else frame)
+
+
+def sigmoid(theta: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Acc(L) = a / (1 + e^(−k(L − L0))) + b for θ = (a, L0, k, b) of shape ``(p,)`` or ``(K, p)``."""
+    theta = np.asarray(theta, dtype=float)
+    a, l0, k, b = np.moveaxis(theta, -1, 0)[..., None] if theta.ndim > 1 else theta
+    return a * expit(k * (loss - l0)) + b
+
+
+def _sigmoid_jacobian(theta: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    a, l0, k, _ = theta
+    s = expit(k * (loss - l0))
+    slope = a * s * (1 - s)
+    return np.column_stack([s, -k * slope, (loss - l0) * slope, np.ones_like(loss)])
+
+
+_SIGMOID_BOUNDS = (np.array([-1.0, 0.0, 0.0, 0.0]), np.array([0.0, np.inf, np.inf, 1.0]))
+
+
+def _fit_sigmoid(x: np.ndarray, y: np.ndarray, weights: np.ndarray, starts: np.ndarray):
+    """Weighted least squares of the sigmoid from each start (trust-region reflective, box bounds)."""
+    root = np.sqrt(weights)
+    best = None
+    for start in starts:
+        result = least_squares(
+            lambda t: root * (sigmoid(t, x) - y),
+            np.clip(start, *_SIGMOID_BOUNDS),
+            jac=lambda t: root[:, None] * _sigmoid_jacobian(t, x),
+            bounds=_SIGMOID_BOUNDS,
+            method="trf",
+            x_scale="jac",
+        )
+        if best is None or result.cost < best.cost:
+            best = result
+    return best
+
+
+@dataclasses.dataclass(kw_only=True)
+class AccuracyLaw(Law):
+    """Step 2: Acc(L) = a / (1 + e^(−k(L − L0))) + b (Bhagia et al. 2024 Eq. 2), least squares on the
+    checkpoints of the ladder (:func:`step2_points`: the first ``skip`` of each run dropped, the task loss
+    smoothed over ``window``) plus the anchor (L = 0, Acc = 1) when ``anchor``.
+
+    ``chance`` (e.g. 0.25 for four choices) lets the fit say when the ladder is too near chance to
+    predict from (``unpredictable_``); without it only the slope is checked.
+    """
+
+    skip: float = 0.1
+    window: int = 5
+    anchor: bool = True
+    chance: float | None = None
+    loss: Literal["huber", "squared"] = "squared"
+
+    name: ClassVar[str] = "accuracy"
+    target: ClassVar[str] = "accuracy"
+    inputs: ClassVar[tuple[str, ...]] = ("task_loss",)
+    theta_names: ClassVar[tuple[str, ...]] = ("a", "L0", "k", "b")
+    varying: ClassVar[dict[str, str]] = {"task_loss": "the sigmoid needs a range of task losses"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss != "squared":
+            raise LawDataError(
+                "the accuracy law is fitted by least squares, as the paper does (loss='squared')"
+            )
+        if self.chance is not None and not 0 <= self.chance < 1:
+            raise LawDataError(f"chance must lie in [0, 1), e.g. 0.25 for four choices; got {self.chance}")
+        self.noise_: float | None = None
+        self.unpredictable_: str | None = None
+        self.loss_range_: tuple[float, float] | None = None
+
+    @property
+    def formula(self) -> str:
+        return "Acc = a / (1 + exp(-k (L - L0))) + b  [L = task_loss, a in [-1, 0], b in [0, 1]]"
+
+    def _bounds(self) -> Bounds:
+        return [(-1.0, 0.0), (0.0, None), (0.0, None), (0.0, 1.0)]
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        raise LawDataError("the accuracy law is a sigmoid in the task loss, not a design of log inputs")
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        theta = np.asarray(theta, dtype=float)
+        return {name: theta[..., i] for i, name in enumerate(self.theta_names)}
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        return np.array([coefficients[name] for name in self.theta_names], dtype=float)
+
+    def _fit_points(self, points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The step-2 task losses and accuracies, the anchor last."""
+        x, y = points["task_loss"].to_numpy(), points["accuracy"].to_numpy()
+        if self.anchor:
+            x, y = np.append(x, 0.0), np.append(y, 1.0)
+        return x, y
+
+    def _starts(self, x: np.ndarray) -> np.ndarray:
+        """The authors' start (a = chance − 1, L0 = 0.9, k = 3, b = 1) and L0 across the data's losses."""
+        a = (self.chance if self.chance is not None else 0.25) - 1.0
+        centres = (0.9, *np.quantile(x[x > 0], [0.1, 0.5, 0.9]))
+        return np.array([(a, l0, k, 1.0) for l0 in centres for k in (3.0, 10.0)])
+
+    def fit(self, table: Table) -> Self:
+        """Fit on the checkpoint table (``run_id, step, task_loss, accuracy``), see the class."""
+        points = step2_points(table, self.skip, self.window)
+        if points["run_id"].nunique() < 2 or len(points) <= len(self.theta_names):
+            raise LawDataError(
+                f"the accuracy law needs checkpoints of several runs; after the {self.skip:.0%} cut the table "
+                f"has {len(points)} point(s) from {points['run_id'].nunique()} run(s)"
+            )
+        x, y = self._fit_points(points)
+        result = _fit_sigmoid(x, y, np.ones_like(x), self._starts(x))
+        self.theta_, self.objective_ = np.asarray(result.x), float(result.cost)
+        self.converged_, self.n_points_ = bool(result.success), len(x)
+        self.faded_, self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = [], None, None, None
+        measured = slice(None, len(points))
+        self.noise_ = float(np.sqrt(np.sum((sigmoid(self.theta_, x) - y)[measured] ** 2) / (len(points) - 4)))
+        self.loss_range_ = (float(points["task_loss"].min()), float(points["task_loss"].max()))
+        self.unpredictable_ = self._unpredictable(table)
+        self.no_interval_ = f"{self.name}: intervals come from the chain (TwoStepLaw), not from step 2 alone"
+        if not self.converged_:
+            warnings.warn(ConvergenceWarning(f"{self.name}: least squares did not converge"), stacklevel=2)
+        if self.unpredictable_:
+            warnings.warn(IntervalWarning(self.unpredictable_), stacklevel=2)
+        return self
+
+    def _unpredictable(self, table: Table) -> str | None:
+        """Why the ladder cannot support a prediction along this sigmoid, or ``None``."""
+        s = self.noise_
+        if self.chance is not None:
+            runs = _by_run(_points(table, ("run_id", "step", "accuracy")))
+            best = max(float(run["accuracy"].iloc[-5:].mean()) for run in runs)
+            if best - self.chance < CHANCE_MARGIN * s / math.sqrt(5):
+                return (
+                    f"{self.name}: the task is at chance at the ladder's scale: its best final accuracy "
+                    f"{best:.3f} is within {CHANCE_MARGIN:g} standard errors ({s / math.sqrt(5):.3f}) of chance "
+                    f"{self.chance:g}, so the sigmoid's rise cannot be read from these runs"
+                )
+        lo, hi = self.loss_range_
+        rise = float(-np.diff(sigmoid(self.theta_, np.array([lo, hi])))[0])
+        if rise < MIN_RISE * s:
+            return (
+                f"{self.name}: step 2's slope is not identified: across the ladder's task losses "
+                f"({lo:.3g} to {hi:.3g}) the fitted accuracy rises by {rise:.3f}, less than {MIN_RISE:g}× the "
+                f"checkpoint-to-checkpoint noise ({s:.3f}); the task is too noisy or too flat at this scale"
+            )
+        return None
+
+    def predict(self, table: Table) -> np.ndarray:
+        """Accuracy at each row's ``task_loss``."""
+        loss = numeric_column(pd.DataFrame(table), "task_loss")
+        return np.atleast_1d(sigmoid(self._fitted_theta(), loss))
+
+
+@dataclasses.dataclass(kw_only=True)
+class TwoStepLaw(Law):
+    """The chain (N, D) → task loss → accuracy, fitted on one task's checkpoint table
+    (``run_id, params, tokens, step, task_loss, accuracy``; N counts every weight but the input embedding,
+    as the paper does).
+
+    Intervals (``bootstrap=K``): each resample draws whole runs with replacement — a run's final point in
+    step 1 and its checkpoints in step 2 together — and refits both steps (warm-started at the full fit).
+    ``predict_interval(new_run=True)`` then adds what a new run's measured accuracy adds: its run effect in
+    the task loss (the standard deviation of step 1's log residuals) and one checkpoint's accuracy noise
+    (step 2's residual standard deviation), each scale drawn from its scaled-inverse-χ² distribution. No
+    interval is given for a task at chance or with an unidentified slope (``no_interval_`` says why), nor
+    below ``MIN_SIZES`` model sizes.
+    """
+
+    last: int = 5
+    skip: float = 0.1
+    window: int = 5
+    anchor: bool = True
+    chance: float | None = None
+    method: Literal["parametric", "resample"] = "resample"
+
+    name: ClassVar[str] = "two-step"
+    target: ClassVar[str] = "accuracy"
+    grids: ClassVar[tuple[str, ...]] = ("default", "hoffmann")
+    theta_names: ClassVar[tuple[str, ...]] = (
+        *("log_A", "log_B", "log_sigma", "alpha", "beta"),
+        *AccuracyLaw.theta_names,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.unpredictable_: str | None = None
+
+    # ----- the two steps ---------------------------------------------------------------------------------
+    def task_loss_law(self) -> TaskLossLaw:
+        """Step 1 with this chain's configuration (fitted when the chain is)."""
+        law = TaskLossLaw(
+            last=self.last, loss=self.loss, delta=self.delta, grid=self.grid, n_starts=self.n_starts
+        )
+        law.theta_ = None if self.theta_ is None else self.theta_[:5]
+        return law
+
+    def accuracy_law(self) -> AccuracyLaw:
+        """Step 2 with this chain's configuration (fitted when the chain is)."""
+        law = AccuracyLaw(skip=self.skip, window=self.window, anchor=self.anchor, chance=self.chance)
+        law.theta_ = None if self.theta_ is None else self.theta_[5:]
+        return law
+
+    @property
+    def formula(self) -> str:
+        return "Acc(N, D) = a / (1 + exp(-k (L(N, D) - L0))) + b,  L(N, D) = A/N^alpha + B/D^beta + E"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("params", "tokens")
+
+    @property
+    def varying(self) -> dict[str, str]:
+        return self.task_loss_law().varying
+
+    def _bounds(self) -> Bounds:
+        return [*self.task_loss_law()._bounds(), *self.accuracy_law()._bounds()]
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        raise LawDataError("the two-step law chains two fits; it has no single log-sum-exp design")
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        theta = np.asarray(theta, dtype=float)
+        step1 = self.task_loss_law()._coefficients(theta[..., :5])
+        step1["E"] = step1.pop("sigma")
+        return step1 | self.accuracy_law()._coefficients(theta[..., 5:])
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        step1 = {k: v for k, v in coefficients.items() if k in ("A", "B", "alpha", "beta")}
+        return np.concatenate([
+            self.task_loss_law()._theta(step1 | {"sigma": coefficients["E"]}),
+            self.accuracy_law()._theta(coefficients),
+        ])  # fmt: skip
+
+    # ----- fitting ---------------------------------------------------------------------------------------
+    def fit(self, table: Table) -> Self:
+        """Fit both steps on the checkpoint table; with ``bootstrap=K``, resample runs through both."""
+        if self.bootstrap and self.method != "resample":
+            raise LawDataError(
+                "the two-step chain's intervals are the run-level bootstrap through both steps: use "
+                "method='resample' (CLI: --method resample)"
+            )
+        frame = _points(table, POINT_COLUMNS)
+        final = final_values(frame, self.last)
+        step1, step2 = self.task_loss_law(), self.accuracy_law()
+        step1.fit(final)
+        step2.fit(frame)
+        self.theta_ = np.concatenate([step1.theta_, step2.theta_])
+        self.objective_, self.converged_ = (
+            step1.objective_ + step2.objective_,
+            step1.converged_ and step2.converged_,
+        )
+        self.n_points_, self.faded_ = len(final) + step2.n_points_, list(step1.faded_)
+        self.unpredictable_ = step2.unpredictable_
+        self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
+        self.no_interval_ = None
+        sizes = final["params"].nunique()
+        if self.unpredictable_:
+            self.no_interval_ = f"{self.name}: no interval: {self.unpredictable_}"
+        elif sizes < MIN_SIZES:
+            self.no_interval_ = (
+                f"{self.name}: no interval: the ladder has {sizes} model size(s) and the chained intervals are "
+                f"calibrated from {MIN_SIZES} (benchmarks/downstream_calibration.py)"
+            )
+        if self.no_interval_ and self.bootstrap:
+            warnings.warn(IntervalWarning(self.no_interval_), stacklevel=2)
+        elif self.bootstrap:
+            self._resample(final, frame, step1, step2)
+        return self
+
+    def _resample(
+        self, final: pd.DataFrame, frame: pd.DataFrame, step1: TaskLossLaw, step2: AccuracyLaw
+    ) -> None:
+        """Refit both steps on ``bootstrap`` run-level resamples; draw the new-run noise scales."""
+        n = self.bootstrap
+        draw_seed, scale_seed, _ = spawn_seeds(self.seed, 3)
+        runs = pd.Index(final["run_id"])
+        codes = runs.get_indexer(step2_points(frame, self.skip, self.window)["run_id"])
+        counts = np.zeros((n, len(runs)))
+        draws = np.random.default_rng(draw_seed).integers(0, len(runs), size=(n, len(runs)))
+        np.add.at(counts, (np.arange(n)[:, None], draws), 1.0)
+
+        design = step1._design(step1._log_inputs(final))
+        logy = np.log(final["task_loss"].to_numpy())
+        refits1 = refit_resamples(design, (logy for _ in range(n)), counts, step1.theta_, step1._bounds(),
+                                  step1._huber_delta)  # fmt: skip
+        x, y = step2._fit_points(step2_points(frame, self.skip, self.window))
+        anchor = np.ones(len(x) - len(codes))
+        refits2 = [
+            _fit_sigmoid(x, y, np.concatenate([row[codes], anchor]), step2.theta_[None, :]) for row in counts
+        ]
+        theta2 = np.array([result.x for result in refits2])
+
+        residual = logy - np.log(step1.predict(final))
+        df1, df2 = len(runs) - 5, step2.n_points_ - len(anchor) - 4
+        tau = float(np.sqrt(np.sum(residual**2) / df1))
+        scale_rng = np.random.default_rng(scale_seed)
+        scales = np.column_stack([
+            scale * np.sqrt(df / scale_rng.chisquare(df, size=n)) for scale, df in ((tau, df1), (step2.noise_, df2))
+        ])  # fmt: skip
+        self.bootstrap_theta_ = np.concatenate([refits1.theta, theta2], axis=1)
+        self.bootstrap_scales_ = scales
+        self.bootstrap_ = {
+            "n": n,
+            "method": "resample",
+            "resample": "run",
+            "seed": self.seed,
+            "level": self.level,
+            "noise": {
+                "n_groups": len(runs),
+                "tau": tau,
+                "s": step2.noise_,
+                "df_between": df1,
+                "df_within": df2,
+            },
+            "not_converged": int((~refits1.converged).sum()) + sum(not r.success for r in refits2),
+            "on_bound": {},
+        }
+
+    # ----- prediction ------------------------------------------------------------------------------------
+    def predict_task_loss(self, table: Table) -> np.ndarray:
+        """Step 1's task loss at each row's (N, D)."""
+        return self.task_loss_law().predict(table)
+
+    def predict(self, table: Table) -> np.ndarray:
+        """Accuracy at each row's (N, D): step 2 at step 1's predicted task loss."""
+        return np.atleast_1d(sigmoid(self._fitted_theta()[5:], self.predict_task_loss(table)))
+
+    def _samples(self, table: Table, new_run: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Task loss and accuracy of every resample at each row, shape ``(K, rows)`` each."""
+        if self.bootstrap_theta_ is None:
+            raise LawDataError(self.no_interval_ or f"{self.name}: fit with bootstrap=K to get intervals")
+        step1 = self.task_loss_law()
+        theta = self.bootstrap_theta_
+        loss = np.exp(log_predict(step1._design(step1._log_inputs(table)), theta[:, :5]))
+        if new_run:
+            rng = np.random.default_rng(spawn_seeds(self.bootstrap_["seed"], 3)[2])
+            tau, s = self.bootstrap_scales_[:, :1], self.bootstrap_scales_[:, 1:]
+            loss = loss * np.exp(tau * rng.standard_normal((len(theta), 1)))
+            return loss, sigmoid(theta[:, 5:], loss) + s * rng.standard_normal(loss.shape)
+        return loss, sigmoid(theta[:, 5:], loss)
+
+    def predict_interval(self, table: Table, *, new_run: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the accuracy at each row: the curve's band, or (``new_run=True``) what a
+        new run's final checkpoint would measure. Refused, with the reason, where ``no_interval_`` is set."""
+        return percentile_interval(self._samples(table, new_run)[1], self.level_)
+
+    def predict_task_loss_interval(
+        self, table: Table, *, new_run: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the task loss at each row (step 1 through the same resamples)."""
+        return percentile_interval(self._samples(table, new_run)[0], self.level_)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``Law.to_dict`` plus why the task cannot be predicted, where it cannot."""
+        return super().to_dict() | {"unpredictable": self.unpredictable_}
+
+
+@dataclasses.dataclass(kw_only=True)
+class LossToLossLaw(Law):
+    """L_y = K·(L_x − E_x)^κ + E_y (Brandfonbrener et al. 2024): one loss from another, ``source`` (the
+    x column, e.g. ``val_loss``) to ``task_loss``. ``e_x`` and ``e_y`` are the irreducible terms of each
+    loss's own scaling-law fit (e.g. ChinchillaLaw's σ; 0 by default, a plain power law); K and κ are least squares in log space, as the
+    paper's notebooks fit them. No intervals: not calibrated."""
+
+    e_x: float = 0.0
+    e_y: float = 0.0
+    source: str = "val_loss"
+    loss: Literal["huber", "squared"] = "squared"
+
+    name: ClassVar[str] = "loss-to-loss"
+    target: ClassVar[str] = "task_loss"
+    theta_names: ClassVar[tuple[str, ...]] = ("log_K", "kappa")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss != "squared":
+            raise LawDataError("loss-to-loss is fitted by least squares in log space, as the paper does")
+
+    @property
+    def formula(self) -> str:
+        return f"L_y = K * (L_x - {self.e_x:g})^kappa + {self.e_y:g}  [L_x = {self.source}, L_y = task_loss]"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.source,)
+
+    @property
+    def varying(self) -> dict[str, str]:
+        return {self.source: "kappa needs a range of source losses"}
+
+    def _bounds(self) -> Bounds:
+        return [(None, None), (None, None)]
+
+    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
+        raise LawDataError("loss-to-loss has offsets E_x, E_y inside the power: it is fitted directly")
+
+    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        theta = np.asarray(theta, dtype=float)
+        return {"K": np.exp(theta[..., 0]), "kappa": theta[..., 1]}
+
+    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        return np.array([math.log(coefficients["K"]), coefficients["kappa"]])
+
+    def _excess(self, table: Table, column: str, floor: float) -> np.ndarray:
+        values = numeric_column(pd.DataFrame(table), column) - floor
+        if not (values > 0).all():
+            raise LawDataError(
+                f"every '{column}' must exceed its irreducible term {floor:g}; {int((values <= 0).sum())} row(s) "
+                "do not (check the E fitted for that loss)"
+            )
+        return values
+
+    def fit(self, table: Table) -> Self:
+        """Least squares of log(L_y − E_y) on log(L_x − E_x)."""
+        x = np.log(self._excess(table, self.source, self.e_x))
+        y = np.log(self._excess(table, self.target, self.e_y))
+        if len(x) < 3 or np.ptp(x) == 0:
+            raise LawDataError(f"loss-to-loss needs >= 3 rows with distinct '{self.source}'")
+        slope, intercept = np.polyfit(x, y, 1)
+        self.theta_ = np.array([intercept, slope])
+        self.objective_ = float(0.5 * np.sum((intercept + slope * x - y) ** 2))
+        self.n_points_, self.converged_, self.faded_ = len(x), True, []
+        self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
+        self.no_interval_ = f"{self.name}: no intervals yet: not calibrated"
+        return self
+
+    def predict(self, table: Table) -> np.ndarray:
+        """The target loss at each row's source loss."""
+        log_k, kappa = self._fitted_theta()
+        return np.exp(log_k) * self._excess(table, self.source, self.e_x) ** kappa + self.e_y
+
+
+@dataclasses.dataclass(frozen=True)
+class LadderTruth:
+    """A known two-step truth with checkpoint noise, to check the laws and their intervals against.
+
+    Task loss ``L(N, d)`` of step 1 at every checkpoint ``d``, times ``exp(u + e)`` with a run effect
+    ``u ~ N(0, run_sd²)`` and checkpoint fluctuation ``e ~ N(0, checkpoint_sd²)``; accuracy = step 2 at that
+    task loss plus item noise ``N(0, accuracy_sd²)`` (about a 1000-item task near 60 %).
+    """
+
+    step1: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: {"A": 100.0, "B": 200.0, "alpha": 0.3, "beta": 0.3, "E": 0.5}
+    )
+    step2: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: {"a": -0.74, "L0": 0.9, "k": 5.0, "b": 0.99}
+    )
+    run_sd: float = 0.01
+    checkpoint_sd: float = 0.005
+    accuracy_sd: float = 0.015
+
+    def task_loss(self, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Step 1's true task loss."""
+        c = self.step1
+        return c["A"] / params ** c["alpha"] + c["B"] / tokens ** c["beta"] + c["E"]
+
+    def accuracy(self, task_loss: np.ndarray) -> np.ndarray:
+        """Step 2's true accuracy."""
+        c = self.step2
+        return sigmoid(np.array([c["a"], c["L0"], c["k"], c["b"]]), task_loss)
+
+    def ladder(
+        self,
+        sizes: Any,
+        multipliers: Any = (1, 2, 5, 10),
+        checkpoints: int = 20,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """The checkpoint table of a ladder: every size × token multiplier (D = multiplier · 20 N, the
+        paper's 1xC … 10xC), ``checkpoints`` evaluations evenly spaced to D."""
+        run_seed, point_seed = spawn_seeds(seed, 2)
+        grid = [(n, m * 20 * n) for n in sizes for m in multipliers]
+        effects = np.random.default_rng(run_seed).normal(0.0, self.run_sd, len(grid))
+        rng = np.random.default_rng(point_seed)
+        frames = []
+        for i, ((n, d), u) in enumerate(zip(grid, effects, strict=True)):
+            tokens = d * np.arange(1, checkpoints + 1) / checkpoints
+            loss = self.task_loss(n, tokens) * np.exp(u + rng.normal(0.0, self.checkpoint_sd, checkpoints))
+            accuracy = self.accuracy(loss) + rng.normal(0.0, self.accuracy_sd, checkpoints)
+            frames.append(pd.DataFrame({"run_id": f"r{i}", "params": float(n), "tokens": tokens,
+                                        "step": np.arange(1, checkpoints + 1), "task_loss": loss,
+                                        "accuracy": np.clip(accuracy, 0.0, 1.0)}))  # fmt: skip
+        return pd.concat(frames, ignore_index=True)
+
+    def new_runs(self, params: float, tokens: float, n: int, rng: np.random.Generator) -> np.ndarray:
+        """What ``n`` new runs at (N, D) measure at their final checkpoints: many draws per fitted ladder
+        estimate an interval's coverage given that ladder without a coin flip's noise."""
+        noise = rng.normal(0.0, self.run_sd, n) + rng.normal(0.0, self.checkpoint_sd, n)
+        loss = self.task_loss(np.asarray(params), np.asarray(tokens)) * np.exp(noise)
+        return self.accuracy(loss) + rng.normal(0.0, self.accuracy_sd, n)
