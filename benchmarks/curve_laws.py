@@ -23,6 +23,7 @@ import pandas as pd
 
 from archscale.data.public import multipower2025_steps
 from archscale.laws import AnnealingLaw, MultiPowerLaw
+from archscale.laws.curve_laws import final_points
 
 TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
 HELD_OUT = ("wsd_20000_24000", "wsdld_20000_24000", "cosine_72000", "constant_72000", "wsdcon_3", "wsdcon_18")
@@ -53,27 +54,50 @@ def protocol(laws: dict) -> None:
             print(f"| {name} | {size} | {seconds:.0f} s | {cells} | {max(map(abs, errors)):.2f} % |")
 
 
-def unfinished(laws: dict) -> None:
+UNFINISHED_DESIGNS = {"constant 24k": ["constant_24000"], "the three training curves": list(TRAIN)}
+
+
+def unfinished(laws: dict, refits: int) -> None:
+    """The final-loss error, and the new-run interval in % of the observed final where the fit gives one, for
+    an unfinished cosine-72k run fitted beside the curves of each design."""
+    reasons: set[str | None] = set()
+    shares = (1 / 3, 1 / 2, 3 / 4)
     print(
-        "\n| law | size | " + " | ".join(f"first {f:.0%} of cosine-72k" for f in (1 / 3, 1 / 2, 3 / 4)) + " |"
+        "\n| law | size | fitted beside | "
+        + " | ".join(f"first {f:.0%} of cosine-72k" for f in shares)
+        + " |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
+    target_rows = {size: final_points(multipower2025_steps(size, ["cosine_72000"])) for size in SIZES}
     for name, cls in laws.items():
-        for size in SIZES:
-            errors = []
-            for share in (1 / 3, 1 / 2, 3 / 4):
-                seen = multipower2025_steps(size, ["cosine_72000"], until=int(72000 * share))
-                table = pd.concat([multipower2025_steps(size, ["constant_24000"]), seen], ignore_index=True)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    law = cls().fit(table)
-                errors.append(final_error(law, size, "cosine_72000"))
-            print(f"| {name} | {size} | " + " | ".join(f"{e:+.2f} %" for e in errors) + " |")
+        for design, schedules in UNFINISHED_DESIGNS.items():
+            for size in SIZES:
+                target = target_rows[size]
+                observed = target["loss"].dropna().iloc[0]
+                cells = []
+                for share in shares:
+                    seen = multipower2025_steps(size, ["cosine_72000"], until=int(72000 * share))
+                    table = pd.concat([multipower2025_steps(size, schedules), seen], ignore_index=True)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        law = cls(bootstrap=refits).fit(table)
+                    cell = f"{final_error(law, size, 'cosine_72000'):+.2f} %"
+                    if law.bootstrap_theta_ is not None:
+                        lower, upper = (
+                            100 * (v[0] / observed - 1) for v in law.predict_interval(target, new_run=True)
+                        )
+                        cell += f" [{lower:+.2f}, {upper:+.2f}]" + ("" if lower <= 0 <= upper else " ✗")
+                    cells.append(cell)
+                    reasons.add(law.no_interval_)
+                print(f"| {name} | {size} | {design} | " + " | ".join(cells) + " |")
+    for reason in sorted(r for r in reasons if r):
+        print(f"\n- no interval: {reason}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--law", choices=sorted(LAWS), action="append", help="only these laws (repeatable)")
+    parser.add_argument("--refits", type=int, default=100, help="bootstrap refits behind each interval")
     args = parser.parse_args()
     laws = {name: LAWS[name] for name in (args.law or LAWS)}
     print(f"\n## Whole-curve laws on the multi-power curves (`benchmarks/curve_laws.py`), {date.today()}\n")
@@ -82,7 +106,7 @@ def main() -> None:
     )
     print("- Final-loss error (predicted / observed − 1) at each held-out curve's last logged step.\n")
     protocol(laws)
-    unfinished(laws)
+    unfinished(laws, args.refits)
 
 
 if __name__ == "__main__":

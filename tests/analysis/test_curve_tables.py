@@ -85,6 +85,7 @@ def test_a_branch_is_predicted_from_its_trunk_and_an_open_run_to_its_end(store) 
     truth = _annealing_loss(runs["open"], 400)[-1]
     assert ends["reached"].iloc[0] == 250 and ends["steps"].iloc[0] == 400
     assert ends["predicted"].iloc[0] == pytest.approx(truth, rel=3e-3)
+    assert np.isnan(ends["lower"].iloc[0]) and "not bootstrapped" in ends["no_interval"].iloc[0]
 
 
 def test_runs_without_curves_are_read_without_losses(store) -> None:
@@ -119,9 +120,9 @@ def test_runs_list_shows_where_an_unfinished_run_will_end(store) -> None:
     result = CliRunner().invoke(app, ["runs", "list", "--store", str(s.path), "--predict"])
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith(runs["open"].run_id))
-    predicted = float(line.split()[7])  # the column after the last measured loss
+    predicted, lower, upper = (float(v.strip("[],")) for v in line.split()[7:10])  # after the last loss
     assert predicted == pytest.approx(_annealing_loss(runs["open"], 400)[-1], rel=3e-3)
-    assert "no interval yet" in result.output
+    assert lower < predicted < upper
 
 
 def test_the_report_checks_each_branch_against_its_trunk(store) -> None:
@@ -138,8 +139,13 @@ def test_the_report_checks_each_branch_against_its_trunk(store) -> None:
     }
     annealing = checks[checks["law"] == "annealing"].iloc[0]
     assert abs(annealing["error"]) < 2e-3 and annealing["step"] == 240
-    html = _branches({"branch_predictions": checks.to_dict("records")})
+    ends = predicted_ends(store_step_table(s), AnnealingLaw(bootstrap=50))
+    html = _branches(
+        {"branch_predictions": checks.to_dict("records"), "predicted_ends": ends.to_dict("records")}
+    )
     assert f"{100 * annealing['error']:+.2f} %" in html and "annealing: mean |error|" in html
+    end = ends.iloc[0]
+    assert f"<td>{end['predicted']:.4f}</td><td>[{end['lower']:.4f}, {end['upper']:.4f}]</td>" in html
 
 
 def _wsd_rates(steps: int, peak: float, warmup: int, fraction: float, floor: float = 0.1) -> np.ndarray:

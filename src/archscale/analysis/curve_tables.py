@@ -192,7 +192,18 @@ def step_table(
             )
         )
     if not frames:
-        columns = ["run_id", "model", "kind", "params", "model_scale", "status", "step", "tokens", "lr", "loss"]
+        columns = [
+            "run_id",
+            "model",
+            "kind",
+            "params",
+            "model_scale",
+            "status",
+            "step",
+            "tokens",
+            "lr",
+            "loss",
+        ]
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
 
@@ -212,9 +223,11 @@ def _final_observed(rows: pd.DataFrame) -> tuple[int, float]:
 
 
 def predicted_ends(table: pd.DataFrame, law: Law) -> pd.DataFrame:
-    """Where each run that has not finished will end: ``law`` (a whole-curve law, cloned per model) fitted
-    on every run of its model, evaluated at its planned last step. Columns ``run_id``, ``params``, ``reached``
-    (last smoothed step), ``steps`` (planned), ``predicted``."""
+    """Where each run that has not finished will end: ``law`` (a whole-curve law, cloned per model; give it
+    ``bootstrap=K`` for intervals) fitted on every run of its model, evaluated at its planned last step.
+    Columns ``run_id``, ``params``, ``reached`` (last smoothed step), ``steps`` (planned), ``predicted``, and
+    ``lower``, ``upper`` (the prediction interval of a new run's final loss: a fresh run effect, so it errs
+    wide for a run the fit has partly seen) or ``no_interval`` (why there is none)."""
     rows = []
     for _, size in table.groupby("model"):
         open_runs = size[~size["status"].isin(("finished", "diverged"))]["run_id"].unique()
@@ -224,11 +237,17 @@ def predicted_ends(table: pd.DataFrame, law: Law) -> pd.DataFrame:
         for run_id in open_runs:
             run = size[size["run_id"] == run_id]
             if run["loss"].notna().any():
-                predicted = fitted.predict(run[["run_id", "step", "lr"]])[-1]
+                rates = run["lr"].to_numpy()
+                size_value = run[fitted.size_column].iloc[0] if fitted.size_column else None
+                interval, no_interval = final_interval(fitted, rates, size=size_value)
                 reached, _ = _final_observed(run)
                 rows.append({"run_id": run_id, "params": run["params"].iloc[0], "reached": reached,
-                             "steps": int(run["step"].iloc[-1]), "predicted": float(predicted)})  # fmt: skip
-    return pd.DataFrame(rows, columns=["run_id", "params", "reached", "steps", "predicted"])
+                             "steps": int(run["step"].iloc[-1]),
+                             "predicted": predict_final(fitted, rates, size=size_value),
+                             "lower": interval[0] if interval else np.nan,
+                             "upper": interval[1] if interval else np.nan, "no_interval": no_interval})  # fmt: skip
+    columns = ["run_id", "params", "reached", "steps", "predicted", "lower", "upper", "no_interval"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def branch_predictions(table: pd.DataFrame, trunks: Mapping[str, str], law: Law) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from archscale.analysis.curve_tables import predicted_ends, store_step_table
@@ -20,6 +21,9 @@ app = typer.Typer(
 )
 
 
+PREDICT_REFITS = 100  # refits behind each --predict interval: seconds per model on a laptop
+
+
 @app.command("list")
 def list_cmd(
     store: StoreOption = DEFAULT_STORE,
@@ -31,7 +35,7 @@ def list_cmd(
         typer.Option(
             "--predict",
             help="Show where each unfinished run will end: the annealing law (Tissue et al. 2024) fitted on "
-            "the curves of its model's runs, at its planned last step (no interval yet).",
+            "the curves of its model's runs, at its planned last step, with a 95 % prediction interval.",
         ),
     ] = False,
 ) -> None:
@@ -45,25 +49,41 @@ def list_cmd(
         runs = results.runs(**({"status": status} if status else {}))
         final = results.curve().groupby("run_id")["lm_loss"].last() if len(runs) else {}
         ends = (
-            predicted_ends(store_step_table(results), AnnealingLaw()).set_index("run_id")["predicted"]
+            predicted_ends(store_step_table(results), AnnealingLaw(bootstrap=PREDICT_REFITS)).set_index(
+                "run_id"
+            )
             if predict and len(runs)
-            else {}
+            else pd.DataFrame()
         )
     typer.echo(
         f"{'run_id':<13} {'model':<14} {'tokens':>10} {'batch':>6} {'lr':>9} {'status':<11} {'loss':>7}"
-        + (f" {'→ end':>7}" if predict else "")
+        + (f" {'→ end':>7} {'95 % interval':<17}" if predict else "")
         + "  reason"
     )
     for row in runs.itertuples():
         loss = final.get(row.run_id, float("nan")) if len(runs) else float("nan")
-        end = f" {ends[row.run_id]:>7.4f}" if row.run_id in ends else (" " * 8 if predict else "")
+        end = (
+            _predicted_end(ends.loc[row.run_id])
+            if row.run_id in ends.index
+            else (" " * 26 if predict else "")
+        )
         reason = one_line(row.message) if isinstance(row.message, str) and row.message else ""
         typer.echo(
             f"{row.run_id:<13} {row.model_name!s:<14} {row.D:>10.3g} {row.batch_size:>6} {row.lr:>9.3g} "
             f"{row.status:<11} {loss:>7.4f}{end}  {reason}".rstrip()
         )
+    reasons = sorted({r for r in ends.get("no_interval", pd.Series(dtype=object)).dropna()})
     if predict:
-        typer.echo("→ end: annealing law fitted per model on its runs' smoothed curves; no interval yet")
+        typer.echo(
+            "→ end: annealing law fitted per model on its runs' smoothed curves; the interval is that of a new "
+            f"run's final loss ({PREDICT_REFITS} simulated refits)"
+            + "".join(f"\n  no interval: {reason}" for reason in reasons)
+        )
+
+
+def _predicted_end(end: pd.Series) -> str:
+    interval = "-" if pd.isna(end["lower"]) else f"[{end['lower']:.4f}, {end['upper']:.4f}]"
+    return f" {end['predicted']:>7.4f} {interval:<17}"
 
 
 @app.command("checkpoints")

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from archscale.analysis import NOT_TESTED, Analyses, Verdict, from_store, jsonable
-from archscale.analysis.curve_tables import store_branch_predictions
+from archscale.analysis.curve_tables import predicted_ends, store_branch_predictions, store_step_table
 from archscale.analysis.design_space import (
     DesignSpaceResult,
     design_space,
@@ -32,6 +32,7 @@ from archscale.analysis.downstream import downstream_table
 from archscale.analysis.public import PublicEvidence, clark_evidence, multipower_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
 from archscale.errors import ArchscaleError
+from archscale.laws import AnnealingLaw
 from archscale.laws.resampling import spawn_seeds
 from archscale.paths import write_atomic
 from archscale.report.figures import design_space_figure, public_figures, write_figures
@@ -273,7 +274,7 @@ def build_report(
     with ResultsStore(store_path, read_only=True) as store:
         if store.runs().empty:
             raise ReportError(f"--store {store_path}: the results store holds no runs; nothing to report")
-        runs_seed, public_seed = spawn_seeds(seed, 2)
+        runs_seed, public_seed, ends_seed = spawn_seeds(seed, 3)
         runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
         design = None
         if has_design_variants(runs):  # the paper's analyses read the paper's designs; the panel the rest
@@ -286,6 +287,7 @@ def build_report(
         inventory = run_inventory(store, runs)
         downstream = downstream_table(store, inventory)
         branches = store_branch_predictions(store)
+        ends = predicted_ends(store_step_table(store), AnnealingLaw(bootstrap=bootstrap, seed=ends_seed))
     clark_seed, *reference_seeds, multipower_seed = spawn_seeds(public_seed, 2 + len(references or {}))
     evidence = (
         [clark_evidence(bootstrap=bootstrap, seed=clark_seed),
@@ -302,6 +304,7 @@ def build_report(
         inventory=inventory,
         downstream=downstream,
         branches=branches,
+        ends=ends,
         public=evidence,
         design=design,
         about={
@@ -320,6 +323,7 @@ def write_report(
     inventory: pd.DataFrame,
     downstream: list[dict[str, Any]] | None = None,
     branches: pd.DataFrame | None = None,
+    ends: pd.DataFrame | None = None,
     about: dict[str, Any] | None = None,
     public: Sequence[PublicEvidence] = (),
     design: DesignSpaceResult | None = None,
@@ -327,7 +331,8 @@ def write_report(
     """Write the report of ``analyses`` (from a store or from CSVs) with its run inventory.
 
     ``branches``: each cooldown branch's final loss predicted from its trunk by the whole-curve laws
-    (:func:`~archscale.analysis.curve_tables.store_branch_predictions`). ``about`` adds free-form facts to ``summary.json`` and the page's last table (e.g. ``store``,
+    (:func:`~archscale.analysis.curve_tables.store_branch_predictions`); ``ends``: where each unfinished run
+    will end (:func:`~archscale.analysis.curve_tables.predicted_ends`). ``about`` adds free-form facts to ``summary.json`` and the page's last table (e.g. ``store``,
     ``bootstrap``, ``study_wall_time_s``).
     """
     out_dir = Path(out_dir)
@@ -348,6 +353,7 @@ def write_report(
         },
         "downstream": downstream or [],
         "branch_predictions": [] if branches is None else branches,
+        "predicted_ends": [] if ends is None else ends,
         "analyses": analyses,
         "public_evidence": list(public),
         "design_space": design,

@@ -354,10 +354,35 @@ def _downstream(summary: dict[str, Any]) -> str:
     )
 
 
+def _predicted_ends(summary: dict[str, Any]) -> str:
+    """Where each unfinished run will end, by the annealing law fitted on its model's runs."""
+    rows = summary.get("predicted_ends") or []
+    if not rows:
+        return ""
+    body = [
+        [escape(r["run_id"]), str(r["reached"]), str(r["steps"]), _fmt(r["predicted"], ".4f"),
+         _interval(r["lower"], r["upper"], lambda v: _fmt(v, ".4f")) if r["no_interval"] is None
+         else escape(r["no_interval"])]
+        for r in rows
+    ]  # fmt: skip
+    header = [
+        "unfinished run",
+        "reached step",
+        "planned steps",
+        "predicted final loss",
+        "95 % prediction interval",
+    ]
+    return (
+        "<p>Where each unfinished run will end: the annealing law fitted on the curves of its model's runs, at "
+        "its planned last step; the interval is a new run's (a fresh run effect), so it errs wide for a run "
+        "the fit has partly seen.</p>" + table(header, body, text_columns=1)
+    )
+
+
 def _branches(summary: dict[str, Any]) -> str:
     rows = summary.get("branch_predictions") or []
     if not rows:
-        return (
+        return _predicted_ends(summary) + (
             "<p class=note>No cooldown branches with a finished trunk: nothing to predict from a trunk.</p>"
         )
     body = [
@@ -373,10 +398,11 @@ def _branches(summary: dict[str, Any]) -> str:
             f"{law}: mean |error| {100 * sum(errors) / len(errors):.2f} %, max {100 * max(errors):.2f} % "
             f"over {len(errors)} branches"
         )
-    return (
+    return _predicted_ends(summary) + (
         "<p class=note>Each cooldown branch's final (smoothed training) loss predicted by a whole-curve law "
         "fitted on its trunk's curve alone — the trunk never saw the branch's earlier decay — and what the "
-        "branch then measured. No intervals yet: they are not calibrated for these laws.</p>"
+        "branch then measured. No intervals: a fit on one curve cannot tell a run's own offset from the law, "
+        "and the whole-curve laws' intervals need at least three runs (RESULTS.md).</p>"
         + table(header, body, text_columns=3)
         + _notes(summary_lines)
     )
