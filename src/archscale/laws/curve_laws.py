@@ -73,7 +73,9 @@ def run_schedules(
         if size:
             sizes = rows[size].to_numpy(dtype=float)
             if not (np.isfinite(sizes).all() and (sizes > 0).all() and (sizes == sizes[0]).all()):
-                raise LawDataError(f"run {run_id!r}: column '{size}' needs one value > 0 on every row of the run")
+                raise LawDataError(
+                    f"run {run_id!r}: column '{size}' needs one value > 0 on every row of the run"
+                )
             run_size = float(sizes[0])
         schedules.append(RunSchedule(eta, steps[measured].astype(int), run_size))
         losses.append(loss[measured])
