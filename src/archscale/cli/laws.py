@@ -21,6 +21,7 @@ import typer
 from archscale.analysis import POINT_RULES, law_points
 from archscale.analysis.curve_tables import schedule_choice, store_step_table
 from archscale.analysis.curves import check_one_corpus, points_rule
+from archscale.analysis.downstream_chain import chain_forecasts, fit_chains, ladder_points
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.suite import store_runs
 from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption
@@ -41,6 +42,7 @@ from archscale.laws.design import (
     hyperparameters,
     plan_designs,
 )
+from archscale.laws.downstream_laws import TwoStepLaw
 from archscale.laws.errors import LawDataError
 from archscale.laws.plan import make_plan
 from archscale.laws.resampling import spawn_seeds
@@ -154,8 +156,23 @@ def store_curves(
 
 def read_fit(path: Path) -> Law:
     """A fit saved by ``archscale fit --out``; a missing or unreadable file names ``--fit`` and the fix."""
+    return Law.from_dict(_saved(path))
+
+
+def read_fits(path: Path) -> list[tuple[str, Law]]:
+    """The labelled fits of a saved file: one, or a two-step fit's chain per task (tasks that could not be
+    fitted left out), each labelled with its task."""
+    data = _saved(path)
+    if "tasks" in data:
+        return [
+            (f"{path} ({task})", Law.from_dict(fit)) for task, fit in data["tasks"].items() if "law" in fit
+        ]
+    return [(f"{path} ({data['task']})" if data.get("task") else str(path), Law.from_dict(data))]
+
+
+def _saved(path: Path) -> dict[str, Any]:
     try:
-        return Law.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise LawDataError(
             f"--fit {path}: no such file; save one with `archscale fit ... --out FILE`"
@@ -164,6 +181,11 @@ def read_fit(path: Path) -> Law:
         raise LawDataError(
             f"--fit {path}: not a saved fit ({error}); pass a file from `archscale fit --out`"
         ) from None
+    if not isinstance(data, dict):
+        raise LawDataError(
+            f"--fit {path}: not a saved fit (a JSON object); pass a file from `archscale fit --out`"
+        )
+    return data
 
 
 def _emit(payload: dict[str, Any], text: str, as_json: bool, out: Path | None = None) -> None:
@@ -193,6 +215,109 @@ def _holdout(spec: str) -> tuple[str, int]:
     if not column or (count and not count.isdigit()):
         raise LawDataError(f"--holdout takes COLUMN or COLUMN:K (e.g. params:2), got {spec!r}")
     return column, int(count or 1)
+
+
+PREDICT_FORM = "params=N,tokens=D (e.g. params=1e9,tokens=2e10)"
+
+
+def _predict_targets(specs: list[str]) -> list[tuple[float, float]]:
+    """Each ``--predict params=N,tokens=D`` as (N, D), refused with the form when it is not one."""
+    targets = []
+    for spec in specs:
+        pairs = dict(part.partition("=")[::2] for part in spec.replace(" ", "").split(","))
+        try:
+            params, tokens = float(pairs.pop("params")), float(pairs.pop("tokens"))
+        except (KeyError, ValueError):
+            params = tokens = math.nan
+        if pairs or not (0 < params < math.inf and 0 < tokens < math.inf):
+            raise LawDataError(f"--predict takes {PREDICT_FORM}, each a finite number > 0; got {spec!r}")
+        targets.append((params, tokens))
+    return targets
+
+
+def _two_step_points(
+    path: Path, mapping: list[str] | None, kind: str | None, keep_duplicates: bool
+) -> tuple[pd.DataFrame, dict[str, float | None]]:
+    """The checkpoint table ``--data`` names and each task's chance accuracy (known for a store only)."""
+    if not path.name.lower().endswith(STORE_SUFFIXES):
+        if kind is not None:
+            raise LawDataError(f"--kind applies to a results store; {path} is a table: drop --kind")
+        return read_table(path, parse_mapping(mapping or []), keep_duplicates=keep_duplicates), {}
+    try:
+        with ResultsStore(path, read_only=True) as store:
+            points, chances = ladder_points(store, kind)
+    except (AnalysisError, StoreError) as error:
+        raise LawDataError(f"--data {path}: {error}") from error
+    return apply_mapping(points, parse_mapping(mapping or [])), chances
+
+
+def _band(value: float | None, interval: list[float] | None, fmt: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:{fmt}}" + (f" [{interval[0]:{fmt}}, {interval[1]:{fmt}}]" if interval else "")
+
+
+def _forecast_lines(label: str | None, forecast: dict[str, Any]) -> list[str]:
+    """One table row of a forecast, and the reason under it when it lacks an accuracy or interval."""
+    if "skipped" in forecast:
+        return [f"  {label or '':<14} not fitted: {forecast['skipped']}"]
+    row = (
+        f"  {label or '':<14} {forecast['params']:>10.4g} {forecast['tokens']:>10.4g}  "
+        f"{_band(forecast['task_loss'], forecast['task_loss_interval'], '.4f'):<28} "
+        f"{_band(forecast['accuracy'], forecast['accuracy_interval'], '.3f')}"
+    )
+    why = forecast["unpredictable"] or forecast["no_interval"]
+    return [row] + ([f"  {'':<14} ({why})"] if why else [])
+
+
+def _fit_two_step(
+    template: TwoStepLaw,
+    data: Path,
+    mapping: list[str] | None,
+    kind: str | None,
+    keep_duplicates: bool,
+    predict: list[str],
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """``archscale fit two-step``: the chain per task, each ``--predict`` target forecast by every chain."""
+    targets = _predict_targets(predict)
+    points, chances = _two_step_points(data, mapping, kind, keep_duplicates)
+    chains = fit_chains(points, template, chances)
+    if not any(chain.law for chain in chains.values()):
+        raise LawDataError(
+            "; ".join(f"{task + ': ' if task else ''}{c.skipped}" for task, c in chains.items())
+        )
+    for task, chain in chains.items():
+        for message in chain.warnings:
+            typer.echo(f"warning: {task + ': ' if task else ''}{message}", err=True)
+    forecasts = chain_forecasts(chains, targets)
+    fits = {
+        task: c.law.to_dict() | {"warnings": c.warnings} if c.law else {"skipped": c.skipped}
+        for task, c in chains.items()
+    }
+    if len(chains) == 1:
+        ((task, fit),) = fits.items()
+        payload = fit | {"task": task, "data": str(data), "predictions": forecasts}
+    else:
+        payload = {"law": template.name, "data": str(data), "tasks": fits, "predictions": forecasts}
+    text = [
+        f"task {task}: " + (c.law.summary() if c.law else f"not fitted: {c.skipped}")
+        if task
+        else c.law.summary()
+        for task, c in chains.items()
+    ]
+    if forecasts:
+        text.append(
+            f"  {'task':<14} {'params':>10} {'tokens':>10}  {'task loss [95 % interval]':<28} accuracy [95 % interval]"
+        )
+        for forecast in forecasts:
+            by_task = forecast.get("tasks") or {forecast["task"]: forecast}
+            for task, entry in by_task.items():
+                text += _forecast_lines(
+                    task, {"params": forecast["params"], "tokens": forecast["tokens"]} | entry
+                )
+    _emit(payload, "\n".join(text), as_json, out)
 
 
 def fit_command(
@@ -239,12 +364,12 @@ def fit_command(
     ] = None,
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
     method: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="parametric (simulated runs with a run effect; calibrated) or resample (whole runs drawn "
-            "with replacement)."
+            "with replacement) [default: parametric; resample for two-step, its calibrated intervals]."
         ),
-    ] = "parametric",
+    ] = None,
     holdout: Annotated[
         str | None,
         typer.Option(help="COLUMN[:K]: also fit without the K largest COLUMN values and report their error."),
@@ -277,6 +402,20 @@ def fit_command(
     grid: Annotated[
         str, typer.Option(help="Starting grid: default, or hoffmann (chinchilla/wang).")
     ] = "default",
+    predict: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="two-step: params=N,tokens=D to forecast task loss and accuracy at (repeatable; N counts "
+            "every weight but the input embedding, as the ladder's params)."
+        ),
+    ] = None,
+    chance: Annotated[
+        float | None,
+        typer.Option(
+            help="two-step: the task's chance accuracy (e.g. 0.25 for four choices), to refuse a task at "
+            "chance [default for a store: what the bridge recorded]."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Also write the JSON fit here (for plan / table1).")
     ] = None,
@@ -286,20 +425,31 @@ def fit_command(
     with _warnings_shown() as caught:
         options: dict[str, Any] = {
             "grid": grid, "bootstrap": bootstrap, "seed": seed, "resample": resample, "level": level,
-            "method": method,
         }  # fmt: skip
         given = {
+            "method": method,
             "loss": loss,
             "size": size,
             "interaction": False if separable else None,
             "target": target,
             "offset": offset or None,
             "alpha_fixed": alpha_fixed,
+            "chance": chance,
         }
         options |= {k: v for k, v in given.items() if v is not None}
         if inputs is not None:
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = _law(law, options)
+        if isinstance(estimator, TwoStepLaw):
+            misplaced = {"--holdout": holdout, "--points": points, "--model": model}
+            if flag := next((f for f, value in misplaced.items() if value is not None), None):
+                raise LawDataError(
+                    f"{flag} does not apply to the two-step law: it reads every evaluated checkpoint"
+                )
+            _fit_two_step(estimator, data, map_, kind, keep_duplicates, predict or [], as_json, out)
+            return
+        if predict:
+            raise LawDataError(f"--predict forecasts downstream accuracy: it applies to two-step, not {law}")
         across_sizes = isinstance(estimator, ScheduleLaw) and estimator.size_column is not None
         if isinstance(estimator, ScheduleLaw) and not across_sizes and holdout is not None:
             raise LawDataError(
@@ -366,7 +516,31 @@ def _plan_text(plan: dict[str, Any]) -> str:
             f"    cosine: final loss {choice['cosine_final_loss']:.4g}",
         ]
         lines += [f"    note: {note}" for note in choice["notes"]]
+    for forecast in plan.get("downstream", []):
+        accuracy = _band(forecast["accuracy"], forecast["accuracy_interval"], ".3f")
+        why = forecast["unpredictable"] or forecast["no_interval"]
+        lines.append(
+            f"  accuracy by {forecast['source']}: "
+            + (
+                f"not predicted ({why})"
+                if forecast["accuracy"] is None
+                else accuracy + (f"  (no interval: {why})" if why else "")
+            )
+            + f"; task loss {_band(forecast['task_loss'], forecast['task_loss_interval'], '.4f')}"
+        )
     return "\n".join(lines)
+
+
+def _downstream_plan(plan: dict[str, Any], chains: list[tuple[str, TwoStepLaw]]) -> list[dict[str, Any]]:
+    """Each two-step fit's forecast of a run of the plan's N_opt and D_opt. The chain reads P (params);
+    a plan sized in FLOPs per token (model_scale) is refused rather than converted by a guessed ratio."""
+    if plan["size"] != "params":
+        raise LawDataError(
+            f"--fit {chains[0][0]}: the two-step chain reads params (P, every weight but the input embedding), "
+            f"but the plan's N_opt is {plan['size']}; plan with a loss law in params (fit chinchilla --size "
+            "params, or --law chinchilla-approach3)"
+        )
+    return [{"source": label} | law.forecast(plan["N_opt"], plan["D_opt"]) for label, law in chains]
 
 
 def _schedule_plan(
@@ -531,9 +705,15 @@ def plan_command(
     with _warnings_shown():
         if not fit and not law:
             raise LawDataError("give at least one --fit FIT.json or --law NAME")
-        laws = [(str(path), read_fit(path)) for path in fit or []]
+        laws = [entry for path in fit or [] for entry in read_fits(path)]
         curves = [(label, x) for label, x in laws if isinstance(x, ScheduleLaw)]
-        laws = [entry for entry in laws if entry not in curves]
+        chains = [(label, x) for label, x in laws if isinstance(x, TwoStepLaw)]
+        laws = [entry for entry in laws if entry not in curves and entry not in chains]
+        if chains and design_space:
+            raise LawDataError(
+                f"--fit {chains[0][0]}: a two-step fit forecasts accuracy at a plan's N_opt and D_opt, "
+                "without --design-space; drop one of them"
+            )
         if len(curves) > 1:
             raise LawDataError(
                 f"--fit: give one whole-curve fit to choose the schedule by, got {len(curves)} "
@@ -562,6 +742,8 @@ def plan_command(
             plan = make_plan(compute, laws, experts)
             if curves:
                 plan["schedule"] = _schedule_plan(plan, curves[0], batch_tokens, lr, warmup, min_lr_ratio)
+            if chains:
+                plan["downstream"] = _downstream_plan(plan, chains)
             _emit(plan, _plan_text(plan), as_json)
             return
         if max_total_params is not None and memory_per_gpu is not None:

@@ -621,7 +621,12 @@ class Law(abc.ABC):
             law.bootstrap_theta_ = np.asarray(boot["theta"], dtype=float).reshape(-1, len(law.theta_names))
             law.bootstrap_scales_ = np.asarray(boot["scales"], dtype=float).reshape(-1, 2)
             law.bootstrap_ = {k: v for k, v in boot.items() if k not in ("theta", "scales")}
+        law._restore(data)
         return law
+
+    def _restore(self, data: Mapping[str, Any]) -> None:
+        """Fitted state a law adds to ``to_dict`` beyond the base keys, read back by ``from_dict`` (none here)."""
+        del data
 
     @classmethod
     def from_coefficients(cls, coefficients: Mapping[str, float], **config: Any) -> Self:

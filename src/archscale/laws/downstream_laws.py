@@ -504,9 +504,37 @@ class TwoStepLaw(Law):
         """Percentile interval of the task loss at each row (step 1 through the same resamples)."""
         return percentile_interval(self._samples(table, new_run)[0], self.level_)
 
+    def forecast(self, params: float, tokens: float) -> dict[str, Any]:
+        """What a new run at (N = ``params``, D = ``tokens``) would measure: the task loss and the accuracy,
+        each with its prediction interval (``predict_interval(new_run=True)``, the calibrated one), or the
+        reason there is none in ``no_interval``. A task the ladder cannot predict (at chance, or a flat
+        slope) gets no accuracy, only the reason in ``unpredictable``: a sigmoid read off noise is not a
+        prediction."""
+        point = {"params": [float(params)], "tokens": [float(tokens)]}
+        interval: dict[str, list[float] | None] = {"task_loss": None, "accuracy": None}
+        if self.bootstrap_theta_ is not None:
+            samples = self._samples(point, new_run=True)
+            for name, values in zip(interval, samples, strict=True):
+                interval[name] = [float(v[0]) for v in percentile_interval(values, self.level_)]
+        return {
+            "params": float(params),
+            "tokens": float(tokens),
+            "task_loss": float(self.predict_task_loss(point)[0]),
+            "task_loss_interval": interval["task_loss"],
+            "accuracy": None if self.unpredictable_ else float(self.predict(point)[0]),
+            "accuracy_interval": interval["accuracy"],
+            "no_interval": None
+            if self.bootstrap_theta_ is not None
+            else self.no_interval_ or f"{self.name}: fit with bootstrap=K (CLI: --bootstrap K) for intervals",
+            "unpredictable": self.unpredictable_,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """``Law.to_dict`` plus why the task cannot be predicted, where it cannot."""
         return super().to_dict() | {"unpredictable": self.unpredictable_}
+
+    def _restore(self, data: Mapping[str, Any]) -> None:
+        self.unpredictable_ = data.get("unpredictable")
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -29,13 +29,14 @@ from archscale.analysis.design_space import (
     paper_design_runs,
 )
 from archscale.analysis.downstream import downstream_table
+from archscale.analysis.downstream_chain import DownstreamPanel, downstream_panels
 from archscale.analysis.public import PublicEvidence, clark_evidence, multipower_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
 from archscale.errors import ArchscaleError
 from archscale.laws import AnnealingLaw
 from archscale.laws.resampling import spawn_seeds
 from archscale.paths import write_atomic
-from archscale.report.figures import design_space_figure, public_figures, write_figures
+from archscale.report.figures import design_space_figure, downstream_figure, public_figures, write_figures
 from archscale.report.page import render_page
 from archscale.store import ResultsStore
 
@@ -274,7 +275,9 @@ def build_report(
     with ResultsStore(store_path, read_only=True) as store:
         if store.runs().empty:
             raise ReportError(f"--store {store_path}: the results store holds no runs; nothing to report")
-        runs_seed, public_seed, ends_seed = spawn_seeds(seed, 3)
+        runs_seed, public_seed, ends_seed, downstream_seed = spawn_seeds(
+            seed, 4
+        )  # a prefix: the rest as before
         runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
         design = None
         if has_design_variants(runs):  # the paper's analyses read the paper's designs; the panel the rest
@@ -286,6 +289,7 @@ def build_report(
         corpora = sorted(runs["corpus"].dropna().unique().tolist())
         inventory = run_inventory(store, runs)
         downstream = downstream_table(store, inventory)
+        chains = downstream_panels(store, runs, bootstrap=bootstrap, seed=downstream_seed)
         branches = store_branch_predictions(store)
         ends = predicted_ends(store_step_table(store), AnnealingLaw(bootstrap=bootstrap, seed=ends_seed))
     clark_seed, *reference_seeds, multipower_seed = spawn_seeds(public_seed, 2 + len(references or {}))
@@ -303,6 +307,7 @@ def build_report(
         out_dir,
         inventory=inventory,
         downstream=downstream,
+        chains=chains,
         branches=branches,
         ends=ends,
         public=evidence,
@@ -322,6 +327,7 @@ def write_report(
     *,
     inventory: pd.DataFrame,
     downstream: list[dict[str, Any]] | None = None,
+    chains: tuple[list[DownstreamPanel], str | None] | None = None,
     branches: pd.DataFrame | None = None,
     ends: pd.DataFrame | None = None,
     about: dict[str, Any] | None = None,
@@ -330,6 +336,8 @@ def write_report(
 ) -> Report:
     """Write the report of ``analyses`` (from a store or from CSVs) with its run inventory.
 
+    ``chains``: the two-step downstream chain per family and task, or why there is none
+    (:func:`~archscale.analysis.downstream_chain.downstream_panels`).
     ``branches``: each cooldown branch's final loss predicted from its trunk by the whole-curve laws
     (:func:`~archscale.analysis.curve_tables.store_branch_predictions`); ``ends``: where each unfinished run
     will end (:func:`~archscale.analysis.curve_tables.predicted_ends`). ``about`` adds free-form facts to ``summary.json`` and the page's last table (e.g. ``store``,
@@ -340,6 +348,9 @@ def write_report(
     figures = write_figures(analyses, out_dir / "figures") | public_figures(public, out_dir / "figures")
     if design is not None:
         figures["design_space"] = design_space_figure(design, out_dir / "figures" / "design_space.png")
+    panels, no_chain = chains or ([], "No downstream points were given to the report.")
+    if panels:
+        figures["downstream_chain"] = downstream_figure(panels, out_dir / "figures" / "downstream_chain.png")
     summary = {
         **(about or {}),
         "environment": environment(),
@@ -352,6 +363,7 @@ def write_report(
             "inventory": inventory,
         },
         "downstream": downstream or [],
+        "downstream_chain": {"panels": [panel.to_dict() for panel in panels], "note": no_chain},
         "branch_predictions": [] if branches is None else branches,
         "predicted_ends": [] if ends is None else ends,
         "analyses": analyses,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, FuncFormatter
@@ -27,10 +28,13 @@ from archscale.analysis import (
     PowerFit,
 )
 from archscale.analysis.design_space import DesignSpaceResult
+from archscale.analysis.downstream_chain import DownstreamPanel
 from archscale.analysis.public import PublicEvidence
+from archscale.laws.downstream_laws import final_values, sigmoid, step2_points
 from archscale.paths import write_atomic
 
 COLOURS = {"dense": "tab:blue", "moe": "tab:orange", "joint": "tab:green"}
+SIZE_COLOURS = colormaps["viridis"]  # model sizes, small (dark) to large (light)
 LABELS = {"dense": "dense", "moe": "MoE", "joint": "joint (E as input)"}
 NAMES = {"batch_size": "batch size (tokens)", "lr": "peak learning rate"}
 DPI = 120
@@ -480,6 +484,77 @@ def design_space_figure(result: DesignSpaceResult, path: str | Path) -> Path:
         ax.legend(fontsize=7)
     figure.suptitle("MoE design space at each backbone's longest budget (budgets differ between backbones)")
     return _save(figure, path)
+
+
+def downstream_figure(panels: Sequence[DownstreamPanel], path: str | Path) -> Path:
+    """The two-step chain per family and fitted task, one row each: step 1 (task loss against compute
+    6·N·D: each ladder run's last-5 mean, the fit along each size's tokens) and step 2 (accuracy against
+    task loss: the checkpoints step 2 was fitted on, the sigmoid); both with the largest size's forecast
+    and its 95 % interval (diamond) beside what its runs measured (star)."""
+    rows = [(p, task, c.law) for p in panels for task, c in p.chains.items() if c.law is not None]
+    if not rows:
+        return _skipped(path, "Two-step downstream chain", "no task could be fitted (see the table)")
+    figure = Figure(figsize=(9.5, 3.4 * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), 2, squeeze=False)
+    for (panel, task, law), (loss_ax, acc_ax) in zip(rows, axes, strict=True):
+        largest = panel.sizes[-1]
+        mine = panel.points[panel.points["task"] == task]
+        ladder = mine[mine["params"] < largest] if panel.held_out else mine
+        forecasts = [r for r in panel.rows if r["task"] == task and r.get("task_loss") is not None]
+        for size, runs in final_values(ladder).groupby("params"):
+            colour = SIZE_COLOURS(panel.sizes.index(size) / max(len(panel.sizes) - 1, 1))
+            loss_ax.scatter(
+                6 * size * runs["tokens"], runs["task_loss"], s=14, color=colour, label=f"N {size:.3g}"
+            )
+            tokens = np.geomspace(runs["tokens"].min(), runs["tokens"].max(), 40)
+            loss_ax.plot(6 * size * tokens, law.predict_task_loss({"params": np.full(40, size), "tokens": tokens}),
+                         color=colour, lw=1)  # fmt: skip
+        smoothed = step2_points(ladder, law.skip, law.window)
+        acc_ax.scatter(
+            smoothed["task_loss"], smoothed["accuracy"], s=5, color="0.6", label="ladder checkpoints"
+        )
+        losses = [*smoothed["task_loss"], *(r["task_loss"] for r in forecasts)]
+        grid = np.linspace(0.9 * min(losses), 1.05 * max(losses), 100)
+        acc_ax.plot(grid, sigmoid(law.theta_[5:], grid), color="black", lw=1, label="sigmoid fit")
+        if law.chance is not None:
+            acc_ax.axhline(law.chance, color="0.4", ls=":", lw=1, label="chance")
+        for i, r in enumerate(forecasts):
+            compute = 6 * r["params"] * r["tokens"]
+            _forecast(loss_ax, i == 0, (compute, r["task_loss"]), r["task_loss_interval"],
+                      (compute, r["measured_task_loss"]))  # fmt: skip
+            if r["accuracy"] is not None:
+                _forecast(acc_ax, i == 0, (r["task_loss"], r["accuracy"]), r["accuracy_interval"],
+                          (r["measured_task_loss"], r["measured_accuracy"]), r["task_loss_interval"])  # fmt: skip
+        _log_axes(loss_ax, "compute 6·N·D (FLOPs)", "task loss (bits/byte)")
+        loss_ax.set_title(f"{panel.family}, {task}: step 1", fontsize=9)
+        loss_ax.legend(fontsize=6)
+        acc_ax.set_xlabel("task loss (bits/byte)")
+        acc_ax.set_ylabel("accuracy")
+        acc_ax.set_title(
+            "step 2" + (": no forecast, see the table" if law.unpredictable_ else ""), fontsize=9
+        )
+        acc_ax.legend(fontsize=6)
+    return _save(figure, path)
+
+
+def _forecast(
+    ax: Axes,
+    labelled: bool,
+    point: tuple[float, float],
+    y_interval: list[float] | None,
+    measured: tuple[float, float],
+    x_interval: list[float] | None = None,
+) -> None:
+    """A forecast (diamond, its intervals as error bars) and what the run measured (star); ``labelled``:
+    in the legend (the first of several)."""
+
+    def bar(value: float, interval: list[float] | None) -> list[list[float]] | None:
+        return None if interval is None else [[value - interval[0]], [interval[1] - value]]
+
+    (x, y), label = point, "forecast, 95 % interval" if labelled else None
+    ax.errorbar([x], [y], yerr=bar(y, y_interval), xerr=bar(x, x_interval), fmt="D", color="tab:red", ms=5,
+                capsize=3, label=label)  # fmt: skip
+    ax.scatter(*measured, marker="*", s=80, color="tab:red", label="measured" if labelled else None)
 
 
 def _backbone(code: int) -> str:
