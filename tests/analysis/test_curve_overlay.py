@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgb
 
 from archscale.analysis.loss_law import loss_law_extrapolation
+from archscale.report import figures
 from archscale.report.figures import loss_extrapolation_figure
 from archscale.report.page import _extrapolation
 
@@ -53,7 +56,29 @@ def _ladder(sizes) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def test_the_curve_law_predicts_the_largest_models_whole_curve(tmp_path) -> None:
+def _assert_the_figure_draws_the_overlay(result, path, monkeypatch) -> None:
+    """The purple curve drawn is the largest model's true curve (to the law's 0.5 %) at its own steps' tokens,
+    and the PNG read back is the figure's size in pixels with that curve's colour in it."""
+    drawn = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append(figure) or save(figure, path))
+    png = figures.loss_extrapolation_figure(result, path)
+    [figure] = drawn
+    lines = [
+        ln for ax in figure.axes for ln in ax.lines if ln.get_label() == "curve-ladder law (own schedule)"
+    ]
+    [line] = lines
+    steps = np.asarray(line.get_xdata()) / TOKENS_PER_STEP
+    assert np.all(steps == steps.round()) and steps.max() == STEPS
+    truth = _curve(_cosine(), SIZES[-1])[steps.astype(int) - 1]
+    np.testing.assert_allclose(line.get_ydata(), truth, rtol=5e-3)
+    pixels = mpimg.imread(png)
+    assert pixels.shape[:2] == tuple(round(v * figures.DPI) for v in figure.get_size_inches()[::-1])
+    purple = np.all(np.abs(pixels[..., :3] - to_rgb("tab:purple")) < 0.02, axis=-1)
+    assert purple.sum() > 50
+
+
+def test_the_curve_law_predicts_the_largest_models_whole_curve(tmp_path, monkeypatch) -> None:
     steps, points = _ladder(SIZES)
     result = loss_law_extrapolation(points, bootstrap=0, steps=steps)
     dense = result.extrapolations["dense"]
@@ -74,8 +99,7 @@ def test_the_curve_law_predicts_the_largest_models_whole_curve(tmp_path) -> None
     assert result.extrapolations["joint"].curve_law is None  # skipped with the MoE family: no MoE runs
     saved = json.loads(json.dumps(result.to_dict()))["extrapolations"]["dense"]["curve_law"]
     assert saved["final_abs_rel_error"] == pytest.approx(abs(final["error"]))
-    path = loss_extrapolation_figure(result, tmp_path / "loss_extrapolation.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _assert_the_figure_draws_the_overlay(result, tmp_path / "loss_extrapolation.png", monkeypatch)
     html = _extrapolation(SimpleNamespace(loss_law=result))
     assert "final point |error|: curve-ladder" in html and f"{100 * abs(final['error']):.1f} %" in html
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 from laws_helpers import clark_router_table
 
@@ -40,11 +42,22 @@ def test_default_law_is_clarks_least_squares(clark_final):
     assert [fitted[k] for k in "abcd"] == pytest.approx(recorded, abs=0.001)
 
 
-def test_interaction_term_improves_on_the_separable_law(clark_final):
-    table = clark_router_table(clark_final, "S-Base")
-    eq4 = ClarkLaw(loss="squared").fit(table)
-    eq2 = ClarkLaw(loss="squared", interaction=False).fit(table)
-    assert eq4.objective_ < eq2.objective_  # nested models: the extra term can only help
+def _eq4_table(c: float) -> pd.DataFrame:
+    """Noise-free losses on a 6-size × 5-expert-count grid from Eq. 4 with S-Base's a, b, d and the given c."""
+    s, e = (grid.ravel() for grid in np.meshgrid(np.geomspace(1.5e7, 1.3e9, 6), [1, 8, 32, 128, 512]))
+    log10_loss = -0.08 * np.log10(s) - 0.09 * np.log10(e) + c * np.log10(s) * np.log10(e) + 1.08
+    return pd.DataFrame({"params": s, "experts": e, "loss": 10**log10_loss})
+
+
+@pytest.mark.parametrize("c", [0.0074, 0.0])
+def test_the_interaction_term_recovers_the_c_the_losses_were_made_with(c):
+    """A wrong interaction column (log S · log S, or ln S · ln E without the 1/ln 10) still lowers the
+    objective but cannot reproduce c, nor a zero c from separable losses."""
+    fitted = ClarkLaw().fit(_eq4_table(c)).coefficients_
+    assert [fitted[k] for k in "abcd"] == pytest.approx([-0.08, -0.09, c, 1.08], abs=1e-9)
+    if c == 0.0:  # Eq. 2 fits separable losses as exactly
+        separable = ClarkLaw(interaction=False).fit(_eq4_table(c)).coefficients_
+        assert [separable[k] for k in "abd"] == pytest.approx([-0.08, -0.09, 1.08], abs=1e-9)
 
 
 @pytest.mark.parametrize("router", sorted(RECORDED))

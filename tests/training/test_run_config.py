@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from archscale.models import ConfigError, flops_per_token, get_preset, scale_report
 from archscale.training.run_config import RunConfig
@@ -138,5 +139,23 @@ def test_missing_required_fields_are_named():
         RunConfig.from_dict({"model": "dense-100k", "tokens": 10**6})
 
 
-def test_grad_clip_none_disables_clipping():
-    assert make(grad_clip=None).grad_clip is None
+@pytest.mark.parametrize("grad_clip", [1e-3, None])
+def test_grad_clip_bounds_the_norm_of_the_gradients_adamw_steps_with(tiny_corpus, tmp_path, grad_clip):
+    """Measured on the gradients the optimiser reads: a clip far below the natural norm (~1 at
+    initialisation) scales them to exactly that norm; None leaves them at the pre-clip norm the curve
+    records."""
+    from archscale.training.trainer import Trainer, load_train_data
+
+    run = make(tokens=2 * 8 * 64, batch_size=8, seq_len=64, grad_clip=grad_clip, dataset=str(tiny_corpus.path),
+               eval_tokens_per_subset=64)  # fmt: skip
+    trainer = Trainer(run, load_train_data(run), tmp_path)
+    stepped = []
+    trainer.optimizer.register_step_pre_hook(
+        lambda optimizer, args, kwargs: stepped.append(
+            torch.stack([p.grad.norm() for g in optimizer.param_groups for p in g["params"]]).norm().item()
+        )
+    )
+    curve = trainer.fit().curve
+    pre_clip = [row["grad_norm"] for row in curve]
+    assert len(stepped) == 2 and min(pre_clip) > 100 * 1e-3
+    assert stepped == pytest.approx([grad_clip or norm for norm in pre_clip], rel=1e-5)
