@@ -9,8 +9,10 @@ ranked-classification tasks, its task loss (the bits per byte of the correct con
 accuracy: the points of the two-step downstream laws (Bhagia et al. 2024, arXiv 2412.04403).
 
 Any task the harness can load on this machine works (its built-in tasks fetch their data sets from the
-Hugging Face hub). The tasks in ``tasks/`` ship their data with archscale and need no download:
-``archscale_arith`` is a 20-question arithmetic multiple-choice task in the spirit of MATH401.
+Hugging Face hub). The tasks in ``tasks/`` need no download: ``archscale_arith`` is a 20-question
+arithmetic multiple-choice task in the spirit of MATH401, shipped with its data; ``archscale_next_sentence``
+is built from the corpus's held-out text (``archscale.data.next_sentence``), so micro models score above
+chance on it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ from typing import Any, Literal
 
 from archscale.analysis.downstream import DOWNSTREAM_CHECKPOINTS_KEY, DOWNSTREAM_KEY
 from archscale.bridges.hf_export import export_run
+from archscale.data.corpus import load_corpus
+from archscale.data.next_sentence import TASK_NAME as NEXT_SENTENCE
+from archscale.data.next_sentence import next_sentence_file
 from archscale.errors import ArchscaleError
+from archscale.paths import write_atomic
 from archscale.store import ResultsStore
 from archscale.training.checkpoint import kept_weights
 from archscale.training.run_config import RunConfig
@@ -40,14 +46,43 @@ class EvalError(ArchscaleError):
     """The evaluation cannot run as asked; the message names the task or option and the fix."""
 
 
-def local_jsonl(data_file: str, **_metadata: Any) -> dict:
-    """``custom_dataset`` hook of the shipped tasks: ``tasks/<data_file>`` (one JSON object a line) as the
-    test split. The harness also passes the task's metadata (e.g. ``version``); it is not needed here."""
+def local_jsonl(data_file: str | Path, **_metadata: Any) -> dict:
+    """``custom_dataset`` hook of the shipped tasks: ``tasks/<data_file>`` (or an absolute path; one JSON
+    object a line) as the test split. The harness also passes the task's metadata (e.g. ``version``); it is
+    not needed here."""
     import datasets
 
     path = TASKS_DIR / data_file
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return {"test": datasets.Dataset.from_list(rows, split=datasets.Split.TEST)}
+
+
+def next_sentence_dataset(
+    corpus: str = "minipile", split: str = "validation", seed: int = 0, items: int = 1000, **_metadata: Any
+) -> dict:
+    """``custom_dataset`` hook of ``archscale_next_sentence``: its items, written from the corpus into a
+    local file on first use (``next_sentence_file``) and read from it, so the harness needs no download."""
+    return local_jsonl(next_sentence_file(corpus, split=split, seed=seed, items=items))
+
+
+def write_next_sentence_task(
+    out: str | Path, corpus: str | Path, *, split: str = "validation", seed: int = 0, items: int = 1000
+) -> Path:
+    """A task YAML in the folder ``out`` (pass it as ``include_path``, CLI ``--include-path``) that makes
+    ``archscale_next_sentence`` draw ``items`` items with ``seed`` from ``corpus`` instead of the shipped
+    defaults (the mini-Pile, seed 0, 1000 items): a YAML of include-path overrides a shipped task of the same
+    name. The items are built now, so a corpus without held-out text fails here rather than mid-evaluation.
+    """
+    import yaml
+
+    path = load_corpus(corpus).path.resolve()
+    next_sentence_file(path, split=split, seed=seed, items=items)
+    settings = {
+        "include": str(TASKS_DIR / f"{NEXT_SENTENCE}.yaml"),
+        "task": NEXT_SENTENCE,
+        "dataset_kwargs": {"corpus": str(path), "split": split, "seed": seed, "items": items},
+    }
+    return write_atomic(Path(out) / f"{NEXT_SENTENCE}.yaml", yaml.safe_dump(settings, sort_keys=False))
 
 
 @functools.lru_cache(maxsize=4)
@@ -286,3 +321,27 @@ def evaluate_run(
             store.set_meta(run_id, DOWNSTREAM_KEY, {**meta.get(DOWNSTREAM_KEY, {}), **records})
         evaluated[step] = records
     return evaluated
+
+
+def score_next_sentence(
+    store: ResultsStore,
+    run_root: str | Path,
+    runs: Sequence[RunConfig],
+    tasks_dir: str | Path,
+    *,
+    seed: int = 0,
+    items: int = 1000,
+    **options: Any,
+) -> list[str]:
+    """Score the final weights of ``runs`` on ``archscale_next_sentence`` drawn from each run's own corpus
+    (``items`` items with ``seed``; its task YAML written under ``tasks_dir``, one folder per corpus), as
+    ``evaluate_run`` stores them; returns the runs scored. A run that already has a score for the task is
+    skipped, so a resumed study scores only what it has not. ``options`` go to ``evaluate_checkpoint``."""
+    todo = [run for run in runs if NEXT_SENTENCE not in store.meta(run.run_id).get(DOWNSTREAM_KEY, {})]
+    for dataset in dict.fromkeys(run.dataset for run in todo):
+        folder = Path(tasks_dir) / load_corpus(dataset).fingerprint[:12]
+        write_next_sentence_task(folder, dataset, seed=seed, items=items)
+        for run in todo:
+            if run.dataset == dataset:
+                evaluate_run(store, run.run_id, run_root, [NEXT_SENTENCE], include_path=folder, **options)
+    return [run.run_id for run in todo]

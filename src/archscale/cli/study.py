@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +17,32 @@ from archscale.cli.options import (
     exit_if_runs_failed,
     parse_references,
 )
+
+if TYPE_CHECKING:
+    from archscale.study import Downstream
+
+STUDY_ITEMS = 50
+"""Items of ``archscale_next_sentence`` scored at each ladder run's end: 2-6 s a run on 2 cores (0.05-0.8M
+parameters), about 2.5 min for the micro study's 36 ladder runs on a loaded box (benchmarks/RESULTS.md);
+±0.07 standard error on an accuracy near 0.4, which the downstream laws average over the ladder."""
+
+
+def next_sentence_scorer(out: Path, seed: int) -> Downstream | None:
+    """The study's downstream stage: the lm-eval bridge's ``score_next_sentence`` with the study's seed, its
+    task YAML under ``out/tasks``; None (and a note) without the eval extra, whose packages it needs."""
+    if any(importlib.util.find_spec(name) is None for name in ("lm_eval", "transformers")):
+        typer.echo("downstream task skipped: it needs the eval extra, pip install 'archscale[eval]'")
+        return None
+    from archscale.bridges.lm_eval import score_next_sentence
+    from archscale.training.distributed import resolve_device
+
+    return functools.partial(
+        score_next_sentence,
+        tasks_dir=out / "tasks",
+        seed=seed,
+        items=STUDY_ITEMS,
+        device=resolve_device("auto"),
+    )
 
 
 def study_command(
@@ -47,13 +75,14 @@ def study_command(
     """Run a complete dense-vs-MoE scaling study and write its report (re-run to resume).
 
     Exits 1 when any run failed (the report is still written from the runs that finished)."""
-    from archscale.study import run_study, study_runs
+    from archscale.study import default_out, run_study, study_runs
 
     if dry_run:
         from archscale.sweeps.dry_run import plan_text
 
         typer.echo(plan_text(study_runs(preset, spec, seed)[1], workers))
         return
+    out = out if out is not None else default_out(seed)
     result = run_study(
         preset,
         out=out,
@@ -63,6 +92,7 @@ def study_command(
         bootstrap=bootstrap,
         references=parse_references(reference),
         log=typer.echo,
+        downstream=next_sentence_scorer(out, seed),
     )
     typer.echo(result.report.headline())
     typer.echo(f"report: {result.report.index}  (summary: {result.report.summary_path})")

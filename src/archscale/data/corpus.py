@@ -6,7 +6,7 @@ Layout of a corpus directory::
     text/<subset>/<split>.jsonl   one {"group": ..., "text": ...} object per line, in hash order
     text/<subset>/subset.json     counts and hashes of one finished subset (lets a rebuild reuse it)
     licenses/                     copyright files of the source packages
-    tokenizers/, shards/          derived data, deleted whenever the text changes
+    tokenizers/, shards/, tasks/  derived data, deleted whenever the text changes
 
 Every builder (the mini-Pile recipe, users' files, in-memory documents) goes through :func:`write_subset`
 and :func:`write_manifest`, so all corpora share one split rule and one manifest format.
@@ -35,7 +35,7 @@ from archscale.paths import data_home
 FORMAT = "archscale-corpus/1"
 MANIFEST = "manifest.json"
 SUBSET_RECORD = "subset.json"
-DERIVED_DIRS = ("tokenizers", "shards")
+DERIVED_DIRS = ("tokenizers", "shards", "tasks")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
