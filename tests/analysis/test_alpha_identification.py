@@ -41,3 +41,12 @@ def test_the_public_panel_fits_both_laws_on_the_multipower_curves() -> None:
     # no bootstrap: no interval, so neither can be said to identify α_N
     assert not any(row["identified"] for row in laws.values())
     assert 0 < laws[CURVE_LADDER]["alpha_N"] < 1
+
+
+def test_runs_at_different_peak_rates_do_not_identify_alpha_n_by_the_curve_law() -> None:
+    steps = ladder(SIZES[:3], ["cosine", "constant"], noise=1e-3, seed=9).assign(kind="dense")
+    steps.loc[steps["run_id"].str.endswith("cosine"), "lr"] *= 2
+    result = alpha_identification(steps, {}, size="params", bootstrap=20, seed=2)
+    (row,) = result.rows
+    assert row["lower"] is not None and not row["identified"]
+    assert "one peak rate and batch" in result.skipped["dense"]

@@ -21,13 +21,14 @@ from archscale.training.run_config import RunConfig
 TRUTH = LadderTruth(step1={"A": 5.0, "B": 10.0, "alpha": 0.3, "beta": 0.3, "E": 0.5},
                     step2={"a": -0.74, "L0": 1.1, "k": 6.0, "b": 0.99})  # fmt: skip
 PRESETS = ("dense-100k", "dense-330k", "dense-800k", "dense-1.6m")
-STEPS = (100, 200, 400)  # three token budgets per size, 512 tokens a step
+STEPS = (100, 200, 400, 800)  # four budgets per size, 512 tokens a step: the 3 smaller sizes are 12 runs,
+# the smallest ladder whose chained intervals are calibrated
 CHECKPOINTS = 20
 
 
 @pytest.fixture(scope="module")
 def ladder_store(tmp_path_factory):
-    """Twelve finished dense runs (4 sizes × 3 budgets), each with 20 evaluated checkpoints of two tasks:
+    """Sixteen finished dense runs (4 sizes × 4 budgets), each with 20 evaluated checkpoints of two tasks:
     ``good`` follows TRUTH with checkpoint noise, ``coin`` sits at its chance 0.25."""
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("downstream") / "results.sqlite"
@@ -72,7 +73,7 @@ def test_the_panel_forecasts_the_largest_size_from_the_smaller_ones(ladder_store
     page = report.index.read_text()
     assert (
         "figures/downstream_chain.png" in page
-        and page.count("<td class=text>dense</td><td class=text>good") == 3
+        and page.count("<td class=text>dense</td><td class=text>good") == len(STEPS)
     )
     assert "the task is at chance at the ladder" in page
 

@@ -151,3 +151,27 @@ def test_the_curve_command_predicts_a_size_from_a_ladder_fit(tmp_path) -> None:
     assert payload["interval"] is None and "not bootstrapped" in payload["no_interval"]
     missing = CliRunner().invoke(app, args)
     assert missing.exit_code == 2 and "--size" in missing.stderr
+
+
+def test_runs_not_yet_evaluated_neither_break_the_intervals_nor_count_as_sizes() -> None:
+    table = ladder(SIZES[:3], ["cosine", "constant"], noise=2e-3, seed=7)
+    queued = ladder(SIZES[3:], ["constant"], noise=0.0, seed=8).assign(loss=np.nan)
+    with_queued = pd.concat([queued, table], ignore_index=True)  # first, so its empty group is not the last
+    law = CurveLadderLaw(bootstrap=20).fit(with_queued)
+    assert law.no_interval_ is None and "alpha_N" in law.intervals_
+    two_measured = pd.concat([queued, table[table["params"] != SIZES[2]]], ignore_index=True)
+    with pytest.raises(LawDataError, match=r"at least 3 model sizes \(2 given\)"):
+        CurveLadderLaw().fit(two_measured)
+
+
+def test_an_option_another_law_does_not_take_is_named_as_typed(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from archscale.cli.main import app
+
+    path = tmp_path / "points.csv"
+    pd.DataFrame({"params": [1e6, 2e6, 4e6], "tokens": 1e8, "loss": [3.0, 2.8, 2.7]}).to_csv(
+        path, index=False
+    )
+    result = CliRunner().invoke(app, ["fit", "chinchilla", "--data", str(path), "--alpha-fixed", "0.3"])
+    assert result.exit_code == 2 and "--alpha-fixed does not apply to the chinchilla law" in result.stderr

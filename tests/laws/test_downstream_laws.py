@@ -127,6 +127,13 @@ def test_too_few_sizes_get_no_interval():
     assert law.bootstrap_theta_ is None
 
 
+def test_a_ladder_smaller_than_any_calibrated_gets_no_interval():
+    # 3 sizes x 2 budgets = 6 runs: above the 5 step 1 needs to fit, below the 12 the simulation calibrated
+    with pytest.warns(IntervalWarning, match="6 runs.*12 runs"):
+        law = TwoStepLaw(bootstrap=20, chance=0.25).fit(LadderTruth().ladder(SIZES[:3], multipliers=(1, 10)))
+    assert law.bootstrap_theta_ is None
+
+
 def test_chained_intervals_cover_a_new_run_at_90_to_98_percent():
     """Seeded simulation: 24-run ladders with run effects and checkpoint noise in both steps; the share of
     new runs at 10× the largest size whose final accuracy falls in the 95 % prediction interval, averaged

@@ -4,7 +4,8 @@ Eq. 5 reads each point of a curve as if it were a finished run, blind to the lea
 ladder of WSD or cosine runs its σ often ends on its bound and α_N's interval spans most of [0, 1]. The
 ``curve-ladder`` law (:class:`~archscale.laws.CurveLadderLaw`) models the schedule, so every point of every
 curve constrains the same size term. Both are fitted per family on the same runs and their α_N set side by
-side; a law *identifies* α_N here when its fit has an interval for it and no coefficient on a bound.
+side; a law *identifies* α_N here when its fit has an interval for it and no coefficient on a bound (and, for
+the curve law, whose α_N reads S1 as the data term, when the runs share one peak rate and batch).
 """
 
 from __future__ import annotations
@@ -74,5 +75,25 @@ def alpha_identification(
             result.skipped[family] = f"the curve-ladder law cannot be fitted on the {family} runs: {error}"
             continue
         result.fits[family] = fit_summary(law)
-        result.rows.append(_row(family, CURVE_LADDER, result.fits[family]))
+        row = _row(family, CURVE_LADDER, result.fits[family])
+        mixed = _mixed_settings(rows)
+        if mixed:  # its α_N reads S1 as D, which holds only at one peak rate and batch
+            row["identified"] = False
+            result.skipped[family] = (
+                f"the curve-ladder law's α_N assumes one peak rate and batch; the {family} runs {mixed}"
+            )
+        result.rows.append(row)
     return result
+
+
+def _mixed_settings(rows: pd.DataFrame) -> str | None:
+    """How the runs' peak learning rates or tokens per step differ, if they do (None when all agree)."""
+    per_run = rows.groupby("run_id")
+    peaks = per_run["lr"].max()
+    if peaks.max() > peaks.min() * (1 + 1e-9):
+        return f"peak at {peaks.min():g} to {peaks.max():g}"
+    if "tokens" in rows:
+        batches = (rows["tokens"] / rows["step"]).groupby(rows["run_id"]).first()
+        if batches.max() > batches.min() * (1 + 1e-9):
+            return f"train on {batches.min():g} to {batches.max():g} tokens per step"
+    return None

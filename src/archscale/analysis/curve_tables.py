@@ -10,6 +10,7 @@ branch point and its own decay after it, so it reads like any run.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,7 @@ from archscale.analysis.curves import SMOOTHING_WINDOW, require_columns, smooth
 from archscale.analysis.errors import AnalysisError
 from archscale.laws import AnnealingLaw, Law, LawDataError, MultiPowerLaw
 from archscale.laws.curve_laws import ScheduleLaw
+from archscale.laws.resampling import spawn_seeds
 from archscale.store import ResultsStore
 from archscale.training.schedules import lr_multiplier
 
@@ -227,13 +229,16 @@ def predicted_ends(table: pd.DataFrame, law: Law) -> pd.DataFrame:
     ``bootstrap=K`` for intervals) fitted on every run of its model, evaluated at its planned last step.
     Columns ``run_id``, ``params``, ``reached`` (last smoothed step), ``steps`` (planned), ``predicted``, and
     ``lower``, ``upper`` (the prediction interval of a new run's final loss: a fresh run effect, so it errs
-    wide for a run the fit has partly seen) or ``no_interval`` (why there is none)."""
+    wide for a run the fit has partly seen) or ``no_interval`` (why there is none). Diverged runs are left
+    out of the fits; each model's fit draws from its own seed stream."""
     rows = []
-    for _, size in table.groupby("model"):
+    models = list(table.groupby("model"))
+    for (_, size), model_seed in zip(models, spawn_seeds(law.seed, len(models)), strict=True):
         open_runs = size[~size["status"].isin(("finished", "diverged"))]["run_id"].unique()
+        size = size[size["status"] != "diverged"]  # a diverged curve is not a run the law describes
         if not len(open_runs) or size["loss"].notna().sum() <= len(law.theta_names):
             continue
-        fitted = law.clone().fit(size)
+        fitted = dataclasses.replace(law, seed=model_seed).fit(size)
         for run_id in open_runs:
             run = size[size["run_id"] == run_id]
             if run["loss"].notna().any():

@@ -19,6 +19,7 @@ from archscale.analysis.errors import AnalysisError
 from archscale.analysis.results import fit_summary, jsonable
 from archscale.laws.downstream_laws import MIN_SIZES, TwoStepLaw, final_values
 from archscale.laws.errors import LawDataError
+from archscale.laws.resampling import spawn_seeds
 from archscale.store import ResultsStore
 
 TASK_COLUMN = "task"
@@ -49,9 +50,10 @@ def fit_chains(
     template's ``chance`` when set, else ``chances[task]`` (what the bridge stored). A task the data cannot
     fit is kept with the reason, so one bad task does not hide the others."""
     chains = {}
-    for task, table in task_tables(points).items():
+    tables = task_tables(points)
+    for (task, table), task_seed in zip(tables.items(), spawn_seeds(template.seed, len(tables)), strict=True):
         chance = template.chance if template.chance is not None else (chances or {}).get(task)
-        law = dataclasses.replace(template, chance=chance)
+        law = dataclasses.replace(template, chance=chance, seed=task_seed)  # each task resamples on its own
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:

@@ -205,7 +205,7 @@ def _law(name: str, options: dict[str, Any]) -> Law:
     fields = {f.name for f in dataclasses.fields(cls)}
     for option in options:
         if option not in fields:
-            flag = "--" + {"interaction": "separable"}.get(option, option)
+            flag = "--" + {"interaction": "separable"}.get(option, option).replace("_", "-")
             raise LawDataError(f"{flag} does not apply to the {name} law (it takes {sorted(fields)})")
     return cls(**options)
 

@@ -112,4 +112,6 @@ def extrapolation_audit(
         points["inside_prediction"] = (points["prediction_lower"] <= observed) & (
             observed <= points["prediction_upper"]
         )
-    return Audit(column=column, held_out=held.tolist(), law=fitted, points=points, n_train=int((~test).sum()))
+    train = frame[~test]
+    n_train = int(train[fitted.target].notna().sum()) if isinstance(fitted, ScheduleLaw) else len(train)
+    return Audit(column=column, held_out=held.tolist(), law=fitted, points=points, n_train=n_train)

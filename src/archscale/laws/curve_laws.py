@@ -173,6 +173,7 @@ class ScheduleLaw(Law):
                 f"'run'), got method={self.method!r}, resample={self.resample!r}: resampling a handful of curves "
                 "or their autocorrelated points would give far too narrow intervals"
             )
+        schedules = [s for s in schedules if len(s.steps)]  # a run not yet evaluated adds nothing to the fit
         prepared = self._prepare(schedules)
         best = self._minimise(prepared, np.log(loss), self._curve_starts(prepared, loss))
         self.theta_, self.objective_ = np.asarray(best.x, dtype=float), float(best.fun)
@@ -393,7 +394,8 @@ class CurveLadderLaw(AnnealingLaw):
     def fit(self, table: Table) -> Self:
         """As every whole-curve law, after checking the sizes can determine the size term."""
         frame = pd.DataFrame(table)
-        sizes = frame[self.size].nunique() if self.size in frame else 0
+        measured = frame[frame["loss"].notna()] if "loss" in frame else frame
+        sizes = measured[self.size].nunique() if self.size in frame else 0
         if self.alpha_fixed is None and 0 < sizes < 3:
             raise LawDataError(
                 f"the {self.name} law's size exponent needs runs of at least 3 model sizes ({sizes} given): "

@@ -58,6 +58,9 @@ MIN_SIZES = 3
 """Fewest distinct model sizes for a chained interval: ``benchmarks/downstream_calibration.py`` measured the
 run-level bootstrap's prediction intervals at 94-97 % on ladders of 3 to 8 sizes × 3-4 token counts
 (RESULTS.md); fewer sizes were not measured."""
+MIN_RUNS = 12
+"""Fewest runs for a chained interval: the smallest ladders calibrated (3 sizes × 4 token counts, 4 × 3). With 5
+runs step 1's five coefficients leave no degree of freedom for the run effect at all."""
 
 
 def _points(table: Table, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -317,7 +320,7 @@ class TwoStepLaw(Law):
     the task loss (the standard deviation of step 1's log residuals) and one checkpoint's accuracy noise
     (step 2's residual standard deviation), each scale drawn from its scaled-inverse-χ² distribution. No
     interval is given for a task at chance or with an unidentified slope (``no_interval_`` says why), nor
-    below ``MIN_SIZES`` model sizes.
+    below ``MIN_SIZES`` model sizes or ``MIN_RUNS`` runs (the smallest ladders the simulation calibrated).
     """
 
     last: int = 5
@@ -410,10 +413,11 @@ class TwoStepLaw(Law):
         sizes = final["params"].nunique()
         if self.unpredictable_:
             self.no_interval_ = f"{self.name}: no interval: {self.unpredictable_}"
-        elif sizes < MIN_SIZES:
+        elif sizes < MIN_SIZES or len(final) < MIN_RUNS:
             self.no_interval_ = (
-                f"{self.name}: no interval: the ladder has {sizes} model size(s) and the chained intervals are "
-                f"calibrated from {MIN_SIZES} (benchmarks/downstream_calibration.py)"
+                f"{self.name}: no interval: the ladder has {sizes} model size(s) and {len(final)} runs; the chained "
+                f"intervals are calibrated from {MIN_SIZES} sizes and {MIN_RUNS} runs "
+                "(benchmarks/downstream_calibration.py)"
             )
         if self.no_interval_ and self.bootstrap:
             warnings.warn(IntervalWarning(self.no_interval_), stacklevel=2)
