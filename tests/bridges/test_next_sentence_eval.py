@@ -87,3 +87,16 @@ def test_study_scorer_scores_each_run_once_on_its_own_corpus(stored_run, tiny_co
     assert len(points) == 1 and points["task"][0] == "archscale_next_sentence"
     assert points["task_loss"].notna().all() and points["accuracy"].between(0, 1).all()
     assert list((tmp_path / "tasks").glob(f"{tiny_corpus.fingerprint[:12]}/archscale_next_sentence.yaml"))
+
+
+def test_the_harness_advice_about_its_own_cli_is_dropped_and_other_warnings_kept(caplog) -> None:
+    import logging
+
+    from archscale.bridges.lm_eval import task_manager
+
+    task_manager()
+    harness = logging.getLogger("lm_eval.api.task")
+    with caplog.at_level(logging.WARNING):
+        harness.warning("archscale_next_sentence: Custom kwargs can be passed to `--metadata` in console")
+        harness.warning("a real problem")
+    assert [r.getMessage() for r in caplog.records] == ["a real problem"]

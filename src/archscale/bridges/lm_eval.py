@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import logging
 import math
 import tempfile
 from collections.abc import Sequence
@@ -86,12 +87,22 @@ def write_next_sentence_task(
 
 
 @functools.lru_cache(maxsize=4)
+def _not_cli_advice(record: logging.LogRecord) -> bool:
+    """Drop the harness's advice about its own CLI's ``--metadata`` flag, logged for every task with a custom
+    dataset (archscale's own): it does not apply here, and a study repeated it once per scored run."""
+    return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
+
+
 def task_manager(include_path: str | Path | None = None):
     """The harness's task index: its built-in tasks, archscale's shipped ones and ``include_path``'s.
 
     Indexing the harness's ~15,000 task files takes seconds, so it is done once per process and path.
     """
     from lm_eval.tasks import TaskManager
+
+    task_logger = logging.getLogger("lm_eval.api.task")
+    if _not_cli_advice not in task_logger.filters:
+        task_logger.addFilter(_not_cli_advice)
 
     paths = [str(TASKS_DIR)] + ([str(include_path)] if include_path is not None else [])
     return TaskManager(include_path=paths)
