@@ -175,3 +175,18 @@ def test_an_option_another_law_does_not_take_is_named_as_typed(tmp_path) -> None
     )
     result = CliRunner().invoke(app, ["fit", "chinchilla", "--data", str(path), "--alpha-fixed", "0.3"])
     assert result.exit_code == 2 and "--alpha-fixed does not apply to the chinchilla law" in result.stderr
+
+
+def test_a_branch_shares_its_trunks_run_effect_in_the_noise_model() -> None:
+    from archscale.laws.curve_laws import noise_units
+
+    table = ladder(SIZES[:3], ["cosine", "constant", "wsd"], noise=2e-3, seed=10)
+    # each size's WSD run stands in for a cooldown branch of its constant trunk
+    trunk = table["run_id"].str.replace("-wsd", "-constant")
+    ids = list(dict.fromkeys(table["run_id"]))
+    assert noise_units(table.assign(trunk=trunk), ids).tolist() == [0, 1, 1, 2, 3, 3, 4, 5, 5]
+    assert noise_units(table, ids).tolist() == list(range(9))
+    grouped = CurveLadderLaw(bootstrap=10).fit(table.assign(trunk=trunk))
+    apart = CurveLadderLaw(bootstrap=10).fit(table)
+    assert grouped.bootstrap_["noise"]["n_groups"] == 6 and apart.bootstrap_["noise"]["n_groups"] == 9
+    assert grouped.bootstrap_["noise"]["df_between"] < apart.bootstrap_["noise"]["df_between"]

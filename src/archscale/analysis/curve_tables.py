@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archscale.analysis.curves import SMOOTHING_WINDOW, require_columns, smooth
+from archscale.analysis.curves import SMOOTHING_WINDOW, require_columns, smooth, store_runs
 from archscale.analysis.errors import AnalysisError
 from archscale.laws import AnnealingLaw, Law, LawDataError, MultiPowerLaw
 from archscale.laws.curve_laws import ScheduleLaw
@@ -158,8 +158,9 @@ def step_table(
     *,
     window: int = SMOOTHING_WINDOW,
 ) -> pd.DataFrame:
-    """``run_id``, ``model`` (its name), ``kind``, ``params`` (non-embedding parameters), ``model_scale`` (training FLOPs
-    per token), ``status``, ``step`` (1 … planned steps), ``tokens`` (trained after that step),
+    """``run_id``, ``model`` (its name), ``kind``, ``trunk`` (the run whose stable phase a cooldown branch
+    shares, when ``runs`` has the column; else the run itself), ``params`` (non-embedding parameters),
+    ``model_scale`` (training FLOPs per token), ``status``, ``step`` (1 … planned steps), ``tokens`` (trained after that step),
     ``lr`` and ``loss`` (the smoothed training loss at the steps after the warm-up that the run has reached)
     for every run in ``runs`` (the store's runs table; ``configs``: run id → stored config)."""
     require_columns(runs, ("run_id", "model_name", "kind", "N", "P", "status"), "runs")
@@ -183,6 +184,7 @@ def step_table(
                     "run_id": run.run_id,
                     "model": run.model_name,
                     "kind": run.kind,
+                    "trunk": getattr(run, "trunk", run.run_id),
                     "params": run.P,
                     "model_scale": run.N,
                     "status": run.status,
@@ -198,6 +200,7 @@ def step_table(
             "run_id",
             "model",
             "kind",
+            "trunk",
             "params",
             "model_scale",
             "status",
@@ -212,7 +215,9 @@ def step_table(
 
 def store_step_table(store: ResultsStore, *, kind: str | None = None) -> pd.DataFrame:
     """:func:`step_table` of every run in ``store`` (of one family with ``kind``)."""
-    runs = store.runs(**({"kind": kind} if kind else {}))
+    runs = store_runs(store)
+    if kind:
+        runs = runs[runs["kind"] == kind]
     if runs.empty:
         raise AnalysisError(f"{store.path}: no {kind + ' ' if kind else ''}runs to read curves from")
     configs = {run_id: store.config(run_id) for run_id in runs["run_id"]}

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from archscale.analysis.errors import AnalysisError
+
+if TYPE_CHECKING:
+    from archscale.store import ResultsStore
 
 FAMILIES: tuple[str, ...] = ("dense", "moe")
 SMOOTHING_WINDOW = 10  # steps: the paper's "Gaussian smoothing with a 10-step window length" (App. A)
@@ -301,3 +305,17 @@ def law_points(
     if rule == "budgets" and "trunk" in runs:
         points["run_id"] = points["run_id"].map(dict(zip(runs["run_id"], runs["trunk"], strict=True)))
     return points
+
+
+def store_runs(store: ResultsStore) -> pd.DataFrame:
+    """The store's runs with ``corpus`` (the fingerprint of the corpus each run trained on; None when the
+    run did not record one), ``epochs`` (how often it went over its data) and ``trunk`` (the run whose stable
+    phase a cooldown branch shares; itself otherwise)."""
+    runs = store.runs()
+    meta = [store.meta(run_id) for run_id in runs["run_id"]]
+    runs["corpus"] = [m.get("data", {}).get("corpus") for m in meta]
+    runs["epochs"] = [m.get("data", {}).get("epochs") for m in meta]
+    runs["trunk"] = [
+        m.get("branch", {}).get("trunk_id", run_id) for m, run_id in zip(meta, runs["run_id"], strict=True)
+    ]
+    return runs

@@ -11,7 +11,13 @@ import pandas as pd
 from archscale.analysis.allocation import AllocationResult, compute_allocation
 from archscale.analysis.curve_ladder import AlphaIdentification, alpha_identification
 from archscale.analysis.curve_tables import step_table
-from archscale.analysis.curves import SMOOTHING_WINDOW, check_one_corpus, finished_runs, law_points
+from archscale.analysis.curves import (
+    SMOOTHING_WINDOW,
+    check_one_corpus,
+    finished_runs,
+    law_points,
+    store_runs,
+)
 from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
 from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
 from archscale.analysis.loss_law import LossLawResult, loss_law_extrapolation
@@ -106,20 +112,6 @@ def ladder_steps(runs: pd.DataFrame, curve: pd.DataFrame, points: pd.DataFrame) 
     return step_table(
         chosen, curve, {r: json.loads(c) for r, c in zip(chosen["run_id"], chosen["config"], strict=True)}
     )
-
-
-def store_runs(store: ResultsStore) -> pd.DataFrame:
-    """The store's runs with ``corpus`` (the fingerprint of the corpus each run trained on; None when the
-    run did not record one), ``epochs`` (how often it went over its data) and ``trunk`` (the run whose stable phase a cooldown branch shares; itself
-    otherwise)."""
-    runs = store.runs()
-    meta = [store.meta(run_id) for run_id in runs["run_id"]]
-    runs["corpus"] = [m.get("data", {}).get("corpus") for m in meta]
-    runs["epochs"] = [m.get("data", {}).get("epochs") for m in meta]
-    runs["trunk"] = [
-        m.get("branch", {}).get("trunk_id", run_id) for m, run_id in zip(meta, runs["run_id"], strict=True)
-    ]
-    return runs
 
 
 def from_store(store: ResultsStore, runs: pd.DataFrame | None = None, **options: Any) -> Analyses:

@@ -92,13 +92,23 @@ def final_points(table: pd.DataFrame) -> pd.DataFrame:
     return ordered.assign(loss=ordered["loss"].where(ordered.index.isin(last)))
 
 
+def noise_units(table: pd.DataFrame, run_ids: list[str]) -> np.ndarray:
+    """The unit of run-to-run noise of each of ``run_ids`` (codes 0…): its ``trunk`` where the table has that
+    column — a cooldown branch shares its trunk's stable phase, hence its run effect — else the run itself."""
+    if "trunk" not in table:
+        return np.arange(len(run_ids))
+    trunks = table.groupby(table["run_id"].astype(str), sort=False)["trunk"].first()
+    return pd.factorize(trunks.loc[run_ids].astype(str))[0]
+
+
 @dataclasses.dataclass(kw_only=True)
 class ScheduleLaw(Law):
     """Base of the whole-curve laws: fitted on every measured point of every run, predicting any step of
     any schedule. θ holds the paper's coefficients with the positive amplitudes as logarithms.
 
-    Intervals (``bootstrap=K``): the parametric bootstrap of :class:`~archscale.laws.base.Law`, run by run,
-    since the points of one curve share its seed and data order: a run effect τ and point noise s estimated
+    Intervals (``bootstrap=K``): the parametric bootstrap of :class:`~archscale.laws.base.Law`, run by run
+    (a cooldown branch with its trunk, given a ``trunk`` column), since the points of one curve share its
+    seed and data order: a run effect τ and point noise s estimated
     from the fit's residuals (:meth:`NoiseModel.from_residuals`, Jacobian from ``_predict_prepared``), K sets
     of curves simulated from the fit with AR(1) point noise along each curve (φ from the residuals: 0.8-0.9
     on the published curves; coverage measured the same without it, since τ's moment estimate absorbs
@@ -161,7 +171,8 @@ class ScheduleLaw(Law):
     @one_blas_thread
     def fit(self, table: Table) -> Self:
         """Fit on every measured point of every run in ``table`` (one row per step, see the module)."""
-        schedules, loss, _ = run_schedules(pd.DataFrame(table), size=self.size_column)
+        frame = pd.DataFrame(table)
+        schedules, loss, ids = run_schedules(frame, size=self.size_column)
         if len(loss) <= len(self.theta_names):
             raise LawDataError(
                 f"the {self.name} law has {len(self.theta_names)} coefficients but the table measures the loss "
@@ -173,7 +184,10 @@ class ScheduleLaw(Law):
                 f"'run'), got method={self.method!r}, resample={self.resample!r}: resampling a handful of curves "
                 "or their autocorrelated points would give far too narrow intervals"
             )
-        schedules = [s for s in schedules if len(s.steps)]  # a run not yet evaluated adds nothing to the fit
+        measured = [
+            i for i, s in enumerate(schedules) if len(s.steps)
+        ]  # a run not yet evaluated adds nothing
+        schedules, ids = [schedules[i] for i in measured], [ids[i] for i in measured]
         prepared = self._prepare(schedules)
         best = self._minimise(prepared, np.log(loss), self._curve_starts(prepared, loss))
         self.theta_, self.objective_ = np.asarray(best.x, dtype=float), float(best.fun)
@@ -183,7 +197,7 @@ class ScheduleLaw(Law):
         self.no_interval_ = None
         self._warn_about_fit()
         if self.bootstrap:
-            groups = np.repeat(np.arange(len(schedules)), [len(s.steps) for s in schedules])
+            groups = np.repeat(noise_units(frame, ids), [len(s.steps) for s in schedules])
             self._simulate_refits(prepared, np.log(loss), groups)
         return self
 
