@@ -1,7 +1,8 @@
 """Coverage of the two-step chain's intervals (issue 23) on synthetic ladders with a known truth.
 
 Each replicate draws a ladder (G sizes 20M·2^i × token multipliers of 20 N, 20 checkpoints per run, a run
-effect and checkpoint noise in the task loss, item noise in the accuracy; ``LadderTruth``), fits
+effect and checkpoint noise in the task loss, item noise in the accuracy; ``LadderTruth``; or, for the
+``trunk + 2 branches`` designs, one evaluation per run, a size's runs sharing one run effect), fits
 ``TwoStepLaw(bootstrap=K)`` and checks, at 10× the largest size with 400 tokens per parameter:
 
 - ``new run``: the share of 500 new runs' final-checkpoint accuracies inside the 95 % prediction interval
@@ -36,7 +37,12 @@ DESIGNS = {  # name: (sizes, token multipliers, accuracy noise)
     "6 sizes × 4 D": (6, (1, 2, 5, 10), 0.015),
     "8 sizes × 4 D": (8, (1, 2, 5, 10), 0.015),
     "6 sizes × 4 D, noisy task (sd 0.04)": (6, (1, 2, 5, 10), 0.04),
+    "4 sizes × 3 D, trunk + 2 branches": (4, (2.5, 5, 10), 0.015),
+    "5 sizes × 3 D, trunk + 2 branches": (5, (2.5, 5, 10), 0.015),
 }
+BRANCHES = {"4 sizes × 3 D, trunk + 2 branches", "5 sizes × 3 D, trunk + 2 branches"}
+"""Ladders of WSD cooldown branches scored once per run (``LadderTruth.branch_ladder``, the micro study's):
+step 2 reads each size's trunk and branches as one trajectory, the bootstrap draws whole trajectories."""
 
 
 def replicate(args: tuple[str, int, int, int]) -> dict[str, float]:
@@ -52,8 +58,9 @@ def replicate(args: tuple[str, int, int, int]) -> dict[str, float]:
     start = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        ladder = truth.branch_ladder if design in BRANCHES else truth.ladder
         law = TwoStepLaw(bootstrap=refits, chance=0.25, seed=index).fit(
-            truth.ladder(sizes, multipliers, seed=ladder_seed)
+            ladder(sizes, multipliers, seed=ladder_seed)
         )
     cpu = time.process_time() - start
     if law.bootstrap_theta_ is None:

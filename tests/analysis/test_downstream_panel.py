@@ -8,7 +8,7 @@ from html import escape
 import numpy as np
 import pytest
 
-from archscale.analysis.downstream import DOWNSTREAM_CHECKPOINTS_KEY
+from archscale.analysis.downstream import DOWNSTREAM_CHECKPOINTS_KEY, downstream_points
 from archscale.analysis.downstream_chain import downstream_panels
 from archscale.analysis.suite import store_runs
 from archscale.laws.downstream_laws import LadderTruth
@@ -85,3 +85,41 @@ def test_without_checkpoint_points_the_panel_is_one_line(store, analyses, tmp_pa
     assert json.loads(report.summary_path.read_text())["downstream_chain"] == {"panels": [], "note": note}
     section = report.index.read_text().split("(two-step chain, beyond the paper)</h2>")[1].split("<h2>")[0]
     assert section == f"<p class=note>{escape(note)}</p>"
+
+
+@pytest.fixture(scope="module")
+def branch_store(tmp_path_factory):
+    """The micro study's kind of ladder: per size a WSD trunk of 800 steps and cooldown branches at 200 and
+    400 (store meta ``branch``), each scored once, at its final weights, on ``good``."""
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("branches") / "results.sqlite"
+    with ResultsStore(path) as store:
+        for preset in PRESETS:
+            trunk = None
+            for steps in (800, 400, 200):
+                config = RunConfig.from_dict({"model": preset, "tokens": 512 * steps, "batch_size": 8,
+                                              "lr": 1e-3, "seq_len": 64})  # fmt: skip
+                store.add_run(config, status="finished")
+                trunk = trunk or config.run_id
+                if config.run_id != trunk:
+                    store.set_meta(config.run_id, "branch", {"run_id": config.run_id, "trunk_id": trunk,
+                                                             "step": int(0.8 * steps)})  # fmt: skip
+                params = float(store.runs(run_id=[config.run_id])["P"].item())
+                loss = TRUTH.task_loss(params, 512.0 * steps) * np.exp(rng.normal(0, 0.005))
+                good = float(TRUTH.accuracy(loss)) + rng.normal(0, 0.01)
+                record = {"task_loss": loss, "accuracy": good, "chance": 0.25, "num_fewshot": 0}
+                store.set_meta(config.run_id, DOWNSTREAM_CHECKPOINTS_KEY, {str(steps): {"good": record}})
+    return path
+
+
+def test_a_ladder_of_branches_scored_once_each_is_fitted_along_its_trunks(branch_store):
+    with ResultsStore(branch_store, read_only=True) as store:
+        points = downstream_points(store)
+        (panel,), note = downstream_panels(store, store_runs(store), bootstrap=0, seed=0)
+    assert note is None and len(points) == 12 and points["trajectory"].nunique() == len(PRESETS)
+    trunks = points[points["step"] == 800].set_index("params")["run_id"]
+    assert (points["trajectory"] == points["params"].map(trunks)).all()  # each size's runs: one trajectory
+    assert panel.held_out and panel.chains["good"].law is not None  # per run, the 10 % cut left nothing
+    for row in panel.rows:
+        true = float(TRUTH.accuracy(TRUTH.task_loss(row["params"], row["tokens"])))
+        assert row["accuracy"] == pytest.approx(true, abs=0.04)

@@ -21,7 +21,7 @@ from archscale.store import ResultsStore
 DOWNSTREAM_KEY = "downstream"
 DOWNSTREAM_CHECKPOINTS_KEY = "downstream_checkpoints"
 POINT_COLUMNS: tuple[str, ...] = (
-    "run_id", "params", "tokens", "step", "task", "task_loss", "accuracy", "num_fewshot",
+    "run_id", "params", "tokens", "step", "task", "task_loss", "accuracy", "num_fewshot", "trajectory",
 )  # fmt: skip
 
 
@@ -67,15 +67,19 @@ def downstream_points(store: ResultsStore, run_ids: Sequence[str] | None = None)
 
     ``params`` is P, the non-embedding parameters (all experts), and ``tokens`` the tokens trained up to
     ``step``. ``task_loss`` is empty for tasks without one (generation tasks, or scores stored before the
-    bridge recorded it).
+    bridge recorded it). ``trajectory`` is the trunk of a cooldown branch (the run itself otherwise): a
+    ladder of branches scored at their final weights has one checkpoint per run, and step 2 of the chain
+    reads a trunk and its branches as one run's checkpoints.
     """
     runs = store.runs() if run_ids is None else store.runs(run_id=list(run_ids))
+    metas = {run_id: store.meta(run_id) for run_id in runs["run_id"]}
     rows = [
         {"run_id": run.run_id, "params": run.P, "tokens": int(step) * run.batch_tokens, "step": int(step),
          "task": task, "task_loss": record.get("task_loss"), "accuracy": record.get("accuracy"),
-         "num_fewshot": record.get("num_fewshot")}
+         "num_fewshot": record.get("num_fewshot"),
+         "trajectory": metas[run.run_id].get("branch", {}).get("trunk_id", run.run_id)}
         for run in runs.itertuples()
-        for step, records in store.meta(run.run_id).get(DOWNSTREAM_CHECKPOINTS_KEY, {}).items()
+        for step, records in metas[run.run_id].get(DOWNSTREAM_CHECKPOINTS_KEY, {}).items()
         for task, record in records.items()
     ]  # fmt: skip
     points = pd.DataFrame(rows, columns=list(POINT_COLUMNS)).astype({"task_loss": float, "accuracy": float})

@@ -1,8 +1,9 @@
 """The two-step downstream chain (Bhagia et al. 2024: (N, D) → task loss → accuracy) fitted per task on a
 ladder's evaluated checkpoints, for ``archscale fit two-step``, ``archscale plan`` and the report's panel.
 
-A checkpoint table has ``run_id, params, tokens, step, task_loss, accuracy`` and, for several tasks, a
-``task`` column; a results store gives it through :func:`~archscale.analysis.downstream.downstream_points`.
+A checkpoint table has ``run_id, params, tokens, step, task_loss, accuracy``, for several tasks a ``task``
+column, and for a ladder of cooldown branches a ``trajectory`` column (each branch's trunk); a results store
+gives it through :func:`~archscale.analysis.downstream.downstream_points`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 from archscale.analysis.downstream import DOWNSTREAM_CHECKPOINTS_KEY, downstream_points
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.results import fit_summary, jsonable
-from archscale.laws.downstream_laws import MIN_SIZES, TwoStepLaw, final_values
+from archscale.laws.downstream_laws import MIN_SIZES, TRAJECTORY, TwoStepLaw, final_values
 from archscale.laws.errors import LawDataError
 from archscale.laws.resampling import spawn_seeds
 from archscale.store import ResultsStore
@@ -187,7 +188,7 @@ def _panel(
     largest = sizes[-1]
     held_out = len(sizes) > MIN_SIZES
     ladder = points[points["params"] < largest] if held_out else points
-    columns = ["run_id", "params", "tokens", "step", "task_loss", "accuracy", TASK_COLUMN]
+    columns = ["run_id", "params", "tokens", "step", "task_loss", "accuracy", TRAJECTORY, TASK_COLUMN]
     chains = fit_chains(ladder[columns], TwoStepLaw(bootstrap=bootstrap, seed=seed), chances)
     rows = []
     for task, table in task_tables(points[points["params"] == largest][columns]).items():
