@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from archscale.analysis.design_space import (
@@ -202,7 +206,13 @@ def test_the_report_of_a_design_store_has_the_panel_and_the_papers_analyses_only
 def test_stored_configs_of_older_runs_read_as_the_papers_design():
     """A run stored before the design fields existed has none of them; it must read as the paper's MoE (the
     ModelConfig defaults), or old stores would look like design studies."""
-    from archscale.analysis.curves import STORED_DESIGN_DEFAULTS
-    from archscale.models.config import DESIGN_DEFAULTS
+    from archscale.analysis.curves import stored_models
+    from archscale.models.config import DESIGN_DEFAULTS, ModelConfig
+    from archscale.models.presets import get_preset
 
-    assert STORED_DESIGN_DEFAULTS == DESIGN_DEFAULTS
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    assert {f: defaults[f] for f in DESIGN_DEFAULTS} == DESIGN_DEFAULTS
+    paper_moe = dataclasses.asdict(get_preset("moe-800k"))
+    old = {k: v for k, v in paper_moe.items() if k not in DESIGN_DEFAULTS}
+    (model,) = stored_models(pd.DataFrame({"config": [json.dumps({"model": old})]}))
+    assert model == paper_moe

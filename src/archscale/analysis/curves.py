@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from archscale.analysis.errors import AnalysisError
+from archscale.models.config import DESIGN_DEFAULTS
 
 if TYPE_CHECKING:
     from archscale.store import ResultsStore
@@ -237,17 +238,9 @@ def points_rule(runs: pd.DataFrame, rule: str = "auto") -> str:
     return rule
 
 
-STORED_DESIGN_DEFAULTS = {
-    "granularity": 1, "n_shared_experts": 0, "router_score": "softmax", "balance": "aux_loss",
-    "bias_update_rate": 0.001,
-}  # fmt: skip
-"""``archscale.models.config.DESIGN_DEFAULTS`` (read here without importing torch): what a run stored before the
-MoE design fields existed used."""
-
-
 def stored_models(runs: pd.DataFrame) -> list[dict]:
     """Each run's stored ModelConfig as a mapping, the design fields filled in for runs stored before them."""
-    return [STORED_DESIGN_DEFAULTS | json.loads(c)["model"] for c in runs["config"]]
+    return [DESIGN_DEFAULTS | json.loads(c)["model"] for c in runs["config"]]
 
 
 _RUN_EXTRAS: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""The MoE design space on the user's runs (issue 15): the three design laws fitted on the runs that vary
+"""The MoE design space on the user's runs: the three design laws fitted on the runs that vary
 their knob, paired comparisons for the knobs no law covers, and the planner's answer.
 
 Each run is one point: its smoothed loss at the end of its budget (a cooldown branch counts as a run of its
@@ -34,7 +34,6 @@ import pandas as pd
 from scipy import stats
 
 from archscale.analysis.curves import (
-    STORED_DESIGN_DEFAULTS,
     final_points,
     finished_runs,
     smooth,
@@ -44,6 +43,7 @@ from archscale.analysis.results import Result, fit_summary
 from archscale.laws import GranularityLaw, JointMoELaw, LawDataError, SparsityLaw, published
 from archscale.laws.base import Law
 from archscale.laws.design import design_grid, plan_designs
+from archscale.models.config import DESIGN_DEFAULTS
 
 PUBLISHED_GRIDS = {
     "krajewski2024": design_grid([64], [1], [1, 2, 4, 8, 16, 32, 64], [0]),  # their expansion rate E = 64
@@ -75,9 +75,7 @@ def design_points(runs: pd.DataFrame, curve: pd.DataFrame, window: int) -> pd.Da
 def has_design_variants(runs: pd.DataFrame) -> bool:
     """Whether the MoE runs vary a design knob beyond the paper's (the design-space panel applies)."""
     designs = {
-        (m["n_experts"], *(m[f] for f in STORED_DESIGN_DEFAULTS))
-        for m in stored_models(runs)
-        if m["kind"] == "moe"
+        (m["n_experts"], *(m[f] for f in DESIGN_DEFAULTS)) for m in stored_models(runs) if m["kind"] == "moe"
     }
     return len(designs) > 1
 
@@ -86,7 +84,7 @@ def paper_design_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The dense runs and the MoE runs of the paper's design at the expert count most MoE runs use: the runs
     the paper's analyses read when a store also holds other designs."""
     models = stored_models(runs)
-    plain = np.array([all(m[f] == d for f, d in STORED_DESIGN_DEFAULTS.items()) for m in models])
+    plain = np.array([all(m[f] == d for f, d in DESIGN_DEFAULTS.items()) for m in models])
     experts = pd.Series([m["n_experts"] for m in models], index=runs.index)
     moe = (runs["kind"] == "moe").to_numpy() & plain
     common = experts[(runs["kind"] == "moe").to_numpy()].mode().iloc[0] if moe.any() else None

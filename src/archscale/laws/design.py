@@ -1,4 +1,4 @@
-"""Choosing an MoE design at a compute budget from a design-space law (issue 15).
+"""Choosing an MoE design at a compute budget from a design-space law.
 
 A design is the MoE's knobs: experts E, active experts top-k, granularity G, shared experts. For each
 candidate the planner finds the active size N_act (and tokens D = C / (6·N_act)) that minimise the law's

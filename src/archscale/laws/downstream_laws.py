@@ -16,8 +16,8 @@ and ``scripts/scaling/step2.py``):
   each run's final weights once, so its checkpoints are spread over runs and a per-run cut would drop them
   all. An optional ``trajectory`` column (a branch's trunk) makes a trunk and its branches one sequence for
   the cut and the smoothing (:func:`step2_points`); step 1 keeps one point per run.
-  The code at that commit also adds a second "ideal" point (max L, chance); the paper and issue 23 name only
-  (0, 1), which is what is used here.
+  The code at that commit also adds a second "ideal" point (max L, chance); the paper names only (0, 1),
+  which is what is used here.
 - the chain (:class:`TwoStepLaw`): step 1's predicted task loss fed into step 2. The paper gives no
   intervals; the ones here are a run-level bootstrap through both steps plus the new run's noise (see
   :class:`TwoStepLaw`), calibrated by ``benchmarks/downstream_calibration.py``.
@@ -49,7 +49,7 @@ from archscale.laws.optimize import Bounds, refit_resamples
 from archscale.laws.resampling import spawn_seeds
 
 POINT_COLUMNS = ("run_id", "params", "tokens", "step", "task_loss", "accuracy")
-"""One row per evaluated checkpoint of a ladder run (issue 23's table)."""
+"""One row per evaluated checkpoint of a ladder run: the data both steps are fitted on."""
 TRAJECTORY = "trajectory"
 """Optional column: the run whose weights a run continues (a cooldown branch's trunk); a row without one is
 its own run's. Only step 2's cut and smoothing and the bootstrap's draws read it."""

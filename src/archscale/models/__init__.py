@@ -1,28 +1,39 @@
-"""Dense and MoE model families, presets and scale accounting."""
+"""Dense and MoE model families, presets and scale accounting.
 
-from archscale.models.config import ConfigError, ModelConfig
-from archscale.models.presets import PRESETS, get_preset, list_presets
-from archscale.models.scale import (
-    ParameterCounts,
-    ScaleReport,
-    count_parameters,
-    flops_per_token,
-    scale_report,
-)
-from archscale.models.transformer import ModelOutput, Transformer, build_model
+Names are loaded on first use (PEP 562): importing ``archscale.models.config`` or
+``archscale.models.presets`` does not load torch (the modules and the accounting do).
+"""
 
-__all__ = [
-    "PRESETS",
-    "ConfigError",
-    "ModelConfig",
-    "ModelOutput",
-    "ParameterCounts",
-    "ScaleReport",
-    "Transformer",
-    "build_model",
-    "count_parameters",
-    "flops_per_token",
-    "get_preset",
-    "list_presets",
-    "scale_report",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SOURCES: dict[str, str] = {
+    "ConfigError": "archscale.models.config",
+    "ModelConfig": "archscale.models.config",
+    "PRESETS": "archscale.models.presets",
+    "get_preset": "archscale.models.presets",
+    "list_presets": "archscale.models.presets",
+    "ParameterCounts": "archscale.models.scale",
+    "ScaleReport": "archscale.models.scale",
+    "count_parameters": "archscale.models.scale",
+    "flops_per_token": "archscale.models.scale",
+    "scale_report": "archscale.models.scale",
+    "ModelOutput": "archscale.models.transformer",
+    "Transformer": "archscale.models.transformer",
+    "build_model": "archscale.models.transformer",
+}
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'archscale.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_SOURCES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -4,7 +4,7 @@ A dense model is ``kind="dense"``; an MoE model is ``kind="moe"`` with ``n_exper
 width ``d_ff`` each and token-choice top-``top_k`` routing. Keeping one config (not two classes) lets
 sweeps, accounting and export treat both families the same way.
 
-The MoE design knobs beyond the paper's E (issue 15):
+The MoE design knobs beyond the paper's E:
 
 - ``granularity`` G (Krajewski et al. 2024): every expert split into G experts of width ``d_ff / G``, so
   the layer has ``n_experts·G`` experts of which ``top_k·G`` are active: the same active and total

@@ -11,10 +11,10 @@ and has 8 experts, top-2, each expert half the dense FFN width, so active FLOPs 
 (equal-compute comparisons) while total FFN parameters are 4x. Names give non-embedding (dense) or active
 non-embedding (MoE) parameters.
 
-MoE design presets (issue 15): the 800k MoE rung with one knob turned at a time, all with its active and
-total feed-forward parameters: granularity 2 and 4 (16 experts of half width, top-4; 32 of a quarter,
-top-8), a shared expert at granularity 2 (DeepSeekMoE: 1 shared + top-3 of 15), sigmoid router scores,
-and DeepSeek-V3's routing (sigmoid scores, loss-free bias balancing, no auxiliary loss).
+MoE design presets (the design-space study): the 800k MoE rung with one knob turned at a time, all with
+its active and total feed-forward parameters: granularity 2 and 4 (16 experts of half width, top-4; 32 of
+a quarter, top-8), a shared expert at granularity 2 (DeepSeekMoE: 1 shared + top-3 of 15), sigmoid router
+scores, and DeepSeek-V3's routing (sigmoid scores, loss-free bias balancing, no auxiliary loss).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _tiny_pair(label: str, d: int, layers: int, heads: int, ff: int) -> list[Mod
     return [dense, moe]
 
 
-_PRESETS: list[ModelConfig] = [
+_PAPER: list[ModelConfig] = [
     # Table 3 (dense)
     _paper_dense("dense-50m", 512, 14, 4, 1536),
     _paper_dense("dense-100m", 768, 16, 6, 2048),
@@ -57,6 +57,12 @@ _PRESETS: list[ModelConfig] = [
     _paper_moe("moe-700m", 1280, 16, 16, 3456),
     _paper_moe("moe-1.5b", 1600, 24, 20, 4352),
     _paper_moe("moe-3b", 2304, 28, 32, 6272),
+]
+PAPER_PRESETS: tuple[str, ...] = tuple(p.name for p in _PAPER if p.name)
+"""The paper's presets (Tables 3 and 4), by name."""
+
+_PRESETS: list[ModelConfig] = [
+    *_PAPER,
     # tiny ladder (CPU studies): about 0.025M to 10M non-embedding parameters
     *_tiny_pair("25k", 32, 2, 2, 96),
     *_tiny_pair("50k", 48, 2, 2, 128),
@@ -86,7 +92,6 @@ def _design_variants(base: ModelConfig) -> list[ModelConfig]:
 
 _PRESETS += _design_variants(next(p for p in _PRESETS if p.name == "moe-800k"))
 PRESETS: dict[str, ModelConfig] = {p.name: p for p in _PRESETS if p.name}
-PAPER_PRESETS = tuple(PRESETS)[:9]
 
 
 def get_preset(name: str) -> ModelConfig:

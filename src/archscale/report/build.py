@@ -111,7 +111,7 @@ def _said(row: Verdict) -> str:
     return f"say {row.verdict} ({row.measure}: {row.effect:.3g} {interval})"
 
 
-MAX_ALPHA_N_WIDTH = 0.30  # targets of the study's design (issue 12): what a micro study must resolve
+MAX_ALPHA_N_WIDTH = 0.30  # targets the study was designed to meet: what a micro study must resolve
 MAX_EXTRAPOLATION_ERROR = 0.03
 MIN_PREDICTION_COVERAGE = 0.80
 
