@@ -15,8 +15,7 @@ loads neither torch (the sampler) nor the mini-Pile builder (registry clients an
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from archscale.lazy import lazy_names
 
 _SOURCES: dict[str, str] = {
     "Corpus": "archscale.data.corpus",
@@ -48,14 +47,4 @@ _SOURCES: dict[str, str] = {
 }
 __all__ = sorted(_SOURCES)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module 'archscale.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_SOURCES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES)

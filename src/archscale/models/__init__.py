@@ -6,8 +6,7 @@ Names are loaded on first use (PEP 562): importing ``archscale.models.config`` o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from archscale.lazy import lazy_names
 
 _SOURCES: dict[str, str] = {
     "ConfigError": "archscale.models.config",
@@ -26,14 +25,4 @@ _SOURCES: dict[str, str] = {
 }
 __all__ = sorted(_SOURCES)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module 'archscale.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_SOURCES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES)
