@@ -23,7 +23,7 @@ from scipy.optimize import minimize
 
 from archscale.data.public import multipower2025_steps
 from archscale.laws import CurveLadderLaw
-from archscale.laws.curve_laws import final_points, run_schedules
+from archscale.laws.curve_laws import losses_at_final_steps, run_schedules
 
 TRAIN = ["cosine_24000", "constant_24000", "wsdcon_9"]
 HELD_OUT = [*TRAIN, "wsd_20000_24000", "wsdld_20000_24000", "cosine_72000", "constant_72000", "wsdcon_3",
@@ -83,7 +83,7 @@ def without_irreducible_term() -> None:
 
 def final_errors(law: CurveLadderLaw, size: str) -> np.ndarray:
     """Relative error (%) of each held-out curve's final logged loss."""
-    table = final_points(multipower2025_steps(size, HELD_OUT))
+    table = losses_at_final_steps(multipower2025_steps(size, HELD_OUT))
     return 100 * (law.predict(table) / table["loss"].dropna().to_numpy() - 1)
 
 

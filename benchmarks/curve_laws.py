@@ -23,7 +23,7 @@ import pandas as pd
 
 from archscale.data.public import multipower2025_steps
 from archscale.laws import AnnealingLaw, MultiPowerLaw
-from archscale.laws.curve_laws import final_points
+from archscale.laws.curve_laws import losses_at_final_steps
 
 TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
 HELD_OUT = ("wsd_20000_24000", "wsdld_20000_24000", "cosine_72000", "constant_72000", "wsdcon_3", "wsdcon_18")
@@ -68,7 +68,9 @@ def unfinished(laws: dict, refits: int) -> None:
         + " |"
     )
     print("|---|---|---|---|---|---|")
-    target_rows = {size: final_points(multipower2025_steps(size, ["cosine_72000"])) for size in SIZES}
+    target_rows = {
+        size: losses_at_final_steps(multipower2025_steps(size, ["cosine_72000"])) for size in SIZES
+    }
     for name, cls in laws.items():
         for design, schedules in UNFINISHED_DESIGNS.items():
             for size in SIZES:

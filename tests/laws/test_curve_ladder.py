@@ -10,7 +10,7 @@ import pytest
 
 from archscale.laws import law_class
 from archscale.laws.audit import extrapolation_audit
-from archscale.laws.curve_laws import CurveLadderLaw, final_points
+from archscale.laws.curve_laws import CurveLadderLaw, losses_at_final_steps
 from archscale.laws.errors import LawDataError
 from curve_helpers import PEAK, SIZES, STEPS, TRUTH, curve_loss, eta, ladder
 
@@ -72,7 +72,7 @@ def test_the_audit_scores_each_held_out_runs_final_point_not_its_curve() -> None
 def test_final_points_keeps_the_last_measured_step_of_each_run() -> None:
     table = pd.DataFrame({"run_id": ["b", "a", "b", "a", "a", "b"], "step": [2, 1, 1, 3, 2, 3],
                           "lr": 1.0, "loss": [5.0, 4.0, 6.0, np.nan, 3.0, np.nan]})  # fmt: skip
-    kept = final_points(table)
+    kept = losses_at_final_steps(table)
     assert kept["run_id"].tolist() == ["b", "b", "b", "a", "a", "a"]
     assert kept["step"].tolist() == [1, 2, 3, 1, 2, 3]
     assert kept.dropna(subset=["loss"])[["run_id", "step", "loss"]].values.tolist() == [

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from archscale.laws.base import Law, Table
-from archscale.laws.curve_laws import ScheduleLaw, final_points
+from archscale.laws.curve_laws import ScheduleLaw, losses_at_final_steps
 from archscale.laws.errors import LawDataError
 
 
@@ -95,7 +95,7 @@ def extrapolation_audit(
     fitted = law.clone().fit(frame[~test])
     held_rows = frame[test]
     if isinstance(fitted, ScheduleLaw):
-        held_rows = final_points(held_rows)
+        held_rows = losses_at_final_steps(held_rows)
     scored = held_rows.dropna(subset=[fitted.target]) if isinstance(fitted, ScheduleLaw) else held_rows
     points = scored[[c for c in dict.fromkeys(("run_id", *fitted.inputs)) if c in scored]].reset_index(
         drop=True

@@ -83,7 +83,7 @@ def run_schedules(
     return schedules, np.concatenate(losses), ids
 
 
-def final_points(table: pd.DataFrame) -> pd.DataFrame:
+def losses_at_final_steps(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with each run's loss kept at its last measured step only (the schedule rows stay: the law
     needs them), runs in order of first appearance and steps ascending, as the laws predict them."""
     codes = pd.factorize(table["run_id"])[0]
