@@ -26,12 +26,14 @@ from archscale.analysis.errors import AnalysisError
 from archscale.analysis.generalisation import GeneralisationResult, generalisation_vs_compute
 from archscale.analysis.hyperparams import Heatmap, HyperparamResult, optimal_hyperparameters
 from archscale.analysis.loss_law import CurveFit, Extrapolation, LossLawResult, loss_law_extrapolation
+from archscale.analysis.matched import FairComparisons, fair_comparisons
 from archscale.analysis.noise import NoiseScaleResult, noise_scale_vs_loss
 from archscale.analysis.powerfit import PowerFit
 from archscale.analysis.public import PublicEvidence, clark_evidence
 from archscale.analysis.results import Result, jsonable
 from archscale.analysis.suite import Analyses, analyse, from_store
 from archscale.analysis.verdicts import (
+    DEPENDS,
     INCONCLUSIVE,
     NOT_SUPPORTED,
     NOT_TESTED,
@@ -43,6 +45,7 @@ from archscale.analysis.verdicts import (
 )
 
 __all__ = [
+    "DEPENDS",
     "INCONCLUSIVE",
     "NOT_SUPPORTED",
     "NOT_TESTED",
@@ -54,6 +57,7 @@ __all__ = [
     "Comparison",
     "CurveFit",
     "Extrapolation",
+    "FairComparisons",
     "GeneralisationResult",
     "Heatmap",
     "HyperparamResult",
@@ -68,6 +72,7 @@ __all__ = [
     "clark_evidence",
     "compare",
     "compute_allocation",
+    "fair_comparisons",
     "from_store",
     "generalisation_vs_compute",
     "jsonable",

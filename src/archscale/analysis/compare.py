@@ -57,26 +57,35 @@ def _interval_overlap(lo_a, hi_a, lo_b, hi_b) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)
 
 
+def ratio_at(
+    moe: PowerLaw, dense: PowerLaw, at: dict[str, float]
+) -> tuple[float, float | None, float | None, float | None]:
+    """MoE ÷ dense of two fitted laws at the inputs ``at`` (each law reads the ones it has) → (ratio, lower,
+    upper, level); no interval unless both were bootstrapped. The families' k-th refits are paired."""
+    moe_at = {c: np.array([at[c]]) for c in moe.inputs}
+    dense_at = {c: np.array([at[c]]) for c in dense.inputs}
+    ratio = float(moe.predict(moe_at)[0] / dense.predict(dense_at)[0])
+    if moe.bootstrap_theta_ is None or dense.bootstrap_theta_ is None:
+        return ratio, None, None, None
+    moe_draws, dense_draws = moe.predict_samples(moe_at)[:, 0], dense.predict_samples(dense_at)[:, 0]
+    k = min(len(moe_draws), len(dense_draws))
+    lo, hi = percentile_interval(moe_draws[:k] / dense_draws[:k], moe.level_)
+    return ratio, float(lo), float(hi), moe.level_
+
+
 def compare(
     moe: PowerLaw, dense: PowerLaw, *, moe_range: tuple[float, float], dense_range: tuple[float, float]
 ) -> Comparison:
     """Compare two fits of the same ``target(input)`` power law over the inputs each family observed."""
     column, quantity = moe.inputs[0], moe.target
     reference, extrapolated, shared = _reference(moe_range, dense_range)
-    at = {column: np.array([reference])}
-    ratio = float(moe.predict(at)[0] / dense.predict(at)[0])
-    lower = upper = level = band_overlap = None
-    if moe.bootstrap_theta_ is not None and dense.bootstrap_theta_ is not None:
-        moe_draws, dense_draws = moe.predict_samples(at)[:, 0], dense.predict_samples(at)[:, 0]
-        k = min(len(moe_draws), len(dense_draws))
-        level = moe.level_
-        lo, hi = percentile_interval(moe_draws[:k] / dense_draws[:k], level)
-        lower, upper = float(lo), float(hi)
-        if shared is not None:
-            xs = {column: np.geomspace(*shared, OVERLAP_POINTS)}
-            (m_lo, m_hi), (d_lo, d_hi) = moe.predict_interval(xs), dense.predict_interval(xs)
-            overlap = _interval_overlap(np.log(m_lo), np.log(m_hi), np.log(d_lo), np.log(d_hi))
-            band_overlap = float(overlap.mean())
+    ratio, lower, upper, level = ratio_at(moe, dense, {column: reference})
+    band_overlap = None
+    if level is not None and shared is not None:
+        xs = {column: np.geomspace(*shared, OVERLAP_POINTS)}
+        (m_lo, m_hi), (d_lo, d_hi) = moe.predict_interval(xs), dense.predict_interval(xs)
+        overlap = _interval_overlap(np.log(m_lo), np.log(m_hi), np.log(d_lo), np.log(d_hi))
+        band_overlap = float(overlap.mean())
     log_ranges = np.log([*moe_range, *dense_range])
     range_overlap = float(_interval_overlap(*log_ranges))
     return Comparison(

@@ -20,6 +20,7 @@ MoE ÷ dense at equal loss.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from archscale.analysis.compare import Comparison, compare_families
 from archscale.analysis.curve_ladder import AlphaIdentification, alpha_identification
 from archscale.analysis.generalisation import STABLE_FROM
 from archscale.analysis.hyperparams import HyperparamResult, fit_optima, grid_optima
+from archscale.analysis.matched import FairComparisons, fair_comparisons, optima_table
 from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.analysis.verdicts import Verdict, alpha_verdict, batch_verdict, judge, loss_verdict, lr_verdict
@@ -214,16 +216,34 @@ def clark_evidence(
     return evidence
 
 
+def _steplaw_cells(runs: pd.DataFrame) -> Iterator[tuple[tuple, pd.DataFrame, pd.Series]]:
+    """Each Step Law grid (kind, model, tokens) with its runs and its loss per (batch_size, lr) cell."""
+    for key, grid in runs.groupby(["kind", "model", "tokens"]):
+        cells = grid.groupby(["batch_tokens", "lr"])["loss"].mean()
+        cells.index = cells.index.set_names(["batch_size", "lr"])
+        yield key, grid, cells
+
+
+def steplaw_fair_comparisons(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -> FairComparisons:
+    """MoE ÷ dense B_opt and lr_opt on Step Law's grids at equal loss and matched on active parameters and
+    tokens, compute, and total parameters and tokens (:mod:`archscale.analysis.matched`)."""
+    grids = []
+    for number, ((kind, model, tokens), grid, cells) in enumerate(_steplaw_cells(steplaw_grids(path))):
+        first = grid.iloc[0]
+        info = {"grid": number, "kind": kind, "model": model, "N": float(first["N"]),
+                "N_active": float(first["N_active"]), "tokens": float(tokens)}  # fmt: skip
+        grids.append((info, cells))
+    return fair_comparisons(optima_table(grids), bootstrap=bootstrap, seed=seed)
+
+
 def steplaw_evidence(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -> PublicEvidence:
     """The paper's B_opt and lr_opt claims on Step Law's grids, read from the folder ``path``."""
     runs = steplaw_grids(path)
     result = HyperparamResult(method="contour, final step")
     found: dict[str, list[dict]] = {"batch_size": [], "lr": []}
-    for number, ((kind, model, tokens), grid) in enumerate(runs.groupby(["kind", "model", "tokens"])):
-        cells = grid.groupby(["batch_tokens", "lr"])["loss"].mean().to_frame(0)
-        cells.index = cells.index.set_names(["batch_size", "lr"])
+    for number, ((kind, model, tokens), grid, cells) in enumerate(_steplaw_cells(runs)):
         info = {"grid": number, "kind": kind, "model_scale": float(grid["N_active"].iloc[0])}
-        optima = grid_optima(cells, None, info, np.array([tokens]))
+        optima = grid_optima(cells.to_frame(0), None, info, np.array([tokens]))
         for axis in found:
             found[axis] += optima[axis]
         result.grids.append(

@@ -2,9 +2,10 @@
 
 A claim is **supported** only when the interval excludes no effect in the claimed direction, **not
 supported** when it excludes no effect in the other direction, and **inconclusive at this scale** when it
-contains no effect. A claim whose analysis could not run, or whose effect has no calibrated interval (too
-few model sizes, or no bootstrap), is **not tested**, with the reason: an effect without an interval
-claims nothing.
+contains no effect. A claim judged under several comparisons (:mod:`archscale.analysis.matched`)
+**depends on the comparison** when they disagree. A claim whose analysis could not run, or whose effect
+has no calibrated interval (too few model sizes, or no bootstrap), is **not tested**, with the reason: an
+effect without an interval claims nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive at this scale"
 NOT_TESTED = "not tested"
+DEPENDS = "depends on the comparison"
 
 NO_INTERVAL = (
     "no interval: a fit had too few runs at distinct sizes for a calibrated one (its note says how many it "
