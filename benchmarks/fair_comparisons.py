@@ -5,7 +5,7 @@ parameters and tokens, each for the grids' lowest cells and for the smoothed opt
 and log batch around the lowest cell), with the fits' R² (share of the log optima's variance explained) and
 the combined verdicts. Prints Markdown tables for ``benchmarks/RESULTS.md``.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fair_comparisons.py /work/shared/data/steplaw
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fair_comparisons.py ../shared/data/steplaw
 """
 
 from __future__ import annotations

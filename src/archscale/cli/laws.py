@@ -56,7 +56,7 @@ app = typer.Typer(
 
 
 @contextmanager
-def _warnings_shown() -> Iterator[list[str]]:
+def warnings_shown() -> Iterator[list[str]]:
     """Warnings of the fit are collected for the output and printed as 'warning:' lines on stderr."""
     caught: list[str] = []
     with warnings.catch_warnings(record=True) as records:
@@ -188,7 +188,7 @@ def _saved(path: Path) -> dict[str, Any]:
     return data
 
 
-def _emit(payload: dict[str, Any], text: str, as_json: bool, out: Path | None = None) -> None:
+def emit(payload: dict[str, Any], text: str, as_json: bool, out: Path | None = None) -> None:
     dumped = json.dumps(payload, indent=2, default=lambda value: value.item())  # NumPy scalars
     if out is not None:  # atomically: a full disk must not leave a truncated fit in place of the old one
         try:
@@ -317,7 +317,7 @@ def _fit_two_step(
                 text += _forecast_lines(
                     task, {"params": forecast["params"], "tokens": forecast["tokens"]} | entry
                 )
-    _emit(payload, "\n".join(text), as_json, out)
+    emit(payload, "\n".join(text), as_json, out)
 
 
 def fit_command(
@@ -422,7 +422,7 @@ def fit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
     """Fit a scaling law to a table; print coefficients with intervals, and the extrapolation audit."""
-    with _warnings_shown() as caught:
+    with warnings_shown() as caught:
         options: dict[str, Any] = {
             "grid": grid, "bootstrap": bootstrap, "seed": seed, "resample": resample, "level": level,
         }  # fmt: skip
@@ -491,7 +491,7 @@ def fit_command(
         "audit": None if audit is None else audit.to_dict(),
         "warnings": caught,
     }
-    _emit(payload, text, as_json, out)
+    emit(payload, text, as_json, out)
 
 
 def _plan_text(plan: dict[str, Any]) -> str:
@@ -644,7 +644,10 @@ def _design_text(
 
 
 def plan_command(
-    compute: Annotated[float, typer.Option("--compute", help="Training compute C in FLOPs, e.g. 1e21.")],
+    ctx: typer.Context,
+    compute: Annotated[
+        float | None, typer.Option("--compute", help="Training compute C in FLOPs, e.g. 1e21.")
+    ] = None,
     fit: Annotated[
         list[Path] | None, typer.Option("--fit", help="A fit saved by `archscale fit --out`.")
     ] = None,
@@ -701,8 +704,15 @@ def plan_command(
 ) -> None:
     """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them;
     with a whole-curve fit (curve-ladder, multipower, annealing), the planned run's WSD decay fraction; with
-    --design-space, the MoE design too (best and runners-up)."""
-    with _warnings_shown():
+    --design-space, the MoE design too (best and runners-up). `archscale plan ladder`: plan the ladder itself."""
+    if ctx.invoked_subcommand is not None:  # `archscale plan ladder …`: the ladder planner's own options
+        return
+    if compute is None:
+        raise LawDataError(
+            "--compute C is needed: the training compute in FLOPs, e.g. --compute 1e21 (or `archscale plan ladder` "
+            "to plan a ladder)"
+        )
+    with warnings_shown():
         if not fit and not law:
             raise LawDataError("give at least one --fit FIT.json or --law NAME")
         laws = [entry for path in fit or [] for entry in read_fits(path)]
@@ -744,7 +754,7 @@ def plan_command(
                 plan["schedule"] = _schedule_plan(plan, curves[0], batch_tokens, lr, warmup, min_lr_ratio)
             if chains:
                 plan["downstream"] = _downstream_plan(plan, chains)
-            _emit(plan, _plan_text(plan), as_json)
+            emit(plan, _plan_text(plan), as_json)
             return
         if max_total_params is not None and memory_per_gpu is not None:
             raise LawDataError("give --max-total-params or --memory-per-gpu, not both")
@@ -781,7 +791,7 @@ def plan_command(
         hyper = hyperparameters(compute, plan.best, [entry for entry in laws if entry != design_law])
     payload = plan.to_dict() | {"hyperparameters": {k: hyper[0][k] for k in hyper[1]}, "sources": hyper[1],
                                 "intervals": hyper[2]}  # fmt: skip
-    _emit(payload, _design_text(plan, hyper), as_json)
+    emit(payload, _design_text(plan, hyper), as_json)
 
 
 @app.command("list")
@@ -804,7 +814,7 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print as 
         f"{e['key']}\n  " + "\n  ".join(e["formulas"]) + f"\n  units: {e['units']}\n  source: {e['source']}"
         for e in entries
     )
-    _emit({"laws": entries}, text, as_json)
+    emit({"laws": entries}, text, as_json)
 
 
 @app.command("table1")
@@ -815,7 +825,7 @@ def table1_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON records.")] = False,
 ) -> None:
     """The paper's Table 1 (alpha_D, alpha_N) with a row per fitted law beside the published ones."""
-    with _warnings_shown():
+    with warnings_shown():
         table = table1({path.stem: read_fit(path) for path in fit or []})
     records = json.loads(table.to_json(orient="records"))
-    _emit({"table1": records}, format_table1(table), as_json)
+    emit({"table1": records}, format_table1(table), as_json)

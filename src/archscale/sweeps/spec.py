@@ -111,6 +111,21 @@ def _alias_growth(root: yaml.Node) -> int:
     return expanded[id(root)] - written
 
 
+def load_yaml(text: str | bytes, source: str) -> Any:
+    """Plain data from YAML text (a SafeLoader that also refuses a repeated key), or a one-line SpecError
+    naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.reader.ReaderError as err:
+        raise SpecError(
+            f"{source}: not a YAML text file ({err.reason} at position {err.position}); it must be UTF-8 text"
+        ) from None
+    except yaml.YAMLError as err:
+        raise SpecError(f"{source}: invalid YAML: {err}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply to read; a spec needs a few levels only") from None
+
+
 # ---- value parsers: YAML in, checked Python values out, errors naming the path ---------------------------
 def _number(path: str, value: Any) -> float:
     return fields.number(path, value, SpecError)
@@ -397,17 +412,7 @@ class SweepSpec:
     @classmethod
     def from_yaml(cls, text: str | bytes, source: str = "spec") -> SweepSpec:
         """Parse YAML text, or bytes (UTF-8, or UTF-16 with a byte-order mark, as YAML allows)."""
-        try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
-        except yaml.reader.ReaderError as err:
-            raise SpecError(
-                f"{source}: not a YAML text file ({err.reason} at position {err.position}); a spec is UTF-8 text, "
-                "see docs/sweeps.md"
-            ) from None
-        except yaml.YAMLError as err:
-            raise SpecError(f"{source}: invalid YAML: {err}") from None
-        except RecursionError:
-            raise SpecError(f"{source}: nested too deeply to read; a spec needs a few levels only") from None
+        data = load_yaml(text, source)
         return cls.from_dict(data)
 
     def expand(self) -> list[RunConfig]:

@@ -1,0 +1,188 @@
+"""``archscale plan ladder``: how sure a ladder's answer will be, and what it costs, before it is bought
+(:mod:`archscale.laws.ladder`)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from archscale.cli.laws import emit, read_fits, warnings_shown
+from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption
+from archscale.laws.base import Law
+from archscale.laws.catalogue import published
+from archscale.laws.compute_optimal import optimal_allocation
+from archscale.laws.errors import LawDataError
+from archscale.laws.ladder import (
+    MICRO_NOISE,
+    DesignEvaluation,
+    LadderDesign,
+    LadderNoise,
+    evaluate_design,
+    parse_spec,
+    search_ladders,
+)
+from archscale.laws.loss_laws import ChinchillaLaw
+from archscale.sweeps.dry_run import DEVICES
+from archscale.sweeps.spec import load_yaml
+
+
+def device_hours(design: LadderDesign, device: str, flops_factor: float = 6.0) -> float:
+    """Training time of the design on one ``device`` of the dry run's table (its rate for each run's size)."""
+    rate = DEVICES[device]
+    seconds = sum(
+        run.flops(flops_factor, design.decay) / rate(flops_factor * run.size, "dense") for run in design.runs
+    )
+    return seconds / 3600
+
+
+def _device(name: str) -> str:
+    matches = [key for key in DEVICES if key.lower().startswith(name.lower())]
+    if len(matches) != 1:
+        raise LawDataError(f"--device {name!r}: choose one of {', '.join(k.split(' ')[0] for k in DEVICES)}")
+    return matches[0]
+
+
+def _truth(law: str | None, fit: Path | None) -> tuple[str, Law]:
+    """The law the ladder is simulated from: a published one or a saved fit (its fitted coefficients)."""
+    if (law is None) == (fit is None):
+        raise LawDataError("give the assumed law: --law NAME (published) or --fit FIT.json, one of them")
+    if fit is not None:
+        label, chosen = read_fits(fit)[0]
+        return label, chosen
+    entry = published(law)
+    found = next((x for x in entry.laws if isinstance(x, ChinchillaLaw)), None)
+    if found is None:
+        raise LawDataError(f"--law {law}: it has no loss law L(N, D) to simulate; try chinchilla-approach3")
+    return f"{law} (published)", found
+
+
+def _width_text(log_width: float | None) -> str:
+    return "no interval" if log_width is None else f"±{math.expm1(log_width / 2):.2%}"
+
+
+def _row(evaluation: DesignEvaluation, device: str | None) -> dict[str, Any]:
+    row = evaluation.to_dict()
+    if device is not None:
+        row["device_hours"] = {device: device_hours(evaluation.design, device)}
+    return row
+
+
+def _rows_text(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for row in rows:
+        expected = row["expected"]
+        alpha = expected["alpha_N_width"]
+        hours = "".join(
+            f", {h:.3g} h on {d.split(' ')[0]}" for d, h in (row.get("device_hours") or {}).items()
+        )
+        lines.append(
+            f"  {row['design']['label']}: {row['flops']:.3g} FLOPs{hours}; target loss "
+            f"{_width_text(expected['target_loss_log_width'])}, α_N width "
+            f"{'none' if alpha is None else f'{alpha:.3f}'}, degenerate {expected['degenerate_fraction']:.0%}, "
+            f"interval given {expected['interval_fraction']:.0%} ({row['replicates']} replicates)"
+        )
+    return lines
+
+
+def ladder_command(
+    evaluate: Annotated[
+        Path | None,
+        typer.Option(help="Score this hand-written design (YAML: law, runs, noise, target; docs/laws.md)."),
+    ] = None,
+    law: Annotated[str | None, typer.Option(help="Search: the assumed law, a published one.")] = None,
+    fit: Annotated[
+        Path | None, typer.Option(help="Search: the assumed law, a fit saved by `archscale fit`.")
+    ] = None,
+    budget: Annotated[float | None, typer.Option(help="Search: the ladder's budget in FLOPs.")] = None,
+    compute: Annotated[
+        float | None, typer.Option(help="Search: the target run's compute (its N and D: the law's optimum).")
+    ] = None,
+    target_size: Annotated[
+        float | None,
+        typer.Option(help="Search: the target's size (the law's size column), with --target-tokens."),
+    ] = None,
+    target_tokens: Annotated[float | None, typer.Option(help="Search: the target's tokens.")] = None,
+    noise_run: Annotated[
+        float | None,
+        typer.Option(help="Search: log sd of a run's offset [default: the micro presets' measured]."),
+    ] = None,
+    noise_point: Annotated[float | None, typer.Option(help="Search: log sd of each point.")] = None,
+    replicates: Annotated[int, typer.Option(min=1, help="Simulated ladders per design.")] = 50,
+    bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
+    keep: Annotated[int, typer.Option(min=1, help="Search: designs simulated after the screen.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated ladders and their fits.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes fitting the replicates.")] = 1,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Also give each design's training time on this device (cpu, H100, H200)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """How wide the target's loss interval and α_N's will be for a ladder design, how often its fit is
+    degenerate, and what it costs: score one design (--evaluate) or search for the best at a budget."""
+    with warnings_shown():
+        device_name = None if device is None else _device(device)
+        options = {"bootstrap": bootstrap, "replicates": replicates, "seed": seed, "workers": workers}
+        if evaluate is not None:
+            search_flags = {"--law": law, "--fit": fit, "--budget": budget, "--compute": compute,
+                            "--target-size": target_size, "--target-tokens": target_tokens,
+                            "--noise-run": noise_run, "--noise-point": noise_point}  # fmt: skip
+            if flag := next((f for f, v in search_flags.items() if v is not None), None):
+                raise LawDataError(f"{flag} is for a search; with --evaluate the design file gives it")
+            spec = parse_spec(load_yaml(evaluate.read_bytes(), str(evaluate)))
+            result = evaluate_design(spec.truth, spec.design, spec.noise, spec.target, **options)
+            payload = _row(result, device_name) | {"law": spec.truth.name, "target": spec.target}
+            emit(payload, "\n".join([f"design {evaluate}:", *_rows_text([payload])]), as_json)
+            return
+        label, truth = _truth(law, fit)
+        if budget is None or not budget > 0:
+            raise LawDataError("--budget FLOPS: the ladder's compute, e.g. 1e19, is needed for a search")
+        size = next(c for c in truth.inputs if c != "tokens")
+        if compute is not None:
+            if target_size is not None or target_tokens is not None:
+                raise LawDataError(
+                    "give the target as --compute, or as --target-size and --target-tokens, not both"
+                )
+            allocation = optimal_allocation(truth, compute)
+            target = {size: allocation.n_opt, "tokens": allocation.d_opt}
+        elif target_size is not None and target_tokens is not None:
+            target = {size: target_size, "tokens": target_tokens}
+        else:
+            raise LawDataError("give the target: --compute C, or --target-size N and --target-tokens D")
+        noise = MICRO_NOISE
+        if noise_run is not None or noise_point is not None:
+            noise = LadderNoise(
+                MICRO_NOISE.run if noise_run is None else noise_run,
+                MICRO_NOISE.point if noise_point is None else noise_point,
+                "given (--noise-run, --noise-point)",
+            )
+        search = search_ladders(truth, budget, target, noise, keep=keep, **options)
+    rows = [_row(e, device_name) for e in search.evaluated]
+    naive = _row(search.naive, device_name)
+    gain = search.naive.score / search.best.score if math.isfinite(search.best.score) else None
+    payload = {
+        "law": label,
+        "budget": budget,
+        "target": target,
+        "noise": {"run": noise.run, "point": noise.point, "source": noise.source},
+        "best": rows,
+        "naive": naive,
+        "naive_over_best_width": gain,
+        "screened": len(search.screened),
+        "skipped": search.skipped,
+    }
+    text = [
+        f"ladder for {label} at {budget:.3g} FLOPs, target {size} {target[size]:.3g}, tokens {target['tokens']:.3g}; "
+        f"noise run {noise.run:g}, point {noise.point:g} ({noise.source})",
+        f"{len(search.screened)} designs screened ({search.skipped} skipped: too large or not identifiable), "
+        f"best {len(rows)} simulated:",
+        *_rows_text(rows),
+        "naive ladder at the same cost:",
+        *_rows_text([naive]),
+    ]
+    if gain is not None:
+        text.append(f"the best design's target interval is {gain:.2f}× narrower than the naive one's")
+    emit(payload, "\n".join(text), as_json)

@@ -1,0 +1,197 @@
+"""The ladder planner: what it promises equals fitting its draws with the CLI; designs it cannot fit are
+refused; its costs, screen and search hold against hand computations and simulation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from archscale.cli.main import app
+from archscale.laws import ChinchillaLaw, Law
+from archscale.laws.errors import LawDataError
+from archscale.laws.ladder import (
+    LadderDesign,
+    LadderGrid,
+    LadderNoise,
+    LadderRun,
+    Replicate,
+    evaluate_design,
+    linear_widths,
+    parse_spec,
+    replicate_tables,
+    scaled_design,
+    search_ladders,
+)
+from cli_contract import invoke_one_line_error
+
+TRUTH = {"A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28, "sigma": 1.69}  # Hoffmann et al. 2022
+TARGET = {"params": 1e9, "tokens": 2e10}
+NOISE = LadderNoise(run=0.005, point=0.005)
+
+
+def truth() -> ChinchillaLaw:
+    return ChinchillaLaw.from_coefficients(TRUTH)
+
+
+def spec(**changes) -> dict:
+    """A design file: 5 sizes ×2 apart, 20 tokens per parameter, each read at 6 points along its curve."""
+    runs = [
+        {"params": n, "tokens": {"from": 20 * n / 16, "to": 20 * n, "points": 6}}
+        for n in 1e7 * 2.0 ** np.arange(5)
+    ]
+    base = {"law": {"name": "chinchilla", **TRUTH}, "runs": runs, "noise": {"run": 0.005, "point": 0.005},
+            "target": dict(TARGET)}  # fmt: skip
+    return base | changes
+
+
+def test_an_evaluation_equals_fitting_its_draws_with_the_cli(tmp_path):
+    """The planner's replicates are what `archscale fit` gives on the same tables with the same seeds: the
+    α_N width, the target band's width and the degenerate flag of every replicate."""
+    parsed = parse_spec(spec())
+    evaluation = evaluate_design(parsed.truth, parsed.design, parsed.noise, parsed.target, bootstrap=40,
+                                 replicates=3, seed=7)  # fmt: skip
+    target = pd.DataFrame({k: [v] for k, v in TARGET.items()})
+    draws = list(replicate_tables(parsed.truth, parsed.design, parsed.noise, 3, seed=7))
+    assert len({round(t["loss"].sum(), 9) for t, _ in draws}) == 3  # three different draws
+    for (table, fit_seed), planned in zip(draws, evaluation.replicates, strict=True):
+        data, out = tmp_path / "ladder.csv", tmp_path / "fit.json"
+        table.to_csv(data, index=False)
+        args = [
+            "fit",
+            "chinchilla",
+            "--data",
+            str(data),
+            "--bootstrap",
+            "40",
+            "--seed",
+            str(fit_seed),
+            "--out",
+            str(out),
+        ]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        by_cli = Replicate.of(Law.from_dict(json.loads(out.read_text())), target)
+        assert by_cli.degenerate == planned.degenerate
+        assert by_cli.alpha_N_width == pytest.approx(planned.alpha_N_width, rel=1e-6)
+        assert by_cli.target_loss_log_width == pytest.approx(planned.target_loss_log_width, rel=1e-6)
+
+
+def test_a_design_with_one_size_is_refused_with_the_reason():
+    one_size = spec(runs=[{"params": 1e7, "tokens": [1e8, 2e8, 4e8], "seeds": 3}])
+    parsed = parse_spec(one_size)
+    with pytest.raises(LawDataError, match=r"one model size.*several model sizes"):
+        evaluate_design(parsed.truth, parsed.design, parsed.noise, parsed.target, replicates=1)
+
+
+def test_a_design_that_reads_every_run_at_one_token_count_cannot_determine_the_law():
+    """With D the same for every point, B/D^β and σ are one constant: 3 of 5 coefficients are pinned down."""
+    parsed = parse_spec(spec(runs=[{"params": n, "tokens": [1e9]} for n in 1e7 * 2.0 ** np.arange(6)]))
+    with pytest.raises(LawDataError, match="pin down 3 of its 5 coefficients"):
+        evaluate_design(parsed.truth, parsed.design, parsed.noise, parsed.target, replicates=1)
+
+
+def test_runs_read_only_at_their_ends_on_one_ray_leave_alpha_n_unknown():
+    """At 20 tokens per parameter read only at each run's end, D moves with N: the screen gives α_N a width
+    over 100× that of the same runs read along their curves, while a target on that ray stays predictable."""
+    sizes = 1e7 * 2.0 ** np.arange(8)
+    ends = LadderDesign(tuple(LadderRun(n, (20 * n,)) for n in sizes))
+    curves = LadderDesign(tuple(LadderRun(n, tuple(np.geomspace(20 * n / 16, 20 * n, 8))) for n in sizes))
+    at_ends, along = (linear_widths(truth(), d, NOISE, TARGET) for d in (ends, curves))
+    assert at_ends["alpha_N_width"] > 100 * along["alpha_N_width"]
+    assert at_ends["target_loss_log_width"] < 2 * along["target_loss_log_width"]
+
+
+def test_the_cli_refuses_a_one_size_design_in_one_line(tmp_path):
+    path = tmp_path / "design.yaml"
+    path.write_text(yaml.safe_dump(spec(runs=[{"params": 1e7, "tokens": [1e8, 2e8]}])))
+    invoke_one_line_error(["plan", "ladder", "--evaluate", str(path)], "one model size", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"noise": {"run": 0.01}}, "noise: missing key(s) ['point']"),
+        ({"noise": {"run": "1%", "point": 0.01}}, "noise.run must be a number"),
+        (
+            {"runs": [{"params": 1e7, "tokens": {"from": 10, "to": 5, "points": 3}}]},
+            "runs[0].tokens: from (10)",
+        ),
+        ({"runs": [{"params": 1e7, "tokens": [1e8], "seeds": 0}]}, "runs[0].seeds must be an integer >= 1"),
+        ({"runs": [{"size": 1e7, "tokens": [1e8]}]}, "runs[0]: unknown key(s) ['size']"),
+        ({"target": {"params": 1e9}}, "target: missing key(s) ['tokens']"),
+        ({"law": {"name": "chinchilla", "A": 1.0}}, "takes coefficients"),
+    ],
+)
+def test_a_bad_design_file_names_the_field(changes, named):
+    with pytest.raises(LawDataError) as caught:
+        parse_spec(spec(**changes))
+    assert named in str(caught.value)
+
+
+def test_cost_counts_seeds_and_each_branch_decay():
+    """6·N·(longest + decay·other budgets)·seeds, by hand; points along a curve cost nothing extra."""
+    branches = LadderRun(1e6, (1e7, 2e7, 4e7), seeds=2, branches=True)
+    curve = LadderRun(1e6, (1e7, 2e7, 4e7), seeds=2)
+    assert LadderDesign((branches,), decay=0.2).flops() == pytest.approx(6 * 1e6 * (4e7 + 0.2 * 3e7) * 2)
+    assert LadderDesign((curve,)).flops() == pytest.approx(6 * 1e6 * 4e7 * 2)
+
+
+def test_a_scaled_design_spends_the_budget_on_sizes_the_ratio_apart():
+    design = scaled_design(3e18, 4, 3.0, 40.0, "branches", 2)
+    sizes = [run.size for run in design.runs]
+    assert design.flops() == pytest.approx(3e18)
+    assert np.allclose(np.diff(np.log(sizes)), math.log(3.0))
+    assert all(max(run.tokens) == pytest.approx(40 * run.size) and run.seeds == 2 for run in design.runs)
+
+
+def test_the_linear_screen_scales_with_the_noise_and_matches_simulation():
+    """Widths are linear in the noise (a doubled sd doubles them), and on 8 sizes (many degrees of freedom,
+    near-linear fits) the delta method is within 25 % of the simulated median widths."""
+    design = scaled_design(1.8e18, 8, 2.0, 20.0, "curve", 1)
+    small = linear_widths(truth(), design, NOISE, TARGET)
+    double = linear_widths(truth(), design, LadderNoise(0.01, 0.01), TARGET)
+    for name in small:
+        assert double[name] == pytest.approx(2 * small[name], rel=1e-6)
+    simulated = evaluate_design(truth(), design, NOISE, TARGET, bootstrap=100, replicates=12, seed=1)
+    for name, width in small.items():
+        assert simulated.expected(name) == pytest.approx(width, rel=0.25), name
+
+
+def test_too_few_sizes_for_the_run_noise_give_no_interval():
+    """4 sizes and one seed leave about one between-run degree of freedom: the law gives no interval (the
+    calibrated floor), and the screen says so with an infinite width."""
+    design = scaled_design(1.8e18, 4, 2.0, 20.0, "curve", 1)
+    assert math.isinf(linear_widths(truth(), design, NOISE, TARGET)["target_loss_log_width"])
+    evaluation = evaluate_design(truth(), design, NOISE, TARGET, bootstrap=20, replicates=2)
+    assert evaluation.to_dict()["expected"]["interval_fraction"] == 0
+    assert math.isinf(evaluation.score)
+
+
+def test_the_search_best_is_no_worse_than_every_design_it_enumerated():
+    """With every enumerated design simulated (keep ≥ grid size), the best has the lowest score of all, and
+    a second seed per size (more between-run degrees of freedom at the same cost) beats one seed here."""
+    grid = LadderGrid(sizes=(5, 6), ratios=(2.0,), tokens_per_size=(20.0,), readings=("curve",), seeds=(1, 2))
+    search = search_ladders(truth(), 3e18, TARGET, NOISE, grid=grid, keep=4, bootstrap=40, replicates=6)
+    assert len(search.screened) == 4 and len(search.evaluated) == 4
+    assert all(search.best.score <= other.score for other in search.evaluated)
+    assert search.best.design.runs[0].seeds == 2
+    assert search.naive is not None and search.naive.flops == pytest.approx(3e18)
+
+
+def test_the_cli_search_reports_best_and_naive_at_the_same_cost():
+    args = ["plan", "ladder", "--law", "chinchilla-approach3", "--budget", "1e19", "--compute", "1e21",
+            "--replicates", "3", "--bootstrap", "20", "--keep", "1", "--device", "H100", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    best, naive = payload["best"][0], payload["naive"]
+    assert best["flops"] == pytest.approx(1e19) and naive["flops"] == pytest.approx(1e19)
+    assert best["design"]["runs"][-1]["size"] < payload["target"]["params"]
+    (hours,) = best["device_hours"].values()
+    assert hours == pytest.approx(1e19 / (0.4 * 989e12) / 3600, rel=1e-6)  # the dry run's assumed H100 rate
