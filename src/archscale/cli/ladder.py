@@ -9,7 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from archscale.cli.laws import emit, read_fits, warnings_shown
+from archscale.analysis.curves import SMOOTHING_WINDOW
+from archscale.analysis.seed_noise import seed_noise
+from archscale.analysis.suite import store_runs
+from archscale.cli.laws import emit, load_table, read_fits, warnings_shown
 from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption
 from archscale.laws.base import Law
 from archscale.laws.catalogue import published
@@ -25,6 +28,7 @@ from archscale.laws.ladder import (
     search_ladders,
 )
 from archscale.laws.loss_laws import ChinchillaLaw
+from archscale.store import ResultsStore
 from archscale.sweeps.dry_run import DEVICES
 from archscale.sweeps.spec import load_yaml
 
@@ -45,10 +49,16 @@ def _device(name: str) -> str:
     return matches[0]
 
 
-def _truth(law: str | None, fit: Path | None) -> tuple[str, Law]:
-    """The law the ladder is simulated from: a published one or a saved fit (its fitted coefficients)."""
-    if (law is None) == (fit is None):
-        raise LawDataError("give the assumed law: --law NAME (published) or --fit FIT.json, one of them")
+def _truth(law: str | None, fit: Path | None, store: Path | None) -> tuple[str, Law]:
+    """The law the ladder is simulated from: a published one, a saved fit (its fitted coefficients), or Eq. 1
+    fitted on a store's law points (the report's points rule)."""
+    if (law is not None) + (fit is not None) > 1 or (law is None and fit is None and store is None):
+        raise LawDataError(
+            "give the assumed law: --law NAME (published), --fit FIT.json or --store STORE, one of them"
+        )
+    if law is None and fit is None:
+        table, rule = load_table(store, None)
+        return f"chinchilla fitted on {store} ({rule} points)", ChinchillaLaw().fit(table)
     if fit is not None:
         label, chosen = read_fits(fit)[0]
         return label, chosen
@@ -57,6 +67,21 @@ def _truth(law: str | None, fit: Path | None) -> tuple[str, Law]:
     if found is None:
         raise LawDataError(f"--law {law}: it has no loss law L(N, D) to simulate; try chinchilla-approach3")
     return f"{law} (published)", found
+
+
+def _noise(store: Path | None, run: float | None, point: float | None) -> LadderNoise:
+    """The noise given, else measured from the store's repeated seeds, else the micro presets' default."""
+    base, note = MICRO_NOISE, ""
+    if store is not None:
+        with ResultsStore(store, read_only=True) as results:
+            measured = seed_noise(store_runs(results), results.curve(), window=SMOOTHING_WINDOW)
+        if measured is None:
+            note = f"no repeated seeds in {store}; "
+        base = measured or base
+    if run is None and point is None:
+        return LadderNoise(base.run, base.point, note + base.source)
+    return LadderNoise(base.run if run is None else run, base.point if point is None else point,
+                       f"given (--noise-run, --noise-point); the rest {base.source}")  # fmt: skip
 
 
 def _width_text(log_width: float | None) -> str:
@@ -110,6 +135,13 @@ def ladder_command(
         typer.Option(help="Search: log sd of a run's offset [default: the micro presets' measured]."),
     ] = None,
     noise_point: Annotated[float | None, typer.Option(help="Search: log sd of each point.")] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="Search: a results store: the noise measured from its repeated seeds (and, without --law or "
+            "--fit, the law fitted on its runs)."
+        ),
+    ] = None,
     replicates: Annotated[int, typer.Option(min=1, help="Simulated ladders per design.")] = 50,
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
     keep: Annotated[int, typer.Option(min=1, help="Search: designs simulated after the screen.")] = 4,
@@ -127,7 +159,7 @@ def ladder_command(
         device_name = None if device is None else _device(device)
         options = {"bootstrap": bootstrap, "replicates": replicates, "seed": seed, "workers": workers}
         if evaluate is not None:
-            search_flags = {"--law": law, "--fit": fit, "--budget": budget, "--compute": compute,
+            search_flags = {"--law": law, "--fit": fit, "--store": store, "--budget": budget, "--compute": compute,
                             "--target-size": target_size, "--target-tokens": target_tokens,
                             "--noise-run": noise_run, "--noise-point": noise_point}  # fmt: skip
             if flag := next((f for f, v in search_flags.items() if v is not None), None):
@@ -137,7 +169,7 @@ def ladder_command(
             payload = _row(result, device_name) | {"law": spec.truth.name, "target": spec.target}
             emit(payload, "\n".join([f"design {evaluate}:", *_rows_text([payload])]), as_json)
             return
-        label, truth = _truth(law, fit)
+        label, truth = _truth(law, fit, store)
         if budget is None or not budget > 0:
             raise LawDataError("--budget FLOPS: the ladder's compute, e.g. 1e19, is needed for a search")
         size = next(c for c in truth.inputs if c != "tokens")
@@ -152,13 +184,7 @@ def ladder_command(
             target = {size: target_size, "tokens": target_tokens}
         else:
             raise LawDataError("give the target: --compute C, or --target-size N and --target-tokens D")
-        noise = MICRO_NOISE
-        if noise_run is not None or noise_point is not None:
-            noise = LadderNoise(
-                MICRO_NOISE.run if noise_run is None else noise_run,
-                MICRO_NOISE.point if noise_point is None else noise_point,
-                "given (--noise-run, --noise-point)",
-            )
+        noise = _noise(store, noise_run, noise_point)
         search = search_ladders(truth, budget, target, noise, keep=keep, **options)
     rows = [_row(e, device_name) for e in search.evaluated]
     naive = _row(search.naive, device_name)

@@ -192,7 +192,7 @@ def linear_widths(
     A fit on log loss moves by θ̂ − θ ≈ J⁺ε, so a quantity with gradient g has a run part run²·‖gᵀJ⁺Z‖² and
     a point part point²·‖gᵀJ⁺‖² of variance (Z: the points' run indicator). The parametric bootstrap draws
     each scale from its scaled-inverse-χ² around a replicate's estimate, which is itself χ²-distributed
-    about the truth; :func:`_bootstrap_width` emulates both draws to give the median width."""
+    about the truth; :func:`_bootstrap_widths` emulates both draws to give the median width."""
     table = check_design(truth, design)
     jacobian = _jacobian(truth, table)
     codes, runs = pd.factorize(table["run_id"])
@@ -212,32 +212,37 @@ def linear_widths(
     pinv = np.linalg.pinv(jacobian)
     per_run = np.zeros((pinv.shape[0], len(runs)))
     np.add.at(per_run.T, codes, pinv.T)
-    return {
-        name: _bootstrap_width(
-            noise.run**2 * float(np.sum((g @ per_run) ** 2)),
-            noise.point**2 * float(np.sum((g @ pinv) ** 2)),
-            model.df_between,
-            model.df_within,
-            level,
-        )
-        for name, g in gradients.items()
-    }
+    parts = np.array([
+        (noise.run**2 * float(np.sum((g @ per_run) ** 2)), noise.point**2 * float(np.sum((g @ pinv) ** 2)))
+        for g in gradients.values()
+    ])  # fmt: skip
+    widths = _bootstrap_widths(parts, model.df_between, model.df_within, level)
+    return dict(zip(gradients, map(float, widths), strict=True))
 
 
-def _bootstrap_width(
-    var_run: float, var_point: float, df_between: float, df_within: float, level: float,
-    outer: int = 400, inner: int = 400,
-) -> float:  # fmt: skip
-    """Median percentile-interval width of a linear statistic under the parametric bootstrap: ``outer``
-    replicates each estimate the two variances (χ²/df times the truth), and ``inner`` bootstrap draws each
-    redraw them (df/χ² times the estimate) with a normal deviate. A fixed stream: a screen, not a draw."""
+def _bootstrap_widths(
+    variances: np.ndarray,
+    df_between: float,
+    df_within: float,
+    level: float,
+    outer: int = 200,
+    inner: int = 200,
+) -> np.ndarray:
+    """Median percentile-interval width of linear statistics (rows of ``variances``: run and point parts)
+    under the parametric bootstrap: ``outer`` replicates each estimate the two variances (χ²/df times the
+    truth), and ``inner`` bootstrap draws each redraw them (df/χ² times the estimate) with a normal deviate.
+    One fixed stream shared by the statistics: a screen, not a draw."""
     rng = np.random.default_rng(0)
     estimate = np.column_stack([rng.chisquare(df, outer) / df for df in (df_between, df_within)])
     redraw = [df / rng.chisquare(df, (outer, inner)) for df in (df_between, max(df_within, 0.5))]
-    variance = var_run * estimate[:, :1] * redraw[0] + var_point * estimate[:, 1:] * redraw[1]
-    draws = np.sqrt(variance) * rng.standard_normal((outer, inner))
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
-    return float(np.median(hi - lo))
+    scales = [estimate[:, :1] * redraw[0], estimate[:, 1:] * redraw[1]]
+    normal = rng.standard_normal((outer, inner))
+    lo_hi = [(1 - level) / 2, (1 + level) / 2]
+    widths = []
+    for var_run, var_point in variances:
+        lo, hi = np.quantile(np.sqrt(var_run * scales[0] + var_point * scales[1]) * normal, lo_hi, axis=1)
+        widths.append(np.median(hi - lo))
+    return np.array(widths)
 
 
 @dataclass(frozen=True)
