@@ -170,7 +170,7 @@ def test_too_few_sizes_for_the_run_noise_give_no_interval():
     assert math.isinf(linear_widths(truth(), design, NOISE, TARGET)["target_loss_log_width"])
     evaluation = evaluate_design(truth(), design, NOISE, TARGET, bootstrap=20, replicates=2)
     assert evaluation.to_dict()["expected"]["interval_fraction"] == 0
-    assert math.isinf(evaluation.score)
+    assert math.isinf(evaluation.score())
 
 
 def test_the_search_best_is_no_worse_than_every_design_it_enumerated():
@@ -179,7 +179,7 @@ def test_the_search_best_is_no_worse_than_every_design_it_enumerated():
     grid = LadderGrid(sizes=(5, 6), ratios=(2.0,), tokens_per_size=(20.0,), readings=("curve",), seeds=(1, 2))
     search = search_ladders(truth(), 3e18, TARGET, NOISE, grid=grid, keep=4, bootstrap=40, replicates=6)
     assert len(search.screened) == 4 and len(search.evaluated) == 4
-    assert all(search.best.score <= other.score for other in search.evaluated)
+    assert all(search.best.score() <= other.score() for other in search.evaluated)
     assert search.best.design.runs[0].seeds == 2
     assert search.naive is not None and search.naive.flops == pytest.approx(3e18)
 

@@ -147,6 +147,13 @@ def ladder_command(
     keep: Annotated[int, typer.Option(min=1, help="Search: designs simulated after the screen.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the simulated ladders and their fits.")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Processes fitting the replicates.")] = 1,
+    objective: Annotated[
+        str,
+        typer.Option(help="Search: rank designs by the width of the target's loss (target) or of alpha_N."),
+    ] = "target",
+    min_size: Annotated[
+        float, typer.Option(help="Search: the smallest model size a design may use (the law's size column).")
+    ] = 0.0,
     device: Annotated[
         str | None,
         typer.Option(help="Also give each design's training time on this device (cpu, H100, H200)."),
@@ -161,7 +168,8 @@ def ladder_command(
         if evaluate is not None:
             search_flags = {"--law": law, "--fit": fit, "--store": store, "--budget": budget, "--compute": compute,
                             "--target-size": target_size, "--target-tokens": target_tokens,
-                            "--noise-run": noise_run, "--noise-point": noise_point}  # fmt: skip
+                            "--noise-run": noise_run, "--noise-point": noise_point,
+                            "--min-size": min_size or None}  # fmt: skip
             if flag := next((f for f, v in search_flags.items() if v is not None), None):
                 raise LawDataError(f"{flag} is for a search; with --evaluate the design file gives it")
             spec = parse_spec(load_yaml(evaluate.read_bytes(), str(evaluate)))
@@ -185,10 +193,17 @@ def ladder_command(
         else:
             raise LawDataError("give the target: --compute C, or --target-size N and --target-tokens D")
         noise = _noise(store, noise_run, noise_point)
-        search = search_ladders(truth, budget, target, noise, keep=keep, **options)
+        goals = {"target": "target_loss_log_width", "alpha_N": "alpha_N_width"}
+        if objective not in goals:
+            raise LawDataError(f"--objective must be target or alpha_N, got {objective!r}")
+        goal = goals[objective]
+        search = search_ladders(
+            truth, budget, target, noise, keep=keep, objective=goal, min_size=min_size, **options
+        )
     rows = [_row(e, device_name) for e in search.evaluated]
     naive = _row(search.naive, device_name)
-    gain = search.naive.score / search.best.score if math.isfinite(search.best.score) else None
+    best_score, naive_score = search.best.score(goal), search.naive.score(goal)
+    gain = naive_score / best_score if math.isfinite(best_score) else None
     payload = {
         "law": label,
         "budget": budget,
@@ -196,6 +211,7 @@ def ladder_command(
         "noise": {"run": noise.run, "point": noise.point, "source": noise.source},
         "best": rows,
         "naive": naive,
+        "objective": objective,
         "naive_over_best_width": gain,
         "screened": len(search.screened),
         "skipped": search.skipped,
@@ -210,5 +226,5 @@ def ladder_command(
         *_rows_text([naive]),
     ]
     if gain is not None:
-        text.append(f"the best design's target interval is {gain:.2f}× narrower than the naive one's")
+        text.append(f"the best design's {objective} interval is {gain:.2f}× narrower than the naive one's")
     emit(payload, "\n".join(text), as_json)

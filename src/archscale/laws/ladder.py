@@ -37,6 +37,8 @@ from archscale.laws.errors import LawDataError
 from archscale.laws.resampling import NoiseModel, log_jacobian, spawn_seeds
 
 Reading = Literal["curve", "branches"]
+Objective = Literal["target_loss_log_width", "alpha_N_width"]
+OBJECTIVES: tuple[str, ...] = ("target_loss_log_width", "alpha_N_width")
 DEFAULT_DECAY = 0.2
 """A WSD cooldown branch decays over this share of its budget (the study's schedule): the extra cost of a
 branch beyond its trunk's tokens."""
@@ -318,11 +320,10 @@ class DesignEvaluation:
         widths = widths[np.isfinite(widths)]
         return float(np.median(widths)) if len(widths) else None
 
-    @property
-    def score(self) -> float:
-        """What the search ranks by: the median target width with a degenerate or interval-less fit counted
-        as infinitely wide (a design that fails half the time has an infinite score)."""
-        widths = self._widths("target_loss_log_width")
+    def score(self, objective: str = "target_loss_log_width") -> float:
+        """What the search ranks by: the median width of ``objective`` with a degenerate or interval-less fit
+        counted as infinitely wide (a design that fails half the time has an infinite score)."""
+        widths = self._widths(objective)
         failed = ~np.isfinite(widths) | np.array([r.degenerate for r in self.replicates])
         return float(np.median(np.where(failed, np.inf, widths)))
 
@@ -442,11 +443,16 @@ def search_ladders(
     replicates: int = 30,
     seed: int = 0,
     workers: int = 1,
+    objective: Objective = "target_loss_log_width",
+    min_size: float = 0.0,
 ) -> LadderSearch:
     """The best ladders for ``budget`` FLOPs: every grid design screened by :func:`linear_widths` on the
-    target's width, the ``keep`` best simulated (each with ``replicates`` fits) and ranked by their
-    simulated score (:attr:`DesignEvaluation.score`), beside the naive ladder at the same cost. Designs whose
-    largest model is not below the target's size, or that cannot determine the law, are skipped."""
+    ``objective``'s width (the target's loss, or α_N), the ``keep`` best simulated (each with ``replicates``
+    fits) and ranked by their simulated score (:meth:`DesignEvaluation.score`), beside the naive ladder at
+    the same cost. Designs whose largest model is not below the target's size, whose smallest is below
+    ``min_size``, or that cannot determine the law, are skipped."""
+    if objective not in OBJECTIVES:
+        raise LawDataError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     grid = grid or LadderGrid()
     size = _size_column(truth)
     flops_factor = getattr(truth, "flops_factor", 6.0)
@@ -455,7 +461,8 @@ def search_ladders(
         grid.sizes, grid.ratios, grid.tokens_per_size, grid.readings, grid.seeds
     ):
         design = scaled_design(budget, n, ratio, tokens, reading, seeds, flops_factor)
-        if max(run.size for run in design.runs) >= target[size]:
+        sizes = [run.size for run in design.runs]
+        if max(sizes) >= target[size] or min(sizes) < min_size:
             skipped += 1
             continue
         try:
@@ -464,16 +471,16 @@ def search_ladders(
             skipped += 1
     if not screened:
         raise LawDataError(
-            f"no candidate ladder fits a budget of {budget:.3g} FLOPs below the target's size "
-            f"{target[size]:.3g}: raise the budget or the target"
+            f"no candidate ladder fits a budget of {budget:.3g} FLOPs between the smallest size {min_size:.3g} "
+            f"and the target's size {target[size]:.3g}: change the budget, the target or the smallest size"
         )
-    screened.sort(key=lambda entry: entry[1]["target_loss_log_width"])
+    screened.sort(key=lambda entry: entry[1].get(objective, math.inf))
     evaluate = dict(bootstrap=bootstrap, replicates=replicates, workers=workers)
     evaluated = [
         evaluate_design(truth, design, noise, target, seed=design_seed, **evaluate)
         for (design, _), design_seed in zip(screened[:keep], spawn_seeds(seed, keep), strict=False)
     ]
-    evaluated.sort(key=lambda e: (e.score, e.expected("target_loss_log_width") or math.inf))
+    evaluated.sort(key=lambda e: (e.score(objective), e.expected(objective) or math.inf))
     naive = naive_design(budget, flops_factor)
     naive_result = evaluate_design(
         truth, naive, noise, target, seed=spawn_seeds(seed, keep + 1)[-1], **evaluate
