@@ -23,7 +23,7 @@ def test_a_study_built_like_the_paper_supports_every_claim(analyses):
     assert verdicts["α_N(MoE) − α_N(dense)"].effect == pytest.approx(0.0833, abs=0.02)
     payload = json.loads(json.dumps(analyses.to_dict(), allow_nan=False))
     assert set(payload) == {"loss_law", "allocation", "hyperparams", "noise", "generalisation", "verdicts",
-                            "alpha_identification"}  # fmt: skip
+                            "alpha_identification", "fair"}  # fmt: skip
     assert payload["loss_law"]["extrapolations"]["moe"]["mean_abs_rel_error"] < 0.003
 
 

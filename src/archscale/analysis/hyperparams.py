@@ -64,11 +64,14 @@ class Heatmap(Result):
 @dataclass
 class HyperparamResult(Result):
     """Grids found, the optima per token count (or loss level), their power-law fits per family, the
-    MoE/dense comparison at equal loss, and the heatmaps."""
+    MoE/dense comparison at equal loss, and the heatmaps. ``cells``: each grid's smoothed loss per
+    (batch_size, lr) cell at its last common token count (the grid's ``tokens``), which the comparisons at
+    matched size, tokens and compute read (:mod:`archscale.analysis.matched`)."""
 
     method: str
     skipped: str | None = None
     grids: list[dict] = field(default_factory=list)
+    cells: list[dict] = field(default_factory=list)
     batch_optima: list[dict] = field(default_factory=list)
     lr_optima: list[dict] = field(default_factory=list)
     batch_fits: dict[str, PowerFit] = field(default_factory=dict)
@@ -220,6 +223,7 @@ def _heatmaps(cells: pd.DataFrame, tokens: np.ndarray, info: dict) -> list[Heatm
 
 
 NAMES = {"batch_size": "batch-size", "lr": "learning-rate"}
+PARAMS = {"P": "params", "P_active": "active_params"}  # runs-table columns a grid record carries when present
 
 
 def _fit_family(
@@ -307,10 +311,14 @@ def optimal_hyperparameters(
             "batch_sizes": sorted(grid["batch_tokens"].unique().tolist()),
             "lrs": sorted(grid["lr"].unique().tolist()),
         }
+        record |= {name: float(first[column]) for column, name in PARAMS.items() if column in grid}
         tokens, cells = _loss_levels(grid, smoothed, n_levels, window)
         if cells.empty:
             result.grids.append(record | {"skipped": "the runs share no token range after their warm-ups"})
             continue
+        record["tokens"] = float(tokens[-1])
+        final = cells[cells.columns[-1]].rename("loss").reset_index()
+        result.cells += final.assign(grid=number).to_dict(orient="records")
         result.heatmaps += _heatmaps(cells, tokens, info)
         if method == "contour":
             optima = grid_optima(cells, None, info, tokens)

@@ -25,7 +25,7 @@ an estimate) is flagged and left out of the fits, as in :mod:`archscale.analysis
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from scipy.spatial import Delaunay, QhullError
 
 from archscale.analysis.compare import ratio_at
 from archscale.analysis.curves import FAMILIES
+from archscale.analysis.hyperparams import HyperparamResult
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.analysis.verdicts import DEPENDS, NOT_TESTED, Verdict, batch_verdict, judge, lr_verdict
 from archscale.laws import LawDataError, PowerLaw
@@ -123,13 +124,15 @@ class FairVerdict(Result):
 class FairComparisons(Result):
     """Every grid's optima, the fits per family, target, estimator and comparison, and the verdicts.
     ``apart``: per target, the median and largest factor between the smoothed and the cell optimum;
-    ``edges``: per estimator and target, how many optima lie on a grid edge (of how many)."""
+    ``edges``: per estimator and target, how many optima lie on a grid edge (of how many); ``skipped``: why
+    no comparison could be made at all (the rest is then empty)."""
 
     optima: list[dict]
     fits: list[OptimaFit]
     verdicts: list[FairVerdict]
     apart: dict[str, dict[str, float]]
     edges: dict[str, dict[str, list[int]]]
+    skipped: str | None = None
 
 
 def _fit(
@@ -144,6 +147,11 @@ def _fit(
     result.n_optima, result.n_edge = len(usable), len(usable) - len(interior)
     if len(interior) < 3:
         result.skipped = f"{len(interior)} {family} optima inside their grids; a fit needs 3 or more"
+        if len(usable) < len(rows):
+            why = rows["skipped"].dropna().iloc[0]
+            result.skipped += (
+                f" ({len(rows) - len(usable)} of {len(rows)} grids have no {estimator} optimum: {why})"
+            )
         return result, None
     result.inputs = list(varying_inputs(interior, basis))
     result.held = {c: float(np.exp(np.log(interior[c]).mean())) for c in basis if c not in result.inputs}
@@ -240,6 +248,18 @@ def _matched(
     return matched
 
 
+def _no_verdicts(matched: list[Matched]) -> str:
+    """The comparisons without a verdict, one clause per reason, so a reason shared by several (too few
+    optima, ranges that do not meet) is said once."""
+    by_note: dict[str, dict[str, list[str]]] = {}
+    for m in matched:
+        by_note.setdefault(m.note or "no reason recorded", {}).setdefault(m.basis, []).append(m.label)
+    return "; ".join(
+        ", ".join(f"{', '.join(labels)} {basis}" for basis, labels in bases.items()) + f": no verdict, {note}"
+        for note, bases in by_note.items()
+    )
+
+
 def combine(comparisons: list[Matched]) -> tuple[str, str]:
     """The verdict of a claim under all comparisons, and why: the equal-loss one if every matched
     comparison the data allow agrees with it, else :data:`DEPENDS`."""
@@ -247,7 +267,7 @@ def combine(comparisons: list[Matched]) -> tuple[str, str]:
     if equal.verdict == NOT_TESTED:
         return NOT_TESTED, f"no verdict at equal loss: {equal.note}"
     judged = [m for m in matched if m.verdict != NOT_TESTED]
-    left = "; ".join(f"{m.label} {m.basis}: no verdict, {m.note}" for m in matched if m not in judged)
+    left = _no_verdicts([m for m in matched if m not in judged])
     differ = [m for m in judged if m.verdict != equal.verdict]
     if differ:
         said = ", ".join(f"{m.verdict} under {m.label} {m.basis}" for m in differ)
@@ -323,3 +343,58 @@ def fair_comparisons(optima: pd.DataFrame, *, bootstrap: int = 200, seed: int = 
     return FairComparisons(
         optima=optima.to_dict(orient="records"), fits=fits, verdicts=verdicts, apart=apart, edges=edges
     )
+
+
+CLAIMS = {make(None, ()).claim: target for target, (_, _, make) in TARGETS.items()}
+"""The verdict-table claims the matched comparisons speak to, and the optimum each one is about."""
+
+
+def judge_fairly(rows: Iterable[Verdict], fair: FairComparisons | None) -> list[Verdict]:
+    """The verdict rows with the B_opt and lr_opt claims judged again beside the matched comparisons (b)–(d)
+    of both estimators (:func:`combine`): a claim keeps its equal-loss verdict only when every matched
+    comparison the data allow agrees, else it depends on the comparison. The note says which disagree and
+    which the data do not allow, so no comparison is dropped unsaid. Claims without an equal-loss verdict,
+    and the other claims, stay as they are."""
+    judged = []
+    for row in rows:
+        target = CLAIMS.get(row.claim)
+        if fair is None or target is None or row.verdict == NOT_TESTED:
+            judged.append(row)
+            continue
+        if fair.skipped:
+            note = f"no matched comparison: {fair.skipped}"
+            judged.append(replace(row, note="; ".join(filter(None, [note, row.note]))))
+            continue
+        equal = Matched(label="(a)", basis="equal loss", verdict=row.verdict, note=row.note)
+        matched = [
+            replace(m, label=f"{m.label[:-1]}, {found.estimator})")
+            for found in fair.verdicts
+            if found.target == target
+            for m in found.comparisons[1:]
+        ]
+        verdict, reason = combine([equal, *matched])
+        judged.append(replace(row, verdict=verdict, note="; ".join(filter(None, [reason, row.note]))))
+    return judged
+
+
+def study_fair_comparisons(
+    hyperparams: HyperparamResult, *, bootstrap: int = 200, seed: int = 0
+) -> FairComparisons | None:
+    """Comparisons (a)–(d) on the study's own batch-size × LR grids, each read at its last common token
+    count. None without grids (the hyperparameter analysis says why); only ``skipped`` when the runs table
+    lacks the total and active parameter counts (``P``, ``P_active``) that place a grid in size."""
+    grids = [g for g in hyperparams.grids if g["skipped"] is None]
+    if not grids:
+        return None
+    if any("params" not in g or "active_params" not in g for g in grids):
+        return FairComparisons(
+            optima=[], fits=[], verdicts=[], apart={}, edges={},
+            skipped="the runs table has no total and active parameter counts (columns P and P_active)",
+        )  # fmt: skip
+    cells = pd.DataFrame(hyperparams.cells).set_index(["batch_size", "lr"])
+    pairs = [
+        ({"grid": g["grid"], "kind": g["kind"], "N": g["params"], "N_active": g["active_params"],
+          "tokens": g["tokens"]}, cells.loc[cells["grid"] == g["grid"], "loss"])
+        for g in grids
+    ]  # fmt: skip
+    return fair_comparisons(optima_table(pairs), bootstrap=bootstrap, seed=seed)

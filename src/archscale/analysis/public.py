@@ -15,7 +15,8 @@ verdicts as the user's runs.
 And the paper's batch-size and learning-rate claims on Step Law's dense and MoE lr × batch grids (Li et al.
 2025; no licence stated, so read from a path the user gives): each grid's optimum along its batch-size and LR
 slices through the best cell (the paper's procedure at the final step), B_opt(L) and lr_opt(L) per family,
-MoE ÷ dense at equal loss.
+MoE ÷ dense at equal loss, judged beside the comparisons at matched size, tokens and compute
+(:mod:`archscale.analysis.matched`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from archscale.analysis.compare import Comparison, compare_families
 from archscale.analysis.curve_ladder import AlphaIdentification, alpha_identification
 from archscale.analysis.generalisation import STABLE_FROM
 from archscale.analysis.hyperparams import HyperparamResult, fit_optima, grid_optima
-from archscale.analysis.matched import FairComparisons, fair_comparisons, optima_table
+from archscale.analysis.matched import FairComparisons, fair_comparisons, judge_fairly, optima_table
 from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.analysis.verdicts import Verdict, alpha_verdict, batch_verdict, judge, loss_verdict, lr_verdict
@@ -64,7 +65,8 @@ class ExpertSlope(Result):
 
 @dataclass
 class PublicEvidence(Result):
-    """One public data set's answers to the paper's claims, labelled with its source and licence."""
+    """One public data set's answers to the paper's claims, labelled with its source and licence; ``fair``:
+    its batch-size and LR optima compared at matched size, tokens and compute beside equal loss."""
 
     dataset: dict[str, str]
     selection: str
@@ -76,6 +78,7 @@ class PublicEvidence(Result):
     expert_slopes: list[ExpertSlope] = field(default_factory=list)
     hyperparams: HyperparamResult | None = None
     alpha_identification: AlphaIdentification | None = None
+    fair: FairComparisons | None = None
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -208,6 +211,10 @@ def clark_evidence(
     evidence.clark_fit, law = _clark_fit(table, bootstrap, seeds["clark"])
     evidence.clark_fit_below_100, _ = _clark_fit(table[table["experts"] < 100], bootstrap, seeds["below_100"])
     evidence.expert_slopes = _expert_slopes(table, bootstrap, seeds["slopes"])
+    evidence.notes.append(
+        "No learning-rate or batch-size grids in this file: the B_opt and lr_opt claims, and their comparisons "
+        "at matched size, tokens and compute, are not measured on it."
+    )
     evidence.verdicts = [
         loss_verdict(evidence.loss_ratio, evidence.loss_fits.values()),
         alpha_verdict(evidence.allocation),
@@ -227,8 +234,13 @@ def _steplaw_cells(runs: pd.DataFrame) -> Iterator[tuple[tuple, pd.DataFrame, pd
 def steplaw_fair_comparisons(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -> FairComparisons:
     """MoE ÷ dense B_opt and lr_opt on Step Law's grids at equal loss and matched on active parameters and
     tokens, compute, and total parameters and tokens (:mod:`archscale.analysis.matched`)."""
+    return _steplaw_fair(steplaw_grids(path), bootstrap, seed)
+
+
+def _steplaw_fair(runs: pd.DataFrame, bootstrap: int, seed: int) -> FairComparisons:
+    """:func:`steplaw_fair_comparisons` on grids already read (the panel reads the files once)."""
     grids = []
-    for number, ((kind, model, tokens), grid, cells) in enumerate(_steplaw_cells(steplaw_grids(path))):
+    for number, ((kind, model, tokens), grid, cells) in enumerate(_steplaw_cells(runs)):
         first = grid.iloc[0]
         info = {"grid": number, "kind": kind, "model": model, "N": float(first["N"]),
                 "N_active": float(first["N_active"]), "tokens": float(tokens)}  # fmt: skip
@@ -252,7 +264,7 @@ def steplaw_evidence(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -
                     "lrs": sorted(grid["lr"].unique().tolist())}
         )  # fmt: skip
     result.batch_optima, result.lr_optima = found["batch_size"], found["lr"]
-    batch_seed, lr_seed = spawn_seeds(seed, 2)
+    batch_seed, lr_seed, fair_seed = spawn_seeds(seed, 3)
     families = set(runs["kind"])
     result.batch_fits, result.batch_comparison = fit_optima(
         found["batch_size"], "batch_size", families, bootstrap, batch_seed
@@ -260,6 +272,11 @@ def steplaw_evidence(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -
     result.lr_fits, result.lr_comparison = fit_optima(found["lr"], "lr", families, bootstrap, lr_seed)
     dense, moe = runs[runs["kind"] == "dense"], runs[runs["kind"] == "moe"]
     share = moe["N_active"] / moe["N"]
+    fair = _steplaw_fair(runs, bootstrap, fair_seed)
+    equal_loss = [
+        batch_verdict(result.batch_comparison, result.batch_fits.values()),
+        lr_verdict(result.lr_comparison, result.lr_fits.values()),
+    ]
     return PublicEvidence(
         dataset=asdict(STEPLAW) | {"path": str(path), "sha256_read": runs.attrs["sha256"]},
         selection=(
@@ -269,15 +286,13 @@ def steplaw_evidence(path: str | Path, *, bootstrap: int = 200, seed: int = 0) -
             f"{moe['tokens'].nunique()} token budgets; {len(runs)} runs, smoothed final training loss"
         ),
         hyperparams=result,
+        fair=fair,
         notes=[
             f"Step Law's MoE models have {moe['N'].max() / dense['N'].max():.1f}–{moe['N'].max() / dense['N'].min():.0f}× "
             "the dense models' total parameters, and its own law has lr_opt falling as N^−0.71: at equal loss the "
             "learning-rate comparison mixes sparsity with total size."
         ],
-        verdicts=[
-            batch_verdict(result.batch_comparison, result.batch_fits.values()),
-            lr_verdict(result.lr_comparison, result.lr_fits.values()),
-        ],
+        verdicts=judge_fairly(equal_loss, fair),
     )
 
 

@@ -21,6 +21,7 @@ from archscale.analysis.curves import (
 from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
 from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
 from archscale.analysis.loss_law import LossLawResult, loss_law_extrapolation
+from archscale.analysis.matched import FairComparisons, judge_fairly, study_fair_comparisons
 from archscale.analysis.noise import NoiseScaleResult, noise_scale_vs_loss
 from archscale.analysis.results import Result
 from archscale.analysis.verdicts import VerdictTable, replication_verdicts
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Analyses(Result):
-    """The results of analyses 1-6; ``to_dict()`` is JSON-safe."""
+    """The results of analyses 1-6; ``to_dict()`` is JSON-safe. ``fair``: the batch-size and LR optima
+    compared at matched size, tokens and compute beside equal loss (None without grids)."""
 
     loss_law: LossLawResult
     allocation: AllocationResult
@@ -41,6 +43,7 @@ class Analyses(Result):
     generalisation: GeneralisationResult
     verdicts: VerdictTable
     alpha_identification: AlphaIdentification | None = None
+    fair: FairComparisons | None = None
 
 
 def analyse(
@@ -65,7 +68,7 @@ def analyse(
     :func:`~archscale.analysis.curves.law_points` rule of the loss-law analyses (1-2).
     """
     check_one_corpus(finished_runs(runs), allow_mixed_corpora)
-    names = ("loss", "allocation", "hyper", "noise", "tested", "ladder")
+    names = ("loss", "allocation", "hyper", "noise", "tested", "ladder", "matched")
     seeds = dict(zip(names, spawn_seeds(seed, len(names)), strict=True))
     points = law_points(runs, curve, rule=point_rule, points_per_run=points_per_run, window=window)
     allocation = compute_allocation(points, bootstrap=bootstrap, seed=seeds["allocation"])
@@ -90,14 +93,17 @@ def analyse(
     tested = generalisation_vs_compute(
         runs, evals, stable_from=stable_from, bootstrap=bootstrap, seed=seeds["tested"]
     )
+    fair = study_fair_comparisons(hyperparams, bootstrap=bootstrap, seed=seeds["matched"])
+    verdicts = replication_verdicts(tested, allocation, hyperparams, noise)
     return Analyses(
         loss_law=loss_law_extrapolation(points, bootstrap=bootstrap, seed=seeds["loss"], steps=steps),
         allocation=allocation,
         hyperparams=hyperparams,
         noise=noise,
         generalisation=tested,
-        verdicts=replication_verdicts(tested, allocation, hyperparams, noise),
+        verdicts=VerdictTable(rows=judge_fairly(verdicts.rows, fair)),
         alpha_identification=identification,
+        fair=fair,
     )
 
 

@@ -114,7 +114,8 @@ def quadratic_optimum(cells: pd.Series, *, window: int = 2) -> dict[str, float |
     the cells within ``window`` grid steps of the lowest one: a smoothed optimum that uses the neighbouring
     cells' losses instead of snapping to the grid. An axis whose vertex falls beyond the grid's values there
     is flagged ``edge_*`` and the value kept at that end (a bound, like an edge cell). ``skipped`` says why
-    there is no vertex (too few cells, or the loss there is not bowl-shaped); the values are then NaN."""
+    there is no vertex (cells that do not determine the quadratic, as on a cross-shaped sweep, or a loss
+    that is not bowl-shaped there); the values are then NaN."""
     cells = cells.dropna()
     batches = np.sort(cells.index.get_level_values("batch_size").unique().to_numpy(float))
     lrs = np.sort(cells.index.get_level_values("lr").unique().to_numpy(float))
@@ -130,11 +131,13 @@ def quadratic_optimum(cells: pd.Series, *, window: int = 2) -> dict[str, float |
     }  # fmt: skip
     x = np.log(near.index.get_level_values("lr").to_numpy(float))
     y = np.log(near.index.get_level_values("batch_size").to_numpy(float))
-    if len(near) < 9 or len(np.unique(x)) < 3 or len(np.unique(y)) < 3:
+    design = _quadratic_design(x, y)
+    if np.linalg.matrix_rank(design) < design.shape[1]:  # e.g. a cross-shaped sweep: no cross term
         return missing | {
-            "skipped": f"{len(near)} cells near the best one; a quadratic needs 9 over 3 × 3 values"
+            "skipped": f"the {len(near)} cells near the best one do not pin a quadratic with its cross term "
+            "(it needs a 3 × 3 block of cells; a cross-shaped sweep has none)"
         }
-    c = np.linalg.lstsq(_quadratic_design(x, y), near.to_numpy(float), rcond=None)[0]
+    c = np.linalg.lstsq(design, near.to_numpy(float), rcond=None)[0]
     hessian = np.array([[2 * c[3], c[5]], [c[5], 2 * c[4]]])
     if np.any(np.linalg.eigvalsh(hessian) <= 0):
         return missing | {

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from archscale.analysis import NOT_TESTED, Analyses, Verdict, from_store, jsonable
+from archscale.analysis import DEPENDS, NOT_TESTED, Analyses, Verdict, from_store, jsonable
 from archscale.analysis.curve_tables import predicted_ends, store_branch_predictions, store_step_table
 from archscale.analysis.design_space import (
     DesignSpaceResult,
@@ -104,11 +104,13 @@ def claim_sentences(analyses: Analyses, public: Sequence[PublicEvidence] = ()) -
 
 
 def _said(row: Verdict) -> str:
-    """A verdict with its effect and interval, in words."""
+    """A verdict with its effect and interval, in words; one that depends on the comparison says how (the
+    first clause of its note: the verdict at equal loss and the matched comparisons that differ)."""
     if row.verdict == NOT_TESTED:
         return f"give no verdict ({row.note or 'not tested'})"
     interval = _span([row.lower, row.upper], lambda v: f"{v:.3g}")
-    return f"say {row.verdict} ({row.measure}: {row.effect:.3g} {interval})"
+    said = f"say {row.verdict} ({row.measure}: {row.effect:.3g} {interval})"
+    return said + f": {(row.note or '').split('; ')[0]}" if row.verdict == DEPENDS else said
 
 
 MAX_ALPHA_N_WIDTH = 0.30  # targets the study was designed to meet: what a micro study must resolve

@@ -13,7 +13,9 @@ from typing import Any
 
 from archscale.analysis import Analyses, Comparison, PowerFit, Verdict
 from archscale.analysis.curve_ladder import AlphaIdentification
+from archscale.analysis.matched import NAMES, TARGETS, FairComparisons
 from archscale.analysis.public import PublicEvidence
+from archscale.analysis.verdicts import NOT_TESTED
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em;
@@ -26,6 +28,7 @@ figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; 
 figcaption, .note { color: #555; font-size: 13px; }
 .supported { background: #e3f4e3; } .not-supported { background: #fbe3e3; }
 .inconclusive { background: #fff6d9; } .not-tested { background: #eee; }
+.depends-on-the-comparison { background: #fde9d4; }
 .met { background: #e3f4e3; } .missed { background: #fbe3e3; } .not-checked { background: #eee; }
 code { background: #f4f4f6; padding: 0 3px; }
 """
@@ -103,20 +106,84 @@ def _verdicts(analyses: Analyses) -> str:
     return _verdict_table(analyses.verdicts.rows)
 
 
+def _verdict_span(verdict: str) -> str:
+    css = verdict.replace(" at this scale", "").replace(" ", "-")
+    return f'<span class="{css}">{escape(verdict)}</span>'
+
+
 def _verdict_table(verdicts: Iterable[Verdict]) -> str:
-    rows = []
-    for v in verdicts:
-        css = v.verdict.replace(" at this scale", "").replace(" ", "-")
-        rows.append(
-            [escape(v.claim), escape(v.paper), escape(v.measure), _fmt(v.effect),
-             _interval(v.lower, v.upper), f'<span class="{css}">{escape(v.verdict)}</span>',
-             escape(v.note or "")]
-        )  # fmt: skip
+    rows = [
+        [escape(v.claim), escape(v.paper), escape(v.measure), _fmt(v.effect), _interval(v.lower, v.upper),
+         _verdict_span(v.verdict), escape(v.note or "")]
+        for v in verdicts
+    ]  # fmt: skip
     header = ["claim", "paper", "measure", "effect", "interval", "verdict", "note"]
     return table(header, rows, text_columns=3) + (
         "<p class=note>Supported only when the interval excludes no effect in the claimed direction; "
-        "an interval that contains no effect is inconclusive at this scale.</p>"
+        "an interval that contains no effect is inconclusive at this scale. The batch-size and learning-rate "
+        "claims are supported only when the comparisons at matched size, tokens and compute the data allow "
+        "agree with the one at equal loss; otherwise they depend on the comparison.</p>"
     )
+
+
+def _fair(fair: FairComparisons | None) -> str:
+    """MoE ÷ dense B_opt and lr_opt under the four comparisons, by lowest-cell and smoothed optima, each
+    with its fits' R², and the combined verdicts; a comparison the data do not allow says why."""
+    if fair is None:
+        return ""
+    intro = (
+        "<p>Fair comparisons: MoE ÷ dense optima at (a) equal loss, (b) matched active parameters and tokens, "
+        "(c) matched compute 6·N<sub>active</sub>·D, (d) matched total parameters and tokens, each at the "
+        "centre of the region both families' grids cover; a comparison that would extrapolate gets no verdict. "
+        "Each grid's optimum is its lowest cell and, smoothed, the vertex of a quadratic in (log lr, log batch) "
+        "around it. R²: the share of the log optima's variance each family's fit explains.</p>"
+    )
+    if fair.skipped:
+        return (
+            intro
+            + f"<p class=note>No comparison at matched size, tokens or compute: {escape(fair.skipped)}.</p>"
+        )
+    r2 = {(f.target, f.estimator, f.basis, f.family): f.r2 for f in fair.fits}
+    rows = []
+    for found in fair.verdicts:
+        symbol = TARGETS[found.target][1]
+        for m in found.comparisons:
+            at = ", ".join(f"{NAMES[k]} {v:.3g}" for k, v in (m.reference or {}).items()) or "–"
+            fits = " / ".join(
+                _fmt(r2[found.target, found.estimator, m.label, f], ".2f") for f in ("dense", "moe")
+            )
+            said = _verdict_span(m.verdict) if m.verdict != NOT_TESTED else "no verdict"
+            rows.append([symbol, found.estimator, escape(f"{m.label} {m.basis}"), escape(at), fits,
+                         _fmt(m.ratio, ".3g"), _interval(m.lower, m.upper, lambda v: f"{v:.3g}"), said,
+                         escape(m.note or "") if m.verdict == NOT_TESTED else ""])  # fmt: skip
+        rows.append([symbol, found.estimator, "combined", "", "", "", "", _verdict_span(found.verdict.verdict),
+                     escape(found.verdict.note or "")])  # fmt: skip
+    header = ["optimum", "optima", "comparison", "at", "R² dense / MoE", "MoE ÷ dense", "interval", "verdict",
+              "why"]  # fmt: skip
+    return intro + table(header, rows, text_columns=4) + _notes(_optima_notes(fair))
+
+
+def _optima_notes(fair: FairComparisons) -> list[str]:
+    """How many optima lie on a grid edge, how far the two estimates lie apart, and why a grid has none."""
+    edges = "; ".join(
+        f"{estimator}: " + ", ".join(f"{TARGETS[t][1]} {n} of {total}" for t, (n, total) in counts.items())
+        for estimator, counts in fair.edges.items()
+    )
+    notes = [f"Optima on a grid edge (bounds, left out of the fits): {edges}."]
+    apart = {TARGETS[t][1]: a for t, a in fair.apart.items() if a}
+    if apart:
+        notes.append(
+            "Smoothed and lowest-cell optima lie a factor "
+            + ", ".join(f"{a['median']:.3g} ({s}, median; at most {a['max']:.3g})" for s, a in apart.items())
+            + " apart."
+        )
+    missing: dict[str, int] = {}
+    for row in fair.optima:
+        if row["skipped"]:
+            missing[row["skipped"]] = missing.get(row["skipped"], 0) + 1
+    grids = len({row["grid"] for row in fair.optima})
+    notes += [f"No smoothed optimum on {n} of {grids} grids: {why}." for why, n in missing.items()]
+    return notes
 
 
 def _law_rows(name: str, fit: dict[str, Any] | None) -> list[list[str]]:
@@ -262,6 +329,7 @@ def _hyperparams(analyses: Analyses, figures: dict[str, str]) -> str:
         + _figure("lr_heatmap", figures)
         + _figure("lr_law", figures)
         + _power_fits(result.lr_fits, result.lr_comparison)
+        + _fair(analyses.fair)
     )
 
 
@@ -526,6 +594,7 @@ def _evidence(number: int, public: PublicEvidence, figures: dict[str, str]) -> s
             + _power_fits(h.batch_fits, h.batch_comparison)
             + _figure(f"public{number}_lr_law", figures)
             + _power_fits(h.lr_fits, h.lr_comparison)
+            + _fair(public.fair)
         )
     return text
 
