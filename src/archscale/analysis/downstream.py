@@ -6,7 +6,9 @@ Each run's ``store.meta(run_id)[DOWNSTREAM_KEY]`` maps a task to the record of i
 (the accuracy of guessing), ``task_loss`` (bits per byte of the correct continuation), ``accuracy``
 (``acc_norm`` where the task defines it, else ``acc``), ``num_fewshot`` and ``step``.
 ``store.meta(run_id)[DOWNSTREAM_CHECKPOINTS_KEY]`` maps each evaluated step (as text) to such a mapping.
-Reading them needs neither lm-eval nor torch.
+The validation loss beside them (the loss-to-loss route's source) is the held-out eval the training run wrote
+at that step (``store.evals``, split ``VAL_SPLIT``, subset ``all``): the weights kept for downstream evals are
+kept at exactly those steps. Reading them needs neither lm-eval nor torch.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from archscale.store import ResultsStore
 
 DOWNSTREAM_KEY = "downstream"
 DOWNSTREAM_CHECKPOINTS_KEY = "downstream_checkpoints"
+VAL_SPLIT = "test"
+"""The split of the held-out eval the training run writes at each eval step (``Trainer._eval``)."""
 POINT_COLUMNS: tuple[str, ...] = (
-    "run_id", "params", "tokens", "step", "task", "task_loss", "accuracy", "num_fewshot", "trajectory",
+    "run_id", "params", "tokens", "step", "task", "task_loss", "accuracy", "num_fewshot", "trajectory", "val_loss",
 )  # fmt: skip
 
 
@@ -69,18 +73,23 @@ def downstream_points(store: ResultsStore, run_ids: Sequence[str] | None = None)
     ``step``. ``task_loss`` is empty for tasks without one (generation tasks, or scores stored before the
     bridge recorded it). ``trajectory`` is the trunk of a cooldown branch (the run itself otherwise): a
     ladder of branches scored at their final weights has one checkpoint per run, and step 2 of the chain
-    reads a trunk and its branches as one run's checkpoints.
+    reads a trunk and its branches as one run's checkpoints. ``val_loss`` is the run's held-out loss
+    (nats/token) at that step, empty where the store has none.
     """
     runs = store.runs() if run_ids is None else store.runs(run_id=list(run_ids))
     metas = {run_id: store.meta(run_id) for run_id in runs["run_id"]}
+    held_out = store.evals(split=VAL_SPLIT, subset="all").set_index(["run_id", "step"])["loss"].to_dict()
     rows = [
         {"run_id": run.run_id, "params": run.P, "tokens": int(step) * run.batch_tokens, "step": int(step),
          "task": task, "task_loss": record.get("task_loss"), "accuracy": record.get("accuracy"),
          "num_fewshot": record.get("num_fewshot"),
-         "trajectory": metas[run.run_id].get("branch", {}).get("trunk_id", run.run_id)}
+         "trajectory": metas[run.run_id].get("branch", {}).get("trunk_id", run.run_id),
+         "val_loss": held_out.get((run.run_id, int(step)))}
         for run in runs.itertuples()
         for step, records in metas[run.run_id].get(DOWNSTREAM_CHECKPOINTS_KEY, {}).items()
         for task, record in records.items()
     ]  # fmt: skip
-    points = pd.DataFrame(rows, columns=list(POINT_COLUMNS)).astype({"task_loss": float, "accuracy": float})
+    points = pd.DataFrame(rows, columns=list(POINT_COLUMNS)).astype(
+        {"task_loss": float, "accuracy": float, "val_loss": float}
+    )
     return points.sort_values(["run_id", "task", "step"], ignore_index=True)

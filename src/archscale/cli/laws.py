@@ -24,7 +24,7 @@ from archscale.analysis.curves import check_one_corpus, points_rule
 from archscale.analysis.downstream_chain import chain_forecasts, fit_chains, ladder_points
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.suite import store_runs
-from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption
+from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption, given_flags
 from archscale.cli.shell import ArchscaleGroup
 from archscale.laws.audit import extrapolation_audit
 from archscale.laws.base import Law, law_class, registered_laws
@@ -416,6 +416,14 @@ def fit_command(
             "chance [default for a store: what the bridge recorded]."
         ),
     ] = None,
+    route: Annotated[
+        str | None,
+        typer.Option(
+            help="two-step: step 1's route, direct (the task loss's own law in N, D) or loss-to-loss (N, D → "
+            "validation loss → task loss, for a task whose own loss is noisy; needs val_loss at every checkpoint, "
+            "which a store has from its training runs' held-out evals) [default: direct]."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Also write the JSON fit here (for plan / table1).")
     ] = None,
@@ -435,6 +443,7 @@ def fit_command(
             "offset": offset or None,
             "alpha_fixed": alpha_fixed,
             "chance": chance,
+            "route": route,
         }
         options |= {k: v for k, v in given.items() if v is not None}
         if inputs is not None:
@@ -706,6 +715,11 @@ def plan_command(
     with a whole-curve fit (curve-ladder, multipower, annealing), the planned run's WSD decay fraction; with
     --design-space, the MoE design too (best and runners-up). `archscale plan ladder`: plan the ladder itself."""
     if ctx.invoked_subcommand is not None:  # `archscale plan ladder …`: the ladder planner's own options
+        if given := given_flags(ctx):
+            raise LawDataError(
+                f"{given[0]} is an option of `archscale plan`; for `archscale plan {ctx.invoked_subcommand}` put "
+                f"its options after `{ctx.invoked_subcommand}`"
+            )
         return
     if compute is None:
         raise LawDataError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,3 +82,18 @@ def exit_if_runs_failed(summary: Any) -> None:
             err=True,
         )
         raise typer.Exit(1)
+
+
+def given_flags(ctx: typer.Context, names: Iterable[str] | None = None) -> list[str]:
+    """The flags (e.g. ``--json``) of the options among ``names`` (default: all) that the user gave, on the
+    command line or in the environment, rather than leaving their defaults. Compared by the source's name:
+    Typer may vendor its own Click, whose ParameterSource is another class."""
+    wanted = None if names is None else set(names)
+    flags = []
+    for param in ctx.command.params:
+        if wanted is not None and param.name not in wanted:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            flags.append(param.opts[0])
+    return flags

@@ -25,7 +25,10 @@ and ``scripts/scaling/step2.py``):
 Loss-to-loss (:class:`LossToLossLaw`, Brandfonbrener et al. 2024, "Loss-to-Loss Prediction", arXiv
 2411.12925, Eq. 3 "train-to-test"): L_y = K·(L_x − E_x)^κ + E_y with E_x, E_y the irreducible terms of each
 loss's own scaling-law fit, K and κ by least squares of log(L_y − E_y) on log(L_x − E_x) (the notebooks'
-``fit_power_law`` with both E given): a second route to step 1 where a task's own curve is noisy.
+``fit_power_law`` with both E given): a second route to step 1 where a task's own curve is noisy,
+``TwoStepLaw(route="loss-to-loss")``: (N, D) → validation loss (Chinchilla form, E_x its σ) → task loss (the
+link, K and κ on the runs' final (val loss, task loss) pairs, E_y the σ of the task loss's own step-1 fit)
+→ accuracy (step 2 unchanged).
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ from archscale.laws.resampling import spawn_seeds
 
 POINT_COLUMNS = ("run_id", "params", "tokens", "step", "task_loss", "accuracy")
 """One row per evaluated checkpoint of a ladder run: the data both steps are fitted on."""
+VAL_LOSS = "val_loss"
+"""The loss-to-loss route's extra column: the validation (held-out) loss at each evaluated checkpoint."""
+ROUTES = ("direct", "loss-to-loss")
 TRAJECTORY = "trajectory"
 """Optional column: the run whose weights a run continues (a cooldown branch's trunk); a row without one is
 its own run's. Only step 2's cut and smoothing and the bootstrap's draws read it."""
@@ -110,6 +116,30 @@ def _trajectories(frame: pd.DataFrame) -> np.ndarray:
     return trajectory.to_numpy()
 
 
+def _check_val_loss(table: Table) -> None:
+    """The loss-to-loss route's one-line fix-it error where a checkpoint has no validation loss (a results
+    store without a held-out eval at that step, a table without the column)."""
+    frame = pd.DataFrame(table)
+    values = (
+        pd.to_numeric(frame[VAL_LOSS], errors="coerce")
+        if VAL_LOSS in frame
+        else pd.Series(np.nan, frame.index)
+    )
+    lacking = frame[values.isna()]
+    if lacking.empty:
+        return
+    where = (
+        f", e.g. run {lacking['run_id'].iloc[0]} at step {lacking['step'].iloc[0]}"
+        if {"run_id", "step"} <= set(frame)
+        else ""
+    )
+    raise LawDataError(
+        f"the loss-to-loss route needs the validation loss '{VAL_LOSS}' at every evaluated checkpoint; "
+        f"{len(lacking)} of {len(frame)} rows lack it{where}: add the column (--map {VAL_LOSS}=YOURS; a results store "
+        "gives the held-out loss its training run evaluated at that step), or use the direct route (--route direct)"
+    )
+
+
 def _by_run(frame: pd.DataFrame, key: str = "run_id") -> list[pd.DataFrame]:
     """Each run's (or each ``key`` group's) rows in step order, in order of first appearance. A branch counts
     the trunk's steps (it resumes the trunk's optimiser state with the same batch), so a trajectory's steps
@@ -117,13 +147,14 @@ def _by_run(frame: pd.DataFrame, key: str = "run_id") -> list[pd.DataFrame]:
     return [rows.sort_values("step", kind="stable") for _, rows in frame.groupby(key, sort=False)]
 
 
-def final_values(points: Table, last: int = 5) -> pd.DataFrame:
+def final_values(points: Table, last: int = 5, also: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per run for step 1: its ``params``, the ``tokens`` of its last evaluation, and the mean
-    ``task_loss`` and ``accuracy`` of its last ``last`` evaluations (fewer if the run has fewer), which
-    averages away most of the checkpoint-to-checkpoint noise of the end point."""
+    ``task_loss`` and ``accuracy`` (and of each column in ``also``, e.g. ``val_loss``) of its last ``last``
+    evaluations (fewer if the run has fewer), which averages away most of the checkpoint-to-checkpoint noise
+    of the end point."""
     if last < 1:
         raise LawDataError(f"last must be >= 1 evaluations, got {last}")
-    frame = _points(points, POINT_COLUMNS)
+    frame = _points(points, (*POINT_COLUMNS, *also))
     tails = [run.iloc[-last:] for run in _by_run(frame)]
     return pd.DataFrame(
         {
@@ -131,8 +162,9 @@ def final_values(points: Table, last: int = 5) -> pd.DataFrame:
             TRAJECTORY: [tail[TRAJECTORY].iloc[0] for tail in tails],
             "params": [tail["params"].iloc[-1] for tail in tails],
             "tokens": [tail["tokens"].iloc[-1] for tail in tails],
-            "task_loss": [tail["task_loss"].mean() for tail in tails],
-            "accuracy": [tail["accuracy"].mean() for tail in tails],
+            **{
+                column: [tail[column].mean() for tail in tails] for column in ("task_loss", "accuracy", *also)
+            },
             "evaluations": [len(tail) for tail in tails],
         }
     )
@@ -362,12 +394,19 @@ class TwoStepLaw(Law):
     (``run_id, params, tokens, step, task_loss, accuracy``; N counts every weight but the input embedding,
     as the paper does).
 
+    ``route="loss-to-loss"`` takes step 1 through the validation loss (a ``val_loss`` column, at every
+    checkpoint): L_val(N, D) = A/N^α + B/D^β + E_x on each run's last-5 mean of it, then the link
+    L_task = K·(L_val − E_x)^κ + E_y (:class:`LossToLossLaw` on the runs' final pairs, E_y the σ of the task
+    loss's own step-1 fit, as Brandfonbrener et al. define both E). A task whose own curve is noisy then
+    leans on the far less noisy validation loss for the shape over N and D.
+
     Intervals (``bootstrap=K``): each resample draws whole runs with replacement — a run's final point in
     step 1 and its checkpoints in step 2 together; with a ``trajectory`` column, whole trajectories (a trunk
     and its branches share weights and step 2's smoothing, :func:`resample_counts`) — and refits both steps
-    (warm-started at the full fit). On a ladder of branches (4-5 trajectories) the 95 % prediction interval
-    measured 87 % coverage, not the 94-97 % of separate runs (RESULTS.md, 2026-12-05), so such a ladder gets
-    the point forecast and no interval (``no_interval_`` says why).
+    (warm-started at the full fit; on the loss-to-loss route every fit of step 1). On a ladder of branches
+    (4-5 trajectories) the 95 % prediction interval measured 87 % coverage, not the 94-97 % of separate runs
+    (RESULTS.md, 2026-12-05), so such a ladder gets the point forecast and no interval (``no_interval_``
+    says why).
     ``predict_interval(new_run=True)`` then adds what a new run's measured accuracy adds: its run effect in
     the task loss (the standard deviation of step 1's log residuals) and one checkpoint's accuracy noise
     (step 2's residual standard deviation), each scale drawn from its scaled-inverse-χ² distribution. No
@@ -381,64 +420,126 @@ class TwoStepLaw(Law):
     anchor: bool = True
     chance: float | None = None
     method: Literal["parametric", "resample"] = "resample"
+    route: Literal["direct", "loss-to-loss"] = "direct"
 
     name: ClassVar[str] = "two-step"
     target: ClassVar[str] = "accuracy"
     grids: ClassVar[tuple[str, ...]] = ("default", "hoffmann")
-    theta_names: ClassVar[tuple[str, ...]] = (
-        *("log_A", "log_B", "log_sigma", "alpha", "beta"),
-        *AccuracyLaw.theta_names,
-    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.route not in ROUTES:
+            raise LawDataError(f"route must be one of {list(ROUTES)}, got {self.route!r}")
         self.unpredictable_: str | None = None
 
     # ----- the two steps ---------------------------------------------------------------------------------
+    @property
+    def _linked(self) -> bool:
+        return self.route == "loss-to-loss"
+
+    def _split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """θ (shape ``(..., p)``) → step 1's parameters and step 2's (the sigmoid's four, last)."""
+        return theta[..., : -len(AccuracyLaw.theta_names)], theta[..., -len(AccuracyLaw.theta_names) :]
+
     def task_loss_law(self) -> TaskLossLaw:
-        """Step 1 with this chain's configuration (fitted when the chain is)."""
+        """Step 1 of the direct route with this chain's configuration (fitted when the chain is; on the
+        loss-to-loss route it gives only E_y, so it comes unfitted)."""
         law = TaskLossLaw(
             last=self.last, loss=self.loss, delta=self.delta, grid=self.grid, n_starts=self.n_starts
         )
-        law.theta_ = None if self.theta_ is None else self.theta_[:5]
+        law.theta_ = None if self.theta_ is None or self._linked else self._split(self.theta_)[0]
         return law
+
+    def _val_loss_law(self) -> ChinchillaLaw:
+        """The loss-to-loss route's L_val(N, D), configured as step 1 (its ``loss`` column: the val loss)."""
+        return ChinchillaLaw(loss=self.loss, delta=self.delta, grid=self.grid, n_starts=self.n_starts)
 
     def accuracy_law(self) -> AccuracyLaw:
         """Step 2 with this chain's configuration (fitted when the chain is)."""
         law = AccuracyLaw(skip=self.skip, window=self.window, anchor=self.anchor, chance=self.chance)
-        law.theta_ = None if self.theta_ is None else self.theta_[5:]
+        law.theta_ = None if self.theta_ is None else self._split(self.theta_)[1]
         return law
 
     @property
     def formula(self) -> str:
-        return "Acc(N, D) = a / (1 + exp(-k (L(N, D) - L0))) + b,  L(N, D) = A/N^alpha + B/D^beta + E"
+        sigmoid_ = "Acc(N, D) = a / (1 + exp(-k (L(N, D) - L0))) + b"
+        if self._linked:
+            return f"{sigmoid_},  L = K (L_val - E_x)^kappa + E_y,  L_val(N, D) = A/N^alpha + B/D^beta + E_x"
+        return f"{sigmoid_},  L(N, D) = A/N^alpha + B/D^beta + E"
 
     @property
     def inputs(self) -> tuple[str, ...]:
         return ("params", "tokens")
 
     @property
+    def theta_names(self) -> tuple[str, ...]:
+        step1 = ("log_A", "log_B", "log_sigma", "alpha", "beta")
+        if self._linked:
+            step1 = ("log_A", "log_B", "log_E_x", "alpha", "beta", "log_E_y", *LossToLossLaw.theta_names)
+        return (*step1, *AccuracyLaw.theta_names)
+
+    @property
     def varying(self) -> dict[str, str]:
         return self.task_loss_law().varying
 
     def _bounds(self) -> Bounds:
-        return [*self.task_loss_law()._bounds(), *self.accuracy_law()._bounds()]
+        step1 = self.task_loss_law()._bounds()
+        if self._linked:  # the val-loss law's, E_y's (the task-loss law's σ), the link's
+            step1 = [*step1, step1[2], *LossToLossLaw()._bounds()]
+        return [*step1, *self.accuracy_law()._bounds()]
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         raise LawDataError("the two-step law chains two fits; it has no single log-sum-exp design")
 
     def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        theta = np.asarray(theta, dtype=float)
-        step1 = self.task_loss_law()._coefficients(theta[..., :5])
-        step1["E"] = step1.pop("sigma")
-        return step1 | self.accuracy_law()._coefficients(theta[..., 5:])
+        theta1, theta2 = self._split(np.asarray(theta, dtype=float))
+        step1 = self.task_loss_law()._coefficients(theta1[..., :5])
+        step1["E_x" if self._linked else "E"] = step1.pop("sigma")
+        if self._linked:
+            step1 |= {"E_y": np.exp(theta1[..., 5])} | LossToLossLaw()._coefficients(theta1[..., 6:])
+        return step1 | self.accuracy_law()._coefficients(theta2)
 
     def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
         step1 = {k: v for k, v in coefficients.items() if k in ("A", "B", "alpha", "beta")}
-        return np.concatenate([
-            self.task_loss_law()._theta(step1 | {"sigma": coefficients["E"]}),
-            self.accuracy_law()._theta(coefficients),
-        ])  # fmt: skip
+        sigma = coefficients["E_x" if self._linked else "E"]
+        theta1 = self.task_loss_law()._theta(step1 | {"sigma": sigma})
+        if self._linked:
+            link = LossToLossLaw()._theta(coefficients)
+            theta1 = np.concatenate([theta1, [math.log(coefficients["E_y"])], link])
+        return np.concatenate([theta1, self.accuracy_law()._theta(coefficients)])
+
+    def _step1_tables(self, final: pd.DataFrame) -> list[tuple[ChinchillaLaw, pd.DataFrame]]:
+        """Step 1's Chinchilla-form laws (unfitted), each with the final-value table it is fitted on: the
+        task-loss law; on the loss-to-loss route the val-loss law first."""
+        task = (self.task_loss_law(), final)
+        if not self._linked:
+            return [task]
+        return [(self._val_loss_law(), final[["params", "tokens"]].assign(loss=final[VAL_LOSS])), task]
+
+    def _link(self, theta: np.ndarray, task: np.ndarray, final: pd.DataFrame) -> np.ndarray:
+        """K and κ on ``final``'s (val loss, task loss) pairs, with E_x and E_y of the val-loss law's θ and
+        the task-loss law's θ (the link's θ)."""
+        e_x, e_y = math.exp(theta[2]), math.exp(task[2])
+        return LossToLossLaw(e_x=e_x, e_y=e_y).fit(final).theta_
+
+    def _relink(
+        self, val: np.ndarray, task: np.ndarray, final: pd.DataFrame, counts: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`_link` on a resample (each run of ``final`` ``counts`` times), NaN where the resample's E_y
+        reaches one of its runs' final task loss (a very noisy task's E is that uncertain): it cannot link."""
+        try:
+            return self._link(val, task, final.loc[final.index.repeat(counts.astype(int))])
+        except LawDataError:
+            return np.full(len(LossToLossLaw.theta_names), np.nan)
+
+    def _task_loss(self, theta1: np.ndarray, table: Table) -> np.ndarray:
+        """Step 1's task loss at each row's (N, D), for step 1's θ of shape ``(p,)`` or ``(K, p)``."""
+        chinchilla = self.task_loss_law()
+        design = chinchilla._design(chinchilla._log_inputs(table))
+        if not self._linked:
+            return np.exp(log_predict(design, theta1))
+        excess = np.exp(log_predict(design[:2], theta1[..., :5]))  # A/N^α + B/D^β = L_val − E_x (no σ term)
+        return link_power(excess, theta1[..., 6:]) + np.exp(theta1[..., 5:6])
 
     # ----- fitting ---------------------------------------------------------------------------------------
     def fit(self, table: Table) -> Self:
@@ -448,17 +549,30 @@ class TwoStepLaw(Law):
                 "the two-step chain's intervals are the run-level bootstrap through both steps: use "
                 "method='resample' (CLI: --method resample)"
             )
-        frame = _points(table, POINT_COLUMNS)
-        final = final_values(frame, self.last)
-        step1, step2 = self.task_loss_law(), self.accuracy_law()
-        step1.fit(final)
+        also = (VAL_LOSS,) if self._linked else ()
+        if self._linked:
+            _check_val_loss(table)
+        frame = _points(table, (*POINT_COLUMNS, *also))
+        final = final_values(frame, self.last, also)
+        fits = [law.fit(data) for law, data in self._step1_tables(final)]
+        theta1 = fits[0].theta_
+        if self._linked:
+            val, task = fits
+            try:
+                link = self._link(val.theta_, task.theta_, final)
+            except LawDataError as error:
+                raise LawDataError(
+                    f"{self.name}: the loss-to-loss route cannot link the losses: {error}; the task loss is too "
+                    "noisy for its own fit to place its irreducible term E_y: use the direct route (--route direct)"
+                ) from None
+            theta1 = np.concatenate([val.theta_, task.theta_[2:3], link])
+        step2 = self.accuracy_law()
         step2.fit(frame)
-        self.theta_ = np.concatenate([step1.theta_, step2.theta_])
-        self.objective_, self.converged_ = (
-            step1.objective_ + step2.objective_,
-            step1.converged_ and step2.converged_,
-        )
-        self.n_points_, self.faded_ = len(final) + step2.n_points_, list(step1.faded_)
+        self.theta_ = np.concatenate([theta1, step2.theta_])
+        self.objective_ = sum(law.objective_ for law in (*fits, step2))
+        self.converged_ = all(law.converged_ for law in (*fits, step2))
+        self.n_points_ = len(final) + step2.n_points_
+        self.faded_ = self._faded(fits)
         self.unpredictable_ = step2.unpredictable_
         self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
         self.no_interval_ = None
@@ -479,11 +593,21 @@ class TwoStepLaw(Law):
         if self.no_interval_ and self.bootstrap:
             warnings.warn(IntervalWarning(self.no_interval_), stacklevel=2)
         elif self.bootstrap:
-            self._resample(final, frame, step1, step2)
+            self._resample(final, frame, fits, step2)
         return self
 
+    def _faded(self, fits: list[ChinchillaLaw]) -> list[str]:
+        """Step 1's faded parameters under the chain's names (of the task-loss law on the loss-to-loss route
+        only its σ, E_y, enters the chain)."""
+        if not self._linked:
+            return list(fits[0].faded_)
+        val, task = fits
+        return [{"log_sigma": "log_E_x"}.get(f, f) for f in val.faded_] + ["log_E_y"] * (
+            "log_sigma" in task.faded_
+        )
+
     def _resample(
-        self, final: pd.DataFrame, frame: pd.DataFrame, step1: TaskLossLaw, step2: AccuracyLaw
+        self, final: pd.DataFrame, frame: pd.DataFrame, fits: list[ChinchillaLaw], step2: AccuracyLaw
     ) -> None:
         """Refit both steps on ``bootstrap`` trajectory-level resamples; draw the new-run noise scales."""
         n = self.bootstrap
@@ -492,10 +616,20 @@ class TwoStepLaw(Law):
         codes = runs.get_indexer(step2_points(frame, self.skip, self.window)["run_id"])
         counts = resample_counts(final[TRAJECTORY].to_numpy(), n, draw_seed)
 
-        design = step1._design(step1._log_inputs(final))
-        logy = np.log(final["task_loss"].to_numpy())
-        refits1 = refit_resamples(design, (logy for _ in range(n)), counts, step1.theta_, step1._bounds(),
-                                  step1._huber_delta)  # fmt: skip
+        refits1 = []
+        for fitted, (law, data) in zip(fits, self._step1_tables(final), strict=True):
+            design, logy = law._design(law._log_inputs(data)), law._log_target(data)
+            refits1.append(refit_resamples(design, (logy for _ in range(n)), counts, fitted.theta_,
+                                           law._bounds(), law._huber_delta))  # fmt: skip
+        theta1, unlinked = refits1[0].theta, 0
+        if self._linked:
+            val, task = (refits.theta for refits in refits1)
+            links = np.array(
+                [self._relink(v, t, final, row) for v, t, row in zip(val, task, counts, strict=True)]
+            )
+            linked = np.isfinite(links).all(axis=1)  # the rest are dropped, counted as refits not converged
+            theta1, counts = np.column_stack([val, task[:, 2], links])[linked], counts[linked]
+            n, unlinked = len(counts), int((~linked).sum())
         x, y = step2._fit_points(step2_points(frame, self.skip, self.window))
         anchor = np.ones(len(x) - len(codes))
         refits2 = [
@@ -503,14 +637,14 @@ class TwoStepLaw(Law):
         ]
         theta2 = np.array([result.x for result in refits2])
 
-        residual = logy - np.log(step1.predict(final))
+        residual = np.log(final["task_loss"].to_numpy()) - np.log(self.predict_task_loss(final))
         df1, df2 = len(runs) - 5, step2.n_points_ - len(anchor) - 4
         tau = float(np.sqrt(np.sum(residual**2) / df1))
         scale_rng = np.random.default_rng(scale_seed)
         scales = np.column_stack([
             scale * np.sqrt(df / scale_rng.chisquare(df, size=n)) for scale, df in ((tau, df1), (step2.noise_, df2))
         ])  # fmt: skip
-        self.bootstrap_theta_ = np.concatenate([refits1.theta, theta2], axis=1)
+        self.bootstrap_theta_ = np.concatenate([theta1, theta2], axis=1)
         self.bootstrap_scales_ = scales
         self.bootstrap_ = {
             "n": n,
@@ -525,32 +659,33 @@ class TwoStepLaw(Law):
                 "df_between": df1,
                 "df_within": df2,
             },
-            "not_converged": int((~refits1.converged).sum()) + sum(not r.success for r in refits2),
+            "not_converged": sum(int((~refits.converged).sum()) for refits in refits1)
+            + sum(not r.success for r in refits2)
+            + unlinked,
             "on_bound": {},
         }
 
     # ----- prediction ------------------------------------------------------------------------------------
     def predict_task_loss(self, table: Table) -> np.ndarray:
         """Step 1's task loss at each row's (N, D)."""
-        return self.task_loss_law().predict(table)
+        return self._task_loss(self._split(self._fitted_theta())[0], table)
 
     def predict(self, table: Table) -> np.ndarray:
         """Accuracy at each row's (N, D): step 2 at step 1's predicted task loss."""
-        return np.atleast_1d(sigmoid(self._fitted_theta()[5:], self.predict_task_loss(table)))
+        return np.atleast_1d(sigmoid(self._split(self._fitted_theta())[1], self.predict_task_loss(table)))
 
     def _samples(self, table: Table, new_run: bool) -> tuple[np.ndarray, np.ndarray]:
         """Task loss and accuracy of every resample at each row, shape ``(K, rows)`` each."""
         if self.bootstrap_theta_ is None:
             raise LawDataError(self.no_interval_ or f"{self.name}: fit with bootstrap=K to get intervals")
-        step1 = self.task_loss_law()
-        theta = self.bootstrap_theta_
-        loss = np.exp(log_predict(step1._design(step1._log_inputs(table)), theta[:, :5]))
+        theta1, theta2 = self._split(self.bootstrap_theta_)
+        loss = self._task_loss(theta1, table)
         if new_run:
             rng = np.random.default_rng(spawn_seeds(self.bootstrap_["seed"], 3)[2])
             tau, s = self.bootstrap_scales_[:, :1], self.bootstrap_scales_[:, 1:]
-            loss = loss * np.exp(tau * rng.standard_normal((len(theta), 1)))
-            return loss, sigmoid(theta[:, 5:], loss) + s * rng.standard_normal(loss.shape)
-        return loss, sigmoid(theta[:, 5:], loss)
+            loss = loss * np.exp(tau * rng.standard_normal((len(theta1), 1)))
+            return loss, sigmoid(theta2, loss) + s * rng.standard_normal(loss.shape)
+        return loss, sigmoid(theta2, loss)
 
     def predict_interval(self, table: Table, *, new_run: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of the accuracy at each row: the curve's band, or (``new_run=True``) what a
@@ -667,8 +802,13 @@ class LossToLossLaw(Law):
 
     def predict(self, table: Table) -> np.ndarray:
         """The target loss at each row's source loss."""
-        log_k, kappa = self._fitted_theta()
-        return np.exp(log_k) * self._excess(table, self.source, self.e_x) ** kappa + self.e_y
+        return link_power(self._excess(table, self.source, self.e_x), self._fitted_theta()) + self.e_y
+
+
+def link_power(excess: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """K·(L_x − E_x)^κ of the loss-to-loss link for θ = (log K, κ) of shape ``(2,)``, or ``(K, 2)`` with
+    ``excess`` of shape ``(K, rows)`` (one link per bootstrap resample)."""
+    return np.exp(theta[..., :1]) * excess ** theta[..., 1:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -700,6 +840,20 @@ class LadderTruth:
         c = self.step2
         return sigmoid(np.array([c["a"], c["L0"], c["k"], c["b"]]), task_loss)
 
+    def run_task_loss(self, params: Any, tokens: np.ndarray, effect: Any) -> np.ndarray:
+        """The task loss of runs with run effect ``effect`` (log scale) before checkpoint noise."""
+        return self.task_loss(params, tokens) * np.exp(effect)
+
+    def measure(
+        self, params: Any, tokens: np.ndarray, effect: Any, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """What runs with run effect ``effect`` measure at checkpoints (``params``, ``tokens``): the task loss
+        with the effect and a checkpoint's fluctuation, the accuracy at that loss with item noise."""
+        noise = rng.normal(0.0, self.checkpoint_sd, np.shape(tokens))
+        loss = self.run_task_loss(params, tokens, effect) * np.exp(noise)
+        accuracy = self.accuracy(loss) + rng.normal(0.0, self.accuracy_sd, loss.shape)
+        return {"task_loss": loss, "accuracy": np.clip(accuracy, 0.0, 1.0)}
+
     def ladder(
         self,
         sizes: Any,
@@ -716,11 +870,8 @@ class LadderTruth:
         frames = []
         for i, ((n, d), u) in enumerate(zip(grid, effects, strict=True)):
             tokens = d * np.arange(1, checkpoints + 1) / checkpoints
-            loss = self.task_loss(n, tokens) * np.exp(u + rng.normal(0.0, self.checkpoint_sd, checkpoints))
-            accuracy = self.accuracy(loss) + rng.normal(0.0, self.accuracy_sd, checkpoints)
             frames.append(pd.DataFrame({"run_id": f"r{i}", "params": float(n), "tokens": tokens,
-                                        "step": np.arange(1, checkpoints + 1), "task_loss": loss,
-                                        "accuracy": np.clip(accuracy, 0.0, 1.0)}))  # fmt: skip
+                                        "step": np.arange(1, checkpoints + 1), **self.measure(n, tokens, u, rng)}))  # fmt: skip
         return pd.concat(frames, ignore_index=True)
 
     def branch_ladder(self, sizes: Any, multipliers: Any = (2.5, 5, 10), seed: int = 0) -> pd.DataFrame:
@@ -739,15 +890,54 @@ class LadderTruth:
             np.random.default_rng(run_seed).normal(0.0, self.run_sd, len(sizes)), len(multipliers)
         )
         rng = np.random.default_rng(point_seed)
-        loss = self.task_loss(grid["params"].to_numpy(), grid["tokens"].to_numpy()) * np.exp(
-            effects + rng.normal(0.0, self.checkpoint_sd, len(grid))
-        )
-        accuracy = self.accuracy(loss) + rng.normal(0.0, self.accuracy_sd, len(grid))
-        return grid.assign(task_loss=loss, accuracy=np.clip(accuracy, 0.0, 1.0))
+        return grid.assign(**self.measure(grid["params"].to_numpy(), grid["tokens"].to_numpy(), effects, rng))
 
     def new_runs(self, params: float, tokens: float, n: int, rng: np.random.Generator) -> np.ndarray:
         """What ``n`` new runs at (N, D) measure at their final checkpoints: many draws per fitted ladder
         estimate an interval's coverage given that ladder without a coin flip's noise."""
-        noise = rng.normal(0.0, self.run_sd, n) + rng.normal(0.0, self.checkpoint_sd, n)
-        loss = self.task_loss(np.asarray(params), np.asarray(tokens)) * np.exp(noise)
-        return self.accuracy(loss) + rng.normal(0.0, self.accuracy_sd, n)
+        effects = rng.normal(0.0, self.run_sd, n)
+        return self.measure(float(params), np.full(n, float(tokens)), effects, rng)["accuracy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LossToLossTruth(LadderTruth):
+    """A known truth for the loss-to-loss route: the validation loss L_val(N, D) = A/N^α + B/D^β + E
+    (``val``), the task loss K·(L_val − E)^κ + E_y of it (``link``; so ``step1`` is not used), the accuracy
+    step 2 of the task loss. A run's effect (``run_sd``, log scale) is in its validation loss and reaches the
+    task loss through the link; each checkpoint fluctuates in both, by ``val_checkpoint_sd`` in the validation
+    loss and by the larger ``checkpoint_sd`` in the task loss (a benchmark of a few thousand items against a
+    held-out set of millions of tokens). Ladders get a ``val_loss`` column.
+    """
+
+    val: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: {"A": 100.0, "B": 200.0, "alpha": 0.3, "beta": 0.3, "E": 1.7}
+    )
+    link: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"K": 0.9, "kappa": 1.2, "E": 0.5})
+    run_sd: float = 0.005
+    checkpoint_sd: float = 0.04
+    val_checkpoint_sd: float = 0.002
+
+    def val_loss(self, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The true validation loss."""
+        c = self.val
+        return c["A"] / params ** c["alpha"] + c["B"] / tokens ** c["beta"] + c["E"]
+
+    def _linked(self, val_loss: np.ndarray) -> np.ndarray:
+        c = self.link
+        return c["K"] * (val_loss - self.val["E"]) ** c["kappa"] + c["E"]
+
+    def task_loss(self, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The true task loss: the link of the true validation loss."""
+        return self._linked(self.val_loss(params, tokens))
+
+    def run_task_loss(self, params: Any, tokens: np.ndarray, effect: Any) -> np.ndarray:
+        """The link of the run's validation loss (its run effect included)."""
+        return self._linked(self.val_loss(params, tokens) * np.exp(effect))
+
+    def measure(
+        self, params: Any, tokens: np.ndarray, effect: Any, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """:meth:`LadderTruth.measure` plus the validation loss with its own checkpoint fluctuation."""
+        noise = rng.normal(0.0, self.val_checkpoint_sd, np.shape(tokens))
+        val = self.val_loss(params, tokens) * np.exp(effect + noise)
+        return {VAL_LOSS: val} | super().measure(params, tokens, effect, rng)
