@@ -38,6 +38,7 @@ def seed_noise(
     groups = _repeat_groups(finished_runs(runs))
     ss_between = ss_within = df_between = df_within = 0.0
     weighted_points = 0.0
+    used: list[list[str]] = []
     for ids in groups:
         rows = smooth(curve[curve["run_id"].isin(ids)], window)
         start = float(usable_from(rows, window).max())
@@ -58,15 +59,16 @@ def seed_noise(
         ss_between += points * float(np.sum((y.mean(axis=1) - y.mean()) ** 2))
         df_between += seeds - 1
         weighted_points += points * (seeds - 1)
+        used.append(ids)
     if df_between == 0 or df_within == 0:
         return None
     s2 = ss_within / df_within
     points = weighted_points / df_between  # T, averaged over groups by their weight in the between sum
     tau2 = max((ss_between / df_between - s2) / points, 0.0)
-    n_runs = sum(len(ids) for ids in groups)
+    n_runs = sum(len(ids) for ids in used)
     return LadderNoise(
         float(np.sqrt(tau2)),
         float(np.sqrt(s2)),
-        f"measured on {len(groups)} configuration(s) run with several seeds ({n_runs} runs; "
+        f"measured on {len(used)} configuration(s) run with several seeds ({n_runs} runs; "
         f"{df_between:.0f} between-seed degrees of freedom)",
     )

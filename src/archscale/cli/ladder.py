@@ -13,10 +13,12 @@ from archscale.analysis.curves import SMOOTHING_WINDOW
 from archscale.analysis.seed_noise import seed_noise
 from archscale.analysis.suite import store_runs
 from archscale.cli.laws import emit, load_table, read_fits, warnings_shown
-from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption
+from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption, given_flags
 from archscale.laws.base import Law
 from archscale.laws.catalogue import published
 from archscale.laws.compute_optimal import optimal_allocation
+from archscale.laws.curve_laws import ScheduleLaw
+from archscale.laws.downstream_laws import TwoStepLaw
 from archscale.laws.errors import LawDataError
 from archscale.laws.ladder import (
     MICRO_NOISE,
@@ -60,8 +62,13 @@ def _truth(law: str | None, fit: Path | None, store: Path | None) -> tuple[str, 
         table, rule = load_table(store, None)
         return f"chinchilla fitted on {store} ({rule} points)", ChinchillaLaw().fit(table)
     if fit is not None:
-        label, chosen = read_fits(fit)[0]
-        return label, chosen
+        fits = read_fits(fit)
+        if len(fits) != 1 or isinstance(fits[0][1], TwoStepLaw | ScheduleLaw):
+            raise LawDataError(
+                f"--fit {fit}: the planner simulates one loss law of size and tokens (chinchilla, wang, ...); "
+                "this file holds a two-step chain or a whole-curve fit"
+            )
+        return fits[0]
     entry = published(law)
     found = next((x for x in entry.laws if isinstance(x, ChinchillaLaw)), None)
     if found is None:
@@ -88,10 +95,10 @@ def _width_text(log_width: float | None) -> str:
     return "no interval" if log_width is None else f"±{math.expm1(log_width / 2):.2%}"
 
 
-def _row(evaluation: DesignEvaluation, device: str | None) -> dict[str, Any]:
+def _row(evaluation: DesignEvaluation, device: str | None, flops_factor: float) -> dict[str, Any]:
     row = evaluation.to_dict()
     if device is not None:
-        row["device_hours"] = {device: device_hours(evaluation.design, device)}
+        row["device_hours"] = {device: device_hours(evaluation.design, device, flops_factor)}
     return row
 
 
@@ -112,7 +119,13 @@ def _rows_text(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+SEARCH_ONLY = ("law", "fit", "store", "budget", "compute", "target_size", "target_tokens", "noise_run",
+               "noise_point", "keep", "objective", "min_size")  # fmt: skip
+"""Options of a search; a design file (--evaluate) gives its own law, noise and target."""
+
+
 def ladder_command(
+    ctx: typer.Context,
     evaluate: Annotated[
         Path | None,
         typer.Option(help="Score this hand-written design (YAML: law, runs, noise, target; docs/laws.md)."),
@@ -166,15 +179,12 @@ def ladder_command(
         device_name = None if device is None else _device(device)
         options = {"bootstrap": bootstrap, "replicates": replicates, "seed": seed, "workers": workers}
         if evaluate is not None:
-            search_flags = {"--law": law, "--fit": fit, "--store": store, "--budget": budget, "--compute": compute,
-                            "--target-size": target_size, "--target-tokens": target_tokens,
-                            "--noise-run": noise_run, "--noise-point": noise_point,
-                            "--min-size": min_size or None}  # fmt: skip
-            if flag := next((f for f, v in search_flags.items() if v is not None), None):
-                raise LawDataError(f"{flag} is for a search; with --evaluate the design file gives it")
+            if given := given_flags(ctx, SEARCH_ONLY):
+                raise LawDataError(f"{given[0]} is for a search; with --evaluate the design file gives it")
             spec = parse_spec(load_yaml(evaluate.read_bytes(), str(evaluate)))
             result = evaluate_design(spec.truth, spec.design, spec.noise, spec.target, **options)
-            payload = _row(result, device_name) | {"law": spec.truth.name, "target": spec.target}
+            factor = getattr(spec.truth, "flops_factor", 6.0)
+            payload = _row(result, device_name, factor) | {"law": spec.truth.name, "target": spec.target}
             emit(payload, "\n".join([f"design {evaluate}:", *_rows_text([payload])]), as_json)
             return
         label, truth = _truth(law, fit, store)
@@ -200,10 +210,12 @@ def ladder_command(
         search = search_ladders(
             truth, budget, target, noise, keep=keep, objective=goal, min_size=min_size, **options
         )
-    rows = [_row(e, device_name) for e in search.evaluated]
-    naive = _row(search.naive, device_name)
-    best_score, naive_score = search.best.score(goal), search.naive.score(goal)
-    gain = naive_score / best_score if math.isfinite(best_score) else None
+    factor = getattr(truth, "flops_factor", 6.0)
+    rows = [_row(e, device_name, factor) for e in search.evaluated]
+    naive = None if search.naive is None else _row(search.naive, device_name, factor)
+    gain = None
+    if search.naive is not None and math.isfinite(best := search.best.score(goal)):
+        gain = ratio if math.isfinite(ratio := search.naive.score(goal) / best) else None
     payload = {
         "law": label,
         "budget": budget,
@@ -223,8 +235,10 @@ def ladder_command(
         f"best {len(rows)} simulated:",
         *_rows_text(rows),
         "naive ladder at the same cost:",
-        *_rows_text([naive]),
+        *(_rows_text([naive]) if naive else [f"  not simulated: {search.naive_note}"]),
     ]
     if gain is not None:
         text.append(f"the best design's {objective} interval is {gain:.2f}× narrower than the naive one's")
+    elif naive is not None:
+        text.append("the naive ladder gives no usable interval half the time or more: no ratio of widths")
     emit(payload, "\n".join(text), as_json)

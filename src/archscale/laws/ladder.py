@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from archscale.laws.base import MIN_DF_BETWEEN, Law, law_class
 from archscale.laws.errors import LawDataError
@@ -185,24 +186,24 @@ def _alpha_n(law: Law, theta: np.ndarray) -> np.ndarray | None:
 
 
 def linear_widths(
-    truth: Law, design: LadderDesign, noise: LadderNoise, target: Mapping[str, float], level: float = 0.95
+    truth: Law, design: LadderDesign, noise: LadderNoise, target: Mapping[str, float], seed: int = 0
 ) -> dict[str, float]:
-    """Expected 95 % widths of α_N and of the target's log loss by the delta method: the screen of
-    :func:`search_ladders`, and a check on the simulation. Infinite where the law gives no interval (fewer
-    between-run degrees of freedom than :data:`MIN_DF_BETWEEN`).
+    """Expected widths (at the truth's level) of α_N and of the target's log loss by the delta method: the
+    screen of :func:`search_ladders`, and a check on the simulation. Infinite where the law gives no interval
+    (fewer between-run degrees of freedom than :data:`MIN_DF_BETWEEN`).
 
     A fit on log loss moves by θ̂ − θ ≈ J⁺ε, so a quantity with gradient g has a run part run²·‖gᵀJ⁺Z‖² and
-    a point part point²·‖gᵀJ⁺‖² of variance (Z: the points' run indicator). The parametric bootstrap draws
-    each scale from its scaled-inverse-χ² around a replicate's estimate, which is itself χ²-distributed
-    about the truth; :func:`_bootstrap_widths` emulates both draws to give the median width."""
+    a point part point²·‖gᵀJ⁺‖² of variance (Z: the points' run indicator), times the Huber loss's variance
+    factor (:func:`huber_variance_factor`). The parametric bootstrap draws each scale from its
+    scaled-inverse-χ² around a replicate's estimate, which is itself χ²-distributed about the truth;
+    :func:`_bootstrap_widths` emulates both draws to give the median width. With one point per run the
+    noise model has no within-run degrees of freedom and, like the fitter, counts all noise as run effect."""
     table = check_design(truth, design)
     jacobian = _jacobian(truth, table)
     codes, runs = pd.factorize(table["run_id"])
     model = NoiseModel.from_residuals(np.zeros(len(table)), jacobian, codes)
     theta = truth._fitted_theta()
-    gradients = {
-        "target_loss_log_width": _jacobian(truth, pd.DataFrame({k: [v] for k, v in target.items()}))[0]
-    }
+    gradients = {"target_loss_log_width": _jacobian(truth, _target_row(target))[0]}
     if _alpha_n(truth, theta) is not None:
         step = 1e-6
         gradients["alpha_N_width"] = np.array([
@@ -214,12 +215,29 @@ def linear_widths(
     pinv = np.linalg.pinv(jacobian)
     per_run = np.zeros((pinv.shape[0], len(runs)))
     np.add.at(per_run.T, codes, pinv.T)
-    parts = np.array([
+    factor = huber_variance_factor(truth._huber_delta / math.hypot(noise.run, noise.point))
+    parts = factor * np.array([
         (noise.run**2 * float(np.sum((g @ per_run) ** 2)), noise.point**2 * float(np.sum((g @ pinv) ** 2)))
         for g in gradients.values()
     ])  # fmt: skip
-    widths = _bootstrap_widths(parts, model.df_between, model.df_within, level)
+    df_within = model.df_within
+    if df_within <= 0.05:  # no within-run information: the fitter puts all the noise in the run effect
+        parts, df_within = np.column_stack([parts.sum(axis=1), np.zeros(len(parts))]), 1.0
+    widths = _bootstrap_widths(parts, model.df_between, df_within, truth.level, spawn_seeds(seed, 1)[0])
     return dict(zip(gradients, map(float, widths), strict=True))
+
+
+def huber_variance_factor(k: float) -> float:
+    """Asymptotic variance of a Huber fit over least squares', for normal residuals in units of their sd
+    with threshold ``k`` (E[ψ²] / E[ψ']², ψ the clipped residual): 1 for k → ∞ (least squares), π/2 for
+    k → 0 (least absolute deviations, where δ = 1e-3 on log residuals of 1-2 % noise puts the fitter)."""
+    if not math.isfinite(k):
+        return 1.0
+    inside = 2 * norm.cdf(k) - 1
+    if inside < 1e-12:
+        return math.pi / 2
+    second = inside - 2 * k * norm.pdf(k) + 2 * k**2 * norm.sf(k)
+    return float(second / inside**2)
 
 
 def _bootstrap_widths(
@@ -227,16 +245,18 @@ def _bootstrap_widths(
     df_between: float,
     df_within: float,
     level: float,
+    seed: int,
     outer: int = 200,
     inner: int = 200,
 ) -> np.ndarray:
     """Median percentile-interval width of linear statistics (rows of ``variances``: run and point parts)
     under the parametric bootstrap: ``outer`` replicates each estimate the two variances (χ²/df times the
     truth), and ``inner`` bootstrap draws each redraw them (df/χ² times the estimate) with a normal deviate.
-    One fixed stream shared by the statistics: a screen, not a draw."""
-    rng = np.random.default_rng(0)
+    One stream shared by the statistics and by every design of a search, so that designs are ranked on the
+    same draws."""
+    rng = np.random.default_rng(seed)
     estimate = np.column_stack([rng.chisquare(df, outer) / df for df in (df_between, df_within)])
-    redraw = [df / rng.chisquare(df, (outer, inner)) for df in (df_between, max(df_within, 0.5))]
+    redraw = [df / rng.chisquare(df, (outer, inner)) for df in (df_between, df_within)]
     scales = [estimate[:, :1] * redraw[0], estimate[:, 1:] * redraw[1]]
     normal = rng.standard_normal((outer, inner))
     lo_hi = [(1 - level) / 2, (1 + level) / 2]
@@ -245,6 +265,10 @@ def _bootstrap_widths(
         lo, hi = np.quantile(np.sqrt(var_run * scales[0] + var_point * scales[1]) * normal, lo_hi, axis=1)
         widths.append(np.median(hi - lo))
     return np.array(widths)
+
+
+def _target_row(target: Mapping[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({k: [float(v)] for k, v in target.items()})
 
 
 @dataclass(frozen=True)
@@ -339,7 +363,7 @@ class DesignEvaluation:
                 "degenerate_fraction": self.degenerate_fraction,
                 "interval_fraction": float(np.mean(np.isfinite(widths))),
             },
-            "linear": self.linear,
+            "linear": {k: v if math.isfinite(v) else None for k, v in self.linear.items()},
             "noise": dataclasses.asdict(self.noise),
         }
 
@@ -360,9 +384,10 @@ def evaluate_design(
     the same draws and seeds)."""
     if replicates < 1 or bootstrap < 1:
         raise LawDataError(f"replicates and bootstrap must be >= 1, got {replicates} and {bootstrap}")
+    _check_target(truth, target)
     fitter = dataclasses.replace(truth, bootstrap=bootstrap)
-    target_row = pd.DataFrame({k: [float(v)] for k, v in target.items()})
-    linear = linear_widths(truth, design, noise, target, fitter.level)
+    target_row = _target_row(target)
+    linear = linear_widths(truth, design, noise, target, seed)
     seeds = replicate_seeds(seed, replicates)
     args = (fitter, truth, design, noise, target_row)
     if workers > 1:  # contiguous chunks, so the replicates come back in seed order
@@ -412,9 +437,10 @@ def scaled_design(
 
 def naive_design(budget: float, flops_factor: float = 6.0) -> LadderDesign:
     """The ladder people build without a plan: 5 sizes 2× apart, 20 tokens per parameter (Chinchilla), one
-    run per size read along its curve, one seed."""
-    design = scaled_design(budget, 5, 2.0, 20.0, "curve", 1, flops_factor)
-    return dataclasses.replace(design, label=f"naive: {design.label}")
+    run per size read along its curve, one seed. For a law of model scale N (``flops_factor`` 1, N ≈ 6 P)
+    that is 20·P/N = 20/6 tokens per unit of N."""
+    design = scaled_design(budget, 5, 2.0, 20.0 * flops_factor / 6.0, "curve", 1, flops_factor)
+    return dataclasses.replace(design, label="naive: 5 sizes ×2, 20 tokens per parameter, curve, 1 seed")
 
 
 @dataclass(frozen=True)
@@ -425,6 +451,8 @@ class LadderSearch:
     evaluated: list[DesignEvaluation] = field(default_factory=list)
     naive: DesignEvaluation | None = None
     skipped: int = 0
+    naive_note: str | None = None
+    """Why the naive ladder was not simulated (its sizes outside those allowed), if it was not."""
 
     @property
     def best(self) -> DesignEvaluation:
@@ -453,22 +481,36 @@ def search_ladders(
     ``min_size``, or that cannot determine the law, are skipped."""
     if objective not in OBJECTIVES:
         raise LawDataError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    grid = grid or LadderGrid()
     size = _size_column(truth)
+    _check_target(truth, target)
+    if objective == "alpha_N_width" and _alpha_n(truth, truth._fitted_theta()) is None:
+        raise LawDataError(f"the {truth.name} law has no α_N to rank designs by: use the target's width")
+    if not (math.isfinite(budget) and budget > 0):
+        raise LawDataError(f"the ladder's budget must be a number of FLOPs > 0, got {budget}")
+    grid = grid or LadderGrid()
     flops_factor = getattr(truth, "flops_factor", 6.0)
+
+    def why_not(design: LadderDesign) -> str | None:
+        """Why a design is no candidate: outside the sizes allowed, or unable to determine the law."""
+        sizes = [run.size for run in design.runs]
+        if max(sizes) >= target[size] or min(sizes) < min_size:
+            return f"its sizes {min(sizes):.3g}-{max(sizes):.3g} are not within [{min_size:.3g}, {target[size]:.3g})"
+        try:
+            check_design(truth, design)
+        except LawDataError as error:
+            return str(error)
+        return None
+
+    screen_seed, naive_seed, *design_seeds = spawn_seeds(seed, keep + 2)
     screened, skipped = [], 0
     for n, ratio, tokens, reading, seeds in product(
         grid.sizes, grid.ratios, grid.tokens_per_size, grid.readings, grid.seeds
     ):
         design = scaled_design(budget, n, ratio, tokens, reading, seeds, flops_factor)
-        sizes = [run.size for run in design.runs]
-        if max(sizes) >= target[size] or min(sizes) < min_size:
+        if why_not(design) is not None:
             skipped += 1
             continue
-        try:
-            screened.append((design, linear_widths(truth, design, noise, target)))
-        except LawDataError:
-            skipped += 1
+        screened.append((design, linear_widths(truth, design, noise, target, screen_seed)))
     if not screened:
         raise LawDataError(
             f"no candidate ladder fits a budget of {budget:.3g} FLOPs between the smallest size {min_size:.3g} "
@@ -478,14 +520,24 @@ def search_ladders(
     evaluate = dict(bootstrap=bootstrap, replicates=replicates, workers=workers)
     evaluated = [
         evaluate_design(truth, design, noise, target, seed=design_seed, **evaluate)
-        for (design, _), design_seed in zip(screened[:keep], spawn_seeds(seed, keep), strict=False)
+        for (design, _), design_seed in zip(screened[:keep], design_seeds, strict=False)
     ]
     evaluated.sort(key=lambda e: (e.score(objective), e.expected(objective) or math.inf))
     naive = naive_design(budget, flops_factor)
-    naive_result = evaluate_design(
-        truth, naive, noise, target, seed=spawn_seeds(seed, keep + 1)[-1], **evaluate
-    )
-    return LadderSearch(screened, evaluated, naive_result, skipped)
+    naive_result, naive_note = None, why_not(naive)
+    if naive_note is None:
+        naive_result = evaluate_design(truth, naive, noise, target, seed=naive_seed, **evaluate)
+    return LadderSearch(screened, evaluated, naive_result, skipped, naive_note)
+
+
+def _check_target(truth: Law, target: Mapping[str, float]) -> None:
+    """The target has the law's inputs as finite values > 0, and the law predicts it (a law that cannot,
+    e.g. a two-step chain, says why here, once, rather than in every candidate)."""
+    for column in truth.inputs:
+        value = target.get(column)
+        if value is None or not (math.isfinite(value) and value > 0):
+            raise LawDataError(f"the target needs {column} as a number > 0, got {value!r}")
+    _jacobian(truth, _target_row(target))
 
 
 @dataclass(frozen=True)
@@ -499,14 +551,13 @@ class LadderSpec:
 
 
 def _number(value: Any, where: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise LawDataError(f"{where} must be a number > 0, got {value!r}")
-    return float(value)
+    try:
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not (math.isfinite(number) and number > 0):
+        raise LawDataError(f"{where} must be a finite number > 0, got {value!r}")
+    return number
 
 
 def _fields(entry: Any, where: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
@@ -535,6 +586,48 @@ def _tokens(value: Any, where: str) -> tuple[float, ...]:
     raise LawDataError(f"{where} must be a list of token counts or {{from, to, points}}, got {value!r}")
 
 
+SET_BY_THE_PLANNER = ("bootstrap", "seed", "resample", "method")
+"""Fit options the planner sets itself (from --bootstrap and --seed; the CLI's defaults otherwise)."""
+
+
+def _truth_law(entry: Mapping[str, Any]) -> Law:
+    """The design file's law: its name, options and coefficients, each checked, and every coefficient inside
+    the fitter's bounds (a truth on a bound would make every fit degenerate)."""
+    cls = law_class(str(entry["name"]))
+    config_names = {f.name for f in dataclasses.fields(cls)}
+    if given := [k for k in SET_BY_THE_PLANNER if k in entry]:
+        raise LawDataError(
+            f"law: {given} are set by the planner (--bootstrap, --seed): drop them from the file"
+        )
+    config = {k: v for k, v in entry.items() if k in config_names}
+    coefficients = {k: v for k, v in entry.items() if k != "name" and k not in config_names}
+    for key, value in coefficients.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise LawDataError(f"law.{key} must be a finite number, got {value!r}")
+    try:
+        truth = cls.from_coefficients(coefficients, **config)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise LawDataError(
+            f"law: {error}; its options must have the types `archscale fit {cls.name}` takes, and coefficients "
+            "that enter as logarithms (A, B, sigma) must be > 0"
+        ) from None
+    for name, value, (low, high) in zip(
+        truth.theta_names, truth._fitted_theta(), truth._bounds(), strict=True
+    ):
+        if (low is not None and value <= low) or (high is not None and value >= high):
+            raise LawDataError(
+                f"law: {name} = {value:.4g} is outside the fitter's bounds ({low}, {high}): every fit of the "
+                "simulated ladders would end on a bound"
+            )
+    return truth
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise LawDataError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
 def parse_spec(spec: Any) -> LadderSpec:
     """Read a design spec (the parsed YAML): ``law`` (a law name, its coefficients and options such as
     ``size``), ``runs`` (``{params, tokens, seeds, branches}`` each; the size key is the law's size column),
@@ -547,14 +640,7 @@ def parse_spec(spec: Any) -> LadderSpec:
     if not isinstance(law_entry, Mapping) or "name" not in law_entry:
         raise LawDataError("law must be a mapping with a 'name' and the law's coefficients, e.g. "
                            "{name: chinchilla, A: 400, B: 1500, alpha: 0.34, beta: 0.30, sigma: 1.8}")  # fmt: skip
-    cls = law_class(str(law_entry["name"]))
-    config_names = {f.name for f in dataclasses.fields(cls)}
-    config = {k: v for k, v in law_entry.items() if k in config_names}
-    coefficients = {k: v for k, v in law_entry.items() if k != "name" and k not in config_names}
-    for key, value in coefficients.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise LawDataError(f"law.{key} must be a number, got {value!r}")
-    truth = cls.from_coefficients(coefficients, **config)
+    truth = _truth_law(law_entry)
     size = _size_column(truth)
     runs = top["runs"]
     if not isinstance(runs, list) or not runs:
@@ -566,7 +652,7 @@ def parse_spec(spec: Any) -> LadderSpec:
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise LawDataError(f"runs[{i}].seeds must be an integer >= 1, got {seeds!r}")
         parsed.append(LadderRun(_number(run[size], f"runs[{i}].{size}"), _tokens(run["tokens"], f"runs[{i}].tokens"),
-                                seeds, bool(run.get("branches", False))))  # fmt: skip
+                                seeds, _flag(run.get("branches", False), f"runs[{i}].branches")))  # fmt: skip
     noise = _fields(top["noise"], "noise", {"run", "point"}, {"run", "point"})
     for key, value in noise.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
