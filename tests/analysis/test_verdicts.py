@@ -95,3 +95,33 @@ def test_missing_fits_and_intervals_never_support_a_claim():
     assert batch.verdict == NOT_TESTED and batch.note == "moe: no moe grid"
     assert all(row.verdict != SUPPORTED for row in verdicts.rows)
     assert verdicts.to_dict()["rows"][0]["lower"] is None
+
+
+def test_an_inconclusive_verdict_says_the_smallest_effect_it_resolves():
+    """Half the interval: a factor for a ratio (exp of half the log width), a difference otherwise; with
+    the paper's value, how much narrower the interval must be to see it (hand-computed)."""
+    from archscale.analysis.verdicts import Verdict
+
+    ratio = Verdict(claim="c", paper="p", measure="m", no_effect=1.0, direction="below", effect=1.0,
+                    lower=0.8, upper=1.25, verdict=INCONCLUSIVE)  # fmt: skip
+    assert ratio.resolves == pytest.approx(1.25)
+    assert "×/÷1.25 (half its interval)" in ratio.resolution_text()
+    alpha = Verdict(claim="c", paper="p", measure="m", no_effect=0.0, direction="above", effect=0.05,
+                    lower=-0.4, upper=0.5, verdict=INCONCLUSIVE, paper_effect=0.083)  # fmt: skip
+    assert alpha.resolves == pytest.approx(0.45)
+    text = alpha.resolution_text()
+    assert "beyond ±0.45" in text and "needs ±0.083" in text and "5.4× narrower" in text
+    supported = Verdict(claim="c", paper="p", measure="m", no_effect=1.0, direction="below", effect=0.9,
+                        lower=0.85, upper=0.95, verdict=SUPPORTED)  # fmt: skip
+    assert supported.resolution_text() is None
+
+
+def test_the_alpha_verdict_carries_the_papers_difference():
+    """Table 1: α_N 0.590 (MoE) − 0.507 (dense) = 0.083, read from the catalogue, not retyped."""
+    verdict = replication_verdicts(
+        GeneralisationResult(loss_ratio=_comparison(0.9, None, None)),
+        AllocationResult(table=pd.DataFrame(), skipped={"moe": "no moe runs"}),
+        HyperparamResult(method="contour"),
+        NoiseScaleResult(),
+    ).rows[1]
+    assert verdict.paper_effect == pytest.approx(0.083)

@@ -23,6 +23,7 @@ from archscale.analysis.hyperparams import HyperparamResult
 from archscale.analysis.noise import NoiseScaleResult
 from archscale.analysis.powerfit import PowerFit
 from archscale.analysis.results import Result
+from archscale.laws.table1 import published_alpha_N
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -67,6 +68,37 @@ class Verdict(Result):
     level: float | None = None
     verdict: str = NOT_TESTED
     note: str | None = None
+    paper_effect: float | None = None
+    """The paper's own value of the measure, where it gives one (to say whether this design could see it)."""
+
+    @property
+    def resolves(self) -> float | None:
+        """The smallest effect this design resolves: half its interval, a factor for a ratio (no effect = 1),
+        a difference otherwise. An effect at least this far from no effect, measured as precisely, would
+        have excluded no effect; None without an interval."""
+        lo, hi = self.lower, self.upper
+        if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+            return None
+        if self.no_effect == 1.0 and lo > 0:
+            return math.exp((math.log(hi) - math.log(lo)) / 2)
+        return (hi - lo) / 2
+
+    def resolution_text(self) -> str | None:
+        """For an inconclusive verdict: the smallest effect the design resolves, and whether the paper's is
+        within reach; None otherwise."""
+        if self.verdict != INCONCLUSIVE or (half := self.resolves) is None:
+            return None
+        ratio = self.no_effect == 1.0
+        text = f"this design resolves effects beyond {'×/÷' if ratio else '±'}{half:.3g} (half its interval)"
+        if self.paper_effect is not None:
+            distance = abs(math.log(self.paper_effect) if ratio else self.paper_effect - self.no_effect)
+            needed = math.exp(distance) if ratio else distance
+            text += (
+                f"; the paper's {self.paper_effect:.3g} needs {'×/÷' if ratio else '±'}{needed:.3g}, an interval "
+                f"{(math.log(half) if ratio else half) / distance:.1f}× narrower: `archscale plan ladder` sizes the "
+                "ladder that buys it"
+            )
+        return text
 
 
 @dataclass
@@ -132,6 +164,8 @@ def alpha_verdict(allocation: AllocationResult) -> Verdict:
         0.0,
         "above",
     )
+    published = published_alpha_N()
+    verdict.paper_effect = published["moe"] - published["dense"]
     difference = allocation.alpha_N_difference
     if difference is None:
         verdict.note = "; ".join(allocation.skipped.values()) or "the dense or MoE fit is missing"

@@ -48,10 +48,16 @@ def alpha_N_gain(moe: float | np.ndarray, dense: float | np.ndarray) -> float | 
     return moe / dense - 1.0
 
 
+def published_alpha_N() -> dict[str, float]:
+    """α_N of the paper's own Table 1 rows, by family: dense 0.507, MoE 0.590."""
+    rows = {entry.table1_label: entry.allocation[0] for entry in table1_rows()}
+    return {"dense": rows["Dense Model"], "moe": rows["MoE Model"]}
+
+
 def published_alpha_N_gain() -> float:
     """:func:`alpha_N_gain` of the paper's own Table 1 rows (16.37 %)."""
-    rows = {entry.table1_label: entry.allocation[0] for entry in table1_rows()}
-    return float(alpha_N_gain(rows["MoE Model"], rows["Dense Model"]))
+    alpha = published_alpha_N()
+    return float(alpha_N_gain(alpha["moe"], alpha["dense"]))
 
 
 def table1(fits: Mapping[str, Law | IsoFlopFit] | None = None) -> pd.DataFrame:

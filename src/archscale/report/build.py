@@ -173,6 +173,7 @@ def headline_numbers(analyses: Analyses, public: Sequence[PublicEvidence] = ()) 
         "alpha_N_gain": analyses.allocation.alpha_N_gain,
         "compute_equivalent_gain": analyses.generalisation.data_efficiency_gain,
         "verdicts": {row.claim: row.verdict for row in analyses.verdicts.rows},
+        "resolution": {row.claim: text for row in analyses.verdicts.rows if (text := row.resolution_text())},
         "claims": claim_sentences(analyses, public),
         "targets": study_targets(analyses),
     }
@@ -225,7 +226,10 @@ class Report:
                 f"{self.summary['runs']['max_epochs']:.2g} epochs): repeated data bends the laws"
             )
         lines.append("  verdicts:")
-        lines += [f"    {verdict:<28} {claim}" for claim, verdict in head["verdicts"].items()]
+        for claim, verdict in head["verdicts"].items():
+            lines.append(f"    {verdict:<28} {claim}")
+            if resolution := head.get("resolution", {}).get(claim):
+                lines.append(f"    {'':<28}   ({resolution})")
         lines += [f"  {sentence}" for sentence in head["claims"]]
         lines.append("  targets of the study's design:")
         lines += [

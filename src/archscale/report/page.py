@@ -114,7 +114,7 @@ def _verdict_span(verdict: str) -> str:
 def _verdict_table(verdicts: Iterable[Verdict]) -> str:
     rows = [
         [escape(v.claim), escape(v.paper), escape(v.measure), _fmt(v.effect), _interval(v.lower, v.upper),
-         _verdict_span(v.verdict), escape(v.note or "")]
+         _verdict_span(v.verdict), escape("; ".join(filter(None, [v.note, v.resolution_text()])))]
         for v in verdicts
     ]  # fmt: skip
     header = ["claim", "paper", "measure", "effect", "interval", "verdict", "note"]
