@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from archscale.cli.main import app
 from archscale.laws import Law
 from archscale.laws.downstream_laws import LossToLossTruth, TwoStepLaw
-from archscale.laws.errors import LawDataError
+from archscale.laws.errors import IntervalWarning, LawDataError
 from archscale.laws.resampling import spawn_seeds
 from cli_contract import invoke_one_line_error
 
@@ -136,3 +136,15 @@ def test_fit_two_step_takes_the_route_from_the_command_line(tmp_path):
     invoke_one_line_error(
         ["fit", "chinchilla", "--data", str(table), "--route", "loss-to-loss"], "--route", tmp_path
     )
+
+
+def test_the_route_gives_no_interval_below_its_calibrated_ladder():
+    """3 sizes × 4 token counts is calibrated for the direct route, not for this one (6 × 4 only): its
+    forecast stands, its interval is refused with the reason; the direct route still gives one."""
+    table = LossToLossTruth().ladder(SIZES[:3], seed=1)
+    with pytest.warns(IntervalWarning, match="loss-to-loss route are calibrated from 6 sizes and 24 runs"):
+        law = TwoStepLaw(route="loss-to-loss", bootstrap=10).fit(table)
+    assert (
+        law.bootstrap_theta_ is None and np.isfinite(law.predict({"params": [1e9], "tokens": [2e10]})).all()
+    )
+    assert TwoStepLaw(bootstrap=10).fit(table).bootstrap_theta_ is not None

@@ -74,6 +74,9 @@ run-level bootstrap's prediction intervals at 94-97 % on ladders of 3 to 8 sizes
 MIN_RUNS = 12
 """Fewest runs for a chained interval: the smallest ladders calibrated (3 sizes × 4 token counts, 4 × 3). With 5
 runs step 1's five coefficients leave no degree of freedom for the run effect at all."""
+ROUTE_MIN_SIZES, ROUTE_MIN_RUNS = 6, 24
+"""The loss-to-loss route's intervals were calibrated on ladders of 6 sizes × 4 token counts only (95.7-97.7 %,
+RESULTS.md); smaller ladders give its point forecast without an interval until they are measured."""
 
 
 def _points(table: Table, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -577,13 +580,14 @@ class TwoStepLaw(Law):
         self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
         self.no_interval_ = None
         sizes = final["params"].nunique()
+        least, fewest = (ROUTE_MIN_SIZES, ROUTE_MIN_RUNS) if self._linked else (MIN_SIZES, MIN_RUNS)
         if self.unpredictable_:
             self.no_interval_ = f"{self.name}: no interval: {self.unpredictable_}"
-        elif sizes < MIN_SIZES or len(final) < MIN_RUNS:
+        elif sizes < least or len(final) < fewest:
             self.no_interval_ = (
                 f"{self.name}: no interval: the ladder has {sizes} model size(s) and {len(final)} runs; the chained "
-                f"intervals are calibrated from {MIN_SIZES} sizes and {MIN_RUNS} runs "
-                "(benchmarks/downstream_calibration.py)"
+                f"intervals {'of the ' + self.route + ' route ' if self._linked else ''}are calibrated from "
+                f"{least} sizes and {fewest} runs (benchmarks/downstream_calibration.py)"
             )
         elif final[TRAJECTORY].nunique() < len(final):
             self.no_interval_ = (
