@@ -15,6 +15,9 @@ from pathlib import Path
 
 from archscale.data import build_minipile
 from archscale.errors import ArchscaleError
+from archscale.laws.ladder import MICRO_NOISE, LadderDesign, LadderRun, evaluate_design
+from archscale.laws.loss_laws import ChinchillaLaw
+from archscale.laws.table1 import published_alpha_N
 from archscale.report import Report, build_report
 from archscale.store import ResultsStore
 from archscale.sweeps import load_spec
@@ -68,6 +71,65 @@ def branch_ends(runs: list[RunConfig]) -> list[RunConfig]:
     branches = plan_branches(runs)
     members = set(branches) | {branch.trunk_id for branch in branches.values()}
     return [run for run in runs if run.run_id in members]
+
+
+MICRO_LAW = {"A": 0.936, "alpha": 0.162, "B": 20.1, "beta": 0.203, "sigma": 1.0}
+"""The law the planner assumes for the micro presets (N = model scale): the micro study's dense law points
+(seed 0, 2026-12-05) fitted by Eq. 5 with σ held at 1.0. The points fit every σ from 0 to 1.5 about equally
+well (rms 2.9-3.2 %, benchmarks/RESULTS.md, "the micro study's ladder, planned"), so σ is an assumption."""
+
+
+def ladder_design(runs: list[RunConfig]) -> LadderDesign:
+    """The study's ladder as its law points read it (the report's "budgets" rule): a trunk with its
+    cooldown branches is one run read at each budget; every other (model, budget) gives one point, its
+    best run's end."""
+    branches = plan_branches(runs)
+    trunks: dict[str, list[RunConfig]] = {}
+    for run in branch_ends(runs):
+        trunks.setdefault(branches[run.run_id].trunk_id if run.run_id in branches else run.run_id, []).append(
+            run
+        )
+    ladder = [LadderRun(float(members[0].derived()["N"]), tuple(float(r.trained_tokens) for r in members),
+                        branches=len(members) > 1) for members in trunks.values()]  # fmt: skip
+    on_ladder = {run.run_id for members in trunks.values() for run in members}
+    cells = {(run.model.name, run.tokens): run for run in runs if run.run_id not in on_ladder}  # one per budget
+    ladder += [LadderRun(float(run.derived()["N"]), (float(run.trained_tokens),)) for run in cells.values()]
+    return LadderDesign(tuple(ladder), label="the study's ladder")
+
+
+def resolution_preview(
+    runs: list[RunConfig], kind: str = "dense", replicates: int = 20, seed: int = 0
+) -> str:
+    """What the study's ``kind`` ladder can resolve, before it is trained: the planner's median α_N width and
+    degenerate share under :data:`MICRO_LAW` and the micro presets' noise, against the width the paper's α_N
+    difference (Table 1: 0.590 − 0.507) needs."""
+    family = [run for run in runs if run.model.kind == kind]
+    design = ladder_design(family)
+    if design.n_sizes < 3:
+        return f"the {kind} ladder has {design.n_sizes} model size(s): Eq. 5 needs 3 or more, so no α_N"
+    truth = ChinchillaLaw.from_coefficients(MICRO_LAW, size="model_scale")
+    largest = max(run.size for run in design.runs)
+    target = {"model_scale": 10 * largest, "tokens": 10 * max(max(run.tokens) for run in design.runs)}
+    result = evaluate_design(
+        truth, design, MICRO_NOISE, target, bootstrap=100, replicates=replicates, seed=seed
+    )
+    published = published_alpha_N()
+    needed = published["moe"] - published["dense"]
+    # the difference of two independent estimates has a half-width √2 times each one's: it excludes 0 when
+    # each family's half-width is under needed / √2, its width under √2 · needed
+    per_family = 2**0.5 * needed
+    width = result.expected("alpha_N_width")
+    said = (
+        "no α_N interval in any replicate" if width is None else f"α_N's 95 % interval about {width:.2f} wide"
+    )
+    verdict = "out of reach" if width is None or width > per_family else "within reach"
+    return (
+        f"what the {kind} ladder can resolve (planner, {replicates} simulated ladders of this design under an "
+        f"assumed law, MICRO_LAW, and noise run {MICRO_NOISE.run:g} / point {MICRO_NOISE.point:g}): {said}, "
+        f"{result.degenerate_fraction:.0%} of fits degenerate; the paper's α_N difference {needed:.3f} needs each "
+        f"family's interval under {per_family:.2f} wide: {verdict}. `archscale plan ladder --objective alpha_N` "
+        "sizes a ladder that reaches it."
+    )
 
 
 def run_study(

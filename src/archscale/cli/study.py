@@ -75,12 +75,14 @@ def study_command(
     """Run a complete dense-vs-MoE scaling study and write its report (re-run to resume).
 
     Exits 1 when any run failed (the report is still written from the runs that finished)."""
-    from archscale.study import default_out, run_study, study_runs
+    from archscale.study import default_out, resolution_preview, run_study, study_runs
 
     if dry_run:
         from archscale.sweeps.dry_run import plan_text
 
-        typer.echo(plan_text(study_runs(preset, spec, seed)[1], workers))
+        runs = study_runs(preset, spec, seed)[1]
+        typer.echo(plan_text(runs, workers))
+        typer.echo(resolution_preview(runs, seed=seed))
         return
     out = out if out is not None else default_out(seed)
     result = run_study(
