@@ -92,7 +92,8 @@ def ladder_design(runs: list[RunConfig]) -> LadderDesign:
     ladder = [LadderRun(float(members[0].derived()["N"]), tuple(float(r.trained_tokens) for r in members),
                         branches=len(members) > 1) for members in trunks.values()]  # fmt: skip
     on_ladder = {run.run_id for members in trunks.values() for run in members}
-    cells = {(run.model.name, run.tokens): run for run in runs if run.run_id not in on_ladder}  # one per budget
+    # one point per (model, budget) off the ladder: its best run's end
+    cells = {(run.model.name, run.tokens): run for run in runs if run.run_id not in on_ladder}
     ladder += [LadderRun(float(run.derived()["N"]), (float(run.trained_tokens),)) for run in cells.values()]
     return LadderDesign(tuple(ladder), label="the study's ladder")
 
