@@ -10,11 +10,13 @@ zero-padded buffer, faster on CPU while the experts' matmuls are tiny).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from archscale.models.config import ModelConfig
 from archscale.models.layers import SwiGLU
@@ -187,3 +189,22 @@ class MoEFeedForward(nn.Module):
         """Loss-free balancing (DeepSeek-V3): move each expert's selection bias by ``bias_update_rate``
         toward equal load, down for experts over their share of the step's tokens, up for those under."""
         self.expert_bias += self.cfg.bias_update_rate * torch.sign(fraction.mean() - fraction)
+
+
+def register_bias_update(
+    model: nn.Module, optimizer: torch.optim.Optimizer, step_load: Callable[[], torch.Tensor | None]
+) -> RemovableHandle | None:
+    """Loss-free balancing as an optimiser post-step hook, as torchtitan registers it, so a trainer only
+    measures the load and knows nothing of how the model balances it: after every step, each MoE layer
+    with a selection bias moves it by ``step_load()``, the step's token share per expert (one row per MoE
+    layer, ``Transformer.update_expert_biases``). A step without a measured load (None) moves nothing:
+    loading an optimiser's state takes a step on zero gradients. None where no layer has a bias."""
+    if not any(isinstance(m, MoEFeedForward) and m.expert_bias is not None for m in model.modules()):
+        return None
+
+    def update(*_: object) -> None:
+        load = step_load()
+        if load is not None:
+            model.update_expert_biases(load)
+
+    return optimizer.register_step_post_hook(update)

@@ -1,7 +1,7 @@
 """Run a list of training runs and record them: the coordinator plus pluggable executors.
 
-The coordinator owns the results store (the only writer) and the progress bars; an executor only
-decides where runs execute. ``LocalExecutor`` runs K worker processes pinned to one thread each;
+The coordinator turns what workers send into typed events for the store's recorder (the only writer) and
+the progress display (:mod:`archscale.sweeps.progress`); an executor only decides where runs execute. ``LocalExecutor`` runs K worker processes pinned to one thread each;
 ``InProcessExecutor`` runs them one after another in this process (debugging, tests); the Ray executor
 (``archscale.sweeps.ray_executor``) sends each run to a cluster as a task. Resuming is the same for all:
 finished or diverged runs are skipped, unfinished ones restart from their last checkpoint.
@@ -17,21 +17,30 @@ import multiprocessing as mp
 import os
 import queue
 import signal
-import sys
-import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import torch
-from tqdm.auto import tqdm
 
-from archscale.errors import ArchscaleError, Interrupted, one_line
-from archscale.store import FINAL_STATUSES, ResultsStore
+from archscale.errors import ArchscaleError, ArchscaleRuntimeError, Interrupted
+from archscale.store import ResultsStore
 from archscale.store.results import run_root_for
+from archscale.sweeps.progress import (
+    LOG_EVERY_S,
+    ProgressDisplay,
+    RunEnded,
+    RunInterrupted,
+    StoreRecorder,
+    SweepEvent,
+    SweepListener,
+    SweepState,
+    SweepSummary,
+    event_from_worker,
+)
 from archscale.sweeps.run_logs import LogOptions
 from archscale.sweeps.spec import SpecError, order_longest_first
 from archscale.sweeps.worker import limit_threads, run_one
@@ -54,21 +63,9 @@ def run_dir_for(run_root: Path, run: RunConfig) -> Path:
     return Path(run_root) / run.run_id
 
 
-@dataclass
-class SweepSummary:
-    total: int
-    skipped: int
-    finished: list[str] = field(default_factory=list)
-    diverged: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)  # failed run -> why, in one line
-
-
-LOG_EVERY_S = 10.0  # a progress line this often when the output is not a terminal
-
-
 class Coordinator:
-    """Receives workers' events and results; writes the store; draws one bar per active run."""
+    """Receives workers' events and results as typed events and hands each to the sweep's listeners: the
+    store's recorder, the sweep's state, and the display (:mod:`archscale.sweeps.progress`)."""
 
     def __init__(
         self,
@@ -79,102 +76,56 @@ class Coordinator:
         stream: TextIO | None = None,
         log_every: float = LOG_EVERY_S,
     ) -> None:
-        self.store = store
-        self.labels = {r.run_id: _label(r) for r in runs}
-        self.summary = SweepSummary(total=len(runs), skipped=0)
-        self.stream = stream or sys.stderr
-        # Bars on a terminal; in a file or a pipe, a plain line every ``log_every`` seconds instead.
-        self.progress = progress and self.stream.isatty()
-        self.log_every = log_every if progress and not self.progress else None
-        self.last_log = time.monotonic()
-        self.latest: dict[str, dict[str, Any]] = {}
-        self.overall = tqdm(
-            total=len(runs), desc="sweep", unit="run", position=0, disable=not self.progress, file=self.stream
+        self.state = SweepState(SweepSummary(total=len(runs), skipped=0))
+        self.summary = self.state.summary
+        self.display = ProgressDisplay(
+            {r.run_id: _label(r) for r in runs},
+            self.state,
+            progress=progress,
+            stream=stream,
+            log_every=log_every,
         )
-        self.bars: dict[str, tqdm] = {}
+        # the display reads the state, so the state hears of each event first
+        self.listeners: list[SweepListener] = [StoreRecorder(store), self.state, self.display]
+
+    def publish(self, event: SweepEvent) -> None:
+        for listener in self.listeners:
+            listener.handle(event)
 
     def event(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
-        if kind == "started":
-            self.store.set_status(run_id, "running")
-            bar = tqdm(
-                total=payload["steps"], initial=payload["step"], desc=self.labels.get(run_id, run_id),
-                unit="step", position=len(self.bars) + 1, leave=False, disable=not self.progress,
-                file=self.stream,
-            )  # fmt: skip
-            self.bars[run_id] = bar
-            self.latest[run_id] = {"step": payload["step"], "steps": payload["steps"], "loss": None}
-        elif kind == "progress":
-            self.store.add_curve(run_id, payload["rows"])
-            bar = self.bars.get(run_id)
-            if bar is not None:
-                bar.update(payload["step"] - bar.n)
-                bar.set_postfix(loss=f"{payload['loss']:.3f}", tok_s=f"{payload['tokens_per_s']:.3g}")
-            if run_id in self.latest:
-                self.latest[run_id] |= {"step": payload["step"], "loss": payload["loss"]}
-            self._log_line()
-        elif kind == "evals":
-            self.store.add_evals(run_id, payload["rows"])
+        """A worker's event (``Trainer`` kinds: started, progress, evals)."""
+        typed = event_from_worker(run_id, kind, payload)
+        if typed is not None:
+            self.publish(typed)
 
     def result(self, result: dict[str, Any]) -> None:
-        run_id, status = result["run_id"], result["status"]
-        if status in FINAL_STATUSES:
-            self.store.add_curve(run_id, result["curve"])
-            self.store.add_evals(run_id, result["evals"])
-            self.store.set_meta(run_id, "data", result["data"])  # corpus and tokeniser fingerprints, epochs
-        self.store.set_status(
-            run_id, status, diverged_step=result.get("diverged_step"), message=result.get("message"),
-            wall_time=result.get("wall_time"),
-        )  # fmt: skip
-        getattr(self.summary, status if status in ("finished", "diverged") else "failed").append(run_id)
-        if status == "failed":
-            self.summary.reasons[run_id] = one_line(result.get("message") or "no reason recorded")
-        bar = self.bars.pop(run_id, None)
-        if bar is not None:
-            bar.close()
-        self.latest.pop(run_id, None)
-        self.overall.update(1)
-        self.overall.set_postfix(diverged=len(self.summary.diverged), failed=len(self.summary.failed))
-        self._log_line()
-
-    def _log_line(self, force: bool = False) -> None:
-        """Without a terminal: one line of the sweep's state, at most every ``log_every`` seconds."""
-        if self.log_every is None or (not force and time.monotonic() - self.last_log < self.log_every):
-            return
-        self.last_log = time.monotonic()
-        s = self.summary
-        done = len(s.finished) + len(s.diverged) + len(s.failed)
-        running = "; ".join(
-            f"{self.labels.get(run_id, run_id)} step {state['step']}/{state['steps']}"
-            + ("" if state["loss"] is None else f" loss {state['loss']:.3f}")
-            for run_id, state in self.latest.items()
-        )
-        print(
-            f"sweep: {done}/{s.total - s.skipped} runs done ({len(s.diverged)} diverged, {len(s.failed)} failed)"
-            + (f"; running: {running}" if running else ""),
-            file=self.stream,
-            flush=True,
-        )
+        """A worker's result dict (``run_one``)."""
+        self.publish(RunEnded.from_result(result))
 
     def interrupt(self) -> list[str]:
         """Mark the runs that were training as interrupted (their checkpoints stay); returns their ids."""
-        stopped = list(self.latest)
-        for run_id in stopped:
-            state = self.latest.pop(run_id)
-            self.store.set_status(
-                run_id, "interrupted",
-                message=f"interrupted at step {state['step']} of {state['steps']}; re-run to resume from its last checkpoint",
-            )  # fmt: skip
-        return stopped
+        stopped = dict(self.state.running)
+        for run_id, position in stopped.items():
+            self.publish(RunInterrupted(run_id, position.step, position.steps))
+        return list(stopped)
 
     def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        self.overall.close()
-        self._log_line(force=True)
+        self.display.close()
 
 
-Task = list[tuple[dict[str, Any], str, str, dict[int, list[str]]]]
-"""Runs one worker trains in order: (run config, run directory, run id, branch step → branch directories)."""
+@dataclass(frozen=True)
+class RunTask:
+    """One run as a worker receives it: its config as a dict (it crosses process boundaries), its run
+    directory and id, and the cooldown branches to seed from it: step → their run directories."""
+
+    config: dict[str, Any]
+    run_dir: str
+    run_id: str
+    branches: dict[int, list[str]]
+
+
+Task = list[RunTask]
+"""Runs one worker trains in order: a run, then the cooldown branches that start from its state."""
 
 
 def tasks_for(runs: Sequence[RunConfig], run_root: Path, branches: Mapping[str, Branch] | None) -> list[Task]:
@@ -188,11 +139,11 @@ def tasks_for(runs: Sequence[RunConfig], run_root: Path, branches: Mapping[str, 
         if branch is not None and branch.trunk_id in present:
             of_trunk[branch.trunk_id].append(run)
 
-    def entry(run: RunConfig) -> tuple[dict[str, Any], str, str, dict[int, list[str]]]:
+    def entry(run: RunConfig) -> RunTask:
         seeds: dict[int, list[str]] = defaultdict(list)
         for child in of_trunk[run.run_id]:
             seeds[branches[child.run_id].step].append(str(run_dir_for(run_root, child)))
-        return run.to_dict(), str(run_dir_for(run_root, run)), run.run_id, dict(seeds)
+        return RunTask(run.to_dict(), str(run_dir_for(run_root, run)), run.run_id, dict(seeds))
 
     queued = {child.run_id for children in of_trunk.values() for child in children}
     return [[entry(run), *map(entry, of_trunk[run.run_id])] for run in runs if run.run_id not in queued]
@@ -229,9 +180,11 @@ class InProcessExecutor:
     def _train(self, work: list[Task], coordinator: Coordinator | None) -> None:
         logs = self.logs if coordinator is not None else LogOptions(tensorboard=False)
         for task in work:
-            for run_dict, run_dir, run_id, seeds in task:
-                emit = _ignore if coordinator is None else partial(_forward, coordinator, run_id)
-                result = run_one(run_dict, run_dir, emit, self.device, logs, seeds, self.info, self.options)
+            for job in task:
+                emit = _ignore if coordinator is None else partial(coordinator.event, job.run_id)
+                result = run_one(
+                    job.config, job.run_dir, emit, self.device, logs, job.branches, self.info, self.options
+                )
                 if coordinator is not None:
                     coordinator.result(result)
 
@@ -250,10 +203,6 @@ class InProcessExecutor:
         self._train(share_from_rank0(None, self.info), None)
 
 
-def _forward(coordinator: Coordinator, run_id: str, kind: str, payload: dict[str, Any]) -> None:
-    coordinator.event(run_id, kind, payload)
-
-
 def _ignore(_kind: str, _payload: dict[str, Any]) -> None:
     """The other ranks' events: rank 0 reports the run."""
 
@@ -269,17 +218,17 @@ def _worker_main(
     local = "cuda:0" if device.startswith("cuda:") else device
     limit_threads(threads)
     while (task := tasks.get()) is not None:
-        for run_dict, run_dir, run_id, seeds in task:
+        for job in task:
 
-            def emit(kind: str, payload: dict[str, Any], run_id: str = run_id) -> None:
+            def emit(kind: str, payload: dict[str, Any], run_id: str = job.run_id) -> None:
                 if (
                     os.getppid() != parent_pid
                 ):  # the coordinator is gone (killed): stop, the checkpoint remains
                     os._exit(1)
                 events.put((run_id, kind, payload))
 
-            result = run_one(run_dict, run_dir, emit, local, logs=logs, branches=seeds)
-            events.put((run_id, "result", result | {"device": device}))
+            result = run_one(job.config, job.run_dir, emit, local, logs=logs, branches=job.branches)
+            events.put((job.run_id, "result", result | {"device": device}))
 
 
 class LocalExecutor:
@@ -300,11 +249,13 @@ class LocalExecutor:
         devices: Sequence[str] = ("cpu",),
     ) -> None:
         if workers < 1:
-            raise ValueError(f"workers: must be ≥ 1, got {workers}")
+            raise SpecError(f"workers: must be ≥ 1, got {workers}", hint="give at least one worker process")
         if threads < 1:
-            raise ValueError(f"threads: must be ≥ 1 per worker, got {threads}")
+            raise SpecError(
+                f"threads: must be ≥ 1 per worker, got {threads}", hint="give each worker a thread"
+            )
         if not devices:
-            raise ValueError("devices: give at least one device")
+            raise SpecError("devices: no device given", hint="give at least one, e.g. 'cpu' or 'cuda:0'")
         self.workers, self.logs, self.threads, self.devices = workers, logs, threads, tuple(devices)
 
     def execute(
@@ -346,8 +297,9 @@ class LocalExecutor:
                     run_id, kind, payload = events.get(timeout=5.0)
                 except queue.Empty:
                     if not any(p.is_alive() for p in procs):
-                        raise RuntimeError(
-                            "all sweep workers exited before finishing; see the log above"
+                        raise ArchscaleRuntimeError(
+                            "all sweep workers exited before finishing",
+                            hint="see the log above; re-run the same command to resume from the checkpoints",
                         ) from None
                     continue
                 if kind == "result":

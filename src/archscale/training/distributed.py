@@ -12,6 +12,7 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor
 
 from archscale.models import ModelConfig, Transformer, build_model
 
@@ -52,6 +53,16 @@ def sum_across_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 def mean_across_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return sum_across_ranks(value, info) / info.world_size  # gloo has no AVG
+
+
+def local_part(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of an FSDP parameter or gradient (a DTensor); any other tensor as it is."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+def whole_value(tensor: torch.Tensor) -> torch.Tensor:
+    """The full value of a DTensor (e.g. a gradient norm over sharded gradients); any other tensor as it is."""
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
 
 
 def average_gradients(params: list[torch.Tensor], info: DistInfo) -> None:

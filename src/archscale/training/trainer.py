@@ -1,5 +1,9 @@
 """One training run: AdamW, the run's LR schedule, MoE auxiliary losses, curves, evals, noise scale.
 
+The trainer runs the loop; the pieces with their own rules live beside it: the noise-scale measurement
+(:class:`GradientNoiseProbe`), when to evaluate and checkpoint (:class:`StepSchedule`), and the MoE bias
+update, an optimiser hook the model's own module registers (:func:`register_bias_update`).
+
 The run is a pure function of its ``RunConfig``: batches come from a sampler indexed by step, the model
 is initialised from the run's seed, and a checkpoint holds everything else (model, optimiser, estimator,
 the curve so far), so a run killed at any moment and resumed ends with the same numbers.
@@ -26,25 +30,27 @@ from torch.distributed.checkpoint.state_dict import (
     get_state_dict,
     set_state_dict,
 )
-from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 from archscale.data import BatchSampler, eval_windows, get_shards, get_tokenizer, load_corpus
 from archscale.errors import ArchscaleError
-from archscale.models import build_model, flops_per_token
+from archscale.models import ConfigError, build_model, flops_per_token
 from archscale.models.memory import GIB, estimate_memory, largest_micro_batch
+from archscale.models.moe import register_bias_update
 from archscale.training import checkpoint
 from archscale.training.distributed import (
     DistInfo,
     average_gradients,
     mean_across_ranks,
     shard_model,
-    sum_across_ranks,
+    whole_value,
 )
 from archscale.training.evaluation import evaluate
+from archscale.training.noise_probe import GradientNoiseProbe
 from archscale.training.noise_scale import NoiseScaleEstimator
 from archscale.training.options import TrainOptions
 from archscale.training.run_config import RunConfig
+from archscale.training.step_schedule import StepSchedule
 
 EventHandler = Callable[[str, dict[str, Any]], None]
 
@@ -118,23 +124,24 @@ class Trainer:
         self.divergence_ratio = divergence_ratio
         rows = run.batch_size // self.dist.world_size
         if run.batch_size % self.dist.world_size or rows % run.micro_batch_size:
-            raise ValueError(
-                f"batch_size={run.batch_size} must split into {self.dist.world_size} ranks of whole "
-                f"micro-batches of {run.micro_batch_size}; choose a batch size divisible by "
-                f"{self.dist.world_size * run.micro_batch_size}"
+            raise ConfigError(
+                f"RunConfig.batch_size: {run.batch_size} does not split into {self.dist.world_size} ranks of "
+                f"whole micro-batches of {run.micro_batch_size}",
+                hint=f"choose a batch size divisible by {self.dist.world_size * run.micro_batch_size}",
             )
         self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
         self.sharded = options.shard
         if self.sharded and not self.dist.enabled:
-            raise ValueError(
-                "shard: FSDP shards a model over the ranks of a torchrun group; start this command with "
-                "`torchrun --nproc-per-node N` (N ≥ 2) or train without --shard"
+            raise ArchscaleError(
+                "shard: FSDP shards a model over the ranks of a torchrun group, and this process is alone",
+                hint="start this command with `torchrun --nproc-per-node N` (N ≥ 2) or train without --shard",
             )
 
         if run.model.vocab_size != data.vocab_size:
-            raise ValueError(
-                f"the data's tokeniser has {data.vocab_size} ids but RunConfig.model.vocab_size is "
-                f"{run.model.vocab_size}; build the data with RunConfig.tokenizer={run.tokenizer!r}"
+            raise ConfigError(
+                f"RunConfig.model.vocab_size: {run.model.vocab_size}, but the data's tokeniser has "
+                f"{data.vocab_size} ids",
+                hint=f"build the data with RunConfig.tokenizer={run.tokenizer!r}",
             )
         budget = (
             torch.cuda.get_device_properties(self.device).total_memory
@@ -166,6 +173,9 @@ class Trainer:
         )
         module = self.ddp or self.model
         self.forward = torch.compile(module) if options.compile else module
+        self.expert_load: torch.Tensor | None = None  # the step's token share per MoE layer and expert
+        register_bias_update(self.model, self.optimizer, lambda: self.expert_load)
+        self.schedule = StepSchedule.for_run(run)
         self.noise = NoiseScaleEstimator()
         self.curve: list[dict] = []
         self.evals: list[dict] = []
@@ -217,12 +227,8 @@ class Trainer:
     def _train_step(self) -> dict[str, float]:
         """Accumulate the step's micro-batches, measure the noise scale, clip, and take one AdamW step.
 
-        With the noise scale on, every micro-batch gradient is kept local (``no_sync``) so its norm is a
-        genuine small-batch sample on every rank, and the ranks average the gradients once at the end;
-        that makes N processes compute exactly what one process computes for the same global batch.
-        Under FSDP every backward averages the ranks' gradients into their shards, so a micro-batch's
-        gradient is that of micro-batch × world rows: the small batch of the estimate, measured when each
-        rank takes at least two micro-batches.
+        While the noise scale is measured, DDP keeps every micro-batch gradient local and the ranks
+        average the step's gradient once at the end (:mod:`archscale.training.noise_probe`).
         """
         run, world = self.run, self.dist.world_size
         lr = run.lr_at(self.step)
@@ -236,15 +242,12 @@ class Trainer:
             .split(run.micro_batch_size)
         )
         n_micro = len(micro_batches)
-        measure = n_micro > 1 if self.sharded else run.measures_noise_scale
         params = list(self.model.parameters())
-        local = [_local(p) for p in params]  # this rank's part of each parameter (all of it but under FSDP)
-        previous = [torch.zeros_like(p) for p in local] if measure else None
-        small_sq_norms = []
+        probe = GradientNoiseProbe.for_step(run, params, n_micro, self.dist, sharded=self.sharded)
         sums = torch.zeros(3, device=self.device)  # lm loss, aux loss, objective
         expert_fraction = None
         for i, micro in enumerate(micro_batches):
-            defer_sync = self.ddp is not None and (measure or i < n_micro - 1)
+            defer_sync = self.ddp is not None and (probe is not None or i < n_micro - 1)
             with self.ddp.no_sync() if defer_sync else nullcontext(), self._autocast():
                 out = self.forward(micro[:, :-1], micro[:, 1:])
                 aux = out.aux_loss if out.aux_loss is not None else torch.zeros((), device=self.device)
@@ -254,34 +257,20 @@ class Trainer:
                 expert_fraction = out.expert_fraction / n_micro + (
                     0 if expert_fraction is None else expert_fraction
                 )
-            if previous is not None:  # this micro-batch's own gradient = accumulated minus previous
-                grads = [_local(p.grad) for p in params]
-                diff_norms = torch.stack(torch._foreach_norm(torch._foreach_sub(grads, previous)))
-                small_sq_norms.append(
-                    n_micro**2 * diff_norms.square().sum()
-                )  # each loss was divided by n_micro
-                torch._foreach_copy_(previous, grads)
-        if measure and self.ddp is not None:
+            if probe is not None:
+                probe.after_backward()
+        if probe is not None and self.ddp is not None:
             average_gradients(params, self.dist)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, run.grad_clip or float("inf"))  # |G_big|, pre-clip
-        grad_norm = float(_whole(grad_norm))
+        grad_norm = float(whole_value(grad_norm))
+        # every rank sees the same load (the bias update, an optimiser hook, moves every rank's biases alike)
+        self.expert_load = None if expert_fraction is None else mean_across_ranks(expert_fraction, self.dist)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         lm_loss, aux_loss, loss = mean_across_ranks(sums / n_micro, self.dist).tolist()
-        if measure:
-            small = torch.stack(small_sq_norms)
-            small = sum_across_ranks(small, self.dist) if self.sharded else small  # a shard's part of each
-            small_mean = mean_across_ranks(small.mean(), self.dist).item()
-            micro_rows = run.micro_batch_size * (world if self.sharded else 1)
-            b_small, b_big = micro_rows * run.seq_len, run.batch_size * run.seq_len  # in tokens
-            self.noise.update([small_mean], grad_norm**2, b_small, b_big)
-        if expert_fraction is not None:
-            expert_fraction = mean_across_ranks(
-                expert_fraction, self.dist
-            )  # every rank moves its biases alike
-            if run.model.balance == "loss_free":
-                self.model.update_expert_biases(expert_fraction)
-        fractions = None if expert_fraction is None else expert_fraction.tolist()
+        if probe is not None:
+            probe.update(self.noise, grad_norm)
+        fractions = None if self.expert_load is None else self.expert_load.tolist()
         return {
             "lm_loss": lm_loss, "aux_loss": aux_loss, "loss": loss, "lr": lr, "grad_norm": grad_norm,
             "expert_fraction": fractions,
@@ -323,9 +312,6 @@ class Trainer:
         state = checkpoint.load_state(self.run_dir, run)
         if state is not None:
             self.load_state_dict(state)
-        eval_steps = {min(run.steps, math.ceil(t / run.tokens_per_step)) for t in run.eval_at_tokens} | {
-            run.steps
-        }
         first_loss = self.curve[0]["lm_loss"] if self.curve else None
         pending: list[dict] = []
         window_start, window_tokens = time.perf_counter(), 0
@@ -352,10 +338,10 @@ class Trainer:
                     f"loss {metrics['lm_loss']:.4g} at step {self.step} (first step {first_loss:.4g})"
                 )
                 break
-            if self.step in eval_steps:
+            if self.schedule.should_eval(self.step):
                 self._eval()
-                if run.keep_checkpoints and self.step < run.steps:  # the last step's are the final weights
-                    self._keep_weights()
+            if self.schedule.should_keep_weights(self.step):
+                self._keep_weights()
             if self.step in self.branches:
                 self._save(self.branches[self.step], checkpoint.BRANCH_FILE)
             now = time.perf_counter()
@@ -365,11 +351,7 @@ class Trainer:
                     "tokens_per_s": window_tokens / (now - window_start), "rows": pending,
                 })  # fmt: skip
                 pending, window_start, window_tokens = [], now, 0
-            if (
-                run.checkpoint_every_steps
-                and self.step % run.checkpoint_every_steps == 0
-                and self.step < run.steps
-            ):
+            if self.schedule.should_checkpoint(self.step):
                 self._save([self.run_dir])
         finished = self.status == "running"
         if finished:
@@ -411,13 +393,3 @@ def check_memory(run: RunConfig, ranks: int, options: TrainOptions, budget: floa
             f"device, over its {budget / GIB:.3g} GiB",
             hint=f"set micro_batch_size: {fits} in the spec (the largest that fits: the same batch, in smaller pieces)",
         )
-
-
-def _local(tensor: torch.Tensor) -> torch.Tensor:
-    """This rank's shard of an FSDP parameter or gradient (a DTensor); any other tensor as it is."""
-    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
-
-
-def _whole(tensor: torch.Tensor) -> torch.Tensor:
-    """The full value of a DTensor (e.g. a gradient norm over sharded gradients); any other tensor as it is."""
-    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
