@@ -815,6 +815,11 @@ def link_power(excess: np.ndarray, theta: np.ndarray) -> np.ndarray:
     return np.exp(theta[..., :1]) * excess ** theta[..., 1:]
 
 
+def _power_sum(c: Mapping[str, float], params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """A/N^α + B/D^β + E: the truths' loss in model size and tokens."""
+    return c["A"] / params ** c["alpha"] + c["B"] / tokens ** c["beta"] + c["E"]
+
+
 @dataclasses.dataclass(frozen=True)
 class LadderTruth:
     """A known two-step truth with checkpoint noise, to check the laws and their intervals against.
@@ -836,8 +841,7 @@ class LadderTruth:
 
     def task_loss(self, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Step 1's true task loss."""
-        c = self.step1
-        return c["A"] / params ** c["alpha"] + c["B"] / tokens ** c["beta"] + c["E"]
+        return _power_sum(self.step1, params, tokens)
 
     def accuracy(self, task_loss: np.ndarray) -> np.ndarray:
         """Step 2's true accuracy."""
@@ -923,8 +927,7 @@ class LossToLossTruth(LadderTruth):
 
     def val_loss(self, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """The true validation loss."""
-        c = self.val
-        return c["A"] / params ** c["alpha"] + c["B"] / tokens ** c["beta"] + c["E"]
+        return _power_sum(self.val, params, tokens)
 
     def _linked(self, val_loss: np.ndarray) -> np.ndarray:
         c = self.link
