@@ -190,3 +190,26 @@ def test_supported_only_when_every_possible_comparison_agrees(verdicts, expected
     assert found == expected
     if expected == SUPPORTED and verdicts[1] == NOT_TESTED:
         assert reason.startswith("only the equal-loss comparison is possible")
+
+
+def test_a_vertex_past_the_fitted_window_but_inside_the_grid_is_flagged():
+    """A flat, noisy batch direction can put the quadratic's vertex past the ±2-step window it was fitted on,
+    though inside the grid: it is kept at the window's end and flagged, not counted as an interior optimum."""
+    lrs, batches = 2.0 ** np.arange(-12, -3), 2.0 ** np.arange(10, 19)
+    index = pd.MultiIndex.from_product([batches, lrs], names=["batch_size", "lr"])
+    lr, batch = index.get_level_values("lr"), index.get_level_values("batch_size")
+    loss = 3 + 0.5 * np.log(lr / 2.0**-8) ** 2 + 0.01 * np.log(batch / 2.0**17) ** 2
+    loss = loss - 0.065 * ((batch == 2.0**13) & (lr == 2.0**-8)) + 0.1 * (batch > 2.0**15)
+    smoothed = quadratic_optimum(pd.Series(np.asarray(loss), index=index))
+    assert smoothed["batch_size"] == pytest.approx(2.0**15)  # the window's end: best cell 2^13 + 2 steps
+    assert smoothed["edge_batch"] and not smoothed["edge_lr"]
+
+
+def test_a_flat_hull_holds_only_its_segment():
+    """Grids at one tokens-per-parameter ratio lie on a line in (log N, log D): a point off that line, or past
+    its ends, is outside the region they cover (it used to count as inside)."""
+    from archscale.analysis.matched import _inside
+
+    line = np.log([[1e8, 2e9], [2e8, 4e9], [4e8, 8e9]])  # 20 tokens per parameter
+    points = np.log([[2e8, 4e9], [2e8, 1e9], [1e9, 2e10]])  # on it; 5 tokens per parameter; past its end
+    assert _inside(points, line).tolist() == [True, False, False]

@@ -125,3 +125,13 @@ def test_the_alpha_verdict_carries_the_papers_difference():
         NoiseScaleResult(),
     ).rows[1]
     assert verdict.paper_effect == pytest.approx(0.083)
+
+
+def test_a_design_that_could_see_the_papers_effect_says_so():
+    """Half the interval (0.05) under the paper's 0.083: no call for a narrower one."""
+    from archscale.analysis.verdicts import Verdict
+
+    verdict = Verdict(claim="c", paper="p", measure="m", no_effect=0.0, direction="above", effect=0.02,
+                      lower=-0.03, upper=0.07, verdict=INCONCLUSIVE, paper_effect=0.083)  # fmt: skip
+    text = verdict.resolution_text()
+    assert "beyond ±0.05" in text and "within its reach" in text and "narrower" not in text

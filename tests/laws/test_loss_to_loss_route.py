@@ -148,3 +148,13 @@ def test_the_route_gives_no_interval_below_its_calibrated_ladder():
         law.bootstrap_theta_ is None and np.isfinite(law.predict({"params": [1e9], "tokens": [2e10]})).all()
     )
     assert TwoStepLaw(bootstrap=10).fit(table).bootstrap_theta_ is not None
+
+
+def test_resamples_that_cannot_link_refuse_the_interval_instead_of_biasing_it(monkeypatch):
+    """When more than a tenth of the resamples cannot link the losses (here: all, forced), the interval is
+    refused with the count, rather than built from the rest or crashing on an empty set."""
+    table = LossToLossTruth().ladder(SIZES, seed=2)
+    monkeypatch.setattr(TwoStepLaw, "_relink", lambda self, val, task, final, counts: np.full(2, np.nan))
+    with pytest.warns(IntervalWarning, match="20 of 20 resamples could not link the losses"):
+        law = TwoStepLaw(route="loss-to-loss", bootstrap=20).fit(table)
+    assert law.bootstrap_theta_ is None and np.isfinite(law.theta_).all()

@@ -177,12 +177,18 @@ def _fit(
 
 
 def _inside(points: np.ndarray, hull_points: np.ndarray) -> np.ndarray:
-    """Which ``points`` lie in the convex hull of ``hull_points`` (log space); all of them when the hull is
-    flat (points on a line), whose ranges already bound them."""
+    """Which ``points`` lie in the convex hull of ``hull_points`` (log space). A flat hull (points on a line,
+    e.g. grids at one tokens-per-parameter ratio) is the segment between its extreme points: a point counts
+    as inside only on that segment (within 1 % in log space)."""
     try:
         return Delaunay(hull_points).find_simplex(points, tol=1e-9) >= 0
     except QhullError:
-        return np.ones(len(points), dtype=bool)
+        centre = hull_points.mean(axis=0)
+        direction = np.linalg.svd(hull_points - centre)[2][0]
+        along = (hull_points - centre) @ direction
+        offset = (points - centre) @ direction
+        off_line = np.linalg.norm(points - centre - np.outer(offset, direction), axis=1)
+        return (off_line <= 0.01) & (offset >= along.min() - 0.01) & (offset <= along.max() + 0.01)
 
 
 def shared_reference(

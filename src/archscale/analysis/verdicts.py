@@ -88,17 +88,24 @@ class Verdict(Result):
         within reach; None otherwise."""
         if self.verdict != INCONCLUSIVE or (half := self.resolves) is None:
             return None
-        ratio = self.no_effect == 1.0
-        text = f"this design resolves effects beyond {'×/÷' if ratio else '±'}{half:.3g} (half its interval)"
-        if self.paper_effect is not None:
-            distance = abs(math.log(self.paper_effect) if ratio else self.paper_effect - self.no_effect)
-            needed = math.exp(distance) if ratio else distance
-            text += (
-                f"; the paper's {self.paper_effect:.3g} needs {'×/÷' if ratio else '±'}{needed:.3g}, an interval "
-                f"{(math.log(half) if ratio else half) / distance:.1f}× narrower: `archscale plan ladder` sizes the "
-                "ladder that buys it"
+        ratio = self.no_effect == 1.0 and self.lower is not None and self.lower > 0
+        sign = "×/÷" if ratio else "±"
+        text = f"this design resolves effects beyond {sign}{half:.3g} (half its interval)"
+        if self.paper_effect is None or self.paper_effect == self.no_effect:
+            return text
+        if ratio and self.paper_effect <= 0:
+            return text
+        distance = abs(math.log(self.paper_effect) if ratio else self.paper_effect - self.no_effect)
+        spread = math.log(half) if ratio else half
+        if spread <= distance:
+            return (
+                text
+                + f"; the paper's {self.paper_effect:.3g} is within its reach: the effect measured here is smaller"
             )
-        return text
+        return text + (
+            f"; the paper's {self.paper_effect:.3g} needs {sign}{math.exp(distance) if ratio else distance:.3g}, an "
+            f"interval {spread / distance:.1f}× narrower: `archscale plan ladder` sizes the ladder that buys it"
+        )
 
 
 @dataclass

@@ -75,6 +75,9 @@ MIN_RUNS = 12
 """Fewest runs for a chained interval: the smallest ladders calibrated (3 sizes × 4 token counts, 4 × 3). With 5
 runs step 1's five coefficients leave no degree of freedom for the run effect at all."""
 ROUTE_MIN_SIZES, ROUTE_MIN_RUNS = 6, 24
+MAX_UNLINKED = 0.1
+"""The largest share of the route's resamples that may fail to link (their E_y at or above a run's final task
+loss) before its interval is refused: dropping more would keep only the resamples with a low E_y."""
 """The loss-to-loss route's intervals were calibrated on ladders of 6 sizes × 4 token counts only (95.7-97.7 %,
 RESULTS.md); smaller ladders give its point forecast without an interval until they are measured."""
 
@@ -565,8 +568,9 @@ class TwoStepLaw(Law):
                 link = self._link(val.theta_, task.theta_, final)
             except LawDataError as error:
                 raise LawDataError(
-                    f"{self.name}: the loss-to-loss route cannot link the losses: {error}; the task loss is too "
-                    "noisy for its own fit to place its irreducible term E_y: use the direct route (--route direct)"
+                    f"{self.name}: the loss-to-loss route cannot link the losses: {error}; that loss's own fit puts "
+                    "its irreducible term above a run's final value (too noisy or too flat a curve to place it): "
+                    "use the direct route (--route direct)"
                 ) from None
             theta1 = np.concatenate([val.theta_, task.theta_[2:3], link])
         step2 = self.accuracy_law()
@@ -634,6 +638,13 @@ class TwoStepLaw(Law):
             linked = np.isfinite(links).all(axis=1)  # the rest are dropped, counted as refits not converged
             theta1, counts = np.column_stack([val, task[:, 2], links])[linked], counts[linked]
             n, unlinked = len(counts), int((~linked).sum())
+            if unlinked > MAX_UNLINKED * self.bootstrap:
+                self.no_interval_ = (
+                    f"{self.name}: no interval: {unlinked} of {self.bootstrap} resamples could not link the losses "
+                    "(their E_y reached a run's final task loss); the rest would give a biased interval"
+                )
+                warnings.warn(IntervalWarning(self.no_interval_), stacklevel=3)
+                return
         x, y = step2._fit_points(step2_points(frame, self.skip, self.window))
         anchor = np.ones(len(x) - len(codes))
         refits2 = [

@@ -112,8 +112,9 @@ def cell_optimum(cells: pd.Series) -> dict[str, float | bool]:
 def quadratic_optimum(cells: pd.Series, *, window: int = 2) -> dict[str, float | bool | str | None]:
     """The vertex of a quadratic in (log lr, log batch size), cross term included, fitted by least squares to
     the cells within ``window`` grid steps of the lowest one: a smoothed optimum that uses the neighbouring
-    cells' losses instead of snapping to the grid. An axis whose vertex falls beyond the grid's values there
-    is flagged ``edge_*`` and the value kept at that end (a bound, like an edge cell). ``skipped`` says why
+    cells' losses instead of snapping to the grid. An axis whose vertex falls beyond the cells fitted (the
+    window, or the grid where it ends first) is flagged ``edge_*`` and the value kept at the window's end: a
+    bound, like an edge cell, since the quadratic is not trusted past the cells it was fitted on. ``skipped`` says why
     there is no vertex (cells that do not determine the quadratic, as on a cross-shaped sweep, or a loss
     that is not bowl-shaped there); the values are then NaN."""
     cells = cells.dropna()
@@ -145,8 +146,7 @@ def quadratic_optimum(cells: pd.Series, *, window: int = 2) -> dict[str, float |
         }
     vertex = np.linalg.solve(hessian, -c[1:3])
     lo, hi = np.log([near_l.min(), near_b.min()]), np.log([near_l.max(), near_b.max()])
-    grid_lo, grid_hi = np.log([lrs.min(), batches.min()]), np.log([lrs.max(), batches.max()])
-    edge = (vertex < grid_lo) | (vertex > grid_hi)
+    edge = (vertex < lo) | (vertex > hi)
     vertex = np.clip(vertex, lo, hi)
     return {
         "batch_size": float(np.exp(vertex[1])),
