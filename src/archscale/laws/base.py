@@ -1,8 +1,31 @@
 """The estimator interface every law shares: ``fit`` on a table, ``predict``, ``coefficients_``,
 ``intervals_`` (after a bootstrap), ``summary()`` and a JSON round trip (``to_dict`` / ``from_dict``).
 
-A concrete law only says which columns it reads, how its parameters θ enter the log-sum-exp design
-(see :mod:`archscale.laws.objective`), how θ maps to the paper's coefficients, and where to start.
+A law of the log-sum-exp form L = Σ_t exp(θ · x_t) (see :mod:`archscale.laws.objective`) declares its
+parameters once, by name and bounds, and its terms as the log-input each parameter multiplies; the base
+derives the design, θ ⇄ coefficients, the bounds and the formula from them. ``log_A`` is fitted as log A
+and reported as ``A = exp θ``. A term maps each parameter to ``"1"`` (a constant), ``"x"`` / ``"-x"``
+(± the log of column or feature x) or ``"x*y"`` (log x · log y). L = A/x^α + σ::
+
+    @dataclasses.dataclass(kw_only=True)
+    class FloorPowerLaw(Law):
+        name: ClassVar[str] = "floor-power"
+        target: ClassVar[str] = "y"
+        inputs: ClassVar[tuple[str, ...]] = ("x",)
+        varying: ClassVar[dict[str, str]] = {"x": "alpha needs several x"}
+        parameters: ClassVar[tuple[Parameter, ...]] = (
+            Parameter("log_A"), Parameter("log_sigma", (-20.0, 20.0)), Parameter("alpha", (0.0, 5.0))
+        )
+        terms: ClassVar[tuple[Term, ...]] = ({"log_A": "1", "alpha": "-x"}, {"log_sigma": "1"})
+
+        def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
+            floor = 0.5 * np.exp(logy.min())
+            return self._start_rows([{"log_A": np.log(np.exp(logy).max() - floor), "log_sigma": np.log(floor),
+                                      "alpha": alpha} for alpha in (0.2, 0.5, 1.0)])
+
+``formula`` then reads "y = A/x^alpha + sigma" (``tests/laws/test_declared_law.py`` fits this law). Laws
+of another form (a sigmoid, a two-step chain) define ``theta_names``, ``_bounds``, ``_design``,
+``_coefficients``, ``_theta`` and ``formula`` themselves.
 """
 
 from __future__ import annotations
@@ -11,7 +34,7 @@ import abc
 import dataclasses
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -39,6 +62,9 @@ from archscale.laws.resampling import NoiseModel, log_jacobian, spawn_seeds
 Table = pd.DataFrame | Mapping[str, Any]
 """A DataFrame, or any mapping of column name to array (``{"x": ..., "y": ...}``)."""
 
+Term = Mapping[str, str]
+"""One term of a log-sum-exp law: parameter name → the log-input it multiplies (see the module docstring)."""
+
 _REGISTRY: dict[str, type[Law]] = {}
 
 # A column whose largest value is within 10 % of its smallest is constant for fitting purposes (e.g. the
@@ -62,6 +88,36 @@ def _at_bound(value: np.ndarray | float, bound: float) -> np.ndarray | bool:
 def _fixed(bounds: tuple[float | None, float | None]) -> bool:
     """Whether a parameter's bounds fix it (a value the user set, not one the fit found on a bound)."""
     return bounds[0] is not None and bounds[0] == bounds[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """One fitted parameter θ_i and its L-BFGS-B bounds. ``log_X`` is fitted as log X, so the coefficient
+    ``X = exp θ_i`` stays positive without a bound; any other name is the coefficient itself."""
+
+    name: str
+    bounds: tuple[float | None, float | None] = (None, None)
+
+    @property
+    def coefficient(self) -> str:
+        """The paper's name of the coefficient this parameter gives."""
+        return self.name.removeprefix("log_")
+
+    def to_coefficient(self, theta: np.ndarray) -> np.ndarray:
+        return np.exp(theta) if self.name.startswith("log_") else theta
+
+    def to_theta(self, coefficient: float) -> float:
+        return math.log(coefficient) if self.name.startswith("log_") else coefficient
+
+
+def _feature(features: Mapping[str, np.ndarray | float], spec: str) -> np.ndarray | float:
+    """The design column a term's ``spec`` names: ``"1"``, ``"x"``, ``"-x"`` or ``"x*y"`` over ``features``."""
+    if spec == "1":
+        return 1.0
+    if spec.startswith("-"):
+        return -features[spec[1:]]
+    left, _, right = spec.partition("*")
+    return features[left] * features[right] if right else features[left]
 
 
 def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -184,43 +240,90 @@ class Law(abc.ABC):
     # ----- what a concrete law defines -------------------------------------------------------------------
     @property
     @abc.abstractmethod
-    def formula(self) -> str:
-        """The law as an equation, in the paper's notation."""
-
-    @property
-    @abc.abstractmethod
     def inputs(self) -> tuple[str, ...]:
         """Table columns the law reads (besides the target)."""
-
-    @property
-    @abc.abstractmethod
-    def theta_names(self) -> tuple[str, ...]:
-        """Names of the optimised parameters θ (log-coefficients and exponents)."""
 
     @property
     @abc.abstractmethod
     def varying(self) -> dict[str, str]:
         """Columns that must take several values, with what each one is needed for."""
 
-    @abc.abstractmethod
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        """The fitted parameters θ, in order, with their bounds."""
+        raise NotImplementedError(
+            f"{type(self).__name__} declares no parameters, so it defines theta_names, _bounds, _coefficients "
+            "and _theta"
+        )
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        """The terms of L = Σ_t exp(θ · x_t): which parameter multiplies which log-input."""
+        raise NotImplementedError(f"{type(self).__name__} declares no terms, so it defines _design")
+
+    @property
+    def symbols(self) -> dict[str, str]:
+        """Column → symbol in ``formula`` (e.g. ``tokens`` → ``D``); a column not named here is its own."""
+        return {}
+
+    def _log_features(self, logx: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray | float]:
+        """What the terms may name besides the logs of the inputs (e.g. a transformed column)."""
+        return logx
+
+    @property
+    def formula(self) -> str:
+        """The law as an equation, in the paper's notation (derived from terms of the form c/x^e)."""
+        symbols, coefficients = self.symbols, {p.name: p.coefficient for p in self.parameters}
+        rendered = []
+        for term in self.terms:
+            if any(spec != "1" and not spec.startswith("-") for spec in term.values()):
+                raise NotImplementedError(
+                    f"{type(self).__name__} has a term not of the form c/x^e: write its formula"
+                )
+            scale = "".join(coefficients[name] for name, spec in term.items() if spec == "1")
+            powers = [
+                f"{symbols.get(spec[1:], spec[1:])}^{name}" for name, spec in term.items() if spec != "1"
+            ]
+            below = powers[0] if len(powers) == 1 else f"({' '.join(powers)})"
+            rendered.append(f"{scale}/{below}" if powers else scale)
+        legend = ", ".join(f"{symbols[c]} = {c}" for c in self.inputs if symbols.get(c, c) != c)
+        equation = f"{symbols.get(self.target, self.target)} = {' + '.join(rendered)}"
+        return f"{equation}  [{legend}]" if legend else equation
+
+    @property
+    def theta_names(self) -> tuple[str, ...]:
+        """Names of the optimised parameters θ (log-coefficients and exponents)."""
+        return tuple(parameter.name for parameter in self.parameters)
+
     def _bounds(self) -> Bounds:
         """L-BFGS-B bounds per parameter (``None`` for unbounded)."""
+        return [parameter.bounds for parameter in self.parameters]
 
-    @abc.abstractmethod
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         """Design tensor ``(terms, points, parameters)`` from the logs of the input columns."""
+        features, names = self._log_features(logx), self.theta_names
+        design = np.zeros((len(self.terms), len(logx[self.inputs[0]]), len(names)))
+        for t, term in enumerate(self.terms):
+            for name, spec in term.items():
+                design[t, :, names.index(name)] = _feature(features, spec)
+        return design
 
     def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
         """Starting points ``(S, p)`` for multi-term laws (single-term laws start from least squares)."""
         raise NotImplementedError(f"{type(self).__name__} has several terms, so it must define _grid")
 
-    @abc.abstractmethod
+    def _start_rows(self, rows: Iterable[Mapping[str, float]]) -> np.ndarray:
+        """Starting points given by parameter name, as the ``(S, p)`` array of ``_grid``; a name the law does
+        not fit is left out (ChinchillaLaw's rows carry WangLaw's gamma)."""
+        return np.array([[row[name] for name in self.theta_names] for row in rows])
+
     def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """θ (shape ``(..., p)``) → the paper's coefficients, vectorised over leading axes."""
+        return {p.coefficient: p.to_coefficient(theta[..., i]) for i, p in enumerate(self.parameters)}
 
-    @abc.abstractmethod
     def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
         """The paper's coefficients → θ (inverse of ``_coefficients``)."""
+        return np.array([p.to_theta(coefficients[p.coefficient]) for p in self.parameters])
 
     def _derived(self, coefficients: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Quantities derived from the coefficients that deserve intervals too (e.g. allocation exponents)."""

@@ -17,9 +17,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from archscale.laws.base import Law, numeric_column
+from archscale.laws.base import Law, Parameter, Term, numeric_column
 from archscale.laws.errors import LawDataError
-from archscale.laws.optimize import Bounds
 
 _SIZES = ("params", "model_scale")
 _LOG_SIGMA_BOUNDS = (-20.0, 20.0)  # σ in [2e-9, 5e8]: the lower bound only catches a vanishing σ
@@ -39,7 +38,7 @@ class ChinchillaLaw(Law):
 
     name: ClassVar[str] = "chinchilla"
     grids: ClassVar[tuple[str, ...]] = ("default", "hoffmann")
-    _with_experts: ClassVar[bool] = False
+    _gamma_starts: ClassVar[tuple[float, ...]] = (0.0,)  # starts of an expert exponent (WangLaw's gamma)
 
     def __post_init__(self) -> None:
         _check_size(self.size)
@@ -50,65 +49,56 @@ class ChinchillaLaw(Law):
         return "P" if self.size == "params" else "N"
 
     @property
-    def formula(self) -> str:
-        return f"L = A/{self._symbol}^alpha + B/D^beta + sigma  [{self._symbol} = {self.size}, D = tokens]"
-
-    @property
     def flops_factor(self) -> float:
         """k in C = k·S·D: 6 for parameters (the 6·P·D convention), 1 for the model scale N (C = N·D)."""
         return 6.0 if self.size == "params" else 1.0
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return (self.size, "tokens", "experts") if self._with_experts else (self.size, "tokens")
+        return (self.size, "tokens")
 
     @property
-    def theta_names(self) -> tuple[str, ...]:
-        names = ("log_A", "log_B", "log_sigma", "alpha", "beta")
-        return (*names, "gamma") if self._with_experts else names
+    def symbols(self) -> dict[str, str]:
+        return {"loss": "L", self.size: self._symbol, "tokens": "D"}
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        return (
+            Parameter("log_A"),
+            Parameter("log_B"),
+            Parameter("log_sigma", _LOG_SIGMA_BOUNDS),
+            Parameter("alpha", _EXPONENT_BOUNDS),
+            Parameter("beta", _EXPONENT_BOUNDS),
+        )
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        return (
+            {"log_A": "1", "alpha": f"-{self.size}"},
+            {"log_B": "1", "beta": "-tokens"},
+            {"log_sigma": "1"},
+        )
 
     @property
     def varying(self) -> dict[str, str]:
-        need = {
+        return {
             self.size: f"the A/{self._symbol}^alpha term needs several model sizes",
             "tokens": "the B/D^beta term needs several token counts D (points along each loss curve, or several "
             "budgets); with D fixed, fit ClarkLaw or PowerLaw on model size instead",
         }
-        if self._with_experts:
-            need["experts"] = (
-                "the E^gamma factor needs several expert counts (dense runs count as E = 1); with a single E "
-                "use ChinchillaLaw(size='model_scale')"
-            )
-        return need
-
-    def _bounds(self) -> Bounds:
-        bounds: Bounds = [(None, None), (None, None), _LOG_SIGMA_BOUNDS, _EXPONENT_BOUNDS, _EXPONENT_BOUNDS]
-        return [*bounds, (-5.0, 5.0)] if self._with_experts else bounds
-
-    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
-        n = len(logx[self.size])
-        design = np.zeros((3, n, len(self.theta_names)))
-        design[0, :, 0] = 1.0  # log A - alpha log S (- gamma log E)
-        design[0, :, 3] = -logx[self.size]
-        design[1, :, 1] = 1.0  # log B - beta log D
-        design[1, :, 4] = -logx["tokens"]
-        design[2, :, 2] = 1.0  # log sigma
-        if self._with_experts:
-            design[0, :, 5] = -logx["experts"]
-        return design
 
     def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
-        gammas = (0.0, 0.5, 1.0) if self._with_experts else (0.0,)
+        gammas = self._gamma_starts
         if self.grid == "hoffmann":  # Hoffmann et al. 2022, App. D.2 (gamma added for the E factor)
             exps, sigmas, coefs = np.arange(0, 2.01, 0.5), np.arange(-1, 1.01, 0.5), np.arange(0, 25.1, 5)
             rows = [
-                (a, b, e, alpha, beta, gamma)
+                {"log_A": a, "log_B": b, "log_sigma": e, "alpha": alpha, "beta": beta, "gamma": gamma}
                 for alpha, beta, e, a, b, gamma in itertools.product(exps, exps, sigmas, coefs, coefs, gammas)
             ]
         else:  # scaled to the data: σ a share of the lowest loss, the rest split between the two terms
             y = np.exp(logy)
             mid_s, mid_d = np.median(logx[self.size]), np.median(logx["tokens"])
-            mid_e = np.median(logx["experts"]) if self._with_experts else 0.0
+            mid_e = np.median(logx["experts"]) if "experts" in logx else 0.0
             rows = []
             for alpha, beta, share_sigma, share_a, gamma in itertools.product(
                 (0.2, 0.5, 0.8), (0.2, 0.5, 0.8), (0.3, 0.7), (0.25, 0.75), gammas[:2]
@@ -117,21 +107,15 @@ class ChinchillaLaw(Law):
                 rest = np.median(y) - sigma
                 log_a = math.log(share_a * rest) + alpha * mid_s + gamma * mid_e
                 log_b = math.log((1 - share_a) * rest) + beta * mid_d
-                rows.append((log_a, log_b, math.log(sigma), alpha, beta, gamma))
-        return np.array(rows)[:, : len(self.theta_names)]
+                rows.append({"log_A": log_a, "log_B": log_b, "log_sigma": math.log(sigma), "alpha": alpha,
+                             "beta": beta, "gamma": gamma})  # fmt: skip
+        return self._start_rows(rows)
 
     def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        coefficients = {"A": np.exp(theta[..., 0]), "B": np.exp(theta[..., 1]), "alpha": theta[..., 3]}
-        coefficients["beta"] = theta[..., 4]
-        if self._with_experts:
-            coefficients["gamma"] = theta[..., 5]
-        coefficients["sigma"] = np.exp(theta[..., 2])
+        """σ last, as the paper lists it."""
+        coefficients = super()._coefficients(theta)
+        coefficients["sigma"] = coefficients.pop("sigma")
         return coefficients
-
-    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
-        c = coefficients
-        theta = [math.log(c["A"]), math.log(c["B"]), math.log(c["sigma"]), c["alpha"], c["beta"]]
-        return np.array([*theta, c["gamma"]] if self._with_experts else theta)
 
     def _derived(self, coefficients: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Allocation exponents (paper Eq. 7-8): N_opt ∝ C^alpha_N, D_opt ∝ C^alpha_D."""
@@ -147,12 +131,31 @@ class WangLaw(ChinchillaLaw):
     size: Literal["params", "model_scale"] = "model_scale"
 
     name: ClassVar[str] = "wang"
-    _with_experts: ClassVar[bool] = True
+    _gamma_starts: ClassVar[tuple[float, ...]] = (0.0, 0.5, 1.0)
 
     @property
-    def formula(self) -> str:
-        s = self._symbol
-        return f"L = A/({s}^alpha E^gamma) + B/D^beta + sigma  [{s} = {self.size}, D = tokens, E = experts]"
+    def inputs(self) -> tuple[str, ...]:
+        return (*super().inputs, "experts")
+
+    @property
+    def symbols(self) -> dict[str, str]:
+        return super().symbols | {"experts": "E"}
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        return (*super().parameters, Parameter("gamma", (-5.0, 5.0)))
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        size_term, *rest = super().terms
+        return ({**size_term, "gamma": "-experts"}, *rest)
+
+    @property
+    def varying(self) -> dict[str, str]:
+        return super().varying | {
+            "experts": "the E^gamma factor needs several expert counts (dense runs count as E = 1); with a single "
+            "E use ChinchillaLaw(size='model_scale')"
+        }
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -183,8 +186,17 @@ class ClarkLaw(Law):
         return (self.size, "experts")
 
     @property
-    def theta_names(self) -> tuple[str, ...]:
-        return ("a", "b", "c", "d") if self.interaction else ("a", "b", "d")
+    def parameters(self) -> tuple[Parameter, ...]:
+        return tuple(Parameter(name) for name in ("a", "b", "c", "d") if self.interaction or name != "c")
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        cross = {"c": "log10_cross"} if self.interaction else {}
+        return ({"a": self.size, "b": "experts", **cross, "d": "ln10"},)
+
+    def _log_features(self, logx: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray | float]:
+        """ln L = ln10 · log10 L, and ln10 · log10 S · log10 E = ln S · ln E / ln10."""
+        return {**logx, "log10_cross": logx[self.size] * logx["experts"] / math.log(10), "ln10": math.log(10)}
 
     @property
     def varying(self) -> dict[str, str]:
@@ -193,54 +205,27 @@ class ClarkLaw(Law):
             "experts": "b needs several expert counts (dense runs count as E = 1)",
         }
 
-    def _bounds(self) -> Bounds:
-        return [(None, None)] * len(self.theta_names)
-
-    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
-        # ln L = ln10 · log10 L, and ln10 · log10 S · log10 E = ln S · ln E / ln10.
-        ln_s, ln_e = logx[self.size], logx["experts"]
-        columns = [ln_s, ln_e, ln_s * ln_e / math.log(10)] if self.interaction else [ln_s, ln_e]
-        return np.column_stack([*columns, np.full_like(ln_s, math.log(10))])[None]
-
-    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: theta[..., i] for i, name in enumerate(self.theta_names)}
-
-    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
-        return np.array([coefficients[name] for name in self.theta_names])
-
 
 @dataclasses.dataclass(kw_only=True)
 class KaplanComputeLaw(Law):
     """L(C) = L_inf + (C0/C)^α (Kaplan-style loss against compute, with an irreducible loss)."""
 
     name: ClassVar[str] = "kaplan"
+    inputs: ClassVar[tuple[str, ...]] = ("compute",)
+    parameters: ClassVar[tuple[Parameter, ...]] = (
+        Parameter("alpha_log_C0"),  # α log C0: the term is linear in it, C0 itself is not
+        Parameter("alpha", _EXPONENT_BOUNDS),
+        Parameter("log_L_inf", _LOG_SIGMA_BOUNDS),
+    )
+    terms: ClassVar[tuple[Term, ...]] = ({"alpha_log_C0": "1", "alpha": "-compute"}, {"log_L_inf": "1"})
 
     @property
     def formula(self) -> str:
         return "L = L_inf + (C0/C)^alpha  [C = compute]"
 
     @property
-    def inputs(self) -> tuple[str, ...]:
-        return ("compute",)
-
-    @property
-    def theta_names(self) -> tuple[str, ...]:
-        return ("alpha_log_C0", "alpha", "log_L_inf")
-
-    @property
     def varying(self) -> dict[str, str]:
         return {"compute": "the (C0/C)^alpha term needs several compute budgets"}
-
-    def _bounds(self) -> Bounds:
-        return [(None, None), _EXPONENT_BOUNDS, _LOG_SIGMA_BOUNDS]
-
-    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
-        n = len(logx["compute"])
-        design = np.zeros((2, n, 3))
-        design[0, :, 0] = 1.0  # alpha log C0 - alpha log C
-        design[0, :, 1] = -logx["compute"]
-        design[1, :, 2] = 1.0  # log L_inf
-        return design
 
     def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
         y = np.exp(logy)
@@ -248,8 +233,9 @@ class KaplanComputeLaw(Law):
         rows = []
         for alpha, share in itertools.product((0.05, 0.1, 0.2, 0.4), (0.3, 0.6, 0.9)):
             floor = share * y.min()
-            rows.append((math.log(np.median(y) - floor) + alpha * mid_c, alpha, math.log(floor)))
-        return np.array(rows)
+            alpha_log_c0 = math.log(np.median(y) - floor) + alpha * mid_c
+            rows.append({"alpha_log_C0": alpha_log_c0, "alpha": alpha, "log_L_inf": math.log(floor)})
+        return self._start_rows(rows)
 
     def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         alpha = theta[..., 1]
@@ -292,8 +278,24 @@ class GranularityLaw(Law):
         return (self.size, "tokens", "granularity")
 
     @property
-    def theta_names(self) -> tuple[str, ...]:
-        return ("log_a", "log_b", "log_c", "log_g", "alpha", "beta", "gamma")
+    def parameters(self) -> tuple[Parameter, ...]:
+        scales = (
+            Parameter("log_a"),
+            Parameter("log_b"),
+            Parameter("log_c", _LOG_SIGMA_BOUNDS),
+            Parameter("log_g"),
+        )
+        return (*scales, *(Parameter(name, _EXPONENT_BOUNDS) for name in ("alpha", "beta", "gamma")))
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        size = f"-{self.size}"
+        return (
+            {"log_a": "1", "alpha": size},
+            {"log_g": "1", "alpha": size, "gamma": "-granularity"},
+            {"log_b": "1", "beta": "-tokens"},
+            {"log_c": "1"},
+        )
 
     @property
     def varying(self) -> dict[str, str]:
@@ -302,19 +304,6 @@ class GranularityLaw(Law):
             "tokens": "the b/D^beta term needs several token counts D",
             "granularity": "g and gamma need several granularities G (coarse experts count as G = 1)",
         }
-
-    def _bounds(self) -> Bounds:
-        return [(None, None)] * 2 + [_LOG_SIGMA_BOUNDS, (None, None)] + [_EXPONENT_BOUNDS] * 3
-
-    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
-        n = len(logx[self.size])
-        design = np.zeros((4, n, 7))
-        design[0, :, 0], design[0, :, 4] = 1.0, -logx[self.size]  # log a - alpha log S
-        design[1, :, 3], design[1, :, 4] = 1.0, -logx[self.size]  # log g - gamma log G - alpha log S
-        design[1, :, 6] = -logx["granularity"]
-        design[2, :, 1], design[2, :, 5] = 1.0, -logx["tokens"]  # log b - beta log D
-        design[3, :, 2] = 1.0  # log c
-        return design
 
     def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
         """Scaled to the data: c a share of the lowest loss, the rest split among the other three terms."""
@@ -330,18 +319,9 @@ class GranularityLaw(Law):
             log_a = math.log((1 - share_g) * size_share) + alpha * mid_s
             log_g = math.log(share_g * size_share) + alpha * mid_s + gamma * mid_g
             log_b = math.log(0.5 * rest) + beta * mid_d
-            rows.append((log_a, log_b, math.log(c), log_g, alpha, beta, gamma))
-        return np.array(rows)
-
-    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        names = ("a", "b", "c", "g")
-        coefficients = {name: np.exp(theta[..., i]) for i, name in enumerate(names)}
-        return coefficients | {"alpha": theta[..., 4], "beta": theta[..., 5], "gamma": theta[..., 6]}
-
-    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
-        c = coefficients
-        logs = [math.log(c[name]) for name in ("a", "b", "c", "g")]
-        return np.array([*logs, c["alpha"], c["beta"], c["gamma"]])
+            rows.append({"log_a": log_a, "log_b": log_b, "log_c": math.log(c), "log_g": log_g, "alpha": alpha,
+                         "beta": beta, "gamma": gamma})  # fmt: skip
+        return self._start_rows(rows)
 
     def _derived(self, coefficients: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Allocation exponents at fixed G (the (g/G^γ + a) factor is a constant then)."""
@@ -393,8 +373,29 @@ class JointMoELaw(Law):
         return (self.size, "tokens", "experts")
 
     @property
-    def theta_names(self) -> tuple[str, ...]:
-        return ("log_a", "log_b", "log_c", "alpha", "beta", "gamma", "delta", "omega", "zeta")
+    def parameters(self) -> tuple[Parameter, ...]:
+        falling, signed = (-5.0, 0.0), (-5.0, 5.0)
+        scales = (Parameter("log_a"), Parameter("log_b"), Parameter("log_c", _LOG_SIGMA_BOUNDS))
+        exponents = (Parameter("alpha", falling), Parameter("beta", falling))
+        return (
+            *scales,
+            *exponents,
+            *(Parameter(name, signed) for name in ("gamma", "delta", "omega", "zeta")),
+        )
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        n, e = self.size, "effective_experts"
+        return (
+            {"log_a": "1", "alpha": n, "gamma": f"{e}*{n}", "delta": e},
+            {"log_b": "1", "beta": "tokens", "zeta": f"{e}*tokens", "omega": e},
+            {"log_c": "1"},
+        )
+
+    def _log_features(self, logx: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray | float]:
+        """Adds log Ê, the log of Clark et al.'s saturating expert count."""
+        log_e = np.log(effective_experts(np.exp(logx["experts"]), self.e_start, self.e_max))
+        return {**logx, "effective_experts": log_e}
 
     @property
     def varying(self) -> dict[str, str]:
@@ -403,19 +404,6 @@ class JointMoELaw(Law):
             "tokens": "the D term needs several token counts",
             "experts": "delta, gamma, omega and zeta need several expert counts (dense runs count as E = 1)",
         }
-
-    def _bounds(self) -> Bounds:
-        signed = (-5.0, 5.0)
-        return [(None, None), (None, None), _LOG_SIGMA_BOUNDS, (-5.0, 0.0), (-5.0, 0.0), *[signed] * 4]
-
-    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
-        log_n, log_d = logx[self.size], logx["tokens"]
-        log_e = np.log(effective_experts(np.exp(logx["experts"]), self.e_start, self.e_max))
-        design = np.zeros((3, len(log_n), 9))
-        design[0, :, 0], design[0, :, 3], design[0, :, 5], design[0, :, 6] = 1.0, log_n, log_e * log_n, log_e
-        design[1, :, 1], design[1, :, 4], design[1, :, 8], design[1, :, 7] = 1.0, log_d, log_e * log_d, log_e
-        design[2, :, 2] = 1.0
-        return design
 
     def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
         """Chinchilla-like starts (no expert dependence) scaled to the data, then small expert effects."""
@@ -427,18 +415,10 @@ class JointMoELaw(Law):
         ):
             c = share_c * y.min()
             half = 0.5 * (np.median(y) - c)
-            rows.append((math.log(half) - alpha * mid_n, math.log(half) - beta * mid_d, math.log(c),
-                         alpha, beta, 0.0, delta, 0.0, 0.0))  # fmt: skip
-        return np.array(rows)
-
-    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        out = {"a": np.exp(theta[..., 0]), "b": np.exp(theta[..., 1]), "c": np.exp(theta[..., 2])}
-        return out | {name: theta[..., i] for i, name in enumerate(self.theta_names) if i >= 3}
-
-    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
-        c = coefficients
-        return np.array([math.log(c["a"]), math.log(c["b"]), math.log(c["c"]),
-                         *(c[name] for name in self.theta_names[3:])])  # fmt: skip
+            rows.append({"log_a": math.log(half) - alpha * mid_n, "log_b": math.log(half) - beta * mid_d,
+                         "log_c": math.log(c), "alpha": alpha, "beta": beta, "gamma": 0.0, "delta": delta,
+                         "omega": 0.0, "zeta": 0.0})  # fmt: skip
+        return self._start_rows(rows)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -470,8 +450,23 @@ class SparsityLaw(Law):
         return (self.size, "tokens", "sparsity")
 
     @property
-    def theta_names(self) -> tuple[str, ...]:
-        return ("log_a", "log_b", "log_c", "log_d", "log_e", "alpha", "beta", "lambda", "delta", "gamma")
+    def parameters(self) -> tuple[Parameter, ...]:
+        scales = (*(Parameter(f"log_{name}") for name in "abcd"), Parameter("log_e", _LOG_SIGMA_BOUNDS))
+        signed = (-5.0, 5.0)
+        exponents = (Parameter("alpha", _EXPONENT_BOUNDS), Parameter("beta", _EXPONENT_BOUNDS))
+        return (*scales, *exponents, Parameter("lambda", signed), Parameter("delta", signed),
+                Parameter("gamma", _EXPONENT_BOUNDS))  # fmt: skip
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        n, density = f"-{self.size}", "-sparsity"  # the log of 1 - S under the name sparsity (_log_inputs)
+        return (
+            {"log_a": "1", "alpha": n},
+            {"log_b": "1", "beta": "-tokens"},
+            {"log_c": "1", "lambda": density},
+            {"log_d": "1", "delta": density, "gamma": n},
+            {"log_e": "1"},
+        )
 
     @property
     def varying(self) -> dict[str, str]:
@@ -492,31 +487,6 @@ class SparsityLaw(Law):
             table = {**{k: table[k] for k in table.keys()}, "sparsity": 1.0 - sparsity}  # noqa: SIM118
         return super()._log_inputs(table)
 
-    def _bounds(self) -> Bounds:
-        signed = (-5.0, 5.0)
-        return [(None, None)] * 4 + [
-            _LOG_SIGMA_BOUNDS,
-            _EXPONENT_BOUNDS,
-            _EXPONENT_BOUNDS,
-            signed,
-            signed,
-            _EXPONENT_BOUNDS,
-        ]
-
-    def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
-        log_n, log_d, log_density = logx[self.size], logx["tokens"], logx["sparsity"]  # log(1 - S)
-        design = np.zeros((5, len(log_n), 10))
-        design[0, :, 0], design[0, :, 5] = 1.0, -log_n  # log a - alpha log N
-        design[1, :, 1], design[1, :, 6] = 1.0, -log_d  # log b - beta log D
-        design[2, :, 2], design[2, :, 7] = 1.0, -log_density  # log c - lambda log(1 - S)
-        design[3, :, 3], design[3, :, 8], design[3, :, 9] = (
-            1.0,
-            -log_density,
-            -log_n,
-        )  # log d - delta.. - gamma..
-        design[4, :, 4] = 1.0  # log e
-        return design
-
     def _grid(self, logx: Mapping[str, np.ndarray], logy: np.ndarray) -> np.ndarray:
         y = np.exp(logy)
         mid_n, mid_d = np.median(logx[self.size]), np.median(logx["tokens"])
@@ -526,16 +496,7 @@ class SparsityLaw(Law):
         ):
             e = share_e * y.min()
             quarter = 0.25 * (np.median(y) - e)
-            rows.append((math.log(quarter) + alpha * mid_n, math.log(quarter) + beta * mid_d, math.log(quarter),
-                         math.log(quarter) + alpha * mid_n, math.log(e), alpha, beta, lam, delta, alpha))  # fmt: skip
-        return np.array(rows)
-
-    def _coefficients(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        logs = {name: np.exp(theta[..., i]) for i, name in enumerate("abcde")}
-        return logs | {name: theta[..., i] for i, name in enumerate(self.theta_names) if i >= 5}
-
-    def _theta(self, coefficients: Mapping[str, float]) -> np.ndarray:
-        c = coefficients
-        return np.array(
-            [*(math.log(c[name]) for name in "abcde"), *(c[name] for name in self.theta_names[5:])]
-        )
+            rows.append({"log_a": math.log(quarter) + alpha * mid_n, "log_b": math.log(quarter) + beta * mid_d,
+                         "log_c": math.log(quarter), "log_d": math.log(quarter) + alpha * mid_n, "log_e": math.log(e),
+                         "alpha": alpha, "beta": beta, "lambda": lam, "delta": delta, "gamma": alpha})  # fmt: skip
+        return self._start_rows(rows)
