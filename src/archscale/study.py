@@ -128,8 +128,9 @@ def resolution_preview(
         f"what the {kind} ladder can resolve (planner, {replicates} simulated ladders of this design under an "
         f"assumed law, MICRO_LAW, and noise run {MICRO_NOISE.run:g} / point {MICRO_NOISE.point:g}): {said}, "
         f"{result.degenerate_fraction:.0%} of fits degenerate; the paper's α_N difference {needed:.3f} needs each "
-        f"family's interval under {per_family:.2f} wide: {verdict}. `archscale plan ladder --objective alpha_N` "
-        "sizes a ladder that reaches it."
+        f"family's interval under {per_family:.2f} wide: {verdict}. `archscale plan ladder --fit FIT.json "
+        "--budget FLOPS --compute C --objective alpha_N` sizes a ladder that reaches it (benchmarks/RESULTS.md: "
+        "none within 131072× this budget under this law)."
     )
 
 
