@@ -170,7 +170,7 @@ def _score(law, table, truths: dict, at: dict, truth_at: float, new_run: float, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         law = dataclasses.replace(law, bootstrap=refits, seed=seed, method=method).fit(table)
-    out: dict = {"seconds": time.process_time() - start, "degenerate": bool(law.on_bound_)}
+    out: dict = {"seconds": time.process_time() - start, "degenerate": law.degenerate_ is not None}
     if law.bootstrap_ is None:
         return out
     for name, value in truths.items():

@@ -61,7 +61,9 @@ def test_a_law_the_data_cannot_pin_down_gives_no_plan(tmp_path):
     _, runs, curve = make_store(tmp_path / "flat.sqlite", TRUTH | {"g": 1e-9})
     result = design_space(runs, curve)
     assert "granularity" in result.degenerate and "granularity" not in result.plans
-    assert "on its bound" in result.degenerate["granularity"]
+    reason = result.degenerate["granularity"]
+    assert reason.startswith("the granularity fit is degenerate: ")
+    assert "ended on its bound or faded out of the law, so the data do not pin the law down" in reason
 
 
 def test_with_no_usable_design_law_the_published_laws_plan_labelled(tmp_path, store):

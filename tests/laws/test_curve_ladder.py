@@ -39,7 +39,8 @@ def test_two_sizes_need_the_size_exponent_fixed_and_then_keep_it() -> None:
         warnings.simplefilter("error")  # a fixed exponent is the user's choice, not a fit stuck on a bound
         law = CurveLadderLaw(alpha_fixed=0.25).fit(two)
     assert law.coefficients_["alpha"] == 0.25
-    assert law.on_bound_ == []
+    assert law.pinned_ == []
+    assert law.degenerate_ is None
     assert law.coefficients_["sigma"] == pytest.approx(TRUTH["sigma"], rel=0.02)
     again = law_class("curve-ladder").from_dict(law.to_dict())
     assert again.alpha_fixed == 0.25

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from archscale.cli.main import app
-from archscale.laws import GranularityLaw, published
+from archscale.laws import GranularityLaw, Law, published
 from archscale.laws.design import Design, design_grid, plan_designs
 from archscale.laws.errors import LawDataError, OnBoundWarning
 
@@ -161,9 +161,11 @@ def test_a_plan_from_a_fit_the_data_did_not_pin_down_says_so(tmp_path):
     ]
     result = CliRunner().invoke(app, [*command, "--fit", str(fit), "--json"])
     assert result.exit_code == 0, result.output
-    assert any("did not pin the law down" in note for note in json.loads(result.stdout)["notes"])
+    reason = Law.from_dict(json.loads(fit.read_text())).degenerate_
+    assert reason is not None
+    assert any(f"this fit is degenerate: {reason}" in note for note in json.loads(result.stdout)["notes"])
     published_plan = CliRunner().invoke(app, [*command, "--law", "krajewski2024", "--json"])
-    assert not any("did not pin" in note for note in json.loads(published_plan.stdout)["notes"])
+    assert not any("degenerate" in note for note in json.loads(published_plan.stdout)["notes"])
 
 
 def test_design_space_without_a_design_law_is_one_error_line():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import warnings
 
 import numpy as np
@@ -115,8 +116,12 @@ def test_optimum_on_a_bound_is_warned(wang_grid):
     table = wang_grid.assign(loss=no_data_term * (wang_grid.tokens / 1e9) ** 0.02)
     with pytest.warns(OnBoundWarning, match="beta = 5 sits on its bound"):
         law = WangLaw().fit(table)
-    assert law.on_bound_ == ["beta", "log_B"]  # B/D^5 is ~0 on this grid: the B term has faded too
-    assert "on a bound: beta, log_B" in law.summary()
+    assert law.pinned_ == ["beta", "log_B"]  # B/D^5 is ~0 on this grid: the B term has faded too
+    assert (
+        law.degenerate_
+        == "beta, log_B ended on its bound or faded out of the law, so the data do not pin the law down"
+    )
+    assert f"degenerate: {law.degenerate_}" in law.summary()
 
 
 def test_a_term_that_fades_before_its_bound_is_flagged():
@@ -130,8 +135,9 @@ def test_a_term_that_fades_before_its_bound_is_flagged():
     with pytest.warns(OnBoundWarning, match="log_sigma has faded out of the law"):
         law = ChinchillaLaw().fit(grid)
     assert law.theta_[2] > -19  # not on the bound itself
-    assert law.on_bound_ == ["log_sigma"]
-    assert Law.from_dict(json.loads(json.dumps(law.to_dict()))).on_bound_ == ["log_sigma"]
+    assert law.pinned_ == ["log_sigma"]
+    assert law.degenerate_.startswith("log_sigma ended on its bound or faded out of the law")
+    assert Law.from_dict(json.loads(json.dumps(law.to_dict()))).pinned_ == ["log_sigma"]
 
 
 def test_unfitted_law_says_how_to_fit():
@@ -165,3 +171,7 @@ def test_summary_lists_coefficients_with_intervals(wang_grid):
     lo, hi = law.intervals_["gamma"]
     assert f"gamma    {law.coefficients_['gamma']:.6g}  [{lo:.6g}, {hi:.6g}]" in text
     assert "20 parametric bootstrap refits, noise unit point (60 points, seed 0)" in text
+    # 60 points, 6 coefficients; the noise put on the loss is 1 % in log units
+    assert re.search(
+        r"residual scale 0\.0\d+ \(rms of log residuals\), 54 degrees of freedom \(60 points - 6", text
+    )

@@ -70,10 +70,9 @@ def compute_allocation(
             skipped[family] = f"Eq. 5 cannot be fitted on the {family} runs: {err}"
             continue
         laws[family] = law
-        if law.on_bound_:
+        if reason := law.degenerate_:
             degenerate[family] = (
-                f"the {family} Eq. 5 fit is degenerate: {', '.join(law.on_bound_)} ended on its bound or faded "
-                "out of the law, so the data do not pin the law down and its α_N is not a measurement"
+                f"the {family} Eq. 5 fit is degenerate: {reason} and its α_N is not a measurement"
             )
     table = table1({labels[f]: law for f, law in laws.items()})
     table["this_study"] = table["architecture"].isin(labels.values())

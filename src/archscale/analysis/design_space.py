@@ -151,7 +151,7 @@ def _held_out(make_law: Callable[[], Law], table: pd.DataFrame) -> dict[str, Any
     return {"backbone": int(largest), "active_params": float(test["active_params"].mean()), "points": len(test),
             "mean_abs_rel_error": float(error.mean()), "max_abs_rel_error": float(error.max()),
             "designs": int(last.sum()), "rank_correlation": None if rank is None else float(rank),
-            "refit_on_bound": list(law.on_bound_)}  # fmt: skip
+            "refit_on_bound": law.pinned_}  # fmt: skip
 
 
 def _paired(
@@ -203,11 +203,8 @@ def design_space(
             result.skipped[name] = str(err)
             continue
         result.fits[name] = fit_summary(law) | {"points": int(rows.sum())}
-        if law.on_bound_:  # a constraint, not a law: it plans nothing
-            result.degenerate[name] = (
-                f"the {name} fit is degenerate: {', '.join(law.on_bound_)} ended on its bound or faded out of "
-                "the law, so the data do not pin the law down and it gives no plan"
-            )
+        if reason := law.degenerate_:  # a constraint, not a law: it plans nothing
+            result.degenerate[name] = f"the {name} fit is degenerate: {reason} and it gives no plan"
         else:
             fitted[name] = law
         if (check := _held_out(make_law, points[rows])) is not None:

@@ -152,10 +152,9 @@ def _extrapolate(law: Law, points: pd.DataFrame, family: str, bootstrap: int, se
     result.max_abs_rel_error = audit.max_abs_rel_error
     result.coverage, result.prediction_coverage = audit.coverage, audit.prediction_coverage
     result.no_interval = audit.law.no_interval_
-    if audit.law.on_bound_:
+    if reason := audit.law.degenerate_:
         result.degenerate = (
-            f"degenerate fit: {', '.join(audit.law.on_bound_)} ended on its bound or faded out of the law, so "
-            "the data do not pin the law down; its extrapolation is a curve through the points, not a measured law"
+            f"degenerate fit: {reason}; its extrapolation is a curve through the points, not a measured law"
         )
     result.curves = _curve_fits(train, "fit", audit.law.predict(train)) + _curve_fits(
         test, "held out", audit.points["predicted"].to_numpy(), bands

@@ -61,7 +61,7 @@ def fit_summary(law: Law) -> dict[str, Any]:
         | {"runs": law.bootstrap_["noise"]["n_groups"]},
         "no_interval": law.no_interval_,
         "n_points": law.n_points_,
-        "on_bound": law.on_bound_,
+        "on_bound": law.pinned_,
     }
 
 

@@ -235,6 +235,7 @@ class Law(abc.ABC):
         self.bootstrap_: dict[str, Any] | None = None
         self.objective_: float | None = None
         self.n_points_: int | None = None
+        self.residual_scale_: float | None = None  # rms of the log residuals (set by this fit, not saved)
         self.converged_: bool | None = None
 
     # ----- what a concrete law defines -------------------------------------------------------------------
@@ -428,6 +429,9 @@ class Law(abc.ABC):
         best = minimise(design, logy, weights, starts, bounds, self._huber_delta, self.n_starts, index)
         self.theta_, self.objective_, self.converged_ = best.theta, best.objective, best.converged
         self.n_points_ = len(logy)
+        log_mean = log_predict(design, self.theta_)
+        residuals = logy - (log_mean if index is None else log_mean[index])
+        self.residual_scale_ = float(np.sqrt(np.mean(residuals**2)))
         jacobian = np.abs(log_jacobian(design, self.theta_)).max(axis=0)
         self.faded_ = [name for name, slope in zip(self.theta_names, jacobian, strict=True) if slope < _FADED]
         self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
@@ -593,11 +597,23 @@ class Law(abc.ABC):
         return coefficients | self._derived(coefficients)
 
     @property
-    def on_bound_(self) -> list[str]:
-        """Parameters whose fitted value sits on an optimisation bound or has faded out of the law (its term
-        too small to move the fit: a coefficient reaching its natural bound 0 in the limit)."""
+    def pinned_(self) -> list[str]:
+        """Parameters the data do not pin down: the fitted value sits on an optimisation bound or has faded
+        out of the law (its term too small to move the fit: a coefficient reaching its natural bound 0 in
+        the limit)."""
         hits = [name for name, _, _ in self._bound_hits()]
         return hits + [name for name in self.faded_ if name not in hits]
+
+    @property
+    def degenerate_(self) -> str | None:
+        """Why the fit is a constraint rather than a law (``None`` when no parameter is pinned): the one
+        reason every analysis and the report give."""
+        if pinned := self.pinned_:
+            return (
+                f"{', '.join(pinned)} ended on its bound or faded out of the law, so the data do not pin the law "
+                "down"
+            )
+        return None
 
     @property
     def intervals_(self) -> dict[str, tuple[float, float]]:
@@ -654,6 +670,15 @@ class Law(abc.ABC):
                 f"fitted on {self.n_points_} points, {self.loss} loss objective {self.objective_:.6g}, "
                 f"{'converged' if self.converged_ else 'NOT converged'}"
             )
+            free = sum(not _fixed(bounds) for bounds in self._bounds())
+            scale = (
+                ""
+                if self.residual_scale_ is None
+                else f"residual scale {self.residual_scale_:.4g} (rms of log residuals), "
+            )
+            lines.append(
+                f"{scale}{self.n_points_ - free} degrees of freedom ({self.n_points_} points - {free} parameters)"
+            )
         if self.bootstrap_:
             b = self.bootstrap_
             lines.append(
@@ -669,8 +694,8 @@ class Law(abc.ABC):
         for name, value in values.items():
             ci = f"  [{intervals[name][0]:.6g}, {intervals[name][1]:.6g}]" if name in intervals else ""
             lines.append(f"  {name:<{width}}  {value:.6g}{ci}")
-        if hits := self.on_bound_:
-            lines.append(f"on a bound: {', '.join(hits)}")
+        if reason := self.degenerate_:
+            lines.append(f"degenerate: {reason}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -687,7 +712,7 @@ class Law(abc.ABC):
             "objective": self.objective_,
             "n_points": self.n_points_,
             "converged": self.converged_,
-            "on_bound": self.on_bound_,
+            "on_bound": self.pinned_,  # the saved-fit key, kept so saved fits keep their format
             "faded": self.faded_,
             "config": self.config(),
             "theta": theta.tolist(),

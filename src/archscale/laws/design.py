@@ -203,10 +203,10 @@ def plan_designs(
     ]
     if max_total_params is not None:
         notes.append(f"total parameters capped at {max_total_params:.4g}")
-    if law.on_bound_:
+    if reason := law.degenerate_:
         notes.append(
-            f"{', '.join(law.on_bound_)} of this fit ended on a bound or faded out of the law: the data did not "
-            "pin the law down, so the ranking rests on a constraint; fit more runs or use a published law"
+            f"this fit is degenerate: {reason}, so the ranking rests on a constraint; fit more runs or use a "
+            "published law"
         )
     return DesignPlan(
         compute=float(compute), law=label or law.name, reads=reads,

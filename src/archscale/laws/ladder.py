@@ -282,7 +282,7 @@ class Replicate:
     @classmethod
     def of(cls, law: Law, target: pd.DataFrame) -> Replicate:
         """Score a fitted law: its α_N interval width and its band at the target, in log units."""
-        degenerate = bool(law.on_bound_)
+        degenerate = law.degenerate_ is not None
         if law.bootstrap_theta_ is None:
             return cls(math.nan, math.nan, degenerate)
         alpha = law.intervals_.get("alpha_N")
