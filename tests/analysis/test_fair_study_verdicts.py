@@ -19,7 +19,7 @@ from archscale.analysis.hyperparams import optimal_hyperparameters
 from archscale.analysis.matched import judge_fairly, study_fair_comparisons
 from archscale.analysis.verdicts import lr_verdict
 from archscale.report import write_report
-from archscale.report.build import headline_numbers
+from archscale.report.headline import headline_numbers
 
 SIZES = (1e6, 2e6, 4e6, 8e6, 1.6e7)  # active parameters, both families
 TOKENS, EXPERTS, MOE_SCALE = 2**20, 8, 3.0
@@ -98,8 +98,8 @@ def test_headline_and_page_follow_the_combined_verdict(analyses, study, tmp_path
     """The headline's verdict and claim sentence, and the report's verdict table, say "depends on the
     comparison" (not "supported") and why; the page shows the four comparisons for the study's grids."""
     head = headline_numbers(analyses)
-    assert head["verdicts"][LR_CLAIM] == DEPENDS
-    sentence = next(s for s in head["claims"] if s.startswith(LR_CLAIM))
+    assert head.verdicts[LR_CLAIM] == DEPENDS
+    sentence = next(s for s in head.claims if s.startswith(LR_CLAIM))
     assert f"your runs say {DEPENDS} (lr_opt MoE ÷ dense" in sentence
     assert f"): {SUPPORTED} at equal loss (a), but {INCONCLUSIVE} under (b, cell)" in sentence
     runs, _ = study

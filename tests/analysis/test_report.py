@@ -15,7 +15,8 @@ from archscale.analysis import Extrapolation
 from archscale.analysis.public import clark_evidence, steplaw_evidence
 from archscale.cli.main import app
 from archscale.report import build_report, write_report
-from archscale.report.build import Report, headline_numbers, run_inventory, study_targets
+from archscale.report.build import run_inventory
+from archscale.report.headline import headline_numbers, study_targets
 from archscale.store import ResultsStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -194,7 +195,7 @@ def test_runs_over_one_epoch_are_counted_and_warned_about(store, tmp_path):
 def test_the_targets_of_the_design_are_stated_met_missed_or_not_checked(analyses):
     """A synthetic study from exact laws resolves α_N and the extrapolation far within the targets; a worse
     prediction is stated as missed, and a family without the analysis says why it was not checked."""
-    status = {t["target"]: (t["status"], t["reason"]) for t in study_targets(analyses)}
+    status = {t.target: (t.status, t.reason) for t in study_targets(analyses)}
     for family in ("dense", "moe"):
         assert status[f"{family}: α_N 95 % interval width ≤ 0.3"] == ("met", None)
         assert status[f"{family}: largest model predicted within 3% mean |error|"] == ("met", None)
@@ -202,25 +203,20 @@ def test_the_targets_of_the_design_are_stated_met_missed_or_not_checked(analyses
     moe = worse.loss_law.extrapolations["moe"]
     moe.mean_abs_rel_error, moe.prediction_coverage = 0.05, 0.75
     worse.loss_law.extrapolations["dense"] = Extrapolation(family="dense", skipped="no dense runs")
-    status = {t["target"]: (t["status"], t["reason"]) for t in study_targets(worse)}
+    status = {t.target: (t.status, t.reason) for t in study_targets(worse)}
     assert status["moe: largest model predicted within 3% mean |error|"] == ("missed", None)
     assert status["moe: its prediction interval holds ≥ 80% of the points"] == ("missed", None)
     assert status["dense: largest model predicted within 3% mean |error|"] == ("not checked", "no dense runs")
     moe.prediction_coverage = 0.85
-    assert ("met", None) in [
-        (t["status"], t["reason"]) for t in study_targets(worse) if "holds" in t["target"]
-    ]
+    assert ("met", None) in [(t.status, t.reason) for t in study_targets(worse) if "holds" in t.target]
 
 
-def test_the_headline_marks_alpha_n_of_a_degenerate_fit_and_the_gain_built_on_it(analyses, tmp_path):
+def test_the_headline_marks_alpha_n_of_a_degenerate_fit_and_the_gain_built_on_it(analyses):
     """The main job printed α_N with an interval beside a 'not tested' verdict when the Eq. 5 fit had σ on
     its bound: the terminal must say such a number is no measurement, as the report page does."""
 
     def headline(result) -> list[str]:
-        summary = {"headline": headline_numbers(result), "runs": {}}
-        lines = (
-            Report(tmp_path / "index.html", tmp_path / "summary.json", {}, summary).headline().splitlines()
-        )
+        lines = headline_numbers(result).text(runs={}).splitlines()
         return [line for line in lines if "Table 1" in line or "data-utilisation gain" in line]
 
     assert not any("not a measurement" in line for line in headline(analyses))

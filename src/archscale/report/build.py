@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from archscale.analysis import DEPENDS, NOT_TESTED, Analyses, Verdict, from_store, jsonable
+from archscale.analysis import Analyses, from_store, jsonable
 from archscale.analysis.curve_tables import predicted_ends, store_branch_predictions, store_step_table
 from archscale.analysis.design_space import (
     DesignSpaceResult,
@@ -37,6 +37,7 @@ from archscale.laws import AnnealingLaw
 from archscale.laws.resampling import spawn_seeds
 from archscale.paths import write_atomic
 from archscale.report.figures import design_space_figure, downstream_figure, public_figures, write_figures
+from archscale.report.headline import Headline, headline_numbers
 from archscale.report.page import render_page
 from archscale.store import ResultsStore
 
@@ -48,7 +49,6 @@ class ReportError(ArchscaleError):
 
 
 PACKAGES = ("archscale", "torch", "numpy", "scipy", "pandas", "matplotlib", "tokenizers")
-FAMILIES = ("dense", "moe", "joint")
 
 
 def environment() -> dict[str, Any]:
@@ -87,101 +87,6 @@ def run_inventory(store: ResultsStore, runs: pd.DataFrame | None = None) -> pd.D
     return inventory.sort_values(["kind", "N", "batch_size", "lr"]).reset_index(drop=True)
 
 
-def claim_sentences(analyses: Analyses, public: Sequence[PublicEvidence] = ()) -> list[str]:
-    """One plain sentence per claim: what the user's runs say, then what each public data set says (or that
-    it does not measure the claim); claims only public data judge come last."""
-    mine = [row.claim for row in analyses.verdicts.rows]
-    claims = mine + list(dict.fromkeys(r.claim for e in public for r in e.verdicts if r.claim not in mine))
-    sentences = []
-    for claim in claims:
-        parts = [f"your runs {_said(row)}" for row in analyses.verdicts.rows if row.claim == claim]
-        for evidence in (e for e in public if e.verdicts):  # a data set that judges no claim is not listed
-            theirs = [row for row in evidence.verdicts if row.claim == claim]
-            said = _said(theirs[0]) if theirs else "do not measure it"
-            parts.append(f"the public data ({evidence.dataset['name']}) {said}")
-        sentences.append(f"{claim}: {'; '.join(parts)}.")
-    return sentences
-
-
-def _said(row: Verdict) -> str:
-    """A verdict with its effect and interval, in words; one that depends on the comparison says how (the
-    first clause of its note: the verdict at equal loss and the matched comparisons that differ)."""
-    if row.verdict == NOT_TESTED:
-        return f"give no verdict ({row.note or 'not tested'})"
-    interval = _span([row.lower, row.upper], lambda v: f"{v:.3g}")
-    said = f"say {row.verdict} ({row.measure}: {row.effect:.3g} {interval})"
-    return said + f": {(row.note or '').split('; ')[0]}" if row.verdict == DEPENDS else said
-
-
-MAX_ALPHA_N_WIDTH = 0.30  # targets the study was designed to meet: what a micro study must resolve
-MAX_EXTRAPOLATION_ERROR = 0.03
-MIN_PREDICTION_COVERAGE = 0.80
-
-
-def study_targets(analyses: Analyses) -> list[dict[str, Any]]:
-    """Whether this study resolves what it was designed to: α_N's 95 % interval no wider than 0.30 per
-    family, and the largest model predicted from the smaller ones within 3 % mean |relative error| with its
-    prediction interval holding at least 80 % of the held-out points. Each target says met, missed, or why it
-    could not be checked — a missed target is stated, not hidden."""
-    rows = []
-    for family in ("dense", "moe"):
-        fit = analyses.allocation.fits.get(family)
-        interval = fit["intervals"].get("alpha_N") if fit else None
-        width = None if not interval else interval[1] - interval[0]
-        rows.append(_target(f"{family}: α_N 95 % interval width ≤ {MAX_ALPHA_N_WIDTH:g}", width,
-                            width is not None and width <= MAX_ALPHA_N_WIDTH,
-                            None if fit is None else (fit.get("no_interval") or "no interval")))  # fmt: skip
-        e = analyses.loss_law.extrapolations.get(family)
-        error = None if e is None or e.skipped else e.mean_abs_rel_error
-        rows.append(_target(f"{family}: largest model predicted within {MAX_EXTRAPOLATION_ERROR:.0%} mean |error|",
-                            error, error is not None and error <= MAX_EXTRAPOLATION_ERROR,
-                            e.skipped if e else "no extrapolation"))  # fmt: skip
-        covered = None if e is None or e.skipped else e.prediction_coverage
-        rows.append(_target(f"{family}: its prediction interval holds ≥ {MIN_PREDICTION_COVERAGE:.0%} of the points",
-                            covered, covered is not None and covered >= MIN_PREDICTION_COVERAGE,
-                            (e.no_interval or e.skipped or "no interval") if e else "no extrapolation"))  # fmt: skip
-    return rows
-
-
-def _target(target: str, value: float | None, met: bool, reason: str | None) -> dict[str, Any]:
-    status = "not checked" if value is None else ("met" if met else "missed")
-    return {"target": target, "value": value, "status": status, "reason": reason if value is None else None}
-
-
-def headline_numbers(analyses: Analyses, public: Sequence[PublicEvidence] = ()) -> dict[str, Any]:
-    """The numbers the terminal prints and ``summary.json`` leads with."""
-    extrapolation = {
-        family: {
-            "held_out": e.held_out,
-            "mean_abs_rel_error": e.mean_abs_rel_error,
-            "max_abs_rel_error": e.max_abs_rel_error,
-            "coverage": e.coverage,
-            "prediction_coverage": e.prediction_coverage,
-        }
-        for family, e in analyses.loss_law.extrapolations.items()
-        if not e.skipped
-    }
-    allocation = {
-        family: {name: fit["derived"].get(name) for name in ("alpha_N", "alpha_D")}
-        | {f"{name}_interval": fit["intervals"].get(name) for name in ("alpha_N", "alpha_D")}
-        | {"degenerate": family in analyses.allocation.degenerate}
-        for family, fit in analyses.allocation.fits.items()
-    }
-    return {
-        "extrapolation": extrapolation,
-        "allocation": allocation,
-        "alpha_N_gain": analyses.allocation.alpha_N_gain,
-        "compute_equivalent_gain": analyses.generalisation.data_efficiency_gain,
-        "verdicts": {row.claim: row.verdict for row in analyses.verdicts.rows},
-        "resolution": {row.claim: text for row in analyses.verdicts.rows if (text := row.resolution_text())},
-        "claims": claim_sentences(analyses, public),
-        "targets": study_targets(analyses),
-    }
-
-
-_DEGENERATE = "degenerate fit (a coefficient on its bound or faded out): not a measurement"
-
-
 @dataclass
 class Report:
     """What ``build_report`` wrote, and the headline it found."""
@@ -190,68 +95,11 @@ class Report:
     summary_path: Path
     figures: dict[str, Path]
     summary: dict[str, Any] = field(repr=False)
+    head: Headline = field(repr=False)
 
     def headline(self) -> str:
-        """A few terminal lines: extrapolation error, Table 1 exponents, the two gains, verdicts."""
-        head = self.summary["headline"]
-        lines = []
-        for family, e in head["extrapolation"].items():
-            lines.append(
-                f"  Eq. 5 {family}: largest model predicted within {_pct(e['mean_abs_rel_error'])} mean, "
-                f"{_pct(e['max_abs_rel_error'])} max |relative error| "
-                f"({_pct(e['prediction_coverage'])} of its points inside the prediction interval, "
-                f"{_pct(e['coverage'])} inside the curve band)"
-            )
-        for family, a in head["allocation"].items():
-            lines.append(
-                f"  Table 1 {family}: α_N = {_num(a['alpha_N'])} {_span(a['alpha_N_interval'])}, "
-                f"α_D = {_num(a['alpha_D'])} {_span(a['alpha_D_interval'])}"
-                + (f" — {_DEGENERATE}" if a["degenerate"] else "")
-            )
-        degenerate = any(a["degenerate"] for a in head["allocation"].values())
-        if gain := head["alpha_N_gain"]:
-            lines.append(
-                f"  data-utilisation gain of MoE, {gain['definition']} (the paper's definition): "
-                f"{_pct(gain['effect'])} {_span([gain['lower'], gain['upper']], _pct)} (paper: {100 * gain['paper']:.2f} %)"
-                + (f" — from a {_DEGENERATE}" if degenerate else "")
-            )
-        if gain := head["compute_equivalent_gain"]:
-            lines.append(
-                f"  compute-equivalent gain of MoE (extra compute dense needs for MoE's test loss): "
-                f"{_pct(gain['value'])} {_span([gain.get('lower'), gain.get('upper')], _pct)} (no published value)"
-            )
-        if over := self.summary["runs"].get("over_one_epoch"):
-            lines.append(
-                f"  warning: {over} runs went over their training data more than once (up to "
-                f"{self.summary['runs']['max_epochs']:.2g} epochs): repeated data bends the laws"
-            )
-        lines.append("  verdicts:")
-        for claim, verdict in head["verdicts"].items():
-            lines.append(f"    {verdict:<28} {claim}")
-            if resolution := head.get("resolution", {}).get(claim):
-                lines.append(f"    {'':<28}   ({resolution})")
-        lines += [f"  {sentence}" for sentence in head["claims"]]
-        lines.append("  targets of the study's design:")
-        lines += [
-            f"    {t['status']:<12} {t['target']}"
-            + (f": {t['value']:.3g}" if t["value"] is not None else f" ({t['reason']})")
-            for t in head["targets"]
-        ]
-        return "\n".join(lines)
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
-
-
-def _span(interval: list | None, fmt=_num) -> str:
-    if not interval or interval[0] is None or interval[1] is None:
-        return "(no interval)"
-    return f"[{fmt(interval[0])}, {fmt(interval[1])}]"
+        """The headline as terminal lines."""
+        return self.head.text(self.summary["runs"])
 
 
 def build_report(
@@ -357,10 +205,11 @@ def write_report(
     panels, no_chain = chains or ([], "No downstream points were given to the report.")
     if panels:
         figures["downstream_chain"] = downstream_figure(panels, out_dir / "figures" / "downstream_chain.png")
+    head = headline_numbers(analyses, public)
     summary = {
         **(about or {}),
         "environment": environment(),
-        "headline": headline_numbers(analyses, public),
+        "headline": head,
         "runs": {
             "total": len(inventory),
             "by_status": inventory["status"].value_counts().to_dict(),
@@ -381,5 +230,5 @@ def write_report(
     write_atomic(summary_path, json.dumps(summary, indent=1, allow_nan=False))
     index = out_dir / "index.html"
     relative = {name: path.relative_to(out_dir).as_posix() for name, path in figures.items()}
-    write_atomic(index, render_page(analyses, summary, relative, public))
-    return Report(index=index, summary_path=summary_path, figures=figures, summary=summary)
+    write_atomic(index, render_page(analyses, summary, head, relative, public))
+    return Report(index=index, summary_path=summary_path, figures=figures, summary=summary, head=head)

@@ -32,6 +32,7 @@ from archscale.analysis.downstream_chain import DownstreamPanel
 from archscale.analysis.public import PublicEvidence
 from archscale.laws.downstream_laws import final_values, sigmoid, step2_points
 from archscale.paths import write_atomic
+from archscale.report.numbers import MISSING, percent
 
 COLOURS = {"dense": "tab:blue", "moe": "tab:orange", "joint": "tab:green"}
 SIZE_COLOURS = colormaps["viridis"]  # model sizes, small (dark) to large (light)
@@ -104,13 +105,9 @@ def _log_axes(ax: Axes, x: str, y: str) -> None:
             axis.set_minor_formatter(_short_axis_labels(axis))
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f} %"
-
-
 def _interval(value: float | None, lower: float | None, upper: float | None, fmt: str = ".3g") -> str:
     if value is None:
-        return "n/a"
+        return MISSING
     if lower is None or upper is None:
         return f"{value:{fmt}}"
     return f"{value:{fmt}} [{lower:{fmt}}, {upper:{fmt}}]"
@@ -189,20 +186,20 @@ def loss_extrapolation_figure(result: LossLawResult, path: str | Path) -> Path:
             _footnote(ax, [f"curve-ladder law: {overlay.skipped}"])
         _log_axes(ax, "tokens D", "training loss (nats/token, smoothed)")
         inside = (
-            f"inside: prediction interval {_percent(extrapolation.prediction_coverage)}, "
-            f"curve band {_percent(extrapolation.coverage)}"
+            f"inside: prediction interval {percent(extrapolation.prediction_coverage, '.2f')}, "
+            f"curve band {percent(extrapolation.coverage, '.2f')}"
             if extrapolation.coverage is not None
             else "no interval"
         )
         final = (
-            f"\nfinal point |error|: Eq. 5 {_percent(overlay.eq5_final_abs_rel_error)}, curve-ladder "
-            f"{_percent(overlay.final_abs_rel_error)}"
+            f"\nfinal point |error|: Eq. 5 {percent(overlay.eq5_final_abs_rel_error, '.2f')}, curve-ladder "
+            f"{percent(overlay.final_abs_rel_error, '.2f')}"
             if overlay and not overlay.skipped
             else ""
         )
         ax.set_title(
-            f"{LABELS[family]}\nerror mean {_percent(extrapolation.mean_abs_rel_error)}, "
-            f"max {_percent(extrapolation.max_abs_rel_error)}\n{inside}{final}",
+            f"{LABELS[family]}\nerror mean {percent(extrapolation.mean_abs_rel_error, '.2f')}, "
+            f"max {percent(extrapolation.max_abs_rel_error, '.2f')}\n{inside}{final}",
             fontsize=8,
         )
         handles, labels = ax.get_legend_handles_labels()
@@ -308,10 +305,10 @@ def _optimum_law(result: HyperparamResult, path: str | Path, axis: str, title: s
         _power_fit(ax, fit, colour, LABELS[family])
     _log_axes(ax, "training loss L (smoothed)", f"optimal {NAMES[axis]}")
     if comparison is not None:
-        overlap = "n/a" if comparison.band_overlap is None else f"{100 * comparison.band_overlap:.1f} %"
         title += (
             f"\nMoE ÷ dense at L = {comparison.reference:.3g}: "
-            f"{_interval(comparison.ratio, comparison.lower, comparison.upper)}; band overlap {overlap}"
+            f"{_interval(comparison.ratio, comparison.lower, comparison.upper)}; "
+            f"band overlap {percent(comparison.band_overlap)}"
         )
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)

@@ -6,8 +6,7 @@ was made from; every string is escaped. Figures are referenced by their relative
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
@@ -16,6 +15,8 @@ from archscale.analysis.curve_ladder import AlphaIdentification
 from archscale.analysis.matched import NAMES, TARGETS, FairComparisons
 from archscale.analysis.public import PublicEvidence
 from archscale.analysis.verdicts import NOT_TESTED
+from archscale.report.headline import Headline, Target
+from archscale.report.numbers import MISSING, interval, number, percent
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em;
@@ -53,11 +54,8 @@ FIGURE_CAPTIONS = {
 
 
 def _fmt(value: Any, spec: str = ".4g") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, float):
-        return format(value, spec)
-    return escape(str(value))
+    """A number for a table cell, escaped: a non-float value may be any text."""
+    return escape(number(value, spec))
 
 
 def _plain(value: Any) -> str:
@@ -65,14 +63,6 @@ def _plain(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "none recorded"
     return f"{value:.0f}" if isinstance(value, float) else str(value)
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
-
-
-def _interval(lower: float | None, upper: float | None, fmt: Callable[[Any], str] = _fmt) -> str:
-    return "–" if lower is None or upper is None else f"[{fmt(lower)}, {fmt(upper)}]"
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 1) -> str:
@@ -113,7 +103,7 @@ def _verdict_span(verdict: str) -> str:
 
 def _verdict_table(verdicts: Iterable[Verdict]) -> str:
     rows = [
-        [escape(v.claim), escape(v.paper), escape(v.measure), _fmt(v.effect), _interval(v.lower, v.upper),
+        [escape(v.claim), escape(v.paper), escape(v.measure), _fmt(v.effect), interval((v.lower, v.upper)),
          _verdict_span(v.verdict), escape("; ".join(filter(None, [v.note, v.resolution_text()])))]
         for v in verdicts
     ]  # fmt: skip
@@ -148,13 +138,13 @@ def _fair(fair: FairComparisons | None) -> str:
     for found in fair.verdicts:
         symbol = TARGETS[found.target][1]
         for m in found.comparisons:
-            at = ", ".join(f"{NAMES[k]} {v:.3g}" for k, v in (m.reference or {}).items()) or "–"
+            at = ", ".join(f"{NAMES[k]} {v:.3g}" for k, v in (m.reference or {}).items()) or MISSING
             fits = " / ".join(
                 _fmt(r2[found.target, found.estimator, m.label, f], ".2f") for f in ("dense", "moe")
             )
             said = _verdict_span(m.verdict) if m.verdict != NOT_TESTED else "no verdict"
             rows.append([symbol, found.estimator, escape(f"{m.label} {m.basis}"), escape(at), fits,
-                         _fmt(m.ratio, ".3g"), _interval(m.lower, m.upper, lambda v: f"{v:.3g}"), said,
+                         _fmt(m.ratio, ".3g"), interval((m.lower, m.upper), lambda v: f"{v:.3g}"), said,
                          escape(m.note or "") if m.verdict == NOT_TESTED else ""])  # fmt: skip
         rows.append([symbol, found.estimator, "combined", "", "", "", "", _verdict_span(found.verdict.verdict),
                      escape(found.verdict.note or "")])  # fmt: skip
@@ -193,7 +183,7 @@ def _law_rows(name: str, fit: dict[str, Any] | None) -> list[list[str]]:
     values = {**fit["coefficients"], **fit["derived"]}
     return [
         [escape(name), escape(fit["formula"]) if i == 0 else "", escape(k), _fmt(v),
-         _interval(*(fit["intervals"].get(k) or (None, None)))]
+         interval(fit["intervals"].get(k))]
         for i, (k, v) in enumerate(values.items())
     ]  # fmt: skip
 
@@ -210,14 +200,14 @@ def _extrapolation(analyses: Analyses) -> str:
             continue
         rows.append(
             [escape(family + (" (degenerate)" if e.degenerate else "")), escape(", ".join(e.held_out)),
-             str(e.n_train), _pct(e.mean_abs_rel_error), _pct(e.max_abs_rel_error), _pct(e.prediction_coverage),
-             _pct(e.coverage)]
+             str(e.n_train), percent(e.mean_abs_rel_error), percent(e.max_abs_rel_error), percent(e.prediction_coverage),
+             percent(e.coverage)]
         )  # fmt: skip
         notes += [f"{family}: {e.degenerate}"] * bool(e.degenerate) + e.warnings
         if overlaid:
             overlay = e.curve_law
-            rows[-1] += [_pct(overlay.eq5_final_abs_rel_error if overlay else None),
-                         _pct(overlay.final_abs_rel_error if overlay else None)]  # fmt: skip
+            rows[-1] += [percent(overlay.eq5_final_abs_rel_error if overlay else None),
+                         percent(overlay.final_abs_rel_error if overlay else None)]  # fmt: skip
             if overlay and overlay.skipped:
                 notes.append(f"{family}: curve-ladder law not fitted: {overlay.skipped}")
     notes.append(
@@ -242,8 +232,8 @@ def _allocation(analyses: Analyses) -> str:
     result = analyses.allocation
     rows = [
         [escape(r["architecture"]), escape(r["source"]), _fmt(r["alpha_N"], ".3f"),
-         _interval(r["alpha_N_lo"], r["alpha_N_hi"]), _fmt(r["alpha_D"], ".3f"),
-         _interval(r["alpha_D_lo"], r["alpha_D_hi"])]
+         interval((r["alpha_N_lo"], r["alpha_N_hi"])), _fmt(r["alpha_D"], ".3f"),
+         interval((r["alpha_D_lo"], r["alpha_D_hi"]))]
         for r in result.table.to_dict(orient="records")
     ]  # fmt: skip
     notes = [f"{family}: {reason}" for family, reason in result.skipped.items()] + result.warnings
@@ -252,13 +242,13 @@ def _allocation(analyses: Analyses) -> str:
         notes.insert(
             0,
             f"α_N(MoE) − α_N(dense) = {_fmt(difference['effect'], '.3f')} "
-            f"{_interval(difference['lower'], difference['upper'])}",
+            f"{interval((difference['lower'], difference['upper']))}",
         )
     if gain:
         notes.insert(
             1,
             f"Data-utilisation gain as the paper defines its 16.37 % ({gain['definition']}): "
-            f"{_pct(gain['effect'])} {_interval(gain['lower'], gain['upper'], _pct)} "
+            f"{percent(gain['effect'])} {interval((gain['lower'], gain['upper']), percent)} "
             f"(paper: {100 * gain['paper']:.2f} %, from its Table 1: 0.590 / 0.507 − 1)",
         )
     header = ["architecture", "source", "α_N", "interval", "α_D", "interval"]
@@ -274,7 +264,7 @@ def _alpha_identification(result: AlphaIdentification | None) -> str:
     if result is None:
         return ""
     rows = [
-        [escape(r["family"]), escape(r["law"]), _fmt(r["alpha_N"], ".3f"), _interval(r["lower"], r["upper"]),
+        [escape(r["family"]), escape(r["law"]), _fmt(r["alpha_N"], ".3f"), interval((r["lower"], r["upper"])),
          escape(", ".join(r["on_bound"]) or "none"), "yes" if r["identified"] else "no"]
         for r in result.rows
     ]  # fmt: skip
@@ -301,8 +291,8 @@ def _power_fits(fits: dict[str, PowerFit], comparison: Comparison | None) -> str
         notes.insert(
             0,
             f"MoE ÷ dense {comparison.quantity} at {comparison.input} = {comparison.reference:.4g}: "
-            f"{comparison.ratio:.3f} {_interval(comparison.lower, comparison.upper, lambda x: f'{x:.3f}')}; "
-            f"band overlap {_pct(comparison.band_overlap)}, range overlap {_pct(comparison.range_overlap)}"
+            f"{comparison.ratio:.3f} {interval((comparison.lower, comparison.upper), lambda x: f'{x:.3f}')}; "
+            f"band overlap {percent(comparison.band_overlap)}, range overlap {percent(comparison.range_overlap)}"
             + (" (ranges do not overlap: both fits extrapolated)" if comparison.extrapolated else ""),
         )
     header = ["fit", "formula", "coefficient", "value", "interval"]
@@ -342,8 +332,8 @@ def _generalisation(analyses: Analyses) -> str:
     if gain:
         text += (
             f"<p>Compute-equivalent gain of MoE (extra compute, hence tokens, a dense model needs for the "
-            f"MoE's test loss at compute {gain['compute']:.3g}): <b>{_pct(gain['value'])}</b> "
-            f"{_interval(gain.get('lower'), gain.get('upper'), _pct)}. The paper publishes no number defined "
+            f"MoE's test loss at compute {gain['compute']:.3g}): <b>{percent(gain['value'])}</b> "
+            f"{interval((gain.get('lower'), gain.get('upper')), percent)}. The paper publishes no number defined "
             "this way; its 16.37 % is the ratio of its Table 1 α_N values (see Table 1 above).</p>"
         )
     return text
@@ -373,7 +363,7 @@ def _design_space(design: dict[str, Any], figures: dict[str, str]) -> str:
     text += _notes(design["degenerate"].values())
     paired = [
         [escape(k["knob"]), escape(f"{k['variant']} ÷ {k['reference']}"), str(k["backbones"]),
-         _fmt(k["ratio"]), _interval(*(k["interval"] or (None, None))), escape(k["skipped"] or "")]
+         _fmt(k["ratio"]), interval(k["interval"]), escape(k["skipped"] or "")]
         for k in design["paired"]
     ]  # fmt: skip
     text += table(
@@ -381,7 +371,7 @@ def _design_space(design: dict[str, Any], figures: dict[str, str]) -> str:
     )
     for name, plan in design["plans"].items():
         best, *rest = plan["choices"]
-        band = _interval(*best["interval"]) if best["interval"] else "no interval"
+        band = interval(best["interval"]) if best["interval"] else "no interval"
         text += (
             f"<p>Planner at C = {design['plan_compute']:.3g} FLOPs by the {escape(name)} law: "
             f"<b>{escape(best['label'])}</b>, N_act {best['active_params']:.3g}, D {best['tokens']:.3g}, "
@@ -412,7 +402,7 @@ def _downstream(summary: dict[str, Any]) -> str:
     body = [
         [escape(r["model"] or r["run_id"]), escape(r["task"]), escape(r["metric"]), _fmt(r["value"], ".3f"),
          _fmt(r["stderr"], ".3f"), _fmt(r["chance"], ".3f"), str(r["n"]),
-         {True: "at chance", False: "above chance", None: "–"}[r["near_chance"]]]
+         {True: "at chance", False: "above chance", None: MISSING}[r["near_chance"]]]
         for r in rows
     ]  # fmt: skip
     header = ["model", "task", "metric", "score", "stderr", "chance", "n", "vs chance"]
@@ -432,7 +422,7 @@ def _predicted_ends(summary: dict[str, Any]) -> str:
         return ""
     body = [
         [escape(r["run_id"]), str(r["reached"]), str(r["steps"]), _fmt(r["predicted"], ".4f"),
-         _interval(r["lower"], r["upper"], lambda v: _fmt(v, ".4f")) if r["no_interval"] is None
+         interval((r["lower"], r["upper"]), lambda v: _fmt(v, ".4f")) if r["no_interval"] is None
          else escape(r["no_interval"])]
         for r in rows
     ]  # fmt: skip
@@ -470,9 +460,9 @@ def _downstream_chain(chain: dict[str, Any], figures: dict[str, str]) -> str:
             rows.append(
                 [escape(panel["family"]), escape(str(r["task"])), _fmt(r["params"], ".3g"), _fmt(r["tokens"], ".3g"),
                  _fmt(r["measured_accuracy"], ".3f"), _fmt(r.get("accuracy"), ".3f"),
-                 _interval(*(r.get("accuracy_interval") or (None, None)), lambda v: f"{v:.3f}"),
+                 interval(r.get("accuracy_interval"), lambda v: f"{v:.3f}"),
                  _fmt(r["measured_task_loss"], ".4f"), _fmt(r.get("task_loss"), ".4f"),
-                 _interval(*(r.get("task_loss_interval") or (None, None)), lambda v: f"{v:.4f}"), escape(why)]
+                 interval(r.get("task_loss_interval"), lambda v: f"{v:.4f}"), escape(why)]
             )  # fmt: skip
     header = ["family", "task", "params", "tokens", "measured accuracy", "forecast", "95 % interval",
               "measured task loss", "forecast", "95 % interval", "why no forecast or interval"]  # fmt: skip
@@ -558,10 +548,10 @@ def _environment(summary: dict[str, Any]) -> str:
     return table(["", "value"], [[escape(str(k)), escape(str(v))] for k, v in rows], text_columns=2)
 
 
-def _targets(targets: list[dict[str, Any]]) -> str:
+def _targets(targets: list[Target]) -> str:
     rows = [
-        [escape(t["target"]), f'<span class="{t["status"].replace(" ", "-")}">{escape(t["status"])}</span>',
-         "–" if t["value"] is None else _fmt(t["value"], ".3g"), escape(t["reason"] or "")]
+        [escape(t.target), f'<span class="{t.status.replace(" ", "-")}">{escape(t.status)}</span>',
+         _fmt(t.value, ".3g"), escape(t.reason or "")]
         for t in targets
     ]  # fmt: skip
     return table(["target", "status", "value", "why not checked"], rows, text_columns=2)
@@ -602,7 +592,7 @@ def _evidence(number: int, public: PublicEvidence, figures: dict[str, str]) -> s
 def _clark_tables(public: PublicEvidence) -> str:
     rows = [
         [escape(r["architecture"]), escape(r["source"] + (" — degenerate fit" if r["degenerate"] else "")),
-         _fmt(r["alpha_N"], ".3f"), _interval(r["alpha_N_lo"], r["alpha_N_hi"])]
+         _fmt(r["alpha_N"], ".3f"), interval((r["alpha_N_lo"], r["alpha_N_hi"]))]
         for r in public.allocation.table.to_dict(orient="records") if r["this_study"]
     ]  # fmt: skip
     text = table(["Table 1 row", "source", "α_N", "interval"], rows, text_columns=2)
@@ -612,7 +602,7 @@ def _clark_tables(public: PublicEvidence) -> str:
     )
     text += table(["fit", "formula", "coefficient", "value", "interval"], laws, text_columns=3)
     slopes = [
-        [f"{s.params / 1e6:.0f}M", _fmt(s.b, ".4f"), _interval(s.lower, s.upper), str(s.n_runs)]
+        [f"{s.params / 1e6:.0f}M", _fmt(s.b, ".4f"), interval((s.lower, s.upper)), str(s.n_runs)]
         for s in public.expert_slopes
     ]
     text += table(["model size (dense parameters)", "b: d log10 L / d log10 E", "interval", "runs"], slopes)
@@ -625,15 +615,16 @@ def _clark_tables(public: PublicEvidence) -> str:
 def render_page(
     analyses: Analyses,
     summary: dict[str, Any],
+    headline: Headline,
     figures: dict[str, str],
     public: Sequence[PublicEvidence] = (),
 ) -> str:
-    """The whole report page."""
+    """The whole report page; ``headline``: the one the terminal prints, for its claims and targets."""
     counts = ", ".join(f"{n} {escape(status)}" for status, n in summary["runs"]["by_status"].items())
     sections = [
-        ("Replication verdicts", _verdicts(analyses) + _notes(summary["headline"]["claims"])),
+        ("Replication verdicts", _verdicts(analyses) + _notes(headline.claims)),
         ("Public evidence at real scale", _public(public, figures)),
-        ("Targets of the study's design", _targets(summary["headline"]["targets"])),
+        ("Targets of the study's design", _targets(headline.targets)),
         ("Loss law and extrapolation (Figure 1)", _figure("loss_extrapolation", figures) + _extrapolation(analyses)),
         ("Compute-optimal allocation (Table 1)", _allocation(analyses) + _figure("allocation", figures)),
         ("Optimal batch size and learning rate (Figures 2–5)", _hyperparams(analyses, figures)),
