@@ -12,27 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from typer.testing import CliRunner
 
 from archscale.cli.main import app
 from archscale.store import ResultsStore
-
-ARCHSCALE = [sys.executable, "-m", "archscale.cli.main"]
-
-
-def write_spec(path: Path, corpus, **overrides) -> Path:
-    spec = {
-        "name": "test-sweep", "dataset": str(corpus.path), "seq_len": 64, "micro_batch_size": 4,
-        "eval": {"tokens_per_subset": 2048}, "checkpoint_every_steps": 5,
-        "grid": [
-            {"models": ["dense-100k", "moe-100k"], "tokens": [8 * 64 * 30], "batch_sizes": [8], "lrs": [3e-3, 6e-3]},
-            {"models": ["dense-100k", "moe-100k"], "tokens": [8 * 64 * 20], "batch_sizes": [4, 8], "lrs": [2e-3]},
-        ],
-    }  # fmt: skip
-    spec.update(overrides)
-    path.write_text(yaml.safe_dump(spec))
-    return path
+from sweep_helpers import ARCHSCALE, GLOO_ENV, write_spec
 
 
 def sweep_command(spec: Path, store: Path, workers: int) -> list[str]:
@@ -179,9 +163,6 @@ def test_malformed_spec_fails_before_any_run(tiny_corpus, tmp_path, change, mess
     assert result.exit_code != 0
     assert message in result.output
     assert not store.exists()
-
-
-GLOO_ENV = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
 
 
 def two_process_train(spec: Path, store: Path, *options: str) -> list[str]:
