@@ -146,17 +146,19 @@ def run_study(
     log: Callable[[str], None] = print,
     progress: bool = True,
     downstream: Downstream | None = None,
+    device: str | None = None,
 ) -> StudyResult:
     """Run (or resume) a complete dense-vs-MoE study into ``out`` and write its report there.
 
     ``seed`` seeds every run and the report's bootstrap (a repeat of the study); ``spec`` replaces the
     preset's sweep; ``references`` adds public data sets the report reads from the user's paths;
     ``downstream`` scores the finished ladder runs (``branch_ends``) on a downstream task before the report,
-    so the report's downstream laws have their points.
+    so the report's downstream laws have their points. ``device`` (as ``sweep run --device``): where the
+    runs train; by default every visible GPU for the gpu preset (with its spec or the user's), else the CPU.
     """
     started = time.perf_counter()
     name, runs = study_runs(preset, spec, seed)
-    executor = executor_for("cuda" if preset == "gpu" and spec is None else "cpu", workers)
+    executor = executor_for(device or ("cuda" if preset == "gpu" else "cpu"), workers)
     out = Path(out) if out is not None else default_out(seed)
     out.mkdir(parents=True, exist_ok=True)
     if any(r.dataset == "minipile" for r in runs):

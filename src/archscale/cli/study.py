@@ -70,6 +70,14 @@ def study_command(
         Path | None, typer.Option("--spec", help="Use this sweep spec instead of the preset's.")
     ] = None,
     workers: WorkersOption = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="Where the runs train, as for `sweep run`: cpu, cuda:N, cuda (every visible GPU) or auto "
+            "[default: cuda for the gpu preset, else cpu].",
+        ),
+    ] = None,
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
     reference: ReferenceOption = None,
     dry_run: Annotated[
@@ -103,6 +111,7 @@ def study_command(
         references=parse_references(reference),
         log=typer.echo,
         downstream=next_sentence_scorer(out, seed),
+        device=device,
     )
     typer.echo(result.report.headline())
     typer.echo(f"report: {result.report.index}  (summary: {result.report.summary_path})")

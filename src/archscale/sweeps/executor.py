@@ -348,6 +348,14 @@ def executor_for(
             f"--workers applies to CPU runs and to --device cuda (every visible GPU); on {device} alone the runs "
             "train one at a time in this process"
         )
+    try:
+        one = torch.device(device)
+    except RuntimeError:
+        raise SpecError(f"--device {device!r} is not a device: use cpu, cuda, cuda:N or auto") from None
+    if one.type == "cuda" and (one.index or 0) >= torch.cuda.device_count():
+        raise SpecError(
+            f"--device {device}: {torch.cuda.device_count()} GPUs are visible; use cuda:N for N below that, or cpu"
+        )
     return InProcessExecutor(device)
 
 
