@@ -94,8 +94,10 @@ def sgemm_peak(sizes: tuple[int, ...] = (256, 512, 1024), repeats: int = 7) -> t
     return best
 
 
-def training_step(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+def training_step(
+    model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], fused: bool
+) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused)
 
     def step() -> None:
         loss = loss_fn()
@@ -106,14 +108,14 @@ def training_step(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor]) -
     return step
 
 
-def archscale_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor) -> Candidate:
+def archscale_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, fused: bool) -> Candidate:
     torch.manual_seed(0)  # the same weights, so the same routing, for every experts backend's row
     model = build_model(cfg).train()
     backend = ""
     if cfg.is_moe:
         auto = ", auto" if cfg.moe_backend == "auto" else ""
         backend = f" ({resolve_backend(cfg, 'cpu', x.numel())} experts{auto})"
-    return Candidate(f"archscale {cfg.name}{backend}", cfg, training_step(model, lambda: model(x, y).loss))
+    return Candidate(f"archscale {cfg.name}{backend}", cfg, training_step(model, lambda: model(x, y).loss, fused))
 
 
 def hf_model(cfg: ModelConfig) -> torch.nn.Module:
@@ -128,7 +130,7 @@ def hf_model(cfg: ModelConfig) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").train()
 
 
-def hf_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor) -> Candidate:
+def hf_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, fused: bool) -> Candidate:
     model = hf_model(cfg)
 
     def loss() -> torch.Tensor:
@@ -138,7 +140,7 @@ def hf_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor) -> Candidat
         return ce if aux is None else ce + cfg.aux_loss_weight * aux
 
     family = f"Mixtral ({model.config._experts_implementation} experts)" if cfg.is_moe else "Llama"
-    return Candidate(f"HF {family}, {cfg.name} shapes", cfg, training_step(model, loss))
+    return Candidate(f"HF {family}, {cfg.name} shapes", cfg, training_step(model, loss, fused))
 
 
 def time_round_robin(candidates: list[Candidate], warmup: int, repeats: int) -> list[Result]:
@@ -224,10 +226,11 @@ def report(args: argparse.Namespace) -> str:
 
     load_before = load_average()
     peak, peak_n = sgemm_peak()
-    candidates = [archscale_candidate(dense, x, y)]
-    candidates += [archscale_candidate(moe.replace(moe_backend=b), x, y) for b in args.moe_backend]
+    fused = args.adamw == "fused"
+    candidates = [archscale_candidate(dense, x, y, fused)]
+    candidates += [archscale_candidate(moe.replace(moe_backend=b), x, y, fused) for b in args.moe_backend]
     if not args.no_hf:
-        candidates += [hf_candidate(dense, x, y), hf_candidate(moe, x, y)]
+        candidates += [hf_candidate(dense, x, y, fused), hf_candidate(moe, x, y, fused)]
     results = time_round_robin(candidates, args.warmup, args.repeats)
     load_after = load_average()
     tokens = args.batch * args.seq
@@ -243,7 +246,7 @@ def report(args: argparse.Namespace) -> str:
         f"- command: `{' '.join([os.path.basename(sys.executable), *sys.argv])}`",
         f"- load average (uptime, 1/5/15 min) before: {load_before}; after: {load_after}",
         f"- batch {args.batch} x seq {args.seq} = {tokens} tokens/step; full step = forward + backward + "
-        f"AdamW; {args.warmup} warm-up + {args.repeats} timed steps per row, interleaved round-robin",
+        f"AdamW ({args.adamw}); {args.warmup} warm-up + {args.repeats} timed steps per row, interleaved round-robin",
         f"- sgemm peak (1 thread, fp32 {peak_n}x{peak_n} matmul, median): {peak / 1e9:.1f} GFLOP/s",
         f"- FLOPs: {FLOPS_CONVENTION}",
         "",
@@ -342,6 +345,13 @@ def main() -> None:
         default=["auto"],
         choices=get_args(MoEBackend),
         help="one MoE row per experts backend (ModelConfig.moe_backend); the first is compared with HF",
+    )
+    parser.add_argument(
+        "--adamw",
+        default="fused",
+        choices=["fused", "for-loop"],
+        help="AdamW's implementation for every row: fused (one kernel over all tensors, as the trainer) "
+        "or for-loop (torch's CPU default before the trainer chose fused)",
     )
     parser.add_argument("--profile", action="store_true", help="add the GEMM / attention / other split")
     parser.add_argument("--no-hf", action="store_true", help="skip the transformers comparison")

@@ -159,10 +159,14 @@ class Trainer:
         self.flops_per_token = flops_per_token(run.model, run.seq_len)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        # fused: one kernel over every tensor (CPU and CUDA) instead of torch's CPU default, a dozen
+        # element-wise ops per tensor; it halves the optimiser's share of a tiny MoE step, whose experts
+        # hold 2.7x dense's parameters (benchmarks/RESULTS.md, "fused AdamW")
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": run.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=run.lr,
             betas=(run.beta1, run.beta2),
+            fused=True,
         )
         self.ddp = (
             DistributedDataParallel(
