@@ -3,6 +3,8 @@ so it never collides with another conftest)."""
 
 from __future__ import annotations
 
+import gc
+
 import torch
 from torch.profiler import ProfilerActivity, profile
 
@@ -12,6 +14,7 @@ from archscale.models import build_model
 def measured_peak(cfg, rows: int, seq_len: int, n_micro: int, *, recompute=False, bf16=False) -> int:
     """Peak bytes the CPU allocator holds over two AdamW steps, from building the model on (the profiler
     records every allocation and free; the running sum's maximum is the peak)."""
+    gc.collect()  # tensors of earlier tests freed inside the window would count as negative bytes
     torch.manual_seed(0)
     batches = torch.randint(0, cfg.vocab_size, (n_micro, rows, seq_len + 1))
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:

@@ -7,7 +7,7 @@ import torch
 
 from archscale.errors import ArchscaleError
 from archscale.models import get_preset
-from archscale.models.memory import GIB, estimate_memory, largest_micro_batch
+from archscale.models.memory import GIB, estimate_memory, plan_memory
 from archscale.models.scale import config_counts
 from memory_helpers import measured_peak
 
@@ -23,14 +23,14 @@ CASES = [  # preset, rows per micro-batch, seq_len, micro-batches, checkpointed,
 
 
 @pytest.mark.parametrize(("preset", "rows", "seq_len", "n_micro", "recompute", "bf16"), CASES)
-def test_estimate_is_within_20_percent_of_the_measured_peak(preset, rows, seq_len, n_micro, recompute, bf16):
+def test_estimate_is_within_15_percent_of_the_measured_peak(preset, rows, seq_len, n_micro, recompute, bf16):
     torch.set_num_threads(1)
     cfg = get_preset(preset).replace(moe_backend="loop")
     peak = measured_peak(cfg, rows, seq_len, n_micro, recompute=recompute, bf16=bf16)
     estimate = estimate_memory(
         cfg, rows, seq_len, accumulates=n_micro > 1, checkpoint_activations=recompute, bf16=bf16
     )
-    assert 0.8 * peak <= estimate.total <= 1.2 * peak, (estimate.describe(), peak / GIB)
+    assert 0.85 * peak <= estimate.total <= 1.15 * peak, (estimate.describe(), peak / GIB)
 
 
 def test_weights_gradients_and_adamw_state_are_16_bytes_per_parameter_split_by_fsdp() -> None:
@@ -54,16 +54,17 @@ def test_activations_grow_with_tokens_and_checkpointing_keeps_less() -> None:
     assert estimate_memory(cfg, 4, 1024, checkpoint_activations=True).activations < big / 4
 
 
-def test_largest_micro_batch_is_the_largest_divisor_that_fits() -> None:
+def test_the_plan_takes_the_largest_pass_that_fits_and_refuses_with_the_numbers() -> None:
     cfg = get_preset("dense-100m")
     rows, seq_len = 64, 2048
     budget = 40 * GIB
-    micro = largest_micro_batch(cfg, rows, seq_len, budget, bf16=True)
-    assert rows % micro == 0
+    plan = plan_memory(cfg, rows, seq_len, budget, bf16=True, checkpoint_activations=False)
+    micro = plan.rows
+    assert rows % micro == 0 and plan.passes == rows // micro
     assert estimate_memory(cfg, micro, seq_len, accumulates=micro < rows, bf16=True).total <= budget
     bigger = next(m for m in range(micro + 1, rows + 1) if rows % m == 0)
     assert estimate_memory(cfg, bigger, seq_len, accumulates=bigger < rows, bf16=True).total > budget
     with pytest.raises(
-        ArchscaleError, match=r"needs \d+ GiB \(weights .*\) per device at micro_batch_size=1.*--shard"
+        ArchscaleError, match=r"needs \d+ GiB \(weights .*\) per device at micro_batch_size=1.*torchrun"
     ):
-        largest_micro_batch(get_preset("dense-7b"), rows, seq_len, 80 * GIB, bf16=True)
+        plan_memory(get_preset("dense-7b"), rows, seq_len, 80 * GIB, bf16=True)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from archscale.cli.main import app
 from archscale.data import eval_windows, get_shards, get_tokenizer
-from archscale.models import build_model
+from archscale.models import build_model, get_preset
 from archscale.models.scale import compute
 from archscale.study import PRESETS, study_runs
 from archscale.sweeps import dry_run
@@ -222,12 +222,31 @@ def test_the_planned_gpu_memory_is_the_peak_measured_over_the_runs_training_step
     assert planned.gpu_bytes == pytest.approx(peak, rel=0.1)
 
 
-def test_every_gpu_preset_run_fits_one_h200_and_the_plan_warns_about_one_that_does_not():
+def test_every_gpu_preset_run_is_placed_on_one_gpu_and_the_plan_says_how():
+    """As specified every run fits one H200; on one 80 GiB H100 the plan recomputes moe-1.5b's activations
+    (108 GiB at its one-row micro-batch otherwise) and trains every other run as specified; a run too big
+    for any one GPU is placed sharded over a node (tests/models/test_memory_plan.py), one too big for that
+    is flagged."""
     from archscale.models.memory import GIB
 
     _, runs = study_runs("gpu")
-    assert max(p.gpu_bytes for p in plan_runs(runs)) < 141 * GIB  # each run trains on one H200 as specified
-    big = RunConfig.from_dict({"model": "dense-7b", "tokens": 10**9, "batch_size": 64, "lr": 1e-4,
-                               "seq_len": 2048, "micro_batch_size": 4})  # fmt: skip
-    text = dry_run.format_plan(plan_runs([big]))
-    assert "warning: 1 runs need more than one 80 GiB GPU" in text and "--shard" in text
+    planned = plan_runs(runs)
+    assert max(p.gpu_bytes for p in planned) < 141 * GIB  # each run trains on one H200 as specified
+    for p in planned:
+        assert p.memory is not None and p.memory.ranks == 1 and p.memory.passes == 1
+        assert p.memory.estimate.total <= dry_run.GPU_MEMORY_GIB * GIB
+        assert p.memory.checkpoint_activations == (p.gpu_bytes > dry_run.GPU_MEMORY_GIB * GIB)
+    assert {p.model for p in planned if p.memory.checkpoint_activations} == {"moe-1.5b"}
+    text = dry_run.format_plan(planned)
+    assert (
+        "1 runs fit one 80 GiB GPU only in passes of fewer rows than their micro-batch (0) or with " in text
+    )
+    seventy_b = {
+        **get_preset("dense-7b").to_dict(),
+        "n_layers": 320,
+    }  # 16 bytes a parameter: 140 GB a GPU of 8
+    huge = RunConfig.from_dict(
+        {"model": seventy_b, "tokens": 10**9, "batch_size": 64, "lr": 1e-4, "seq_len": 2048}
+    )
+    text = dry_run.format_plan(plan_runs([huge]))
+    assert "fits no node" in text and "warning: 1 runs fit neither one 80 GiB GPU nor a node of 8" in text

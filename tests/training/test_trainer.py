@@ -129,9 +129,10 @@ def test_noise_scale_and_expert_load_are_logged(tiny_corpus, tmp_path) -> None:
     assert all(sum(layer) == pytest.approx(1.0) for layer in fractions)
 
 
-def test_a_run_too_big_for_its_device_is_refused_with_the_micro_batch_that_fits() -> None:
-    """The check the trainer makes on a GPU before allocating, given the device's bytes: dense-1b's batch
-    of 64 × 2048 tokens in one micro-batch needs far more than 80 GiB; a smaller micro-batch fits."""
+def test_a_micro_batch_too_big_for_its_device_runs_in_passes_that_fit() -> None:
+    """The plan the trainer makes on a GPU before allocating, given the device's bytes: dense-1b's batch of
+    64 × 2048 tokens in one micro-batch needs far more than 80 GiB, so it runs in passes of fewer rows (the
+    run's micro-batch, its identity, unchanged); a model that fits in no way is refused with the numbers."""
     from archscale.errors import ArchscaleError
     from archscale.models.memory import GIB, estimate_memory
     from archscale.training.options import TrainOptions
@@ -139,9 +140,16 @@ def test_a_run_too_big_for_its_device_is_refused_with_the_micro_batch_that_fits(
 
     run = RunConfig.from_dict({"model": "dense-1b", "tokens": 10**9, "batch_size": 64, "lr": 1e-3,
                                "seq_len": 2048, "micro_batch_size": 64})  # fmt: skip
-    with pytest.raises(ArchscaleError, match=r"micro_batch_size: 64 rows .* over its 80 GiB") as err:
-        check_memory(run, 1, TrainOptions(), 80 * GIB, bf16=True)
-    fits = int(str(err.value).split("set micro_batch_size: ")[1].split()[0])
-    assert 1 <= fits < 64 and 64 % fits == 0
-    assert estimate_memory(run.model, fits, 2048, bf16=True).total <= 80 * GIB
-    check_memory(run.replace(micro_batch_size=fits), 1, TrainOptions(), 80 * GIB, bf16=True)  # accepted
+    assert estimate_memory(run.model, 64, 2048, accumulates=False, bf16=True).total > 80 * GIB
+    plan = check_memory(run, 1, TrainOptions(), 80 * GIB, bf16=True)
+    assert 1 <= plan.rows < 64 and plan.rows * plan.passes == 64 and run.micro_batch_size == 64
+    assert not (plan.shard or plan.checkpoint_activations)
+    assert plan.estimate == estimate_memory(run.model, plan.rows, 2048, bf16=True)
+    assert estimate_memory(run.model, 2 * plan.rows, 2048, bf16=True).total > 80 * GIB  # the largest pass
+    fits = check_memory(run.replace(micro_batch_size=8), 1, TrainOptions(), 80 * GIB, bf16=True)
+    assert (fits.rows, fits.passes) == (8, 1)  # a micro-batch that fits runs as it always did
+    huge = RunConfig.from_dict(
+        {"model": "dense-7b", "tokens": 10**9, "batch_size": 64, "lr": 1e-3, "seq_len": 2048}
+    )
+    with pytest.raises(ArchscaleError, match=r"dense-7b needs .* at micro_batch_size=1, over the 80 GiB"):
+        check_memory(huge, 1, TrainOptions(), 80 * GIB, bf16=True)

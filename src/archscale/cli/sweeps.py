@@ -109,19 +109,23 @@ def train_cmd(
     device: DeviceOption = DEFAULT_DEVICE,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (GPU).")] = False,
     checkpoint_activations: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--checkpoint-activations",
-            help="Recompute each block in backward: less memory, ~1/3 more compute.",
+            "--checkpoint-activations/--no-checkpoint-activations",
+            help="Recompute each block in backward: less memory, ~1/3 more compute. "
+            "Default: the memory plan decides (only where a run would not fit otherwise).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     shard: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--shard",
-            help="FSDP2 over the torchrun group instead of DDP: each rank holds 1/N of the model (big models).",
+            "--shard/--no-shard",
+            help="FSDP2 over the torchrun group instead of DDP: each rank holds 1/N of the model (big models). "
+            "Default: the memory plan decides (only under torchrun, where a run would not fit otherwise).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     restart_bad: RestartBadOption = False,
 ) -> None:
     """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
@@ -130,7 +134,7 @@ def train_cmd(
         sweep.expand(),
         store,
         device=device,
-        options=TrainOptions(compile, checkpoint_activations, shard),
+        options=TrainOptions(compile, checkpoint_activations=checkpoint_activations, shard=shard),
         sweep=sweep.name,
         restart_bad_checkpoints=restart_bad,
     )

@@ -20,7 +20,8 @@ of the logits): counted as ``transient``. MoE counts assume balanced routing; th
 every expert to the busiest one's rows, which this estimate leaves out.
 
 Measured against the CPU allocator's peak over two training steps (tests/models/test_memory.py) and, by
-``benchmarks/gpu_check.py``, against ``torch.cuda.max_memory_allocated``.
+``benchmarks/gpu_check.py``, against ``torch.cuda.max_memory_allocated``. :func:`plan_memory` turns it into
+a run's placement: rows per pass, recomputation and sharding chosen to fit the devices' memory.
 """
 
 from __future__ import annotations
@@ -133,15 +134,68 @@ def estimate_memory(
     return MemoryEstimate(weights, gradients, optimizer, activations, transient, accumulates)
 
 
-def largest_micro_batch(cfg: ModelConfig, rows: int, seq_len: int, budget_bytes: float, **options) -> int:
-    """The largest micro-batch dividing this rank's ``rows`` whose estimate fits ``budget_bytes``;
-    refuses with the numbers when not even one row fits. ``options``: as for :func:`estimate_memory`."""
-    for micro in sorted((m for m in range(1, rows + 1) if rows % m == 0), reverse=True):
-        estimate = estimate_memory(cfg, micro, seq_len, accumulates=micro < rows, **options)
-        if estimate.total <= budget_bytes:
-            return micro
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a run's micro-batches are executed on each device: ``rows`` per forward/backward pass, ``passes``
+    of them accumulated into one micro-batch (the run's ``micro_batch_size``, its identity, never changes),
+    activations recomputed or not, and FSDP over ``ranks`` or not; ``estimate``: the peak per device."""
+
+    rows: int
+    passes: int
+    checkpoint_activations: bool
+    shard: bool
+    ranks: int
+    estimate: MemoryEstimate
+
+    def describe(self) -> str:
+        """One line, e.g. "2 rows × 4 passes, FSDP over 8, 31.2 GiB/device"."""
+        parts = [
+            f"{self.rows} row{'s' if self.rows > 1 else ''} × {self.passes} pass{'es' if self.passes > 1 else ''}"
+        ]
+        if self.ranks > 1:
+            parts.append(f"{'FSDP' if self.shard else 'DDP'} over {self.ranks}")
+        if self.checkpoint_activations:
+            parts.append("activations recomputed")
+        return ", ".join([*parts, f"{self.estimate.total / GIB:.3g} GiB/device"])
+
+
+def plan_memory(
+    cfg: ModelConfig,
+    rows: int,
+    seq_len: int,
+    budget_bytes: float,
+    *,
+    ranks: int = 1,
+    bf16: bool = False,
+    micro_batch: int | None = None,
+    shard: bool | None = None,
+    checkpoint_activations: bool | None = None,
+) -> MemoryPlan:
+    """The cheapest way to train a micro-batch of ``micro_batch`` rows (default: all this rank's ``rows``
+    of a step) within ``budget_bytes`` per device: the largest pass dividing the micro-batch that fits,
+    trying settings from the cheapest in compute to the most frugal — plain, FSDP over ``ranks`` (when
+    there are several), recomputed activations, both. Sharding on one node costs communication that
+    overlaps the compute, while recomputation costs about a third more compute on every step, so the plan
+    shards before it recomputes. ``shard``/``checkpoint_activations``: True or False fixes that choice,
+    None lets the plan decide. Refuses with the numbers when nothing fits."""
+    micro = rows if micro_batch is None else micro_batch
+    recompute_choices = (False, True) if checkpoint_activations is None else (checkpoint_activations,)
+    shard_choices = (False, True) if shard is None and ranks > 1 else (bool(shard),)
+    divisors = sorted((m for m in range(1, micro + 1) if micro % m == 0), reverse=True)
+    for recompute in recompute_choices:
+        for sharded in shard_choices:
+            for pass_rows in divisors:
+                estimate = estimate_memory(
+                    cfg, pass_rows, seq_len, accumulates=pass_rows < rows, ranks=ranks, shard=sharded,
+                    bf16=bf16, checkpoint_activations=recompute,
+                )  # fmt: skip
+                if estimate.total <= budget_bytes:
+                    return MemoryPlan(pass_rows, micro // pass_rows, recompute, sharded, ranks, estimate)
+    frugal = f"{'FSDP' if sharded else 'DDP'} over {ranks}, " if ranks > 1 else ""
     raise ArchscaleError(
         f"{cfg.name or 'the model'} needs {estimate.describe()} per device at micro_batch_size=1, "
-        f"over the {budget_bytes / GIB:.3g} GiB available",
-        hint="shard it over more GPUs (torchrun … train --shard), use --checkpoint-activations, or a shorter seq_len",
+        f"over the {budget_bytes / GIB:.3g} GiB available ({frugal}activations "
+        f"{'recomputed' if recompute else 'kept'})",
+        hint="train it on more GPUs (`torchrun --nproc-per-node N … train`: the plan shards it where it must), "
+        "leave recomputed activations to the plan (no --no-checkpoint-activations), or use a shorter seq_len",
     )

@@ -29,8 +29,9 @@ from archscale.data.corpus import load_corpus
 from archscale.data.errors import DataError
 from archscale.data.sampler import epochs_over
 from archscale.data.shards import shard_dir, shard_token_counts
+from archscale.errors import ArchscaleError
 from archscale.models import flops_per_token, get_preset
-from archscale.models.memory import GIB, estimate_memory
+from archscale.models.memory import GIB, MemoryPlan, estimate_memory, plan_memory
 from archscale.sweeps.executor import DEFAULT_WORKERS
 from archscale.training.branches import Branch, plan_branches
 from archscale.training.run_config import RunConfig
@@ -47,7 +48,8 @@ CPU_MEASURED = (
 )  # fmt: skip
 ASSUMED_MFU = 0.40
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 FLOP/s (SXM)
-GPU_MEMORY_GIB = 80  # an H100's; the plan warns about runs that would not fit one
+GPU_MEMORY_GIB = 80  # an H100's: each run's memory plan fits one, or else a node of them
+GPUS_PER_NODE = 8  # an HGX/DGX node: a run that fits no one GPU is planned sharded (FSDP) over its GPUs
 
 # Costs besides the training FLOPs, measured on the 2-core AMD EPYC VM on 2026-12-04 with
 # `benchmarks/dry_run_accuracy.py --constants --repeats 5` (each the best of its repeats: other jobs shared
@@ -88,7 +90,8 @@ class PlannedRun:
     flops: float
     epochs: float | None
     trained: float  # the share of its steps the run trains itself (a cooldown branch: its decay only)
-    gpu_bytes: int  # estimated peak memory on one GPU (bf16 autocast, the run's micro-batch)
+    gpu_bytes: int  # estimated peak memory on one GPU (bf16 autocast, the run's micro-batch in one pass)
+    memory: MemoryPlan | None  # its placement: on one GPU, else sharded over a node; None: neither fits
     evals: int  # evaluations it runs (a branch: those after its decay starts)
     eval_tokens: int  # tokens one evaluation reads: every test subset's windows
     writes: int  # checkpoint-sized files: periodic checkpoints, its branches' start states, the final state
@@ -193,11 +196,29 @@ def plan_run(run: RunConfig, facts: CorpusFacts, branch: Branch | None, branches
         gpu_bytes=estimate_memory(
             run.model, run.micro_batch_size, run.seq_len, accumulates=run.measures_noise_scale, bf16=True
         ).total,
+        memory=gpu_placement(run),
         evals=evals,
         eval_tokens=tokens_per_eval,
         writes=writes,
         parts=parts,
     )
+
+
+def gpu_placement(run: RunConfig) -> MemoryPlan | None:
+    """``run``'s memory plan on one GPU of ``GPU_MEMORY_GIB`` (as the trainer makes it there: passes of fewer
+    rows, then recomputed activations), else sharded over a node's ``GPUS_PER_NODE`` under torchrun (where the
+    batch splits into whole micro-batches per GPU); None when neither fits."""
+    for ranks in (1, GPUS_PER_NODE):
+        if run.batch_size % (ranks * run.micro_batch_size):
+            continue
+        try:
+            return plan_memory(
+                run.model, run.batch_size // ranks, run.seq_len, GPU_MEMORY_GIB * GIB, ranks=ranks, bf16=True,
+                micro_batch=run.micro_batch_size,
+            )  # fmt: skip
+        except ArchscaleError:
+            continue
+    return None
 
 
 def plan_runs(runs: Sequence[RunConfig]) -> list[PlannedRun]:
@@ -227,16 +248,15 @@ def sweep_seconds(planned: Sequence[PlannedRun], workers: int = 1) -> dict[str, 
 def format_plan(planned: Sequence[PlannedRun], workers: int = 1) -> str:
     """A table of the planned runs and the totals, wall time per device kind over ``workers`` parallel ones."""
     kinds = list(planned[0].seconds) if planned else []
-    header = (
-        f"{'run':<13} {'model':<12} {'tokens':>10} {'FLOPs':>9} {'epochs':>7} {'evals':>5} {'GiB/GPU':>8}  "
-    )
-    lines = [header + "  ".join(kinds)]
+    header = f"{'run':<13} {'model':<12} {'tokens':>10} {'FLOPs':>9} {'epochs':>7} {'evals':>5}  "
+    lines = [header + "  ".join(kinds) + f"  placement ({GPU_MEMORY_GIB} GiB GPUs, bf16)"]
     for p in planned:
         epochs = "?" if p.epochs is None else f"{p.epochs:.2g}"
         times = "  ".join(f"{_duration(p.seconds[k]):>{len(k)}}" for k in kinds)
+        placement = "fits no node" if p.memory is None else p.memory.describe()
         lines.append(
-            f"{p.run_id:<13} {p.model:<12} {p.tokens:>10.3g} {p.flops:>9.3g} {epochs:>7} {p.evals:>5} "
-            f"{p.gpu_bytes / GIB:>8.3g}  {times}"
+            f"{p.run_id:<13} {p.model:<12} {p.tokens:>10.3g} {p.flops:>9.3g} {epochs:>7} {p.evals:>5}  "
+            f"{times}  {placement}"
         )
     total_flops = sum(p.flops for p in planned)
     walls = "; ".join(
@@ -264,11 +284,25 @@ def format_plan(planned: Sequence[PlannedRun], workers: int = 1) -> str:
             f"warning: {len(over)} runs go over their data more than once (up to {max(p.epochs for p in over):.2g} "
             "epochs); repeated data bends scaling laws: use a larger corpus for these budgets"
         )
-    if too_big := [p for p in planned if p.gpu_bytes > GPU_MEMORY_GIB * GIB]:
+    one_gpu = [p.memory for p in planned if p.memory is not None and p.memory.ranks == 1]
+    if frugal := [m for m in one_gpu if m.passes > 1 or m.checkpoint_activations]:
         lines.append(
-            f"warning: {len(too_big)} runs need more than one {GPU_MEMORY_GIB} GiB GPU at their micro-batch "
-            f"(up to {max(p.gpu_bytes for p in too_big) / GIB:.3g} GiB): lower micro_batch_size, add "
-            "--checkpoint-activations, or shard them over a torchrun group (--shard)"
+            f"{len(frugal)} runs fit one {GPU_MEMORY_GIB} GiB GPU only in passes of fewer rows than their "
+            f"micro-batch ({sum(m.passes > 1 for m in frugal)}) or with recomputed activations "
+            f"({sum(m.checkpoint_activations for m in frugal)}: about a third more compute, not in the times "
+            "above); the trainer plans the same by itself, and the numbers are those of the run as specified"
+        )
+    if sharded := [p for p in planned if p.memory is not None and p.memory.ranks > 1]:
+        lines.append(
+            f"{len(sharded)} runs fit no one {GPU_MEMORY_GIB} GiB GPU (up to {max(p.gpu_bytes for p in sharded) / GIB:.3g} "
+            f"GiB at their micro-batch): they shard over a node, `torchrun --nproc-per-node {GPUS_PER_NODE} -m "
+            "archscale.cli.main train SPEC.yaml` (the plan shards there by itself)"
+        )
+    if nowhere := [p for p in planned if p.memory is None]:
+        lines.append(
+            f"warning: {len(nowhere)} runs fit neither one {GPU_MEMORY_GIB} GiB GPU nor a node of "
+            f"{GPUS_PER_NODE} sharded, even one row a pass with recomputed activations: shard them over more "
+            "GPUs, or shorten their seq_len"
         )
     return "\n".join(lines)
 

@@ -23,7 +23,8 @@ from archscale.training.run_config import RunConfig
 class GradientNoiseProbe:
     """One step's micro-batch gradient norms, handed with the step gradient's norm to the run's estimator.
 
-    Call :meth:`after_backward` after each micro-batch's backward and :meth:`update` once the step's
+    Call :meth:`after_backward` after each micro-batch's backward (after its last pass, where the run's memory
+    plan splits it into passes: the probe reads micro-batches, never passes) and :meth:`update` once the step's
     gradient is complete (and averaged over the ranks), before it is clipped.
     """
 

@@ -13,8 +13,11 @@ class TrainOptions:
     the backward pass and recompute the rest (less memory, about a third more compute). ``shard``: FSDP2
     over the ``torchrun`` group instead of DDP (each rank holds 1/world of the weights, gradients and
     optimiser state; bf16 parameters with fp32 gradient reduction on GPUs) for models that outgrow one GPU.
+    For both, None (the default) lets the run's memory plan decide (:func:`archscale.models.memory.plan_memory`:
+    recompute or shard only where the run would not fit otherwise; a lone process never shards); True or
+    False fixes the choice.
     """
 
     compile: bool = False
-    checkpoint_activations: bool = False
-    shard: bool = False
+    checkpoint_activations: bool | None = None
+    shard: bool | None = None

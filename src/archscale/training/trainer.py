@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from archscale.data import BatchSampler, eval_windows, get_shards, get_tokenizer, load_corpus
 from archscale.errors import ArchscaleError
 from archscale.models import ConfigError, build_model, flops_per_token
-from archscale.models.memory import GIB, estimate_memory, largest_micro_batch
+from archscale.models.memory import MemoryPlan, plan_memory
 from archscale.models.moe import register_bias_update
 from archscale.training import checkpoint
 from archscale.training.distributed import (
@@ -95,7 +95,8 @@ class RunResult:
     curve: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
     message: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)  # corpus and tokeniser fingerprints, epochs
+    # corpus and tokeniser fingerprints, epochs, and the memory plan it trained under (MemoryPlan.describe)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class Trainer:
@@ -111,9 +112,12 @@ class Trainer:
         on_event: EventHandler | None = None,
         divergence_ratio: float = 1.5,
         branches: Mapping[int, Sequence[str | Path]] | None = None,
+        memory_budget: float | None = None,
     ) -> None:
         """``branches``: step → run directories of the shorter WSD runs that start from this run's state
-        after that step (:mod:`archscale.training.branches`)."""
+        after that step (:mod:`archscale.training.branches`). ``memory_budget``: the bytes per device the
+        run may hold (default: the GPU's memory, or the memory the host has available), which its memory
+        plan fits."""
         self.run, self.data, self.run_dir = run, data, Path(run_dir)
         self.branches = {step: [Path(d) for d in dirs] for step, dirs in (branches or {}).items()}
         self.device = torch.device(device)
@@ -130,8 +134,7 @@ class Trainer:
                 hint=f"choose a batch size divisible by {self.dist.world_size * run.micro_batch_size}",
             )
         self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
-        self.sharded = options.shard
-        if self.sharded and not self.dist.enabled:
+        if options.shard and not self.dist.enabled:
             raise ArchscaleError(
                 "shard: FSDP shards a model over the ranks of a torchrun group, and this process is alone",
                 hint="start this command with `torchrun --nproc-per-node N` (N ≥ 2) or train without --shard",
@@ -143,19 +146,24 @@ class Trainer:
                 f"{data.vocab_size} ids",
                 hint=f"build the data with RunConfig.tokenizer={run.tokenizer!r}",
             )
-        budget = (
-            torch.cuda.get_device_properties(self.device).total_memory
-            if self.device.type == "cuda"
-            else available_host_memory()
-        )
-        if budget is not None:  # before anything is allocated: a run too big is refused with the numbers
-            check_memory(run, self.dist.world_size, options, budget, bf16=self.autocast_dtype is not None)
+        if memory_budget is None:
+            memory_budget = (
+                torch.cuda.get_device_properties(self.device).total_memory
+                if self.device.type == "cuda"
+                else available_host_memory()
+            )
+        # before anything is allocated: how each micro-batch runs, or a refusal with the numbers
+        self.plan = check_memory(
+            run, self.dist.world_size, options, math.inf if memory_budget is None else memory_budget,
+            bf16=self.autocast_dtype is not None,
+        )  # fmt: skip
+        self.sharded = self.plan.shard
         torch.manual_seed(run.seed)
         if self.sharded:  # the same initial weights as one process: rank 0 draws them, every rank shards
             self.model = shard_model(run.model, self.device, self.dist, param_dtype=self.autocast_dtype)
         else:
             self.model = build_model(run.model, self.device)
-        self.model.checkpoint_activations = options.checkpoint_activations
+        self.model.checkpoint_activations = self.plan.checkpoint_activations
         self.flops_per_token = flops_per_token(run.model, run.seq_len)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
@@ -231,8 +239,11 @@ class Trainer:
     def _train_step(self) -> dict[str, float]:
         """Accumulate the step's micro-batches, measure the noise scale, clip, and take one AdamW step.
 
-        While the noise scale is measured, DDP keeps every micro-batch gradient local and the ranks
-        average the step's gradient once at the end (:mod:`archscale.training.noise_probe`).
+        Each micro-batch runs in the memory plan's passes (one, unless it does not fit the device), whose
+        gradients add up to the micro-batch's before the noise probe reads it: a split run records the
+        numbers of the unsplit one (MoE's balance loss, a batch statistic, is taken per pass). While the
+        noise scale is measured, DDP keeps every micro-batch gradient local and the ranks average the
+        step's gradient once at the end (:mod:`archscale.training.noise_probe`).
         """
         run, world = self.run, self.dist.world_size
         lr = run.lr_at(self.step)
@@ -245,23 +256,26 @@ class Trainer:
             .to(self.device)
             .split(run.micro_batch_size)
         )
-        n_micro = len(micro_batches)
+        n_micro, n_pass = len(micro_batches), self.plan.passes
+        passes = n_micro * n_pass  # every pass holds as many tokens: the step's mean is the passes' mean
         params = list(self.model.parameters())
         probe = GradientNoiseProbe.for_step(run, params, n_micro, self.dist, sharded=self.sharded)
         sums = torch.zeros(3, device=self.device)  # lm loss, aux loss, objective
         expert_fraction = None
         for i, micro in enumerate(micro_batches):
-            defer_sync = self.ddp is not None and (probe is not None or i < n_micro - 1)
-            with self.ddp.no_sync() if defer_sync else nullcontext(), self._autocast():
-                out = self.forward(micro[:, :-1], micro[:, 1:])
-                aux = out.aux_loss if out.aux_loss is not None else torch.zeros((), device=self.device)
-                (out.loss / n_micro).backward()
-            sums += torch.stack([out.lm_loss.detach(), aux.detach(), out.loss.detach()]).float()
-            if out.expert_fraction is not None:
-                expert_fraction = out.expert_fraction / n_micro + (
-                    0 if expert_fraction is None else expert_fraction
-                )
-            if probe is not None:
+            for j, rows in enumerate(micro.split(self.plan.rows)):
+                last = i == n_micro - 1 and j == n_pass - 1
+                defer_sync = self.ddp is not None and (probe is not None or not last)
+                with self.ddp.no_sync() if defer_sync else nullcontext(), self._autocast():
+                    out = self.forward(rows[:, :-1], rows[:, 1:])
+                    aux = out.aux_loss if out.aux_loss is not None else torch.zeros((), device=self.device)
+                    (out.loss / passes).backward()
+                sums += torch.stack([out.lm_loss.detach(), aux.detach(), out.loss.detach()]).float()
+                if out.expert_fraction is not None:
+                    expert_fraction = out.expert_fraction / passes + (
+                        0 if expert_fraction is None else expert_fraction
+                    )
+            if probe is not None:  # the micro-batch's gradient is complete: all its passes accumulated
                 probe.after_backward()
         if probe is not None and self.ddp is not None:
             average_gradients(params, self.dist)
@@ -271,7 +285,7 @@ class Trainer:
         self.expert_load = None if expert_fraction is None else mean_across_ranks(expert_fraction, self.dist)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        lm_loss, aux_loss, loss = mean_across_ranks(sums / n_micro, self.dist).tolist()
+        lm_loss, aux_loss, loss = mean_across_ranks(sums / passes, self.dist).tolist()
         if probe is not None:
             probe.update(self.noise, grad_norm)
         fractions = None if self.expert_load is None else self.expert_load.tolist()
@@ -319,7 +333,7 @@ class Trainer:
         first_loss = self.curve[0]["lm_loss"] if self.curve else None
         pending: list[dict] = []
         window_start, window_tokens = time.perf_counter(), 0
-        self.on_event("started", {"step": self.step, "steps": run.steps})
+        self.on_event("started", {"step": self.step, "steps": run.steps, "memory_plan": self.plan.describe()})
         while self.status == "running" and self.step < run.steps:
             t0 = time.perf_counter()
             metrics = self._train_step()
@@ -367,7 +381,8 @@ class Trainer:
             checkpoint.save_state(self.run_dir, state, self.run)
         return RunResult(
             run.run_id, self.status, self.step, self.curve[-1]["lm_loss"] if self.curve else float("nan"),
-            self.diverged_step, self.wall_time, self.curve, self.evals, self.message, self.data.record,
+            self.diverged_step, self.wall_time, self.curve, self.evals, self.message,
+            {**self.data.record, "memory_plan": self.plan.describe()},
         )  # fmt: skip
 
 
@@ -382,18 +397,15 @@ def available_host_memory() -> float | None:
         return None
 
 
-def check_memory(run: RunConfig, ranks: int, options: TrainOptions, budget: float, *, bf16: bool) -> None:
-    """Refuse, before allocating anything, a run whose estimated peak exceeds ``budget`` bytes per device,
-    with the numbers and the micro-batch that would fit (:mod:`archscale.models.memory`)."""
-    rows = run.batch_size // ranks
-    setting = {"ranks": ranks, "shard": options.shard, "bf16": bf16,
-               "checkpoint_activations": options.checkpoint_activations}  # fmt: skip
-    micro = run.micro_batch_size
-    need = estimate_memory(run.model, micro, run.seq_len, accumulates=micro < rows, **setting)
-    if need.total > budget:
-        fits = largest_micro_batch(run.model, rows, run.seq_len, budget, **setting)
-        raise ArchscaleError(
-            f"RunConfig.micro_batch_size: {micro} rows of {run.seq_len} tokens need {need.describe()} per "
-            f"device, over its {budget / GIB:.3g} GiB",
-            hint=f"set micro_batch_size: {fits} in the spec (the largest that fits: the same batch, in smaller pieces)",
-        )
+def check_memory(
+    run: RunConfig, ranks: int, options: TrainOptions, budget: float, *, bf16: bool
+) -> MemoryPlan:
+    """How this run's micro-batches fit ``budget`` bytes per device, before anything is allocated: the run's
+    own micro-batch in one pass where it fits (so a run trains exactly as it always did), else in passes of
+    fewer rows, with FSDP or recomputed activations where ``options`` leave them to the plan
+    (:func:`archscale.models.memory.plan_memory`). Refuses, with the numbers, a run that fits in no way."""
+    return plan_memory(
+        run.model, run.batch_size // ranks, run.seq_len, budget, ranks=ranks, bf16=bf16,
+        micro_batch=run.micro_batch_size, shard=options.shard,
+        checkpoint_activations=options.checkpoint_activations,
+    )  # fmt: skip
