@@ -120,3 +120,28 @@ def test_settings_that_cannot_work_fail_before_any_run(local_ray, tiny_corpus, t
     monkeypatch.setattr(ray_executor, "importable", lambda name: False)
     with pytest.raises(RayUnavailableError, match=r"archscale\[ray\]"):
         RayExecutor()
+
+
+def test_gpus_per_run_reach_ray_from_the_cli_and_are_refused_elsewhere(
+    local_ray, tiny_corpus, tmp_path
+) -> None:
+    """--gpus-per-run is the Ray task's GPU reservation: on this GPU-less instance the executor's resource
+    check refuses it, which it can only do if the CLI handed the number over; without Ray it is refused."""
+    from cli_contract import invoke_one_line_error
+
+    blocks = [{"models": ["dense-100k"], "tokens": [8 * 64 * 4], "batch_sizes": [8], "lrs": [3e-3]}]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        yaml.safe_dump({"name": "gpus", "dataset": str(tiny_corpus.path), "seq_len": 64, "grid": blocks})
+    )
+    command = ["sweep", "run", str(spec), "--store", str(tmp_path / "s.sqlite"), "--gpus-per-run", "1"]
+    result = CliRunner().invoke(app, [*command, "--executor", "ray", "--no-progress"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "error: num_gpus_per_run=1: the largest Ray node has 0 GPUs, so no run could be scheduled; lower it or "
+        "add a bigger node"
+    )
+    with ResultsStore(tmp_path / "s.sqlite") as store:
+        assert set(store.runs().status) == {"queued"}  # nothing trained
+    invoke_one_line_error(command, "--gpus-per-run", tmp_path)

@@ -60,6 +60,14 @@ def run_cmd(
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (default: start a local one).")
     ] = None,
+    gpus_per_run: Annotated[
+        float,
+        typer.Option(
+            "--gpus-per-run",
+            min=0,
+            help="With --executor ray: GPUs each run's task reserves (a fraction shares one); 0: the CPU.",
+        ),
+    ] = 0,
     device: DeviceOption = DEFAULT_DEVICE,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bars.")] = False,
     dry_run: Annotated[
@@ -79,7 +87,12 @@ def run_cmd(
     if executor == "ray":
         from archscale.sweeps.ray_executor import RayExecutor
 
-        chosen = RayExecutor(address=address)
+        chosen = RayExecutor(address=address, num_gpus_per_run=gpus_per_run)
+    elif gpus_per_run:
+        raise typer.BadParameter(
+            "only Ray tasks reserve GPUs; add --executor ray, or use --device cuda",
+            param_hint="--gpus-per-run",
+        )
     elif executor == "local":
         chosen = executor_for(device, workers, threads)
     else:
@@ -126,6 +139,12 @@ def train_cmd(
             show_default=False,
         ),
     ] = None,
+    fp32: Annotated[
+        bool,
+        typer.Option(
+            "--fp32", help="Compute in fp32 on GPUs too (no bf16 autocast): e.g. to compare with the CPU."
+        ),
+    ] = False,
     restart_bad: RestartBadOption = False,
 ) -> None:
     """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
@@ -134,7 +153,9 @@ def train_cmd(
         sweep.expand(),
         store,
         device=device,
-        options=TrainOptions(compile, checkpoint_activations=checkpoint_activations, shard=shard),
+        options=TrainOptions(
+            compile, checkpoint_activations=checkpoint_activations, shard=shard, bf16=not fp32
+        ),
         sweep=sweep.name,
         restart_bad_checkpoints=restart_bad,
     )

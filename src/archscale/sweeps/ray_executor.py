@@ -97,7 +97,7 @@ class RayExecutor:
             largest = max((node.get(name, 0) for node in nodes), default=0)
             if need > largest:
                 raise RayExecutorError(
-                    f"num_{name.lower()}s_per_run={need}: the largest Ray node has {largest:g} {name}s, "
+                    f"num_{name.lower()}s_per_run={need:g}: the largest Ray node has {largest:g} {name}s, "
                     f"so no run could be scheduled; lower it or add a bigger node"
                 )
 

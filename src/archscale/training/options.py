@@ -15,9 +15,11 @@ class TrainOptions:
     optimiser state; bf16 parameters with fp32 gradient reduction on GPUs) for models that outgrow one GPU.
     For both, None (the default) lets the run's memory plan decide (:func:`archscale.models.memory.plan_memory`:
     recompute or shard only where the run would not fit otherwise; a lone process never shards); True or
-    False fixes the choice.
+    False fixes the choice. ``bf16``: bf16 autocast on GPUs (the CPU always computes in fp32); False computes
+    in fp32 there too, e.g. to check a GPU's curve against the CPU's (torch's default keeps TF32 off).
     """
 
     compile: bool = False
     checkpoint_activations: bool | None = None
     shard: bool | None = None
+    bf16: bool = True

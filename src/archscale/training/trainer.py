@@ -133,7 +133,7 @@ class Trainer:
                 f"whole micro-batches of {run.micro_batch_size}",
                 hint=f"choose a batch size divisible by {self.dist.world_size * run.micro_batch_size}",
             )
-        self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
+        self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" and options.bf16 else None
         if options.shard and not self.dist.enabled:
             raise ArchscaleError(
                 "shard: FSDP shards a model over the ranks of a torchrun group, and this process is alone",
@@ -162,7 +162,9 @@ class Trainer:
         if self.sharded:  # the same initial weights as one process: rank 0 draws them, every rank shards
             self.model = shard_model(run.model, self.device, self.dist, param_dtype=self.autocast_dtype)
         else:
-            self.model = build_model(run.model, self.device)
+            # drawn on the CPU, as shard_model draws them: the same seed gives the same initial weights on
+            # every device (the CUDA generator would give others), so CPU, GPU and FSDP curves compare
+            self.model = build_model(run.model, "cpu").to(self.device)
         self.model.checkpoint_activations = self.plan.checkpoint_activations
         self.flops_per_token = flops_per_token(run.model, run.seq_len)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
