@@ -115,7 +115,9 @@ def archscale_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, fuse
     if cfg.is_moe:
         auto = ", auto" if cfg.moe_backend == "auto" else ""
         backend = f" ({resolve_backend(cfg, 'cpu', x.numel())} experts{auto})"
-    return Candidate(f"archscale {cfg.name}{backend}", cfg, training_step(model, lambda: model(x, y).loss, fused))
+    return Candidate(
+        f"archscale {cfg.name}{backend}", cfg, training_step(model, lambda: model(x, y).loss, fused)
+    )
 
 
 def hf_model(cfg: ModelConfig) -> torch.nn.Module:

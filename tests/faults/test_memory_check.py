@@ -19,7 +19,8 @@ def test_a_terabyte_model_is_refused_before_allocating(tiny_corpus, tmp_path) ->
     huge = {**get_preset("dense-100k").to_dict(), "d_model": 1_000_000, "n_heads": 2, "d_ff": 3_000_000}
     run = make_run(tiny_corpus, model=huge)
     with pytest.raises(
-        ArchscaleError, match=r"needs .* GiB .* at micro_batch_size=1, over the .* GiB available"
+        ArchscaleError,
+        match=r"needs .* GiB .* at one row of RunConfig.seq_len=\d+ tokens a pass, over the .* GiB available",
     ):
         Trainer(run, load_train_data(run), tmp_path)
     assert not any(tmp_path.iterdir())  # nothing written

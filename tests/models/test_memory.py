@@ -65,6 +65,7 @@ def test_the_plan_takes_the_largest_pass_that_fits_and_refuses_with_the_numbers(
     bigger = next(m for m in range(micro + 1, rows + 1) if rows % m == 0)
     assert estimate_memory(cfg, bigger, seq_len, accumulates=bigger < rows, bf16=True).total > budget
     with pytest.raises(
-        ArchscaleError, match=r"needs \d+ GiB \(weights .*\) per device at micro_batch_size=1.*torchrun"
+        ArchscaleError,
+        match=r"needs \d+ GiB \(weights .*\) per device at one row of RunConfig.seq_len=\d+ tokens a pass.*torchrun",
     ):
         plan_memory(get_preset("dense-7b"), rows, seq_len, 80 * GIB, bf16=True)

@@ -45,7 +45,8 @@ def test_a_shrinking_budget_takes_fewer_rows_a_pass_then_sharding_then_recomputa
     alone = plan_memory(CFG, ROWS, SEQ, _need(1, ranks=1) - 1)  # one process never shards: it recomputes
     assert (alone.rows, alone.shard, alone.checkpoint_activations) == (2, False, True)
     with pytest.raises(
-        ArchscaleError, match=r"needs .* GiB .* at micro_batch_size=1, over the .* GiB available"
+        ArchscaleError,
+        match=r"needs .* GiB .* at one row of RunConfig.seq_len=\d+ tokens a pass, over the .* GiB available",
     ):
         plan_memory(CFG, ROWS, SEQ, budgets[-1] - 1, ranks=4)
 

@@ -151,5 +151,8 @@ def test_a_micro_batch_too_big_for_its_device_runs_in_passes_that_fit() -> None:
     huge = RunConfig.from_dict(
         {"model": "dense-7b", "tokens": 10**9, "batch_size": 64, "lr": 1e-3, "seq_len": 2048}
     )
-    with pytest.raises(ArchscaleError, match=r"dense-7b needs .* at micro_batch_size=1, over the 80 GiB"):
+    with pytest.raises(
+        ArchscaleError,
+        match=r"dense-7b needs .* at one row of RunConfig.seq_len=\d+ tokens a pass, over the 80 GiB",
+    ):
         check_memory(huge, 1, TrainOptions(), 80 * GIB, bf16=True)

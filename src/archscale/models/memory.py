@@ -90,6 +90,7 @@ def estimate_memory(
     shard: bool = False,
     bf16: bool = False,
     checkpoint_activations: bool = False,
+    noise_probe: bool = False,
 ) -> MemoryEstimate:
     """Peak bytes on one device for micro-batches of ``micro_batch`` × ``seq_len`` tokens.
 
@@ -100,6 +101,8 @@ def estimate_memory(
     dtype; without it, DDP keeps a second copy of the gradients in its communication buckets. ``bf16``:
     autocast, which also keeps a bf16 copy of every weight for the step. ``checkpoint_activations``: each
     layer keeps only its input, and one layer's activations exist at a time when it is recomputed.
+    ``noise_probe``: the gradient-noise probe keeps a copy of this rank's gradients (runs of several
+    micro-batches a step, :mod:`archscale.training.noise_probe`).
     """
     if micro_batch < 1 or seq_len < 1:
         raise ArchscaleError(f"micro_batch={micro_batch}, seq_len={seq_len}: both must be ≥ 1")
@@ -119,6 +122,8 @@ def estimate_memory(
         gradients += FP32 * layer_params  # a block's unsharded gradients before their reduce-scatter
     elif ranks > 1:
         gradients *= 2  # DDP's buckets
+    if noise_probe:
+        gradients += FP32 * params // share
     optimizer = 2 * FP32 * params // share
 
     tokens = micro_batch * seq_len
@@ -170,6 +175,7 @@ def plan_memory(
     micro_batch: int | None = None,
     shard: bool | None = None,
     checkpoint_activations: bool | None = None,
+    noise_probe: bool = False,
 ) -> MemoryPlan:
     """The cheapest way to train a micro-batch of ``micro_batch`` rows (default: all this rank's ``rows``
     of a step) within ``budget_bytes`` per device: the largest pass dividing the micro-batch that fits,
@@ -187,13 +193,13 @@ def plan_memory(
             for pass_rows in divisors:
                 estimate = estimate_memory(
                     cfg, pass_rows, seq_len, accumulates=pass_rows < rows, ranks=ranks, shard=sharded,
-                    bf16=bf16, checkpoint_activations=recompute,
+                    bf16=bf16, checkpoint_activations=recompute, noise_probe=noise_probe,
                 )  # fmt: skip
                 if estimate.total <= budget_bytes:
                     return MemoryPlan(pass_rows, micro // pass_rows, recompute, sharded, ranks, estimate)
     frugal = f"{'FSDP' if sharded else 'DDP'} over {ranks}, " if ranks > 1 else ""
     raise ArchscaleError(
-        f"{cfg.name or 'the model'} needs {estimate.describe()} per device at micro_batch_size=1, "
+        f"{cfg.name or 'the model'} needs {estimate.describe()} per device at one row of RunConfig.seq_len={seq_len} tokens a pass, "
         f"over the {budget_bytes / GIB:.3g} GiB available ({frugal}activations "
         f"{'recomputed' if recompute else 'kept'})",
         hint="train it on more GPUs (`torchrun --nproc-per-node N … train`: the plan shards it where it must), "

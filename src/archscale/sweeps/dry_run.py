@@ -194,7 +194,12 @@ def plan_run(run: RunConfig, facts: CorpusFacts, branch: Branch | None, branches
         epochs=None if facts.train is None else epochs_over(derived["D"], facts.train, run.mixture),
         trained=(run.steps - start) / run.steps,
         gpu_bytes=estimate_memory(
-            run.model, run.micro_batch_size, run.seq_len, accumulates=run.measures_noise_scale, bf16=True
+            run.model,
+            run.micro_batch_size,
+            run.seq_len,
+            accumulates=run.measures_noise_scale,
+            bf16=True,
+            noise_probe=run.measures_noise_scale,
         ).total,
         memory=gpu_placement(run),
         evals=evals,
@@ -214,7 +219,7 @@ def gpu_placement(run: RunConfig) -> MemoryPlan | None:
         try:
             return plan_memory(
                 run.model, run.batch_size // ranks, run.seq_len, GPU_MEMORY_GIB * GIB, ranks=ranks, bf16=True,
-                micro_batch=run.micro_batch_size,
+                micro_batch=run.micro_batch_size, noise_probe=run.measures_noise_scale,
             )  # fmt: skip
         except ArchscaleError:
             continue

@@ -55,6 +55,16 @@ def mean_across_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return sum_across_ranks(value, info) / info.world_size  # gloo has no AVG
 
 
+def min_across_ranks(value: float, info: DistInfo, device: torch.device) -> float:
+    """The smallest of the ranks' ``value``s, on every rank (e.g. the memory every rank can give a run, so
+    that all of them plan it alike)."""
+    if not info.enabled:
+        return value
+    box = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(box, op=dist.ReduceOp.MIN)
+    return box.item()
+
+
 def local_part(tensor: torch.Tensor) -> torch.Tensor:
     """This rank's shard of an FSDP parameter or gradient (a DTensor); any other tensor as it is."""
     return tensor.to_local() if isinstance(tensor, DTensor) else tensor
@@ -101,10 +111,13 @@ def shard_model(
 
 
 def resolve_device(device: str, local_rank: int = 0) -> str:
-    """``auto`` → ``cuda:LOCAL_RANK`` when a GPU is visible, else ``cpu``; anything else as given. A CUDA
-    device becomes this process's current device."""
+    """``auto`` → ``cuda:LOCAL_RANK`` when a GPU is visible, else ``cpu``; ``cuda`` → ``cuda:LOCAL_RANK``
+    (each torchrun rank its own GPU); anything else as given. A CUDA device becomes this process's current
+    device."""
     if device == "auto":
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda":
+        device = f"cuda:{local_rank}"
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     return device

@@ -53,7 +53,10 @@ class GradientNoiseProbe:
     def after_backward(self) -> None:
         """Take the norm of the micro-batch just accumulated (its loss was divided by ``n_micro``)."""
         grads = [local_part(p.grad) for p in self.params]
-        diff_norms = torch.stack(torch._foreach_norm(torch._foreach_sub(grads, self.previous)))
+        torch._foreach_sub_(
+            self.previous, grads
+        )  # in place, no third copy of the gradients: |prev − g| = |g − prev|
+        diff_norms = torch.stack(torch._foreach_norm(self.previous))
         self.sq_norms.append(self.n_micro**2 * diff_norms.square().sum())
         torch._foreach_copy_(self.previous, grads)
 

@@ -42,6 +42,7 @@ from archscale.training.distributed import (
     DistInfo,
     average_gradients,
     mean_across_ranks,
+    min_across_ranks,
     shard_model,
     whole_value,
 )
@@ -152,11 +153,14 @@ class Trainer:
                 if self.device.type == "cuda"
                 else available_host_memory()
             )
-        # before anything is allocated: how each micro-batch runs, or a refusal with the numbers
+        # before anything is allocated: how each micro-batch runs, or a refusal with the numbers; every rank
+        # plans from the smallest rank's memory, so they all choose alike (FSDP and DDP do not mix)
+        budget = min_across_ranks(
+            math.inf if memory_budget is None else memory_budget, self.dist, self.device
+        )
         self.plan = check_memory(
-            run, self.dist.world_size, options, math.inf if memory_budget is None else memory_budget,
-            bf16=self.autocast_dtype is not None,
-        )  # fmt: skip
+            run, self.dist.world_size, options, budget, bf16=self.autocast_dtype is not None
+        )
         self.sharded = self.plan.shard
         torch.manual_seed(run.seed)
         if self.sharded:  # the same initial weights as one process: rank 0 draws them, every rank shards
@@ -409,5 +413,5 @@ def check_memory(
     return plan_memory(
         run.model, run.batch_size // ranks, run.seq_len, budget, ranks=ranks, bf16=bf16,
         micro_batch=run.micro_batch_size, shard=options.shard,
-        checkpoint_activations=options.checkpoint_activations,
+        checkpoint_activations=options.checkpoint_activations, noise_probe=run.measures_noise_scale,
     )  # fmt: skip
