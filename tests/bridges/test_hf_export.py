@@ -18,6 +18,7 @@ from archscale.bridges.hf_export import ExportError, export_checkpoint, hf_archi
 from archscale.cli.main import app
 from archscale.data import get_tokenizer
 from archscale.data.tokenizer import BPETokenizer, ByteTokenizer, train_bpe
+from archscale.models.parametrization import attention_scale, branch_multiplier, output_multiplier
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -97,6 +98,28 @@ def test_exported_moe_designs_compute_archscale_logits(
             if hasattr(module, "e_score_correction_bias"):
                 module.e_score_correction_bias.zero_()
         assert not torch.allclose(logits_of(hf, ids), logits_of(model, ids), rtol=1e-4, atol=1e-4)
+
+
+PARAMETRIZATIONS = [  # μP and CompleteP at 2x and 4x their base shape: multipliers folded into the weights
+    ("dense", {"parametrization": "mup", "base_width": 32}),
+    ("moe", {"parametrization": "mup", "base_width": 16, "base_head_dim": 8}),
+    ("moe", {"parametrization": "completep", "base_width": 32, "base_depth": 1, "tie_embeddings": True}),
+    ("moe", {"parametrization": "completep", "base_width": 32, "base_depth": 1, "n_shared_experts": 1,
+             "granularity": 2}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "changes"), PARAMETRIZATIONS)
+def test_exported_logits_equal_archscale_under_mup_and_completep(
+    tmp_path: Path, tiny_model, kind, changes
+) -> None:
+    model = tiny_model(kind, **changes)
+    export_checkpoint(model.cfg, model.state_dict(), ByteTokenizer(), tmp_path)
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ids = random_ids((3, 96), seed=3)
+    torch.testing.assert_close(logits_of(hf, ids), logits_of(model, ids), rtol=1e-4, atol=1e-4)
+    cfg = model.cfg  # each case exercises the head's 1/m and, beyond it, the attention scale or branch 1/m_L
+    assert output_multiplier(cfg) < 1 and (attention_scale(cfg) or 1) * (branch_multiplier(cfg) or 1) != 1
 
 
 def test_softmax_with_loss_free_balancing_has_no_hf_class(tmp_path: Path, tiny_model) -> None:

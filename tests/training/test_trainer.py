@@ -47,7 +47,15 @@ LOSS_FREE = {**get_preset("moe-100k").to_dict(), "router_score": "sigmoid", "bal
              "aux_loss_weight": 0.0, "bias_update_rate": 0.01}  # fmt: skip
 
 
-@pytest.mark.parametrize("model", ["moe-100k", LOSS_FREE], ids=["moe", "loss-free"])
+COMPLETEP = {
+    **get_preset("moe-100k").to_dict(),
+    "parametrization": "completep",
+    "base_width": 32,
+    "base_depth": 1,
+}
+
+
+@pytest.mark.parametrize("model", ["moe-100k", LOSS_FREE, COMPLETEP], ids=["moe", "loss-free", "completep"])
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_corpus, tmp_path, model) -> None:
     """Loss-free balancing's expert biases are state too: a resume without them would route differently."""
     run = make_run(tiny_corpus, model=model, micro_batch_size=4)
@@ -64,6 +72,27 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_corpus, tmp_pat
         steps = bias / run.model.bias_update_rate
         torch.testing.assert_close(steps, steps.round(), rtol=0, atol=1e-3)
         assert 0 < steps.abs().max() <= run.steps
+
+
+def test_a_completep_run_steps_each_parameter_group_at_its_own_learning_rate(tiny_corpus, tmp_path) -> None:
+    """d_model 64 on a base width of 32 (m = 2), 2 layers on a base depth of 1 (m_L = 2): hidden matrices,
+    experts and router at η/m, embedding, head and gains at η; hidden weight decay × m; ε 1e-8/m, and
+    1e-8/(m·m_L) for the hidden groups and block gains (models/parametrization.py's table)."""
+    run = make_run(tiny_corpus, model=COMPLETEP, tokens=8 * 64 * 4)
+    trainer = Trainer(run, load_train_data(run), tmp_path)
+    trainer.fit()
+    lr = run.lr_at(run.steps - 1)
+    expected = {  # group: (learning rate ÷ η_t, weight decay ÷ λ, ε)
+        "embedding": (1, 1, 0.5e-8), "attention": (0.5, 2, 0.25e-8), "router": (0.5, 2, 0.25e-8),
+        "experts": (0.5, 2, 0.25e-8), "norm": (1, 0, 0.25e-8), "final_norm": (1, 0, 0.5e-8), "output": (1, 1, 0.5e-8),
+    }  # fmt: skip
+    got = {
+        g["group"]: (g["lr"] / lr, g["weight_decay"] / run.weight_decay, g["eps"])
+        for g in trainer.optimizer.param_groups
+    }
+    assert got.keys() == expected.keys()
+    for group, values in expected.items():
+        assert got[group] == pytest.approx(values, rel=1e-12), group
 
 
 def test_kept_checkpoints_are_the_weights_at_each_eval_step(tiny_corpus, tmp_path) -> None:

@@ -30,6 +30,7 @@ on that string, so every text encodes to the same ids as in archscale.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from archscale.data import get_tokenizer, load_corpus
 from archscale.data.tokenizer import BPETokenizer, ByteTokenizer, Tokenizer, parse_spec, tokenizer_path
 from archscale.errors import ArchscaleError
 from archscale.models import ModelConfig, build_model
+from archscale.models.parametrization import attention_scale, branch_multiplier, output_multiplier
 from archscale.store import ResultsStore
 from archscale.training.checkpoint import WEIGHTS_FILE, kept_path, kept_weights
 from archscale.training.run_config import RunConfig
@@ -211,7 +213,28 @@ def hf_state_dict(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str,
                 out[f"{layer}.self_attn.{proj}.bias"] = state["embed.weight"].new_zeros(d)
         for name, w in mlp.items():
             out[f"{layer}.{prefix}.{name}"] = w
-    return {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
+    return {k: v.detach().cpu().contiguous().clone() for k, v in _fold_multipliers(cfg, out).items()}
+
+
+def _fold_multipliers(cfg: ModelConfig, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """μP's and CompleteP's forward multipliers folded into the weights the HF classes multiply by, so the
+    export computes archscale's logits with the HF code unchanged: the head's 1/m into the final norm's gain
+    (the head reads its output; this also holds for a head tied to the embedding), the attention scale into
+    the query rows (RoPE is linear, so the scale passes through it), the residual branch's 1/m_L into each
+    branch's last projection (attention out, the down projection of every dense, routed and shared expert)."""
+    head, scale, branch = output_multiplier(cfg), attention_scale(cfg), branch_multiplier(cfg)
+    folded = dict(out)
+    for name, w in out.items():
+        factor = 1.0
+        if name == "model.norm.weight" and head is not None:
+            factor *= head
+        if name.endswith("self_attn.q_proj.weight") and scale is not None:
+            factor *= scale * math.sqrt(cfg.head_dim)  # HF scales the logits by 1/√d_head
+        if name.endswith(("o_proj.weight", "down_proj.weight", ".w2.weight")) and branch is not None:
+            factor *= branch
+        if factor != 1.0:
+            folded[name] = w * factor
+    return folded
 
 
 def check_state(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,8 +1,10 @@
-"""``archscale models``: list the presets and show one preset's exact scale accounting."""
+"""``archscale models``: list the presets, show one preset's exact scale accounting, and run the coordinate
+check of a parametrisation (SP, μP, CompleteP) across widths."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -60,3 +62,57 @@ def show_cmd(
             if isinstance(value, int) and not isinstance(value, bool)
             else f"{key:<22} {value}"
         )
+
+
+@app.command("coord-check", context_settings={"allow_extra_args": True, "allow_interspersed_args": True})
+def coord_check_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Preset name (see `archscale models list`).")],
+    widths: Annotated[
+        str, typer.Option(help="Widths (d_model), space- or comma-separated: --widths 64 128 256 512.")
+    ] = "64,128,256,512",
+    parametrization: Annotated[str, typer.Option(help="sp, mup or completep.")] = "mup",
+    steps: Annotated[int, typer.Option(help="AdamW steps at each width.")] = 5,
+    lr: Annotated[float, typer.Option(help="Learning rate (the base width's).")] = 1e-2,
+    seed: Annotated[int, typer.Option(help="First seed (weights and batch).")] = 0,
+    seeds: Annotated[int, typer.Option(help="Seeds averaged per width.")] = 3,
+    max_slope: Annotated[
+        float, typer.Option(help="Pass bound on |d log mean|x| / d log width| per hidden layer.")
+    ] = 0.4,
+    out: Annotated[Path | None, typer.Option(help="Folder for coord_check.json and coord_check.png.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Train the preset a few steps at each width and check that every hidden layer's mean |activation|
+    stays flat across widths (exit 0 on pass, 1 on fail); see archscale.training.coord_check."""
+    from archscale.training.coord_check import coord_check, plot
+
+    try:
+        cfg = get_preset(name)
+    except KeyError as err:
+        raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from None
+    texts = [t for part in [widths, *ctx.args] for t in part.replace(",", " ").split()]
+    if not all(t.isdigit() for t in texts):
+        raise typer.BadParameter(
+            f"widths must be positive integers, got {' '.join(texts)!r}", param_hint="--widths"
+        )
+    if parametrization not in ("sp", "mup", "completep"):
+        raise typer.BadParameter(
+            f"must be sp, mup or completep, got {parametrization!r}", param_hint="--parametrization"
+        )
+    result = coord_check(
+        cfg, [int(t) for t in texts], parametrization, steps=steps, lr=lr, seed=seed, seeds=seeds,
+        max_slope=max_slope,
+    )  # fmt: skip
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "coord_check.json").write_text(json.dumps(result.to_dict(), indent=2))
+        plot(result, str(out / "coord_check.png"))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        typer.echo(f"{'layer':<16} {'slope':>7} {'spread':>8}  mean |x| per width (last step)")
+        for layer, per_width in result.mean_abs.items():
+            values = " ".join(f"{v[-1]:.3g}" for v in per_width)
+            typer.echo(f"{layer:<16} {result.slope[layer]:>7.3f} {result.spread[layer]:>7.3g}x  {values}")
+        typer.echo(result.verdict())
+    raise typer.Exit(0 if result.passed else 1)

@@ -14,6 +14,8 @@ _SOURCES: dict[str, str] = {
     "PRESETS": "archscale.models.presets",
     "get_preset": "archscale.models.presets",
     "list_presets": "archscale.models.presets",
+    "optimizer_groups": "archscale.models.parametrization",
+    "param_group_multipliers": "archscale.models.parametrization",
     "ParameterCounts": "archscale.models.scale",
     "ScaleReport": "archscale.models.scale",
     "count_parameters": "archscale.models.scale",

@@ -17,6 +17,11 @@ The MoE design knobs beyond the paper's E:
 - ``balance``: the Switch auxiliary loss alone, or DeepSeek-V3's auxiliary-loss-free balancing (a
   per-expert bias added to the scores for the choice of experts only, moved by ``bias_update_rate`` after
   every step toward equal load); ``aux_loss_weight`` applies in both (set it to 0 for pure loss-free).
+
+``parametrization`` chooses how initialisation, learning rates and a few forward multipliers scale with
+width and depth: ``sp`` (standard, the default), ``mup`` (μP, anchored at ``base_width``) or ``completep``
+(μP plus CompleteP's depth rules, anchored at ``base_width`` and ``base_depth``); the rules and their
+sources are in :mod:`archscale.models.parametrization`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from archscale.errors import ArchscaleError
 MoEBackend = Literal["auto", "grouped", "loop", "padded"]
 RouterScore = Literal["softmax", "sigmoid"]
 Balance = Literal["aux_loss", "loss_free"]
+Parametrization = Literal["sp", "mup", "completep"]
 
 DESIGN_DEFAULTS: dict[str, Any] = {
     "granularity": 1, "n_shared_experts": 0, "router_score": "softmax", "balance": "aux_loss",
@@ -38,6 +44,12 @@ DESIGN_DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 """The MoE design fields and their defaults (the paper's MoE). They came after runs were first stored, so a
 run's identity leaves them out while they hold these values: stored run ids do not change."""
+
+PARAMETRIZATION_DEFAULTS: dict[str, Any] = {
+    "parametrization": "sp", "base_width": None, "base_depth": None, "base_head_dim": None,
+}  # fmt: skip
+"""The parametrisation fields and their defaults (SP). Like the design fields, a run's identity leaves them
+out while they hold these values, so every SP run keeps its id."""
 
 
 class ConfigError(ArchscaleError):
@@ -68,6 +80,10 @@ class ModelConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     init_std: float = 0.02
+    parametrization: Parametrization = "sp"
+    base_width: int | None = None  # μP/CompleteP: the d_model whose hyperparameters are transferred
+    base_depth: int | None = None  # CompleteP: the n_layers whose hyperparameters are transferred
+    base_head_dim: int | None = None  # μP/CompleteP attention anchor; None: this model's head_dim
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -144,6 +160,39 @@ class ModelConfig:
         for f in ("rope_theta", "norm_eps", "init_std", "bias_update_rate"):
             if not getattr(self, f) > 0:
                 raise ConfigError(f"ModelConfig.{f}: must be > 0, got {getattr(self, f)!r}")
+        self._check_parametrization()
+
+    def _check_parametrization(self) -> None:
+        """μP needs ``base_width``; CompleteP needs ``base_width`` and ``base_depth``; SP takes none of the
+        base fields (``base_head_dim`` is optional under μP and CompleteP)."""
+        p = self.parametrization
+        if p not in get_args(Parametrization):
+            raise ConfigError(
+                f"ModelConfig.parametrization: must be one of {get_args(Parametrization)}, got {p!r}"
+            )
+        needed = {"base_width": p != "sp", "base_depth": p == "completep"}
+        for f, base_of in (("base_width", "d_model"), ("base_depth", "n_layers")):
+            if needed[f] and getattr(self, f) is None:
+                raise ConfigError(
+                    f"ModelConfig.{f}: parametrization={p!r} needs the base model's {base_of}, whose "
+                    f"tuned hyperparameters transfer; set {f}, e.g. {f}={getattr(self, base_of)}"
+                )
+        width_users, depth_users = ("mup", "completep"), ("completep",)
+        for f, users in (
+            ("base_width", width_users),
+            ("base_depth", depth_users),
+            ("base_head_dim", width_users),
+        ):
+            value = getattr(self, f)
+            if value is None:
+                continue
+            if p not in users:
+                raise ConfigError(
+                    f"ModelConfig.{f}: only parametrization {' or '.join(map(repr, users))} uses it, not "
+                    f"{p!r}; leave it unset"
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"ModelConfig.{f}: must be a positive integer, got {value!r}")
 
     @property
     def head_dim(self) -> int:
@@ -179,13 +228,14 @@ class ModelConfig:
 
     def identity_dict(self) -> dict[str, Any]:
         """The fields that define the model's function and training, for run ids: no name, numbers as they
-        compare (10000 and 10000.0 are one rope_theta), the design fields only where set."""
+        compare (10000 and 10000.0 are one rope_theta), the design and parametrisation fields only where
+        set."""
         data = self.to_dict()
         data.pop("name")
         for f in dataclasses.fields(self):
             if isinstance(f.default, float):
                 data[f.name] = float(data[f.name])
-        for f, default in DESIGN_DEFAULTS.items():
+        for f, default in {**DESIGN_DEFAULTS, **PARAMETRIZATION_DEFAULTS}.items():
             if data[f] == default:
                 data.pop(f)
         return data

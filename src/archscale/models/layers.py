@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archscale.models.config import ModelConfig
+from archscale.models.parametrization import attention_scale
 
 
 class RMSNorm(nn.Module):
@@ -62,13 +63,15 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal attention; one fused QKV matmul, SDPA for the kernel."""
+    """Multi-head causal attention; one fused QKV matmul, SDPA for the kernel. The logit scale is SDPA's
+    1/√d_head under SP and √d_base / d_head under μP (:func:`~archscale.models.parametrization.attention_scale`)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.scale = attention_scale(cfg)  # None under SP: SDPA's default
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
@@ -77,7 +80,7 @@ class CausalSelfAttention(nn.Module):
         cos, sin = cos.view(t, 1, -1).to(q.dtype), sin.view(t, 1, -1).to(q.dtype)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, scale=self.scale
         )
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 

@@ -14,6 +14,13 @@ from archscale.models.config import ModelConfig
 from archscale.models.layers import CausalSelfAttention, RMSNorm, SwiGLU, rotary_tables
 from archscale.models.loss import LOSS_CHUNK_TOKENS, chunked_cross_entropy
 from archscale.models.moe import MoEFeedForward, RouterStats
+from archscale.models.parametrization import (
+    branch_multiplier,
+    output_multiplier,
+    param_group,
+    param_group_multipliers,
+    residual_init_depth,
+)
 
 
 @dataclass
@@ -39,16 +46,30 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = MoEFeedForward(cfg) if cfg.is_moe else SwiGLU(cfg.d_model, cfg.d_ff)
+        self.branch_multiplier = branch_multiplier(cfg)  # CompleteP's 1/m_L; None otherwise
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     ) -> tuple[torch.Tensor, RouterStats | None]:
+        if self.branch_multiplier is not None:
+            return self._scaled_forward(x, cos, sin)
         x = x + self.attn(self.attn_norm(x), cos, sin)
         h = self.ffn(self.ffn_norm(x))
         stats = None
         if isinstance(h, tuple):
             h, stats = h
         return x + h, stats
+
+    def _scaled_forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, RouterStats | None]:
+        """CompleteP: each residual branch × ``branch_multiplier`` before it is added."""
+        x = x + self.branch_multiplier * self.attn(self.attn_norm(x), cos, sin)
+        h = self.ffn(self.ffn_norm(x))
+        stats = None
+        if isinstance(h, tuple):
+            h, stats = h
+        return x + self.branch_multiplier * h, stats
 
 
 class Transformer(nn.Module):
@@ -65,10 +86,17 @@ class Transformer(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.checkpoint_activations = False  # recompute each block in the backward pass (memory for time)
+        self.output_multiplier = output_multiplier(cfg)  # μP's 1/m on what the head reads; None under SP
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2 style: N(0, std) everywhere, residual output projections scaled by 1/sqrt(2·layers)."""
+        """GPT-2 style: N(0, std) everywhere, residual output projections scaled by 1/sqrt(2·layers).
+
+        Under μP / CompleteP each std is further multiplied by its group's init multiplier
+        (:mod:`archscale.models.parametrization`), and CompleteP takes the layers at the base depth."""
+        if self.cfg.parametrization != "sp":
+            self._reset_parametrized()
+            return
         std = self.cfg.init_std
         residual_std = std / math.sqrt(2 * self.cfg.n_layers)
         for name, p in self.named_parameters():
@@ -79,6 +107,18 @@ class Transformer(nn.Module):
             else:
                 nn.init.normal_(p, 0.0, std)
 
+    def _reset_parametrized(self) -> None:
+        """SP's init (same tensors, same order of random draws) with μP's per-group std multipliers."""
+        mults = param_group_multipliers(self.cfg)
+        std = self.cfg.init_std
+        residual_std = std / math.sqrt(2 * residual_init_depth(self.cfg))
+        for name, p in self.named_parameters():
+            if p.dim() == 1:
+                nn.init.ones_(p)
+                continue
+            base = residual_std if name.endswith(("out.weight", "down.weight", "w_down")) else std
+            nn.init.normal_(p, 0.0, base * mults[param_group(name)].init_std)
+
     def reset_rotary(self) -> None:
         """Refill the rotary tables (not saved with the weights): after ``to_empty`` from the meta device."""
         cos, sin = rotary_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta)
@@ -86,7 +126,8 @@ class Transformer(nn.Module):
         self.rope_sin.copy_(sin)
 
     def features(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[RouterStats]]:
-        """The normed final hidden states (what the output head reads) and each MoE layer's router stats."""
+        """The normed final hidden states (what the output head reads: × 1/m under μP) and each MoE layer's
+        router stats."""
         t = idx.shape[1]
         if t > self.cfg.max_seq_len:
             raise ValueError(f"sequence length {t} exceeds ModelConfig.max_seq_len={self.cfg.max_seq_len}")
@@ -98,6 +139,8 @@ class Transformer(nn.Module):
             x, s = checkpoint(block, x, cos, sin, use_reentrant=False) if recompute else block(x, cos, sin)
             if s is not None:
                 stats.append(s)
+        if self.output_multiplier is not None:
+            return self.norm(x) * self.output_multiplier, stats
         return self.norm(x), stats
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:

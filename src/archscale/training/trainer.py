@@ -37,6 +37,7 @@ from archscale.errors import ArchscaleError
 from archscale.models import ConfigError, build_model, flops_per_token
 from archscale.models.memory import MemoryPlan, plan_memory
 from archscale.models.moe import register_bias_update
+from archscale.models.parametrization import optimizer_groups
 from archscale.training import checkpoint
 from archscale.training.distributed import (
     DistInfo,
@@ -171,13 +172,12 @@ class Trainer:
             self.model = build_model(run.model, "cpu").to(self.device)
         self.model.checkpoint_activations = self.plan.checkpoint_activations
         self.flops_per_token = flops_per_token(run.model, run.seq_len)
-        decay = [p for p in self.model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         # fused: one kernel over every tensor (CPU and CUDA) instead of torch's CPU default, a dozen
         # element-wise ops per tensor; it halves the optimiser's share of a tiny MoE step, whose experts
-        # hold 2.7x dense's parameters (benchmarks/RESULTS.md, "fused AdamW")
+        # hold 2.7x dense's parameters (benchmarks/RESULTS.md, "fused AdamW"). The groups carry the
+        # parametrisation's per-group learning-rate multipliers (SP: decayed matrices, undecayed gains).
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": run.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            optimizer_groups(self.model, run.model, run.lr, run.weight_decay),
             lr=run.lr,
             betas=(run.beta1, run.beta2),
             fused=True,
@@ -253,8 +253,8 @@ class Trainer:
         """
         run, world = self.run, self.dist.world_size
         lr = run.lr_at(self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for group in self.optimizer.param_groups:  # a checkpoint from before the groups had multipliers: 1
+            group["lr"] = lr * group.get("lr_multiplier", 1.0)
         batch = self.data.sampler.batch(self.step)  # the global batch; each rank takes its rows
         rows = batch.shape[0] // world
         micro_batches = (
