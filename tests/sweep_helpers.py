@@ -24,3 +24,18 @@ def write_spec(path: Path, corpus, **overrides) -> Path:
     spec.update(overrides)
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+def sweep_command(spec: Path, store: Path, workers: int) -> list[str]:
+    """``archscale sweep run`` in a fresh interpreter, as a user starts it."""
+    return [
+        *ARCHSCALE,
+        "sweep",
+        "run",
+        str(spec),
+        "--store",
+        str(store),
+        "--workers",
+        str(workers),
+        "--no-progress",
+    ]

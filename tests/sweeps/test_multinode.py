@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from archscale.store import ResultsStore
-from sweep_helpers import ARCHSCALE, GLOO_ENV, write_spec
+from sweep_helpers import ARCHSCALE, GLOO_ENV, sweep_command, write_spec
 
 TIMEOUT_S = 180  # any one subprocess: a hang fails the test instead of blocking the suite
 CURVE = ("lm_loss", "grad_norm")
@@ -42,17 +42,7 @@ def stored_curves(path: Path) -> dict[str, dict[str, list[float]]]:
 
 def one_process(spec: Path, store: Path) -> dict[str, dict[str, list[float]]]:
     """The reference: every run trained in one process, one thread."""
-    command = [
-        *ARCHSCALE,
-        "sweep",
-        "run",
-        str(spec),
-        "--store",
-        str(store),
-        "--workers",
-        "0",
-        "--no-progress",
-    ]
+    command = sweep_command(spec, store, workers=0)
     subprocess.run(command, check=True, env=GLOO_ENV, timeout=TIMEOUT_S)
     return stored_curves(store)
 

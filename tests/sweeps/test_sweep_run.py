@@ -16,22 +16,7 @@ from typer.testing import CliRunner
 
 from archscale.cli.main import app
 from archscale.store import ResultsStore
-from sweep_helpers import ARCHSCALE, GLOO_ENV, write_spec
-
-
-def sweep_command(spec: Path, store: Path, workers: int) -> list[str]:
-    """``archscale sweep run`` in a fresh interpreter, as a user starts it."""
-    return [
-        *ARCHSCALE,
-        "sweep",
-        "run",
-        str(spec),
-        "--store",
-        str(store),
-        "--workers",
-        str(workers),
-        "--no-progress",
-    ]
+from sweep_helpers import ARCHSCALE, GLOO_ENV, sweep_command, write_spec
 
 
 def final_losses(store: Path) -> dict[str, float]:

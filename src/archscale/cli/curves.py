@@ -11,9 +11,9 @@ import numpy as np
 import typer
 
 from archscale.analysis.curve_tables import best_decay_fraction, final_interval, predict_curve, schedule_rates
-from archscale.cli.laws import read_fit
 from archscale.laws.curve_laws import ScheduleLaw
 from archscale.laws.errors import LawDataError
+from archscale.laws.saved import read_fit
 from archscale.training.run_config import SCHEDULES
 
 

@@ -12,7 +12,8 @@ import typer
 from archscale.analysis.curves import SMOOTHING_WINDOW
 from archscale.analysis.seed_noise import seed_noise
 from archscale.analysis.suite import store_runs
-from archscale.cli.laws import emit, load_table, read_fits, warnings_shown
+from archscale.analysis.tables import law_table
+from archscale.cli.laws import emit, warnings_shown
 from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption, given_flags
 from archscale.laws.base import Law
 from archscale.laws.catalogue import published
@@ -30,6 +31,7 @@ from archscale.laws.ladder import (
     search_ladders,
 )
 from archscale.laws.loss_laws import ChinchillaLaw
+from archscale.laws.saved import read_fits
 from archscale.store import ResultsStore
 from archscale.sweeps.dry_run import DEVICES
 from archscale.sweeps.spec import load_yaml
@@ -59,7 +61,7 @@ def _truth(law: str | None, fit: Path | None, store: Path | None) -> tuple[str, 
             "give the assumed law: --law NAME (published), --fit FIT.json or --store STORE, one of them"
         )
     if law is None and fit is None:
-        table, rule = load_table(store, None)
+        table, rule = law_table(store, None)
         return f"chinchilla fitted on {store} ({rule} points)", ChinchillaLaw().fit(table)
     if fit is not None:
         fits = read_fits(fit)

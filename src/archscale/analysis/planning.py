@@ -1,0 +1,334 @@
+"""A plan for a compute budget, for ``archscale plan``: from saved fits and published laws, the
+compute-optimal N_opt, D_opt and loss and what other laws add (:func:`~archscale.laws.plan.make_plan`), the
+planned run's schedule by a whole-curve fit, the downstream accuracy by two-step fits; or with a design law
+the MoE design (:func:`~archscale.laws.design.plan_designs`) and its batch size and LR. Both come back as one
+:class:`Plan` with ``summary()`` and ``to_dict()``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archscale.analysis.curve_tables import schedule_choice
+from archscale.analysis.fitting import band
+from archscale.laws.base import Law
+from archscale.laws.catalogue import published
+from archscale.laws.curve_laws import ScheduleLaw
+from archscale.laws.design import (
+    KNOB_COLUMNS,
+    LLAMA_FFN_SHARE,
+    ROUTER_COST,
+    TRAINING_BYTES_PER_PARAM,
+    WIDTH_PER_BLOCK,
+    DesignPlan,
+    design_grid,
+    hyperparameters,
+    plan_designs,
+)
+from archscale.laws.downstream_laws import TwoStepLaw
+from archscale.laws.errors import LawDataError
+from archscale.laws.plan import make_plan
+from archscale.laws.saved import read_fits
+
+Hyperparameters = tuple[dict[str, float], dict[str, str], dict[str, list[float]]]
+"""What :func:`~archscale.laws.design.hyperparameters` returns: quantities, sources, intervals."""
+
+
+@dataclass
+class Plan:
+    """A plan: the compute-optimal ``allocation`` (``make_plan``'s mapping, with the ``schedule`` of a
+    whole-curve fit and the ``downstream`` forecasts of two-step fits), or with ``--design-space`` the MoE
+    ``design`` plan and the ``hyperparameters`` the other laws give its best design."""
+
+    allocation: dict[str, Any] | None = None
+    design: DesignPlan | None = None
+    hyperparameters: Hyperparameters | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.design is None:
+            assert self.allocation is not None
+            return self.allocation
+        quantities, sources, intervals = self.hyperparameters or ({}, {}, {})
+        return self.design.to_dict() | {
+            "hyperparameters": {k: quantities[k] for k in sources},
+            "sources": sources,
+            "intervals": intervals,
+        }
+
+    def summary(self) -> str:
+        if self.design is None:
+            assert self.allocation is not None
+            return _allocation_text(self.allocation)
+        return _design_text(self.design, self.hyperparameters or ({}, {}, {}))
+
+
+def plan_compute(
+    compute: float,
+    fits: Sequence[Path] = (),
+    laws: Sequence[str] = (),
+    experts: float = 1.0,
+    *,
+    batch_tokens: float | None = None,
+    lr: float | None = None,
+    warmup: int | None = None,
+    min_lr_ratio: float = 0.1,
+    design_space: bool = False,
+    grid_experts: str = "1,8",
+    grid_top_k: str = "2",
+    grid_granularity: str = "1",
+    grid_shared: str = "0",
+    max_total_params: float | None = None,
+    memory_per_gpu: float | None = None,
+    ffn_share: float = LLAMA_FFN_SHARE,
+    router_cost: float = ROUTER_COST,
+    width_per_block: float = WIDTH_PER_BLOCK,
+) -> Plan:
+    """Plan ``compute`` FLOPs from the fits saved at ``fits`` and the published ``laws`` (catalogue keys).
+
+    A whole-curve fit chooses the planned run's schedule (``batch_tokens``, ``lr``, ``warmup``,
+    ``min_lr_ratio``); a two-step fit forecasts the accuracy at N_opt and D_opt. With ``design_space``, the
+    first design law ranks the designs of the grid (comma-separated integers per knob) under a cap on total
+    parameters (``max_total_params``, or the training state of ``memory_per_gpu`` GiB on one GPU)."""
+    if not fits and not laws:
+        raise LawDataError("give at least one --fit FIT.json or --law NAME")
+    labelled = [entry for path in fits for entry in read_fits(path)]
+    curves = [(label, x) for label, x in labelled if isinstance(x, ScheduleLaw)]
+    chains = [(label, x) for label, x in labelled if isinstance(x, TwoStepLaw)]
+    labelled = [entry for entry in labelled if entry not in curves and entry not in chains]
+    if chains and design_space:
+        raise LawDataError(
+            f"--fit {chains[0][0]}: a two-step fit forecasts accuracy at a plan's N_opt and D_opt, "
+            "without --design-space; drop one of them"
+        )
+    if len(curves) > 1:
+        raise LawDataError(
+            f"--fit: give one whole-curve fit to choose the schedule by, got {len(curves)} "
+            f"({', '.join(label for label, _ in curves)})"
+        )
+    if curves and design_space:
+        raise LawDataError(
+            f"--fit {curves[0][0]}: a whole-curve fit chooses the schedule of a plan without --design-space; "
+            "drop one of them"
+        )
+    given = {"--batch-tokens": batch_tokens, "--lr": lr, "--warmup": warmup}
+    if not curves and (unused := [flag for flag, value in given.items() if value is not None]):
+        raise LawDataError(
+            f"{unused[0]} sets the planned run's schedule, which needs a whole-curve --fit "
+            "(curve-ladder, multipower or annealing)"
+        )
+    labelled += published_laws(laws)
+    if not design_space:
+        plan = make_plan(compute, labelled, experts)
+        if curves:
+            plan["schedule"] = schedule_plan(plan, curves[0], batch_tokens, lr, warmup, min_lr_ratio)
+        if chains:
+            plan["downstream"] = downstream_plan(plan, chains)
+        return Plan(allocation=plan)
+    cap = parameter_cap(max_total_params, memory_per_gpu)
+    design_law = next(
+        (
+            (label, x)
+            for label, x in labelled
+            if set(x.inputs) & {c for cs in KNOB_COLUMNS.values() for c in cs}
+        ),
+        None,
+    )
+    if design_law is None:
+        raise LawDataError(
+            "--design-space needs a design law (granularity, joint_moe or sparsity): a --fit of one, or "
+            "--law krajewski2024 / ludziejewski2025"
+        )
+    designs = design_grid(
+        parse_int_list("--grid-experts", grid_experts), parse_int_list("--grid-top-k", grid_top_k),
+        parse_int_list("--grid-granularity", grid_granularity), parse_int_list("--grid-shared", grid_shared),
+    )  # fmt: skip
+    label, chosen = design_law
+    design = plan_designs(
+        compute, chosen, designs, ffn_share=ffn_share, max_total_params=cap, router_cost=router_cost,
+        width_per_block=width_per_block, label=label,
+    )  # fmt: skip
+    hyper = hyperparameters(compute, design.best, [entry for entry in labelled if entry != design_law])
+    return Plan(design=design, hyperparameters=hyper)
+
+
+def published_laws(keys: Sequence[str]) -> list[tuple[str, Law]]:
+    """The laws of each published entry, labelled ``KEY (published)``; an entry of exponents only (no
+    coefficients) is refused."""
+    laws: list[tuple[str, Law]] = []
+    for key in keys:
+        entry = published(key)
+        if not entry.laws:
+            raise LawDataError(
+                f"{key} publishes exponents only (no coefficients) and cannot plan; "
+                "try chinchilla-approach3, epoch2024 or deepseek2024"
+            )
+        laws += [(f"{key} (published)", published_law) for published_law in entry.laws]
+    return laws
+
+
+def parameter_cap(max_total_params: float | None, memory_per_gpu: float | None) -> float | None:
+    """The cap on total parameters: ``max_total_params``, or as many as ``memory_per_gpu`` GiB hold at
+    :data:`~archscale.laws.design.TRAINING_BYTES_PER_PARAM` (one GPU); None for no cap."""
+    if max_total_params is not None and memory_per_gpu is not None:
+        raise LawDataError("give --max-total-params or --memory-per-gpu, not both")
+    if memory_per_gpu is not None and not 0 < memory_per_gpu < math.inf:
+        raise LawDataError(
+            f"--memory-per-gpu must be a finite number of GiB > 0, got {memory_per_gpu}; leave it out for "
+            "no cap"
+        )
+    return max_total_params if memory_per_gpu is None else memory_per_gpu * 2**30 / TRAINING_BYTES_PER_PARAM
+
+
+def parse_int_list(option: str, text: str) -> list[int]:
+    """A comma-separated list of integers ≥ 0 (a design grid's knob), refused naming ``option``."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise LawDataError(
+            f"{option}: a comma-separated list of integers (e.g. 1,2,4), got {text!r}"
+        ) from None
+    if not values or min(values) < 0:
+        raise LawDataError(f"{option}: give at least one integer ≥ 0, got {text!r}")
+    return values
+
+
+def downstream_plan(plan: dict[str, Any], chains: list[tuple[str, TwoStepLaw]]) -> list[dict[str, Any]]:
+    """Each two-step fit's forecast of a run of the plan's N_opt and D_opt. The chain reads P (params);
+    a plan sized in FLOPs per token (model_scale) is refused rather than converted by a guessed ratio."""
+    if plan["size"] != "params":
+        raise LawDataError(
+            f"--fit {chains[0][0]}: the two-step chain reads params (P, every weight but the input embedding), "
+            f"but the plan's N_opt is {plan['size']}; plan with a loss law in params (fit chinchilla --size "
+            "params, or --law chinchilla-approach3)"
+        )
+    return [{"source": label} | law.forecast(plan["N_opt"], plan["D_opt"]) for label, law in chains]
+
+
+def schedule_plan(
+    plan: dict[str, Any],
+    curve: tuple[str, ScheduleLaw],
+    batch_tokens: float | None,
+    lr: float | None,
+    warmup: int | None,
+    min_lr_ratio: float,
+) -> dict[str, Any]:
+    """The planned run's schedule by a whole-curve fit: its steps (D_opt over the batch), the WSD decay
+    fraction the law prefers, the final loss then and under cosine. The batch and peak LR come from the
+    plan's laws, or from ``--batch-tokens`` / ``--lr`` (which, when given, take their place)."""
+    label, law = curve
+    notes: list[str] = []
+    sources = {}
+    for name, flag, given in (("batch_size", "--batch-tokens", batch_tokens), ("lr", "--lr", lr)):
+        if given is not None:
+            sources[name] = flag
+        elif plan.get(name) is not None:
+            sources[name] = plan["sources"][name]
+        else:
+            raise LawDataError(
+                f"{flag}: the curve fit {label} needs the planned run's {name.replace('_', ' ')}; no law given "
+                f"yields it: pass {flag}, or a --fit/--law that predicts it"
+            )
+    batch = float(batch_tokens if batch_tokens is not None else plan["batch_size"])
+    peak = float(lr if lr is not None else plan["lr"])
+    if not (math.isfinite(batch) and batch > 0):
+        raise LawDataError(f"--batch-tokens must be a finite number of tokens > 0, got {batch:g}")
+    if not (math.isfinite(peak) and peak > 0):
+        raise LawDataError(f"--lr must be a finite rate > 0, got {peak:g}")
+    if not 0 <= min_lr_ratio <= 1:
+        raise LawDataError(f"--min-lr-ratio must lie in [0, 1], got {min_lr_ratio}")
+    steps = int(plan["D_opt"] // batch)
+    if steps < 2:
+        raise LawDataError(
+            f"--batch-tokens: D_opt {plan['D_opt']:.4g} tokens in batches of {batch:.4g} make {steps} step(s); "
+            "a schedule needs ≥ 2: lower the batch or raise the compute"
+        )
+    warmup_steps = round(0.05 * steps) if warmup is None else warmup
+    if not 0 <= warmup_steps < steps:
+        raise LawDataError(f"--warmup must lie in [0, {steps}) (the planned steps), got {warmup_steps}")
+    sources["warmup"] = "5 % of the steps" if warmup is None else "--warmup"
+    size = None
+    if law.size_column is not None:
+        if law.size_column != plan["size"]:
+            raise LawDataError(
+                f"--fit {label}: the {law.name} fit reads {law.size_column}, but the plan's N_opt is "
+                f"{plan['size']}; refit it with --size {plan['size']}"
+            )
+        size = plan["N_opt"]
+    else:
+        notes.append(
+            f"the {law.name} fit describes the one model size it was fitted on, not N_opt "
+            f"{plan['N_opt']:.4g}: its decay fraction and losses are that size's (fit curve-ladder across "
+            "sizes to predict at N_opt)"
+        )
+    choice = schedule_choice(
+        law, steps, peak, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio, size=size
+    )
+    return choice | {"source": label, "batch_tokens": batch, "size": size, "sources": sources, "notes": notes}
+
+
+def _allocation_text(plan: dict[str, Any]) -> str:
+    intervals = plan["intervals"]
+    lines = [f"compute {plan['compute']:.4g} FLOPs, experts {plan['experts']:g}"]
+    for key in ("N_opt", "D_opt", "loss", "batch_size", "lr", "alpha_N", "alpha_D"):
+        if plan.get(key) is not None:
+            ci = f"  [{intervals[key][0]:.4g}, {intervals[key][1]:.4g}]" if key in intervals else ""
+            unit = f"  ({plan['size']})" if key == "N_opt" else ""
+            lines.append(f"  {key:<10} {plan[key]:.4g}{ci}{unit}")
+    lines += [f"  not used: {u}" for u in plan["unused"]]
+    if (choice := plan.get("schedule")) is not None:
+        interval = choice["wsd_final_interval"]
+        ci = (
+            f"  [{interval[0]:.4g}, {interval[1]:.4g}]"
+            if interval
+            else f"  (no interval: {choice['no_interval']})"
+        )
+        lines += [
+            f"  schedule by {choice['source']}: {choice['steps']} steps of {choice['batch_tokens']:.4g} tokens, "
+            f"peak lr {choice['lr']:.4g}, warm-up {choice['warmup_steps']} (batch from "
+            f"{choice['sources']['batch_size']}, lr from {choice['sources']['lr']}, warm-up "
+            f"{choice['sources']['warmup']})",
+            f"    WSD decay fraction {choice['wsd_decay_fraction']:g}: final loss "
+            f"{choice['wsd_final_loss']:.4g}{ci}",
+            f"    cosine: final loss {choice['cosine_final_loss']:.4g}",
+        ]
+        lines += [f"    note: {note}" for note in choice["notes"]]
+    for forecast in plan.get("downstream", []):
+        accuracy = band(forecast["accuracy"], forecast["accuracy_interval"], ".3f")
+        why = forecast["unpredictable"] or forecast["no_interval"]
+        lines.append(
+            f"  accuracy by {forecast['source']}: "
+            + (
+                f"not predicted ({why})"
+                if forecast["accuracy"] is None
+                else accuracy + (f"  (no interval: {why})" if why else "")
+            )
+            + f"; task loss {band(forecast['task_loss'], forecast['task_loss_interval'], '.4f')}"
+        )
+    return "\n".join(lines)
+
+
+def _design_text(plan: DesignPlan, hyper: Hyperparameters) -> str:
+    best = plan.best
+    lines = [f"compute {plan.compute:.4g} FLOPs, law {plan.law} (ranks designs by {', '.join(plan.reads)})"]
+    lines += [f"  note: {n}" for n in plan.notes]
+    ci = (
+        f"  [{best.interval[0]:.4g}, {best.interval[1]:.4g}]"
+        if best.interval
+        else "  (no interval: law not bootstrapped)"
+    )
+    capped = " (size set by the total-parameter cap)" if best.capped else ""
+    lines.append(f"  best: {best.design.label}: N_act {best.active_params:.4g}, D {best.tokens:.4g}, "
+                 f"total params {best.total_params:.4g}{capped}, loss {best.loss:.4g}{ci}")  # fmt: skip
+    quantities, sources, intervals = hyper
+    for key in ("batch_size", "lr"):
+        if key in sources:
+            interval = f"  [{intervals[key][0]:.4g}, {intervals[key][1]:.4g}]" if key in intervals else ""
+            lines.append(f"  {key}: {quantities[key]:.4g}{interval}  (from {sources[key]})")
+    for choice in plan.choices[1:]:
+        capped = ", capped by total parameters" if choice.capped else ""
+        lines.append(f"  then {choice.design.label}: loss {choice.loss:.4g} (+{choice.loss - best.loss:.3g}), "
+                     f"N_act {choice.active_params:.3g}, total {choice.total_params:.3g}{capped}")  # fmt: skip
+    return "\n".join(lines)
