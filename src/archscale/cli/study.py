@@ -52,7 +52,8 @@ def study_command(
             "--preset",
             help=(
                 "micro (15-17 min on 2 CPU cores, measured), cpu (~2 h, estimated), gpu (~9 h on one H200, "
-                "estimated), moe-design (the MoE design space, 40 min on 2 CPU cores, measured)."
+                "estimated), moe-design (the MoE design space, 40 min on 2 CPU cores, measured), lr-transfer "
+                "(learning-rate ladders over 4 widths, SP and μP, dense and MoE, ~38 min on 2 CPU cores, estimated)."
             ),
         ),
     ] = "micro",

@@ -22,6 +22,7 @@ import pandas as pd
 
 from archscale.analysis import Analyses, from_store, jsonable
 from archscale.analysis.curve_tables import predicted_ends, store_branch_predictions, store_step_table
+from archscale.analysis.curves import stored_models
 from archscale.analysis.design_space import (
     DesignSpaceResult,
     design_space,
@@ -30,13 +31,20 @@ from archscale.analysis.design_space import (
 )
 from archscale.analysis.downstream import downstream_table
 from archscale.analysis.downstream_chain import DownstreamPanel, downstream_panels
+from archscale.analysis.lr_transfer import LRTransferResult, has_lr_ladders, store_lr_transfer
 from archscale.analysis.public import PublicEvidence, clark_evidence, multipower_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
 from archscale.errors import ArchscaleError
 from archscale.laws import AnnealingLaw
 from archscale.laws.resampling import spawn_seeds
 from archscale.paths import write_atomic
-from archscale.report.figures import design_space_figure, downstream_figure, public_figures, write_figures
+from archscale.report.figures import (
+    design_space_figure,
+    downstream_figure,
+    lr_transfer_figure,
+    public_figures,
+    write_figures,
+)
 from archscale.report.headline import Headline, headline_numbers
 from archscale.report.page import render_page
 from archscale.store import ResultsStore
@@ -129,13 +137,24 @@ def build_report(
     with ResultsStore(store_path, read_only=True) as store:
         if store.runs().empty:
             raise ReportError(f"--store {store_path}: the results store holds no runs; nothing to report")
-        runs_seed, public_seed, ends_seed, downstream_seed = spawn_seeds(
-            seed, 4
+        runs_seed, public_seed, ends_seed, downstream_seed, lr_seed = spawn_seeds(
+            seed, 5
         )  # a prefix: the rest as before
         runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
+        lr_transfer, design_runs = None, runs
+        if has_lr_ladders(runs):  # μP (or CompleteP) LR ladders over widths: the transfer panel reads them
+            lr_transfer = store_lr_transfer(
+                runs,
+                store.evals(split="test", subset="all"),
+                bootstrap=max(bootstrap, 400) if bootstrap else 0,
+                seed=lr_seed,
+            )  # and the design-space panel reads the SP runs only, not the ladders' designs at every LR
+            design_runs = runs[[m.get("parametrization", "sp") == "sp" for m in stored_models(runs)]]
         design = None
-        if has_design_variants(runs):  # the paper's analyses read the paper's designs; the panel the rest
-            design = design_space(runs, store.curve())
+        if has_design_variants(
+            design_runs
+        ):  # the paper's analyses read the paper's designs; the panel the rest
+            design = design_space(design_runs, store.curve())
         analyses = from_store(
             store, paper_design_runs(runs) if design else runs, bootstrap=bootstrap, seed=runs_seed,
             allow_mixed_corpora=allow_mixed_corpora,
@@ -166,6 +185,7 @@ def build_report(
         ends=ends,
         public=evidence,
         design=design,
+        lr_transfer=lr_transfer,
         about={
             "store": str(store_path.resolve()),
             "corpus_fingerprints": corpora,
@@ -187,6 +207,7 @@ def write_report(
     about: dict[str, Any] | None = None,
     public: Sequence[PublicEvidence] = (),
     design: DesignSpaceResult | None = None,
+    lr_transfer: LRTransferResult | None = None,
 ) -> Report:
     """Write the report of ``analyses`` (from a store or from CSVs) with its run inventory.
 
@@ -202,6 +223,8 @@ def write_report(
     figures = write_figures(analyses, out_dir / "figures") | public_figures(public, out_dir / "figures")
     if design is not None:
         figures["design_space"] = design_space_figure(design, out_dir / "figures" / "design_space.png")
+    if lr_transfer is not None:
+        figures["lr_transfer"] = lr_transfer_figure(lr_transfer, out_dir / "figures" / "lr_transfer.png")
     panels, no_chain = chains or ([], "No downstream points were given to the report.")
     if panels:
         figures["downstream_chain"] = downstream_figure(panels, out_dir / "figures" / "downstream_chain.png")
@@ -224,6 +247,7 @@ def write_report(
         "analyses": analyses,
         "public_evidence": list(public),
         "design_space": design,
+        "lr_transfer": lr_transfer,
     }
     summary = jsonable(summary)
     summary_path = out_dir / "summary.json"

@@ -29,6 +29,7 @@ from archscale.analysis import (
 )
 from archscale.analysis.design_space import DesignSpaceResult
 from archscale.analysis.downstream_chain import DownstreamPanel
+from archscale.analysis.lr_transfer import LRTransferResult
 from archscale.analysis.public import PublicEvidence
 from archscale.laws.downstream_laws import final_values, sigmoid, step2_points
 from archscale.paths import write_atomic
@@ -480,6 +481,51 @@ def design_space_figure(result: DesignSpaceResult, path: str | Path) -> Path:
         ax.title.set_fontsize(8)
         ax.legend(fontsize=7)
     figure.suptitle("MoE design space at each backbone's longest budget (budgets differ between backbones)")
+    return _save(figure, path)
+
+
+def lr_transfer_figure(result: LRTransferResult, path: str | Path) -> Path:
+    """The LR optimum against width, one line per design and parametrisation (solid μP/CompleteP, dashed
+    SP), with each width's 95 % interval; a width whose optimum is only a bound (its grid's edge) is a
+    triangle pointing the way the optimum lies, and is not joined to the line."""
+    if not result.ladders:
+        return _skipped(path, "Learning-rate transfer", "no ladder with two or more widths")
+    figure = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = figure.add_subplot()
+    designs = sorted({ladder.design for ladder in result.ladders})
+    colours = {design: f"C{i}" for i, design in enumerate(designs)}
+    for ladder in result.ladders:
+        style = "--" if ladder.parametrization == "sp" else "-"
+        valued = [o for o in ladder.optima if o.lr_opt is not None]
+        label = f"{ladder.design}, {ladder.parametrization}" + (
+            f" (drift {ladder.drift:+.2f} log2/doubling)" if ladder.drift is not None else ""
+        )
+        widths = np.array([o.width for o in valued], dtype=float)
+        lr = np.array([o.lr_opt for o in valued], dtype=float)
+        ax.plot(widths, lr, style, marker="o", color=colours[ladder.design], label=label)
+        for o in valued:
+            if o.interval is not None:
+                lo, hi = o.interval
+                ax.vlines(
+                    o.width,
+                    lo or o.lr_opt,
+                    hi or o.lr_opt,
+                    color=colours[ladder.design],
+                    alpha=0.5,
+                    linestyles=style,
+                )  # an open end (replicates at the grid's edge) is not drawn
+        for o in ladder.optima:
+            if o.bound is not None:
+                ax.plot(o.width, o.best_cell_lr, marker="v" if o.bound == "below" else "^",
+                        color=colours[ladder.design], linestyle="none")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    widths = sorted({o.width for ladder in result.ladders for o in ladder.optima})
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    ax.set(xlabel="width d_model", ylabel="optimal peak learning rate (vertex of the quadratic)")
+    ax.legend(fontsize=7)
+    figure.suptitle("Learning-rate optimum per width (95 % intervals; triangles: the grid's edge, a bound)")
     return _save(figure, path)
 
 

@@ -30,6 +30,7 @@ figcaption, .note { color: #555; font-size: 13px; }
 .supported { background: #e3f4e3; } .not-supported { background: #fbe3e3; }
 .inconclusive { background: #fff6d9; } .not-tested { background: #eee; }
 .depends-on-the-comparison { background: #fde9d4; }
+.transfers { background: #e3f4e3; } .drifts { background: #fde9d4; }
 .met { background: #e3f4e3; } .missed { background: #fbe3e3; } .not-checked { background: #eee; }
 code { background: #f4f4f6; padding: 0 3px; }
 """
@@ -37,6 +38,9 @@ code { background: #f4f4f6; padding: 0 3px; }
 FIGURE_CAPTIONS = {
     "design_space": "MoE design space: final loss against experts, granularity, a shared expert and "
     "loss-free balancing, one line per backbone at its longest budget.",
+    "lr_transfer": "Learning-rate transfer: the LR optimum (vertex of a quadratic in log2 lr) against width per "
+    "design and parametrisation (solid μP, dashed SP), with 95 % intervals; triangles are optima at the grid's "
+    "edge (bounds, not values).",
     "loss_extrapolation": "Figure 1: Eq. 5 fitted on the smaller models' curves, the largest model's curve "
     "predicted (light: a new run's prediction interval; dark: the band of the fitted curve).",
     "allocation": "Table 1 as a figure: α_N and α_D of the published rows and of this study.",
@@ -392,6 +396,62 @@ def _design_space(design: dict[str, Any], figures: dict[str, str]) -> str:
     return text + _notes(design["notes"])
 
 
+def _log2_interval(bounds: Any) -> str:
+    """A log2 interval whose ends may be open (None: replicates at the grid's edge)."""
+    if not bounds:
+        return MISSING
+    lo, hi = bounds
+    return f"[{'−∞' if lo is None else format(lo, '+.2f')}, {'+∞' if hi is None else format(hi, '+.2f')}]"
+
+
+def _lr_transfer(result: dict[str, Any], figures: dict[str, str]) -> str:
+    """The learning-rate transfer panel: each width's optimum, each ladder's drift and verdict, dense vs MoE."""
+    h = result["grid_step"]
+    rows, ladders = [], []
+    for lad in result["ladders"]:
+        for o in lad["optima"]:
+            value = _fmt(o["lr_opt"], ".3g") if o["bound"] is None else (
+                f"≤ {o['best_cell_lr']:.3g}" if o["bound"] == "below" else f"≥ {o['best_cell_lr']:.3g}"
+            )  # fmt: skip
+            rows.append([escape(lad["design"]), escape(lad["parametrization"]), str(o["width"]),
+                         f"{o['lrs']} × {o['seeds']}", _fmt(o["best_cell_lr"], ".3g"), value,
+                         interval(o["interval"], lambda v: format(v, ".3g")), escape(o["note"] or "")])  # fmt: skip
+        sigma = "" if lad["sigma"] is None else f"{lad['sigma']:.3g} ({escape(lad['sigma_source'])})"
+        ladders.append([escape(lad["design"]), escape(lad["parametrization"]), _fmt(lad["drift"], "+.2f"),
+                        _log2_interval(lad["drift_interval"]), _fmt(lad["drift_steps"], "+.2f"),
+                        _fmt(None if lad["spread"] is None else lad["spread"] / h, ".2f"), sigma,
+                        f"<span class={lad['verdict']}>{escape(lad['verdict'])}</span>",
+                        escape(lad["reason"])])  # fmt: skip
+    text = _figure("lr_transfer", figures)
+    text += table(["design", "param.", "width", "LRs × seeds", "best cell", "lr_opt", "95% interval", "note"],
+                  rows, text_columns=2)  # fmt: skip
+    text += table(
+        ["design", "param.", "drift (log2 / doubling)", "95% interval", "drift (√2 steps / doubling)",
+         "spread (steps)", "σ per seed", "verdict", "why"], ladders, text_columns=2,
+    )  # fmt: skip
+    pairs = [
+        [escape(c["parametrization"]), escape(c["moe"]),
+         "; ".join(f"w{r['width']}: {number(r['difference'], '+.2f')} {_log2_interval(r['interval'])}"
+                   for r in c["per_width"]) or MISSING,
+         _fmt(c["mean"], "+.2f"), _log2_interval(c["mean_interval"]), escape(c["verdict"])]
+        for c in result["dense_vs_moe"]
+    ]  # fmt: skip
+    if pairs:
+        text += (
+            "<p>Is dense's optimum MoE's? log2 lr_opt(MoE) − log2 lr_opt(dense), per width and averaged:</p>"
+        )
+        text += table(["param.", "MoE design", "per width (log2, 95% interval)", "mean", "95% interval",
+                       "verdict"], pairs, text_columns=3)  # fmt: skip
+    return text + _notes(
+        [
+            *result["notes"],
+            f"verdicts judge every difference against one grid step h = {h:g} log2 with its 95 % interval: "
+            "transfers (all inside ±h), drifts (one outside), inconclusive (else); a width whose lowest cell is "
+            "its grid's edge only bounds its optimum and is never used as a value",
+        ]
+    )
+
+
 def _downstream(summary: dict[str, Any]) -> str:
     rows = summary["downstream"]
     if not rows:
@@ -634,6 +694,8 @@ def render_page(
         ("Generalisation (Figure 6)", _figure("generalisation", figures) + _generalisation(analyses)),
         *([("MoE design space (beyond the paper)", _design_space(summary["design_space"], figures))]
           if summary.get("design_space") else []),
+        *([("Learning-rate transfer across width: SP and μP, dense and MoE (beyond the paper)",
+            _lr_transfer(summary["lr_transfer"], figures))] if summary.get("lr_transfer") else []),
         ("Downstream tasks (Table 2)", _downstream(summary)),
         ("Downstream accuracy predicted from the ladder (two-step chain, beyond the paper)",
          _downstream_chain(summary["downstream_chain"], figures)),
