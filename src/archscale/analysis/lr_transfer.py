@@ -130,7 +130,8 @@ def _window(finite: np.ndarray, j: int, half: int) -> tuple[int, int]:
 def _vertices(x: np.ndarray, cells: np.ndarray, half: int = HALF_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``cells`` (replicates × LRs, +∞ for diverged): the vertex in log2 lr and a status:
     0 a value, −1 / +1 the lowest cell is the grid's lowest / highest LR (a bound: −∞ / +∞), 2 no bowl (NaN:
-    fewer than 3 cells or a non-positive curvature). A vertex beyond its window is held at the window's end."""
+    fewer than 3 cells or a non-positive curvature). A vertex beyond its window is held at the window's end, or
+    where a diverged run cut the window, at that run's LR."""
     cells = np.atleast_2d(cells)
     rows, n = cells.shape
     vertex, status = np.full(rows, np.nan), np.zeros(rows, dtype=int)
@@ -148,8 +149,12 @@ def _vertices(x: np.ndarray, cells: np.ndarray, half: int = HALF_WINDOW) -> tupl
         xs = x[lo : hi + 1]
         coef = cells[pick, lo : hi + 1] @ np.linalg.pinv(np.column_stack([np.ones_like(xs), xs, xs * xs])).T
         bowl = coef[:, 2] > 0
+        # a window cut short by a diverged neighbour ends at that neighbour's LR, not at its last finite cell:
+        # the optimum may lie between them (held at the last cell, the vertex would be biased by up to a step)
+        low = x[lo - 1] if lo > 0 and not finite[lo - 1] else xs[0]
+        high = x[hi + 1] if hi < n - 1 and not finite[hi + 1] else xs[-1]
         with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.clip(-coef[:, 1] / (2 * coef[:, 2]), xs[0], xs[-1])
+            v = np.clip(-coef[:, 1] / (2 * coef[:, 2]), low, high)
         vertex[pick] = np.where(bowl, v, np.nan)
         status[pick] = np.where(bowl, 0, 2)
     return vertex, status
@@ -170,11 +175,15 @@ class _Fit:
 
 
 def _fit_width(points: pd.DataFrame) -> _Fit:
-    grouped = points.groupby("lr")["loss"]
-    means = grouped.mean().sort_index()
-    x = np.log2(means.index.to_numpy(float))
-    cells = means.to_numpy(float)
-    seeds = grouped.size().reindex(means.index).to_numpy(int)
+    """One width's cells: each LR's mean loss over its seeds, after removing each seed's offset (measured on
+    the LRs every seed finished), so an LR missing a seed's run is not pulled toward the other seed's level;
+    with every seed at every LR the cells are the plain means."""
+    table = points.pivot_table(index="lr", columns="seed", values="loss", aggfunc="mean").sort_index()
+    complete = table[np.isfinite(table).all(axis=1)]
+    offsets = complete.sub(complete.mean(axis=1), axis=0).mean(axis=0) if len(complete) else 0.0
+    x = np.log2(table.index.to_numpy(float))
+    cells = table.sub(offsets, axis=1).mean(axis=1, skipna=True).to_numpy(float)
+    seeds = table.notna().sum(axis=1).to_numpy(int)
     vertex, status = _vertices(x, cells)
     centre, rss, dof = cells.copy(), 0.0, 0
     if status[0] in (0,):

@@ -156,13 +156,13 @@ def build_report(
         ):  # the paper's analyses read the paper's designs; the panel the rest
             design = design_space(design_runs, store.curve())
         analyses = from_store(
-            store, paper_design_runs(runs) if design else runs, bootstrap=bootstrap, seed=runs_seed,
+            store, paper_design_runs(design_runs) if design else design_runs, bootstrap=bootstrap, seed=runs_seed,
             allow_mixed_corpora=allow_mixed_corpora,
         )  # fmt: skip
         corpora = sorted(runs["corpus"].dropna().unique().tolist())
         inventory = run_inventory(store, runs)
         downstream = downstream_table(store, inventory)
-        chains = downstream_panels(store, runs, bootstrap=bootstrap, seed=downstream_seed)
+        chains = downstream_panels(store, design_runs, bootstrap=bootstrap, seed=downstream_seed)
         branches = store_branch_predictions(store)
         ends = predicted_ends(store_step_table(store), AnnealingLaw(bootstrap=bootstrap, seed=ends_seed))
     clark_seed, *reference_seeds, multipower_seed = spawn_seeds(public_seed, 2 + len(references or {}))
