@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+import pandas as pd
+
+from archscale.analysis.study_plan import StudyPlan, measure_truth, plan_study
+from archscale.analysis.suite import analyse, store_runs
 from archscale.data import build_minipile
 from archscale.errors import ArchscaleError
 from archscale.laws.ladder import MICRO_NOISE, LadderDesign, LadderRun, evaluate_design
@@ -131,6 +135,53 @@ def resolution_preview(
         f"family's interval under {per_family:.2f} wide: {verdict}. `archscale plan ladder --fit FIT.json "
         "--budget FLOPS --compute C --objective alpha_N` sizes a ladder that reaches it (benchmarks/RESULTS.md: "
         "none within 131072× this budget under this law)."
+    )
+
+
+def study_design(runs: list[RunConfig]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs a study would store, as the planner's design (:data:`~archscale.analysis.study_plan.
+    DESIGN_COLUMNS`), and the token counts of their test evals."""
+    branches = plan_branches(runs)
+    rows, evals = [], []
+    for run in runs:
+        derived = run.derived()
+        rows.append(
+            {
+                "run_id": run.run_id, "kind": run.model.kind, "n_experts": run.model.n_experts, "N": derived["N"],
+                "D": derived["D"], "batch_tokens": run.tokens_per_step, "lr": run.lr, "seed": run.seed,
+                "trunk": branches[run.run_id].trunk_id if run.run_id in branches else run.run_id,
+                "noise_probe": run.micro_batch_size < run.batch_size,
+            }
+        )  # fmt: skip
+        evals += [{"run_id": run.run_id, "tokens": float(t)} for t in run.eval_at_tokens]
+    return pd.DataFrame(rows), pd.DataFrame(evals)
+
+
+def plan_from_store(
+    store_path: Path,
+    runs: list[RunConfig] | None = None,
+    *,
+    replicates: int = 20,
+    bootstrap: int = 100,
+    seed: int = 0,
+    workers: int = 1,
+) -> StudyPlan:
+    """What a study of ``runs`` (default: the store's own runs again) would resolve, claim by claim, if the
+    truth were what the store at ``store_path`` measured (:func:`~archscale.analysis.study_plan.measure_truth`)."""
+    with ResultsStore(store_path, read_only=True) as store:
+        stored, curve = store_runs(store), store.curve()
+        tests = store.evals(split="test", subset="all")
+    analyses = analyse(stored, curve, tests, bootstrap=0, seed=seed)
+    truth, noise = measure_truth(stored, curve, analyses)
+    if runs is not None:
+        design, evals = study_design(runs)
+    else:
+        finished = stored[stored["status"] == "finished"]
+        probed = curve.groupby("run_id")["noise_scale"].agg(lambda x: bool(x.notna().any()))
+        design = finished.assign(noise_probe=finished["run_id"].map(probed).fillna(False).astype(bool))
+        evals = tests[tests["run_id"].isin(finished["run_id"])][["run_id", "tokens"]]
+    return plan_study(
+        design, evals, truth, noise, replicates=replicates, bootstrap=bootstrap, seed=seed, workers=workers
     )
 
 

@@ -244,3 +244,54 @@ def ladder_command(
     elif naive is not None:
         text.append("the naive ladder gives no usable interval half the time or more: no ratio of widths")
     emit(payload, "\n".join(text), as_json)
+
+
+def _claim_text(claim: dict[str, Any]) -> str:
+    if claim["width"] is None:
+        return f"  {claim['measure']}: no interval in any simulated study"
+    resolves = claim["resolves"]
+    reach = f"×/÷{resolves:.3g}" if claim["ratio"] else f"±{resolves:.3g}"
+    shares = ", ".join(f"{v} {share:.0%}" for v, share in claim["verdicts"].items() if share)
+    return (
+        f"  {claim['measure']}: resolves effects beyond {reach} (median 95 % width {claim['width']:.3g}"
+        f"{' in log units' if claim['ratio'] else ''}, interval in {claim['interval_fraction']:.0%}); "
+        f"median effect {claim['effect']:.3g}; verdicts: {shares}"
+    )
+
+
+def study_plan_command(
+    store: Annotated[
+        Path, typer.Option(help="A results store (a pilot study): the truth and noise are measured from it.")
+    ],
+    preset: Annotated[
+        str | None, typer.Option(help="Plan this study preset's design instead of the store's own runs.")
+    ] = None,
+    spec: Annotated[Path | None, typer.Option(help="Plan this sweep spec's design (YAML).")] = None,
+    replicates: Annotated[int, typer.Option(min=2, help="Simulated studies.")] = 20,
+    bootstrap: BootstrapOption = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated studies and their analyses.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes analysing the replicates.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """How wide each dense-vs-MoE claim's interval will be (test loss, α_N, B_opt, lr_opt, noise scale) and
+    how often it is resolved, for a study design, by simulating the study under what a store measured."""
+    from archscale.study import plan_from_store, study_runs
+
+    if not store.exists():
+        raise LawDataError(f"--store {store}: no such results store; give the store of a finished study")
+    runs = None
+    if preset is not None or spec is not None:
+        runs = study_runs(preset or "micro", spec)[1]
+    with warnings_shown():
+        plan = plan_from_store(
+            store, runs, replicates=replicates, bootstrap=bootstrap, seed=seed, workers=workers
+        )
+    payload = plan.to_dict()
+    design = "the store's own runs" if runs is None else f"{len(runs)} runs of {spec or preset}"
+    text = [
+        f"study design: {design}; {replicates} simulated studies (bootstrap {bootstrap}) under the truth "
+        f"{plan.truth_source}",
+        "noise: " + ", ".join(f"{k} {plan.noise[k]:.3g}" for k in plan.noise if k != "source"),
+        *(_claim_text(claim) for claim in payload["claims"]),
+    ]
+    emit(payload, "\n".join(text), as_json)

@@ -7,7 +7,7 @@ import typer
 from archscale.cli.bridges import eval_command, export_command
 from archscale.cli.curves import curve_command
 from archscale.cli.data import app as data_app
-from archscale.cli.ladder import ladder_command
+from archscale.cli.ladder import ladder_command, study_plan_command
 from archscale.cli.laws import app as laws_app
 from archscale.cli.laws import fit_command, plan_command
 from archscale.cli.models import app as models_app
@@ -35,6 +35,7 @@ app.command("fit")(fit_command)
 plan_app = typer.Typer(cls=ArchscaleGroup, invoke_without_command=True, help=plan_command.__doc__)
 plan_app.callback()(plan_command)
 plan_app.command("ladder")(ladder_command)
+plan_app.command("study")(study_plan_command)
 app.add_typer(plan_app, name="plan")
 app.command("curve")(curve_command)
 app.command("export")(export_command)

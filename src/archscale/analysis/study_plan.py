@@ -1,0 +1,370 @@
+"""What a study's design can resolve before it is trained: its dense-vs-MoE verdicts, simulated.
+
+The ladder planner (:mod:`archscale.laws.ladder`) sizes one family's loss law. A study reports more: the
+paper's five claims, each a MoE-vs-dense effect with an interval (test loss at equal compute, α_N, B_opt and
+lr_opt at equal loss, the gradient noise scale). How wide those intervals come out depends on every part of
+the design at once — the ladder's sizes and budgets, the batch × LR grids, the seeds — so this module does
+not approximate them: it draws the study's own tables (runs, curves, test evals) from an assumed truth and
+noise model, runs the study's own analyses on them (:func:`archscale.analysis.suite.analyse`), and reads
+each verdict's interval, ``replicates`` times.
+
+The truth (:class:`StudyTruth`) per family: a loss law L(N, D) = A/N^α + B/D^β + σ (N the model scale);
+B_opt = λ_B/L^α_B (tokens) and lr_opt = λ/L^α, the optima at each point of training (paper Eq. 12 and 15),
+with the loss raised by exp(c_B·ln²(B/B_opt) + c_lr·ln²(lr/lr_opt)) away from them; the gradient noise scale
+B_simple = c/L^k. The noise (:class:`StudyNoise`): a run effect shared by a trunk and its cooldown branches,
+independent noise on every logged step's loss and noise scale, and on each test eval. :func:`measure_truth`
+reads all of it from a store (the study's own fits as the truth), so a pilot study plans the next.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archscale.analysis.curves import FAMILIES, SMOOTHING_WINDOW, finished_runs, law_points, require_columns
+from archscale.analysis.errors import AnalysisError
+from archscale.analysis.results import Result
+from archscale.analysis.seed_noise import seed_noise
+from archscale.analysis.suite import Analyses, analyse
+from archscale.analysis.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Verdict
+from archscale.laws.ladder import MICRO_NOISE
+from archscale.laws.loss_laws import ChinchillaLaw
+from archscale.laws.resampling import spawn_seeds
+
+DESIGN_COLUMNS = (
+    "run_id",
+    "kind",
+    "n_experts",
+    "N",
+    "D",
+    "batch_tokens",
+    "lr",
+    "seed",
+    "trunk",
+    "noise_probe",
+)
+"""A study design: one row per run (``trunk``: the run whose stable phase a cooldown branch shares, itself
+otherwise; ``noise_probe``: whether the run measures the gradient noise scale)."""
+WARMUP_SHARE = 0.1
+"""Steps left out when the step-to-step noise is measured (the warm-up's loss falls too fast to difference)."""
+
+
+@dataclass(frozen=True)
+class FamilyTruth:
+    """One family's assumed truth: its loss law (``A alpha B beta sigma`` over model scale and tokens) and
+    power laws ``(λ, exponent)`` of the loss for B_opt (tokens), lr_opt and the noise scale B_simple: y = λ/L^e."""
+
+    law: Mapping[str, float]
+    batch: tuple[float, float]
+    lr: tuple[float, float]
+    noise_scale: tuple[float, float]
+
+    def loss(self, n: float, tokens: np.ndarray) -> np.ndarray:
+        c = self.law
+        return c["A"] / n ** c["alpha"] + c["B"] / tokens ** c["beta"] + c["sigma"]
+
+
+@dataclass(frozen=True)
+class StudyTruth:
+    """Both families' truths and the curvature of the loss around the optimal batch size and LR (log loss
+    per squared e-fold away from each optimum)."""
+
+    families: Mapping[str, FamilyTruth]
+    curvature_batch: float
+    curvature_lr: float
+    source: str = "given"
+
+
+NOISES = ("run", "step", "noise_scale", "noise_scale_run", "eval")
+
+
+@dataclass(frozen=True)
+class StudyNoise:
+    """Log-scale standard deviations: a trunk's offset (``run``), each logged step's loss (``step``) and noise
+    scale (``noise_scale``), a run's offset of its noise scale (``noise_scale_run``), each test eval
+    (``eval``); ``source`` says where each came from."""
+
+    run: float
+    step: float
+    noise_scale: float
+    noise_scale_run: float
+    eval: float
+    source: str = "given"
+
+    def __post_init__(self) -> None:
+        for name in NOISES:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise AnalysisError(
+                    f"noise.{name} must be a log-scale sd >= 0 (e.g. 0.01 for 1 %), got {value}"
+                )
+
+
+def check_design(design: pd.DataFrame, evals: pd.DataFrame) -> None:
+    """A design has every column of :data:`DESIGN_COLUMNS` and test evals (``run_id``, ``tokens``) of its runs."""
+    require_columns(design, DESIGN_COLUMNS, "design")
+    require_columns(evals, ("run_id", "tokens"), "design evals")
+    unknown = sorted(set(design["kind"]) - set(FAMILIES))
+    if unknown:
+        raise AnalysisError(f"design.kind must be 'dense' or 'moe'; got {unknown}")
+    if (design["D"] < design["batch_tokens"]).any():
+        raise AnalysisError("design: a run trains fewer tokens (D) than one batch (batch_tokens)")
+
+
+def simulate_study(
+    design: pd.DataFrame, evals: pd.DataFrame, truth: StudyTruth, noise: StudyNoise, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The runs, curve and test evals a study of ``design`` would store if ``truth`` and ``noise`` held.
+
+    Each noise draws from its own stream of ``seed``; a trunk's offset is shared by its branches."""
+    run_rng, step_rng, scale_rng, scale_run_rng, eval_rng = (
+        np.random.default_rng(s) for s in spawn_seeds(seed, len(NOISES))
+    )
+    trunks = pd.unique(design["trunk"])
+    offset = dict(zip(trunks, noise.run * run_rng.standard_normal(len(trunks)), strict=True))
+    scale_offset = noise.noise_scale_run * scale_run_rng.standard_normal(len(design))
+    at = evals.groupby("run_id")["tokens"].agg(list)
+    curves, tests = [], []
+    for i, run in enumerate(design.itertuples(index=False)):
+        family = truth.families[run.kind]
+        steps = np.arange(1, int(run.D // run.batch_tokens) + 1)
+        tokens = steps * float(run.batch_tokens)
+        true = family.loss(float(run.N), tokens)
+        u = np.log(run.batch_tokens / (family.batch[0] / true ** family.batch[1]))
+        v = np.log(run.lr / (family.lr[0] / true ** family.lr[1]))
+        loss = true * np.exp(truth.curvature_batch * u**2 + truth.curvature_lr * v**2 + offset[run.trunk])
+        scale = family.noise_scale[0] / loss ** family.noise_scale[1] * np.exp(scale_offset[i])
+        curves.append(
+            pd.DataFrame(
+                {
+                    "run_id": run.run_id,
+                    "step": steps,
+                    "tokens": tokens,
+                    "lm_loss": loss * np.exp(noise.step * step_rng.standard_normal(len(steps))),
+                    "noise_scale": scale * np.exp(noise.noise_scale * scale_rng.standard_normal(len(steps)))
+                    if run.noise_probe
+                    else np.nan,
+                }
+            )
+        )
+        read = np.asarray(at.get(run.run_id, []), dtype=float)
+        tested = np.interp(read, tokens, loss) * np.exp(noise.eval * eval_rng.standard_normal(len(read)))
+        tests.append(pd.DataFrame({"run_id": run.run_id, "tokens": read, "loss": tested}))
+    runs = design[list(DESIGN_COLUMNS)].drop(columns=["noise_probe"]).assign(status="finished")
+    return runs, pd.concat(curves, ignore_index=True), pd.concat(tests, ignore_index=True)
+
+
+@dataclass
+class ClaimPlan(Result):
+    """One claim over the simulated studies: its median effect, the median 95 % width of its interval (in
+    log units, ln(upper/lower), for a ratio; a difference's width otherwise), the median smallest effect the
+    design resolves (:attr:`Verdict.resolves`), and the share of each verdict."""
+
+    claim: str
+    measure: str
+    ratio: bool
+    effect: float | None
+    width: float | None
+    resolves: float | None
+    interval_fraction: float
+    verdicts: dict[str, float]
+
+
+@dataclass
+class StudyPlan(Result):
+    """What the design resolves, claim by claim, over ``replicates`` simulated studies."""
+
+    replicates: int
+    bootstrap: int
+    truth_source: str
+    noise: dict[str, Any]
+    claims: list[ClaimPlan] = field(default_factory=list)
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def _claim_plan(rows: list[Verdict]) -> ClaimPlan:
+    first = rows[0]
+    ratio = first.no_effect == 1.0
+    with_interval = [
+        r for r in rows if r.lower is not None and r.upper is not None and r.resolves is not None
+    ]
+    widths = [math.log(r.upper / r.lower) if ratio else r.upper - r.lower for r in with_interval]  # type: ignore[operator]
+    verdicts = {
+        v: sum(r.verdict == v for r in rows) / len(rows) for v in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+    }
+    return ClaimPlan(
+        claim=first.claim,
+        measure=first.measure.split(" at ")[0],
+        ratio=ratio,
+        effect=_median([r.effect for r in rows if r.effect is not None]),
+        width=_median(widths),
+        resolves=_median([r.resolves for r in with_interval]),  # type: ignore[misc]
+        interval_fraction=len(with_interval) / len(rows),
+        verdicts=verdicts | {"not tested": 1.0 - sum(verdicts.values())},
+    )
+
+
+def _replicate(args: tuple) -> list[Verdict]:
+    design, evals, truth, noise, sim_seed, fit_seed, bootstrap = args
+    runs, curve, tests = simulate_study(design, evals, truth, noise, sim_seed)
+    return analyse(runs, curve, tests, bootstrap=bootstrap, seed=fit_seed).verdicts.rows
+
+
+def replicate_seeds(seed: int, replicates: int) -> list[tuple[int, int]]:
+    """(simulation, analysis) seeds of each replicate, all drawn from ``seed``."""
+    streams = spawn_seeds(seed, 2 * replicates)
+    return list(zip(streams[::2], streams[1::2], strict=True))
+
+
+def plan_study(
+    design: pd.DataFrame,
+    evals: pd.DataFrame,
+    truth: StudyTruth,
+    noise: StudyNoise,
+    *,
+    replicates: int = 20,
+    bootstrap: int = 100,
+    seed: int = 0,
+    workers: int = 1,
+) -> StudyPlan:
+    """Simulate the study of ``design`` ``replicates`` times and summarise each claim's interval and verdict."""
+    check_design(design, evals)
+    if replicates < 2:
+        raise AnalysisError(f"replicates must be >= 2 (a median of widths), got {replicates}")
+    tasks = [(design, evals, truth, noise, s, f, bootstrap) for s, f in replicate_seeds(seed, replicates)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_replicate, tasks))
+    else:
+        results = [_replicate(task) for task in tasks]
+    claims = [_claim_plan([rows[i] for rows in results]) for i in range(len(results[0]))]
+    return StudyPlan(
+        replicates=replicates,
+        bootstrap=bootstrap,
+        truth_source=truth.source,
+        noise={name: getattr(noise, name) for name in (*NOISES, "source")},
+        claims=claims,
+    )
+
+
+def _step_sd(values: pd.Series, run_ids: pd.Series) -> float:
+    """Log-scale sd of independent step-to-step noise: sd of consecutive differences of log values over √2,
+    after each run's warm-up share (a smooth trend adds only its squared slope, negligible per step)."""
+    diffs = []
+    for _, v in values.groupby(run_ids, sort=False):
+        logs = np.log(v.to_numpy(dtype=float))
+        logs = logs[int(WARMUP_SHARE * len(logs)) :]
+        d = np.diff(logs[np.isfinite(logs)])
+        diffs.append(d)
+    d = np.concatenate(diffs) if diffs else np.array([])
+    if len(d) < 10:
+        raise AnalysisError("the store's curves are too short to measure the step-to-step noise")
+    return float(np.std(d, ddof=1) / math.sqrt(2))
+
+
+def _between_run_sd(points: pd.DataFrame, fits: Mapping[str, Any]) -> float:
+    """Log-scale sd of a run's offset of its noise scale: the spread of each run's mean residual about its
+    family's fitted law, less what its points' own scatter explains (var(mean) = τ² + s²/n)."""
+    means, within = [], []
+    for (family, _), rows in points.groupby(["kind", "run_id"]):
+        lam, exponent = _power(fits, family, "noise-scale")
+        r = np.log(rows["noise_scale"].to_numpy(float)) - np.log(
+            lam / rows["loss"].to_numpy(float) ** exponent
+        )
+        means.append(r.mean())
+        within.append(r.var(ddof=1) / len(r) if len(r) > 1 else 0.0)
+    if len(means) < 3:
+        raise AnalysisError("the store has fewer than 3 runs that measured the noise scale")
+    return float(math.sqrt(max(0.0, np.var(means, ddof=1) - np.mean(within))))
+
+
+def _curvature(cells: list[dict]) -> tuple[float, float]:
+    """c_B and c_lr: per grid, ln loss = a + b·u + c_B·u² + d·v + c_lr·v² (u, v the log batch size and LR)
+    fitted by least squares; the median over grids of each positive curvature."""
+    found: dict[str, list[float]] = {"batch": [], "lr": []}
+    for _, grid in pd.DataFrame(cells).groupby("grid"):
+        u, v = np.log(grid["batch_size"].to_numpy(float)), np.log(grid["lr"].to_numpy(float))
+        columns = [np.ones_like(u)]
+        names = []
+        for name, x in (("batch", u), ("lr", v)):
+            if len(np.unique(x)) >= 3:
+                columns += [x - x.mean(), (x - x.mean()) ** 2]
+                names.append(name)
+        if not names or len(grid) < len(columns):
+            continue
+        coef = np.linalg.lstsq(np.column_stack(columns), np.log(grid["loss"].to_numpy(float)), rcond=None)[0]
+        for i, name in enumerate(names):
+            if coef[2 + 2 * i] > 0:
+                found[name].append(float(coef[2 + 2 * i]))
+    if not found["batch"] or not found["lr"]:
+        missing = " and ".join(n for n in found if not found[n])
+        raise AnalysisError(
+            f"the store has no grid with 3 or more {missing} values and a minimum inside: the loss's "
+            "curvature around the optimum cannot be measured"
+        )
+    return float(np.median(found["batch"])), float(np.median(found["lr"]))
+
+
+def _power(fits: Mapping[str, Any], family: str, what: str) -> tuple[float, float]:
+    fit = fits.get(family)
+    if fit is None or fit.fit is None:
+        reason = fit.skipped if fit is not None and fit.skipped else f"no {family} fit"
+        raise AnalysisError(f"the store's {what} law cannot be measured for {family}: {reason}")
+    c = fit.fit["coefficients"]
+    return float(c["lambda"]), -float(c["exponent"])
+
+
+def measure_truth(
+    runs: pd.DataFrame, curve: pd.DataFrame, analyses: Analyses, window: int = SMOOTHING_WINDOW
+) -> tuple[StudyTruth, StudyNoise]:
+    """The truth and noise a store shows: its own fits (Eq. 5 per family on the report's law points, the
+    B_opt, lr_opt and noise-scale laws of ``analyses``) and its measured noise (step-to-step noise of the
+    curves; the run effect from repeated seeds, else the micro presets' measured one)."""
+    points = law_points(runs, curve, window=window)
+    families = {}
+    for family in FAMILIES:
+        rows = points[points["kind"] == family]
+        if rows["model_scale"].nunique() < 3:
+            raise AnalysisError(
+                f"the store has {family} runs at fewer than 3 model sizes: no loss law to simulate"
+            )
+        law = ChinchillaLaw(size="model_scale").fit(rows).coefficients_
+        h = analyses.hyperparams
+        families[family] = FamilyTruth(
+            law=law,
+            batch=_power(h.batch_fits, family, "B_opt(L)"),
+            lr=_power(h.lr_fits, family, "lr_opt(L)"),
+            noise_scale=_power(analyses.noise.fits, family, "noise-scale"),
+        )
+    c_batch, c_lr = _curvature(analyses.hyperparams.cells)
+    finished = finished_runs(runs)
+    rows = curve[curve["run_id"].isin(finished["run_id"])].sort_values(["run_id", "step"])
+    scales = rows[np.isfinite(rows["noise_scale"].to_numpy(float)) & (rows["noise_scale"] > 0)]
+    repeated = seed_noise(runs, curve, window=window) if "config" in runs else None
+    run, run_source = (
+        (repeated.run, "the store's repeated seeds")
+        if repeated is not None
+        else (MICRO_NOISE.run, f"no repeated seeds in the store: {MICRO_NOISE.source}")
+    )
+    noise = StudyNoise(
+        run=run,
+        step=_step_sd(rows["lm_loss"], rows["run_id"]),
+        noise_scale=_step_sd(scales["noise_scale"], scales["run_id"]),
+        noise_scale_run=_between_run_sd(analyses.noise.points, analyses.noise.fits),
+        eval=0.0,
+        source=f"run effect: {run_source}; step and noise-scale noise: the store's curves (step-to-step "
+        "differences); a run's noise-scale offset: its residuals about the fitted law; eval: 0 (every run is evaluated on the same held-out tokens, so what varies between "
+        "runs is the run effect)",
+    )
+    truth = StudyTruth(families, c_batch, c_lr, source="the store's own fits (Eq. 5 per family, the B_opt, "
+                       "lr_opt and noise-scale laws, the grids' curvature)")  # fmt: skip
+    return truth, noise
