@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from archscale.analysis.study_plan import StudyPlan, measure_truth, plan_study
+from archscale.analysis.study_plan import StudyNoise, StudyTruth, measure_truth
 from archscale.analysis.suite import analyse, store_runs
 from archscale.data import build_minipile
 from archscale.errors import ArchscaleError
@@ -81,6 +81,33 @@ MICRO_LAW = {"A": 0.936, "alpha": 0.162, "B": 20.1, "beta": 0.203, "sigma": 1.0}
 """The law the planner assumes for the micro presets (N = model scale): the micro study's dense law points
 (seed 0, 2026-12-05) fitted by Eq. 5 with σ held at 1.0. The points fit every σ from 0 to 1.5 about equally
 well (rms 2.9-3.2 %, benchmarks/RESULTS.md, "the micro study's ladder, planned"), so σ is an assumption."""
+
+
+def _family(law: tuple[float, ...], batch: tuple[float, float], lr: tuple[float, float],
+            noise_scale: tuple[float, float]) -> dict:  # fmt: skip
+    return {"law": dict(zip(("A", "alpha", "B", "beta", "sigma"), law, strict=True))} | {
+        name: {"lambda": value[0], "exponent": value[1]}
+        for name, value in (("batch", batch), ("lr", lr), ("noise_scale", noise_scale))
+    }
+
+
+MICRO_TRUTH = {
+    "truth": {
+        "dense": _family((0.9651, 0.1176, 11.85, 0.1247, 0.0), (7128.0, 1.956), (7.276e-08, -9.619), (9.342e5, 6.026)),
+        "moe": _family((13.37, 0.3214, 13.04, 0.1319, 0.0), (102.9, -1.56), (5.462e-07, -7.792), (1.581e6, 6.408)),
+        "curvature": {"batch": 0.02876, "lr": 0.01077},
+    },
+    "noise": {"run": 0.02, "step": 0.05224, "noise_scale": 0.08616, "noise_scale_run": 0.4758, "eval": 0.0},
+    "source": {
+        "truth": "the micro study's own fits (seed 0, 2026-12-05; `plan study --store` on its store): Eq. 5 per "
+        "family (σ on its bound at 0: the points do not pin it), the B_opt, lr_opt and noise-scale laws "
+        "(B_opt = λ/L^exponent; lr_opt's exponent −9.6 is what its noisy optima gave), the grids' curvature",
+        "noise": "run effect 2 %: the micro presets' repeated seeds (benchmarks/RESULTS.md); step and "
+        "noise-scale noise: the micro store's step-to-step differences; a run's noise-scale offset: its "
+        "residuals about the fitted law; eval: 0 (every run is evaluated on the same held-out tokens)",
+    },
+}  # fmt: skip
+"""The truth ``plan study --preset micro`` assumes without a store: what the micro main job measured."""
 
 
 def ladder_design(runs: list[RunConfig]) -> LadderDesign:
@@ -157,32 +184,24 @@ def study_design(runs: list[RunConfig]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(evals)
 
 
-def plan_from_store(
-    store_path: Path,
-    runs: list[RunConfig] | None = None,
-    *,
-    replicates: int = 20,
-    bootstrap: int = 100,
-    seed: int = 0,
-    workers: int = 1,
-) -> StudyPlan:
-    """What a study of ``runs`` (default: the store's own runs again) would resolve, claim by claim, if the
-    truth were what the store at ``store_path`` measured (:func:`~archscale.analysis.study_plan.measure_truth`)."""
+def store_truth(store_path: Path, seed: int = 0) -> tuple[StudyTruth, StudyNoise]:
+    """The truth and noise the study stored at ``store_path`` shows (:func:`~archscale.analysis.study_plan.
+    measure_truth`): its own fits as the truth, its measured noise."""
     with ResultsStore(store_path, read_only=True) as store:
         stored, curve = store_runs(store), store.curve()
         tests = store.evals(split="test", subset="all")
-    analyses = analyse(stored, curve, tests, bootstrap=0, seed=seed)
-    truth, noise = measure_truth(stored, curve, analyses)
-    if runs is not None:
-        design, evals = study_design(runs)
-    else:
-        finished = stored[stored["status"] == "finished"]
-        probed = curve.groupby("run_id")["noise_scale"].agg(lambda x: bool(x.notna().any()))
-        design = finished.assign(noise_probe=finished["run_id"].map(probed).fillna(False).astype(bool))
-        evals = tests[tests["run_id"].isin(finished["run_id"])][["run_id", "tokens"]]
-    return plan_study(
-        design, evals, truth, noise, replicates=replicates, bootstrap=bootstrap, seed=seed, workers=workers
-    )
+    return measure_truth(stored, curve, analyse(stored, curve, tests, bootstrap=0, seed=seed))
+
+
+def store_design(store_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The finished runs of a store as a planner's design, and the token counts of their test evals."""
+    with ResultsStore(store_path, read_only=True) as store:
+        stored, curve = store_runs(store), store.curve()
+        tests = store.evals(split="test", subset="all")
+    finished = stored[stored["status"] == "finished"]
+    probed = curve.groupby("run_id")["noise_scale"].agg(lambda x: bool(x.notna().any()))
+    design = finished.assign(noise_probe=finished["run_id"].map(probed).fillna(False).astype(bool))
+    return design, tests[tests["run_id"].isin(finished["run_id"])][["run_id", "tokens"]]
 
 
 def run_study(

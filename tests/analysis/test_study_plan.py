@@ -4,11 +4,13 @@ study's own analyses over its replicates, and a store's measured truth and noise
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from analysis_synthetic import (
     ALPHA_B,
     ALPHA_LR,
@@ -23,6 +25,7 @@ from analysis_synthetic import (
     NOISE_C,
     NOISE_EXPONENT,
 )
+from typer.testing import CliRunner
 
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.study_plan import (
@@ -33,8 +36,12 @@ from archscale.analysis.study_plan import (
     plan_study,
     replicate_seeds,
     simulate_study,
+    truth_from_dict,
+    truth_to_dict,
 )
 from archscale.analysis.suite import analyse
+from archscale.cli.main import app
+from archscale.study import MICRO_TRUTH
 from cli_contract import invoke_one_line_error
 
 CURVATURE = 0.05
@@ -156,3 +163,35 @@ def test_bad_designs_and_noise_are_refused():
 
 def test_plan_study_cli_names_a_missing_store(tmp_path):
     invoke_one_line_error(["plan", "study", "--store", str(tmp_path / "none.sqlite")], "--store", tmp_path)
+
+
+def test_the_truth_file_round_trips_and_names_a_bad_field(tmp_path):
+    data = truth_to_dict(TRUTH, QUIET)
+    assert truth_from_dict(data) == (TRUTH, QUIET)
+    del data["truth"]["moe"]["lr"]["exponent"]
+    with pytest.raises(AnalysisError, match=r"truth\.moe\.lr: exponent is missing"):
+        truth_from_dict(data)
+    data = truth_to_dict(TRUTH, QUIET)
+    data["noise"]["step"] = "big"
+    path = tmp_path / "truth.yaml"
+    path.write_text(yaml.safe_dump(data))
+    line = invoke_one_line_error(
+        ["plan", "study", "--truth", str(path), "--preset", "micro"], "noise.step", tmp_path
+    )
+    assert "must be a number" in line
+
+
+def test_plan_study_cli_plans_the_micro_preset_with_its_measured_truth(tmp_path):
+    """Without a store the micro preset is planned under the micro study's measured truth: every claim the
+    report judges comes back, in the report's order, and the written truth file reads back as that truth."""
+    written = tmp_path / "micro-truth.yaml"
+    args = ["plan", "study", "--preset", "micro", "--replicates", "2", "--bootstrap", "10", "--json"]
+    result = CliRunner().invoke(app, [*args, "--write-truth", str(written)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["design"] == "116 runs of micro"
+    assert [c["measure"] for c in payload["claims"]] == [
+        "test loss MoE ÷ dense", "α_N(MoE) − α_N(dense)", "B_opt MoE ÷ dense", "lr_opt MoE ÷ dense",
+        "B_simple MoE ÷ dense",
+    ]  # fmt: skip
+    assert truth_from_dict(yaml.safe_load(written.read_text())) == truth_from_dict(MICRO_TRUTH)

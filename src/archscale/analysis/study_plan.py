@@ -106,6 +106,77 @@ class StudyNoise:
                 )
 
 
+LAW_TERMS = ("A", "alpha", "B", "beta", "sigma")
+POWER_LAWS = ("batch", "lr", "noise_scale")
+
+
+def _number(value: Any, where: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise AnalysisError(f"{where}: must be a number, got {value!r}")
+    if positive and value <= 0:
+        raise AnalysisError(f"{where}: must be > 0, got {value!r}")
+    return float(value)
+
+
+def _mapping(value: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise AnalysisError(f"{where}: must be a mapping with {', '.join(keys)}, got {value!r}")
+    if missing := [k for k in keys if k not in value]:
+        raise AnalysisError(f"{where}: {missing[0]} is missing (give {', '.join(keys)})")
+    if extra := sorted(set(value) - set(keys)):
+        raise AnalysisError(f"{where}: unknown field {extra[0]!r} (allowed: {', '.join(keys)})")
+    return value
+
+
+def truth_to_dict(truth: StudyTruth, noise: StudyNoise) -> dict[str, Any]:
+    """The truth and noise as a plain mapping (the ``plan study --truth`` file's format)."""
+    families = {
+        kind: {"law": dict(f.law)}
+        | {name: dict(zip(("lambda", "exponent"), getattr(f, name), strict=True)) for name in POWER_LAWS}
+        for kind, f in truth.families.items()
+    }
+    return {
+        "truth": families | {"curvature": {"batch": truth.curvature_batch, "lr": truth.curvature_lr}},
+        "noise": {name: getattr(noise, name) for name in NOISES},
+        "source": {"truth": truth.source, "noise": noise.source},
+    }
+
+
+def truth_from_dict(data: Any, where: str = "truth file") -> tuple[StudyTruth, StudyNoise]:
+    """Read :func:`truth_to_dict`'s format; a bad field raises one line naming it."""
+    data = _mapping(data, where, ("truth", "noise", "source"))
+    given = _mapping(data["truth"], f"{where}: truth", (*FAMILIES, "curvature"))
+    families = {}
+    for kind in FAMILIES:
+        entry = _mapping(given[kind], f"{where}: truth.{kind}", ("law", *POWER_LAWS))
+        law = _mapping(entry["law"], f"{where}: truth.{kind}.law", LAW_TERMS)
+        powers = {}
+        for name in POWER_LAWS:
+            at = f"{where}: truth.{kind}.{name}"
+            power = _mapping(entry[name], at, ("lambda", "exponent"))
+            powers[name] = (
+                _number(power["lambda"], f"{at}.lambda", True),
+                _number(power["exponent"], f"{at}.exponent"),
+            )
+        families[kind] = FamilyTruth(
+            law={k: _number(law[k], f"{where}: truth.{kind}.law.{k}") for k in LAW_TERMS}, **powers
+        )
+    curvature = _mapping(given["curvature"], f"{where}: truth.curvature", ("batch", "lr"))
+    source = _mapping(data["source"], f"{where}: source", ("truth", "noise"))
+    noise = _mapping(data["noise"], f"{where}: noise", NOISES)
+    return (
+        StudyTruth(
+            families,
+            _number(curvature["batch"], f"{where}: truth.curvature.batch"),
+            _number(curvature["lr"], f"{where}: truth.curvature.lr"),
+            source=str(source["truth"]),
+        ),
+        StudyNoise(
+            **{k: _number(noise[k], f"{where}: noise.{k}") for k in NOISES}, source=str(source["noise"])
+        ),
+    )
+
+
 def check_design(design: pd.DataFrame, evals: pd.DataFrame) -> None:
     """A design has every column of :data:`DESIGN_COLUMNS` and test evals (``run_id``, ``tokens``) of its runs."""
     require_columns(design, DESIGN_COLUMNS, "design")

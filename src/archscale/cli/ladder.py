@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 
 from archscale.analysis.curves import SMOOTHING_WINDOW
 from archscale.analysis.seed_noise import seed_noise
+from archscale.analysis.study_plan import plan_study, truth_from_dict, truth_to_dict
 from archscale.analysis.suite import store_runs
 from archscale.analysis.tables import law_table
 from archscale.cli.laws import emit, warnings_shown
@@ -32,6 +34,7 @@ from archscale.laws.ladder import (
 )
 from archscale.laws.loss_laws import ChinchillaLaw
 from archscale.laws.saved import read_fits
+from archscale.paths import write_atomic
 from archscale.store import ResultsStore
 from archscale.sweeps.dry_run import DEVICES
 from archscale.sweeps.spec import load_yaml
@@ -261,12 +264,20 @@ def _claim_text(claim: dict[str, Any]) -> str:
 
 def study_plan_command(
     store: Annotated[
-        Path, typer.Option(help="A results store (a pilot study): the truth and noise are measured from it.")
-    ],
+        Path | None,
+        typer.Option(help="A results store (a pilot study): the truth and noise are measured from it."),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="The truth and noise as a file (YAML or JSON; --write-truth writes one to edit)."),
+    ] = None,
     preset: Annotated[
-        str | None, typer.Option(help="Plan this study preset's design instead of the store's own runs.")
+        str | None, typer.Option(help="Plan this study preset's design [default: the store's own runs].")
     ] = None,
     spec: Annotated[Path | None, typer.Option(help="Plan this sweep spec's design (YAML).")] = None,
+    write_truth: Annotated[
+        Path | None, typer.Option(help="Also write the truth and noise used to this file (YAML).")
+    ] = None,
     replicates: Annotated[int, typer.Option(min=2, help="Simulated studies.")] = 20,
     bootstrap: BootstrapOption = 100,
     seed: Annotated[int, typer.Option(help="Seed of the simulated studies and their analyses.")] = 0,
@@ -274,23 +285,51 @@ def study_plan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """How wide each dense-vs-MoE claim's interval will be (test loss, α_N, B_opt, lr_opt, noise scale) and
-    how often it is resolved, for a study design, by simulating the study under what a store measured."""
-    from archscale.study import plan_from_store, study_runs
+    how often it is resolved, for a study design, by simulating the study: the truth and noise measured on a
+    store (--store), given in a file (--truth), or for the micro preset the micro study's measured ones."""
+    from archscale.study import MICRO_TRUTH, store_design, store_truth, study_design, study_runs
 
-    if not store.exists():
-        raise LawDataError(f"--store {store}: no such results store; give the store of a finished study")
-    runs = None
-    if preset is not None or spec is not None:
-        runs = study_runs(preset or "micro", spec)[1]
-    with warnings_shown():
-        plan = plan_from_store(
-            store, runs, replicates=replicates, bootstrap=bootstrap, seed=seed, workers=workers
+    for flag, path in (("--store", store), ("--truth", truth), ("--spec", spec)):
+        if path is not None and not path.exists():
+            raise LawDataError(f"{flag} {path}: no such file; give an existing path")
+    if store is not None and truth is not None:
+        raise LawDataError("give the truth as --store STORE (measured) or --truth FILE (given), not both")
+    if preset is not None and spec is not None:
+        raise LawDataError("give the design as --preset NAME or --spec SPEC.yaml, not both")
+    if store is None and preset is None and spec is None:
+        raise LawDataError(
+            "give the design: --preset NAME or --spec SPEC.yaml (or --store STORE for its own runs)"
         )
-    payload = plan.to_dict()
-    design = "the store's own runs" if runs is None else f"{len(runs)} runs of {spec or preset}"
+    with warnings_shown():
+        if truth is not None:
+            assumed = truth_from_dict(load_yaml(truth.read_bytes(), str(truth)), str(truth))
+        elif store is not None:
+            assumed = store_truth(store, seed)
+        elif (preset or "") == "micro" and spec is None:
+            assumed = truth_from_dict(MICRO_TRUTH, "MICRO_TRUTH")
+        else:
+            raise LawDataError(
+                "give the truth: --store STORE (a pilot study) or --truth FILE; only the micro preset has a "
+                "measured one built in"
+            )
+        if write_truth is not None:
+            write_atomic(
+                write_truth, yaml.safe_dump(truth_to_dict(*assumed), sort_keys=False, allow_unicode=True)
+            )
+        if preset is not None or spec is not None:
+            runs = study_runs(preset or "micro", spec)[1]
+            design, evals = study_design(runs)
+            label = f"{len(runs)} runs of {spec or preset}"
+        else:
+            design, evals = store_design(store)
+            label = f"the {len(design)} finished runs of {store}"
+        plan = plan_study(
+            design, evals, *assumed, replicates=replicates, bootstrap=bootstrap, seed=seed, workers=workers
+        )
+    payload = {"design": label} | plan.to_dict()
     text = [
-        f"study design: {design}; {replicates} simulated studies (bootstrap {bootstrap}) under the truth "
-        f"{plan.truth_source}",
+        f"study design: {label}; {replicates} simulated studies (bootstrap {bootstrap})",
+        f"truth: {plan.truth_source}",
         "noise: " + ", ".join(f"{k} {plan.noise[k]:.3g}" for k in plan.noise if k != "source"),
         *(_claim_text(claim) for claim in payload["claims"]),
     ]
