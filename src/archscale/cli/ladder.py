@@ -36,7 +36,7 @@ from archscale.laws.loss_laws import ChinchillaLaw
 from archscale.laws.saved import read_fits
 from archscale.paths import write_atomic
 from archscale.store import ResultsStore
-from archscale.sweeps.dry_run import DEVICES
+from archscale.sweeps.dry_run import DEVICES, plan_runs, sweep_seconds
 from archscale.sweeps.spec import load_yaml
 
 
@@ -262,6 +262,10 @@ def _claim_text(claim: dict[str, Any]) -> str:
     )
 
 
+COST_WORKERS = 2
+"""CPU workers the design's training time is estimated for (the README's 2-core machine)."""
+
+
 def study_plan_command(
     store: Annotated[
         Path | None,
@@ -316,19 +320,28 @@ def study_plan_command(
             write_atomic(
                 write_truth, yaml.safe_dump(truth_to_dict(*assumed), sort_keys=False, allow_unicode=True)
             )
+        cost = None
         if preset is not None or spec is not None:
             runs = study_runs(preset or "micro", spec)[1]
             design, evals = study_design(runs)
             label = f"{len(runs)} runs of {spec or preset}"
+            cost = sweep_seconds(plan_runs(runs), workers=COST_WORKERS)
         else:
             design, evals = store_design(store)
             label = f"the {len(design)} finished runs of {store}"
         plan = plan_study(
             design, evals, *assumed, replicates=replicates, bootstrap=bootstrap, seed=seed, workers=workers
         )
-    payload = {"design": label} | plan.to_dict()
+    payload = {"design": label, "seconds": cost, "seconds_workers": COST_WORKERS} | plan.to_dict()
+    costs = (
+        ""
+        if cost is None
+        else "; training "
+        + ", ".join(f"{k} {s / 3600:.2g} h" for k, s in cost.items() if k.startswith("cpu"))
+        + f" (dry-run estimate, {COST_WORKERS} CPU workers)"
+    )
     text = [
-        f"study design: {label}; {replicates} simulated studies (bootstrap {bootstrap})",
+        f"study design: {label}{costs}; {replicates} simulated studies (bootstrap {bootstrap})",
         f"truth: {plan.truth_source}",
         "noise: " + ", ".join(f"{k} {plan.noise[k]:.3g}" for k in plan.noise if k != "source"),
         *(_claim_text(claim) for claim in payload["claims"]),
