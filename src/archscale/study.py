@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from archscale.analysis.study_plan import StudyNoise, StudyTruth, measure_truth
+from archscale.analysis.study_plan import StudyNoise, StudyTruth, measure_truth, plan_study, truth_from_dict
 from archscale.analysis.suite import analyse, store_runs
 from archscale.data import build_minipile
 from archscale.errors import ArchscaleError
@@ -202,6 +202,21 @@ def store_design(store_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     probed = curve.groupby("run_id")["noise_scale"].agg(lambda x: bool(x.notna().any()))
     design = finished.assign(noise_probe=finished["run_id"].map(probed).fillna(False).astype(bool))
     return design, tests[tests["run_id"].isin(finished["run_id"])][["run_id", "tokens"]]
+
+
+def claims_preview(runs: list[RunConfig], replicates: int = 8, seed: int = 0, workers: int = 2) -> str:
+    """What the study's design can resolve for each dense-vs-MoE claim, before it is trained: ``plan study``
+    under :data:`MICRO_TRUTH` with a few replicates (a preview: ``archscale plan study`` runs more)."""
+    design, evals = study_design(runs)
+    truth = truth_from_dict(MICRO_TRUTH, "MICRO_TRUTH")
+    plan = plan_study(design, evals, *truth, replicates=replicates, bootstrap=50, seed=seed, workers=workers)
+    return "\n".join(
+        [
+            f"what each dense-vs-MoE claim can resolve (plan study: {replicates} simulated studies of this design "
+            "under the micro study's measured truth; `archscale plan study --preset micro --replicates 40` for more):",
+            *(f"  {claim.text()}" for claim in plan.claims),
+        ]
+    )
 
 
 def run_study(

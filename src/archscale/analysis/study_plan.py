@@ -246,6 +246,18 @@ class ClaimPlan(Result):
     interval_fraction: float
     verdicts: dict[str, float]
 
+    def text(self) -> str:
+        """One line: the smallest effect resolved, the median width, the median effect and the verdicts."""
+        if self.width is None or self.resolves is None:
+            return f"{self.measure}: no interval in any simulated study"
+        reach = f"×/÷{self.resolves:.3g}" if self.ratio else f"±{self.resolves:.3g}"
+        shares = ", ".join(f"{v} {share:.0%}" for v, share in self.verdicts.items() if share)
+        return (
+            f"{self.measure}: resolves effects beyond {reach} (median 95 % width {self.width:.3g}"
+            f"{' in log units' if self.ratio else ''}, interval in {self.interval_fraction:.0%}); "
+            f"median effect {self.effect:.3g}; verdicts: {shares}"
+        )
+
 
 @dataclass
 class StudyPlan(Result):

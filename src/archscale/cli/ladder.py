@@ -249,19 +249,6 @@ def ladder_command(
     emit(payload, "\n".join(text), as_json)
 
 
-def _claim_text(claim: dict[str, Any]) -> str:
-    if claim["width"] is None:
-        return f"  {claim['measure']}: no interval in any simulated study"
-    resolves = claim["resolves"]
-    reach = f"×/÷{resolves:.3g}" if claim["ratio"] else f"±{resolves:.3g}"
-    shares = ", ".join(f"{v} {share:.0%}" for v, share in claim["verdicts"].items() if share)
-    return (
-        f"  {claim['measure']}: resolves effects beyond {reach} (median 95 % width {claim['width']:.3g}"
-        f"{' in log units' if claim['ratio'] else ''}, interval in {claim['interval_fraction']:.0%}); "
-        f"median effect {claim['effect']:.3g}; verdicts: {shares}"
-    )
-
-
 COST_WORKERS = 2
 """CPU workers the design's training time is estimated for (the README's 2-core machine)."""
 
@@ -344,6 +331,6 @@ def study_plan_command(
         f"study design: {label}{costs}; {replicates} simulated studies (bootstrap {bootstrap})",
         f"truth: {plan.truth_source}",
         "noise: " + ", ".join(f"{k} {plan.noise[k]:.3g}" for k in plan.noise if k != "source"),
-        *(_claim_text(claim) for claim in payload["claims"]),
+        *(f"  {claim.text()}" for claim in plan.claims),
     ]
     emit(payload, "\n".join(text), as_json)

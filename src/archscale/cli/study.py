@@ -91,7 +91,7 @@ def study_command(
     """Run a complete dense-vs-MoE scaling study and write its report (re-run to resume).
 
     Exits 1 when any run failed (the report is still written from the runs that finished)."""
-    from archscale.study import default_out, resolution_preview, run_study, study_runs
+    from archscale.study import claims_preview, default_out, resolution_preview, run_study, study_runs
 
     if dry_run:
         from archscale.sweeps.dry_run import plan_text
@@ -100,6 +100,7 @@ def study_command(
         typer.echo(plan_text(runs, workers))
         if preset == "micro" and spec is None:  # the planner's assumed law was measured on this preset
             typer.echo(resolution_preview(runs, seed=seed))
+            typer.echo(claims_preview(runs, seed=seed, workers=workers or 2))
         return
     out = out if out is not None else default_out(seed)
     result = run_study(
