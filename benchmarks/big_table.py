@@ -2,7 +2,7 @@
 bootstrap refits (target ≤ 60 s on 2 cores).
 
 What a large sweep exports: the loss curves of many runs, one row per logged step, in the columns
-``archscale fit --data`` reads (those of ``archscale.analysis.curves.law_points``, plus ``step``). The runs
+``archscale fit --data`` reads (those of ``archscale.analysis.points.law_points``, plus ``step``). The runs
 follow a Wang et al. (Eq. 5) law: 10 model scales × 4 expert counts × 5 seeds, each trained on a 1M-token
 batch to 20 tokens per parameter (P ≈ N/6) and logging at evenly spaced steps, longer runs more often. Each
 run has a run effect (0.5 %, shared by its points) and point noise (0.2 %); losses are written to 6

@@ -201,7 +201,7 @@ def study_design(table: pd.DataFrame) -> LadderDesign:
 
 
 def micro(store: Path, replicates: int, workers: int, sigmas: list[float], factors: list[float]) -> None:
-    from archscale.analysis.curves import law_points, store_runs
+    from archscale.analysis.points import law_points, store_runs
     from archscale.store import ResultsStore
 
     with ResultsStore(store, read_only=True) as results:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgb
 
-from archscale.analysis.loss_law import loss_law_extrapolation
+from archscale.analysis.extrapolation import loss_law_extrapolation
 from archscale.report import figures
 from archscale.report.figures import loss_extrapolation_figure
 from archscale.report.page import _extrapolation

@@ -8,7 +8,7 @@ import pytest
 from analysis_synthetic import LADDER_SIZES
 
 from archscale.analysis import AnalysisError, loss_points, smooth
-from archscale.analysis.curves import budget_labels, log_spaced_rows, representative_runs, usable_from
+from archscale.analysis.points import budget_labels, log_spaced_rows, representative_runs, usable_from
 
 
 def _curve(values, run_id="a") -> pd.DataFrame:

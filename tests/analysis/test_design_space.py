@@ -208,7 +208,7 @@ def test_the_report_of_a_design_store_has_the_panel_and_the_papers_analyses_only
 def test_stored_configs_of_older_runs_read_as_the_papers_design():
     """A run stored before the design fields existed has none of them; it must read as the paper's MoE (the
     ModelConfig defaults), or old stores would look like design studies."""
-    from archscale.analysis.curves import stored_models
+    from archscale.analysis.points import stored_models
     from archscale.models.config import DESIGN_DEFAULTS, ModelConfig
     from archscale.models.presets import get_preset
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from archscale.analysis import compute_allocation, loss_points
-from archscale.analysis.curves import law_points
+from archscale.analysis.points import law_points
 from archscale.cli.main import app
 from archscale.laws import ChinchillaLaw
 from archscale.store import ResultsStore

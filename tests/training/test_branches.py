@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from archscale.analysis.curves import law_points, points_rule, smooth
+from archscale.analysis.points import law_points, points_rule, smooth
 from archscale.analysis.suite import store_runs
 from archscale.store import ResultsStore
 from archscale.sweeps.executor import InProcessExecutor, run_sweep

@@ -19,18 +19,18 @@ Quick start::
     summary = analyses.to_dict()
 """
 
-from archscale.analysis.allocation import AllocationResult, compute_allocation
 from archscale.analysis.compare import Comparison, compare
-from archscale.analysis.curves import POINT_RULES, law_points, loss_points, smooth
 from archscale.analysis.errors import AnalysisError
+from archscale.analysis.extrapolation import CurveFit, Extrapolation, LossLawResult, loss_law_extrapolation
 from archscale.analysis.generalisation import GeneralisationResult, generalisation_vs_compute
+from archscale.analysis.gradient_noise import NoiseScaleResult, noise_scale_vs_loss
 from archscale.analysis.hyperparams import Heatmap, HyperparamResult, optimal_hyperparameters
-from archscale.analysis.loss_law import CurveFit, Extrapolation, LossLawResult, loss_law_extrapolation
 from archscale.analysis.matched import FairComparisons, fair_comparisons
-from archscale.analysis.noise import NoiseScaleResult, noise_scale_vs_loss
+from archscale.analysis.points import POINT_RULES, law_points, loss_points, smooth
 from archscale.analysis.powerfit import PowerFit
 from archscale.analysis.public import PublicEvidence, clark_evidence
 from archscale.analysis.results import Result, jsonable
+from archscale.analysis.scale_exponents import AllocationResult, compute_allocation
 from archscale.analysis.suite import Analyses, analyse, from_store
 from archscale.analysis.verdicts import (
     DEPENDS,

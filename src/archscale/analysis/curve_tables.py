@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archscale.analysis.curves import SMOOTHING_WINDOW, require_columns, smooth, store_runs
 from archscale.analysis.errors import AnalysisError
+from archscale.analysis.points import SMOOTHING_WINDOW, require_columns, smooth, store_runs
 from archscale.laws import AnnealingLaw, Law, LawDataError, MultiPowerLaw
 from archscale.laws.curve_laws import ScheduleLaw
 from archscale.laws.resampling import spawn_seeds

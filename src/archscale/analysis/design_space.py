@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archscale.analysis.curves import (
+from archscale.analysis.points import (
     final_points,
     finished_runs,
     smooth,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from archscale.analysis.curves import POINT_RULES
 from archscale.analysis.downstream_chain import TaskChain, chain_forecasts, fit_chains
+from archscale.analysis.points import POINT_RULES
 from archscale.analysis.tables import checkpoint_table, curve_table, is_store, law_table
 from archscale.laws.audit import Audit, extrapolation_audit
 from archscale.laws.base import Law, law_class

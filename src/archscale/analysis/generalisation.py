@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 
 from archscale.analysis.compare import Comparison, compare_families
-from archscale.analysis.curves import (
+from archscale.analysis.errors import AnalysisError
+from archscale.analysis.points import (
     final_points,
     finished_runs,
     representative_runs,
     require_columns,
 )
-from archscale.analysis.errors import AnalysisError
 from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result
 from archscale.laws import PowerLaw

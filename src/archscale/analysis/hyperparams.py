@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from archscale.analysis.compare import Comparison, compare_families
-from archscale.analysis.curves import (
+from archscale.analysis.errors import AnalysisError
+from archscale.analysis.points import (
     FAMILIES,
     SMOOTHING_WINDOW,
     at_tokens,
@@ -35,7 +36,6 @@ from archscale.analysis.curves import (
     smooth,
     usable_from,
 )
-from archscale.analysis.errors import AnalysisError
 from archscale.analysis.powerfit import PowerFit, fit_power
 from archscale.analysis.results import Result
 from archscale.laws import PowerLaw

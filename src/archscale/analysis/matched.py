@@ -32,8 +32,8 @@ import pandas as pd
 from scipy.spatial import Delaunay, QhullError
 
 from archscale.analysis.compare import ratio_at
-from archscale.analysis.curves import FAMILIES
 from archscale.analysis.hyperparams import HyperparamResult
+from archscale.analysis.points import FAMILIES
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.analysis.verdicts import DEPENDS, NOT_TESTED, Verdict, batch_verdict, judge, lr_verdict
 from archscale.laws import LawDataError, PowerLaw

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archscale.analysis.curves import FAMILIES
+from archscale.analysis.points import FAMILIES
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.laws import LawDataError, PowerLaw
 from archscale.laws.resampling import spawn_seeds

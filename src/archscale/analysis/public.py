@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archscale.analysis.allocation import AllocationResult, compute_allocation
 from archscale.analysis.compare import Comparison, compare_families
 from archscale.analysis.curve_ladder import AlphaIdentification, alpha_identification
 from archscale.analysis.generalisation import STABLE_FROM
@@ -37,6 +36,7 @@ from archscale.analysis.hyperparams import HyperparamResult, fit_optima, grid_op
 from archscale.analysis.matched import FairComparisons, fair_comparisons, judge_fairly, optima_table
 from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
+from archscale.analysis.scale_exponents import AllocationResult, compute_allocation
 from archscale.analysis.verdicts import Verdict, alpha_verdict, batch_verdict, judge, loss_verdict, lr_verdict
 from archscale.data.public import (
     CLARK2022,

@@ -1,7 +1,7 @@
 """The ladder planner's noise model measured on the user's own runs: repeated seeds of one configuration.
 
 Runs whose stored configurations differ only in ``seed`` are repeats. Each repeat's smoothed loss (as the law
-points read it: :func:`~archscale.analysis.curves.smooth`) is read at the same log-spaced steps after the
+points read it: :func:`~archscale.analysis.points.smooth`) is read at the same log-spaced steps after the
 warm-up, and the log losses ``y[s, t]`` of a group are split as ``m(t) + u_s + e_{s,t}``: a run effect ``u``
 shared by a seed's points and point noise ``e``. With S seeds and T points, the two-way analysis of variance
 gives ``s² = SS_residual / ((S − 1)(T − 1))`` and ``τ² = (T·Var(seed means) − s²) / T``; groups are pooled by
@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from archscale.analysis.curves import SMOOTHING_WINDOW, finished_runs, require_columns, smooth, usable_from
+from archscale.analysis.points import SMOOTHING_WINDOW, finished_runs, require_columns, smooth, usable_from
 from archscale.laws.ladder import LadderNoise
 
 

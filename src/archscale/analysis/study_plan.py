@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archscale.analysis.curves import FAMILIES, SMOOTHING_WINDOW, finished_runs, law_points, require_columns
 from archscale.analysis.errors import AnalysisError
+from archscale.analysis.points import FAMILIES, SMOOTHING_WINDOW, finished_runs, law_points, require_columns
 from archscale.analysis.results import Result
 from archscale.analysis.seed_noise import seed_noise
 from archscale.analysis.suite import Analyses, analyse

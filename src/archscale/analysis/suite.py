@@ -8,22 +8,22 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from archscale.analysis.allocation import AllocationResult, compute_allocation
 from archscale.analysis.curve_ladder import AlphaIdentification, alpha_identification
 from archscale.analysis.curve_tables import step_table
-from archscale.analysis.curves import (
+from archscale.analysis.extrapolation import LossLawResult, loss_law_extrapolation
+from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
+from archscale.analysis.gradient_noise import NoiseScaleResult, noise_scale_vs_loss
+from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
+from archscale.analysis.matched import FairComparisons, judge_fairly, study_fair_comparisons
+from archscale.analysis.points import (
     SMOOTHING_WINDOW,
     check_one_corpus,
     finished_runs,
     law_points,
     store_runs,
 )
-from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
-from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
-from archscale.analysis.loss_law import LossLawResult, loss_law_extrapolation
-from archscale.analysis.matched import FairComparisons, judge_fairly, study_fair_comparisons
-from archscale.analysis.noise import NoiseScaleResult, noise_scale_vs_loss
 from archscale.analysis.results import Result
+from archscale.analysis.scale_exponents import AllocationResult, compute_allocation
 from archscale.analysis.verdicts import VerdictTable, replication_verdicts
 from archscale.laws.resampling import spawn_seeds
 
@@ -65,7 +65,7 @@ def analyse(
 
     Each analysis draws from its own random stream derived from ``seed``. Runs trained on different corpora
     (``runs.corpus``, the stored fingerprint) are refused unless ``allow_mixed_corpora``. ``point_rule``: the
-    :func:`~archscale.analysis.curves.law_points` rule of the loss-law analyses (1-2).
+    :func:`~archscale.analysis.points.law_points` rule of the loss-law analyses (1-2).
     """
     check_one_corpus(finished_runs(runs), allow_mixed_corpora)
     names = ("loss", "allocation", "hyper", "noise", "tested", "ladder", "matched")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from archscale.analysis.curve_tables import store_step_table
-from archscale.analysis.curves import POINT_RULES, check_one_corpus, law_points, points_rule, store_runs
 from archscale.analysis.downstream_chain import ladder_points
 from archscale.analysis.errors import AnalysisError
+from archscale.analysis.points import POINT_RULES, check_one_corpus, law_points, points_rule, store_runs
 from archscale.laws.columns import apply_mapping, parse_mapping, read_table
 from archscale.laws.errors import LawDataError
 from archscale.store import ResultsStore, StoreError

@@ -15,14 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from archscale.analysis.allocation import AllocationResult
 from archscale.analysis.compare import Comparison
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.generalisation import GeneralisationResult
+from archscale.analysis.gradient_noise import NoiseScaleResult
 from archscale.analysis.hyperparams import HyperparamResult
-from archscale.analysis.noise import NoiseScaleResult
 from archscale.analysis.powerfit import PowerFit
 from archscale.analysis.results import Result
+from archscale.analysis.scale_exponents import AllocationResult
 from archscale.laws.table1 import published_alpha_N
 
 SUPPORTED = "supported"

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from archscale.analysis.curves import SMOOTHING_WINDOW
+from archscale.analysis.points import SMOOTHING_WINDOW
 from archscale.analysis.seed_noise import seed_noise
 from archscale.analysis.study_plan import plan_study, truth_from_dict, truth_to_dict
 from archscale.analysis.suite import store_runs

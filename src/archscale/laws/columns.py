@@ -106,12 +106,12 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _read_file(path: Path) -> pd.DataFrame:
     """The raw table; one branch per supported format. A results store is not a table: which points it
-    gives is an analysis rule (``archscale.analysis.curves.law_points``), applied by ``archscale fit``."""
+    gives is an analysis rule (``archscale.analysis.points.law_points``), applied by ``archscale fit``."""
     name = path.name.lower()
     if not name.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
         raise LawDataError(
             f"--data {path}: expected a .csv, .csv.gz, .parquet or .pq table "
-            "(for a results store, build the points with archscale.analysis.curves.law_points)"
+            "(for a results store, build the points with archscale.analysis.points.law_points)"
         )
     if path.stat().st_size == 0:
         raise LawDataError(

@@ -22,7 +22,6 @@ import pandas as pd
 
 from archscale.analysis import Analyses, from_store, jsonable
 from archscale.analysis.curve_tables import predicted_ends, store_branch_predictions, store_step_table
-from archscale.analysis.curves import stored_models
 from archscale.analysis.design_space import (
     DesignSpaceResult,
     design_space,
@@ -32,6 +31,7 @@ from archscale.analysis.design_space import (
 from archscale.analysis.downstream import downstream_table
 from archscale.analysis.downstream_chain import DownstreamPanel, downstream_panels
 from archscale.analysis.lr_transfer import LRTransferResult, has_lr_ladders, store_lr_transfer
+from archscale.analysis.points import stored_models
 from archscale.analysis.public import PublicEvidence, clark_evidence, multipower_evidence, steplaw_evidence
 from archscale.analysis.suite import store_runs
 from archscale.errors import ArchscaleError

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from archscale.analysis.curves import FAMILIES, require_columns
-from archscale.analysis.loss_law import POINT_COLUMNS
+from archscale.analysis.extrapolation import POINT_COLUMNS
+from archscale.analysis.points import FAMILIES, require_columns
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.laws import (
     ALPHA_N_GAIN,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archscale.analysis.curves import FAMILIES, require_columns
+from archscale.analysis.points import FAMILIES, require_columns
 from archscale.analysis.results import Result, fit_summary, recorded_warnings
 from archscale.laws import ChinchillaLaw, CurveLadderLaw, Law, LawDataError, WangLaw, extrapolation_audit
 from archscale.laws.resampling import spawn_seeds

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from archscale.analysis.compare import Comparison, compare_families
-from archscale.analysis.curves import (
+from archscale.analysis.points import (
     SMOOTHING_WINDOW,
     finished_runs,
     log_spaced_rows,
