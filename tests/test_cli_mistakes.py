@@ -49,6 +49,10 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["models", "show", "gpt-5"], "unknown model preset 'gpt-5'"),
         (["plan", "--fit", "missing.json", "--compute", "1e20"], "--fit missing.json: no such file"),
         (["plan", "--fit", "corrupt.sqlite", "--compute", "1e20"], "--fit corrupt.sqlite: not a saved fit"),
+        (
+            ["plan", "--law", "chinchilla-approach3", "--compute", "1e20", "--lr-ladder", "missing.sqlite"],
+            "--lr-ladder missing.sqlite: not a results store",
+        ),
         (["fit", "wang", "--data", "missing.csv"], "missing.csv"),
         (["fit", "wang", "--data", "typo.sqlite"], "typo.sqlite"),
         (["fit", "nosuchlaw", "--data", "missing.csv"], "nosuchlaw"),

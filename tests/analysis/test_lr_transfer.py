@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from archscale.analysis import jsonable
+from archscale.analysis.errors import AnalysisError
 from archscale.analysis.lr_transfer import (
     ASYMMETRY_ALLOWANCE,
     coverage,
@@ -17,6 +18,7 @@ from archscale.analysis.lr_transfer import (
     ladder_points,
     lr_transfer,
     synthetic_points,
+    transferred_lr,
 )
 
 WIDTHS = (32, 64, 128, 256)
@@ -244,3 +246,23 @@ def test_a_seed_missing_at_one_lr_does_not_pull_its_cell_to_the_other_seeds_leve
     points = points[~((points["width"] == 32) & (points["seed"] == 1) & (points["lr"] == LRS[best - 1]))]
     optimum = lr_transfer(points, bootstrap=0, seed=0).ladders[0].optima[0]
     assert optimum.width == 32 and optimum.log2_lr_opt == pytest.approx(math.log2(BASE), abs=0.03)
+
+
+def test_a_transferring_mup_ladder_gives_its_optimum_and_a_drifting_one_is_refused():
+    """The planner's LR from a μP ladder: the optimum at the widest width (known here: 0.016 at every width),
+    within half a grid step; SP ladders are never read; a μP ladder that drifts (−1 per doubling) is refused,
+    as is a family without a ladder."""
+    _, mup = _ladder(0.0, seed=1)
+    _, moe_drift = _ladder(-1.0, seed=3, design="MoE E8 top-2", scale=1.5)
+    _, sp = _ladder(0.0, seed=4, parametrization="sp", scale=4.0)
+    result = lr_transfer(pd.concat([mup, moe_drift, sp]), bootstrap=400, seed=0)
+    found = transferred_lr(result, "dense")
+    assert found.width == max(WIDTHS) and found.verdict == "transfers"
+    assert abs(math.log2(found.lr) - math.log2(BASE)) < 0.25
+    assert found.interval[0] <= BASE <= found.interval[1]
+    assert "mup transfer" in found.source and "width 256" in found.source
+    with pytest.raises(AnalysisError, match="drifts with width"):
+        transferred_lr(result, "moe", experts=8)
+    only_sp = lr_transfer(sp, bootstrap=50, seed=0)
+    with pytest.raises(AnalysisError, match="no μP or CompleteP dense LR ladder"):
+        transferred_lr(only_sp, "dense")

@@ -88,6 +88,19 @@ def test_plan_from_deepseek_allocation_laws_alone():
     assert plan["loss"] is None
 
 
+def test_a_given_lr_takes_the_place_of_the_lr_law():
+    """An LR given to the plan (a μP ladder's transferred optimum) is the plan's LR with its source and
+    interval; DeepSeek's lr(C) is then unused, its batch size still chained; an open interval is left out."""
+    laws = [("deepseek2024", law) for law in published("deepseek2024").laws]
+    plan = make_plan(1e22, laws, given={"lr": (0.016, "mup transfer", [0.01, 0.02])})
+    assert plan["lr"] == 0.016 and plan["sources"]["lr"] == "mup transfer"
+    assert plan["intervals"]["lr"] == [0.01, 0.02]
+    assert plan["batch_size"] == pytest.approx(0.2920 * 1e22**0.3271)
+    assert plan["unused"] == ["deepseek2024 (lr): already given by mup transfer"]
+    open_ended = make_plan(1e22, laws, given={"lr": (0.016, "mup transfer", [0.01, None])})
+    assert "lr" not in open_ended["intervals"]
+
+
 def test_plan_with_a_bootstrapped_fit_has_intervals(wang_grid):
     law = WangLaw(bootstrap=30).fit(with_noise(wang_grid, 0.01, seed=0))
     plan = make_plan(1e21, [("fit", law)], experts=8)

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from archscale.analysis.errors import AnalysisError
 from archscale.analysis.results import Result
 
 GRID_STEP = 0.5  # log2 units between neighbouring learning rates of a √2 grid
@@ -517,6 +518,62 @@ def _dense_vs_moe(
                         comparison.verdict = "inconclusive"  # 'same' needs every width compared
             out.append(comparison)
     return out
+
+
+@dataclass
+class TransferredLR(Result):
+    """The peak LR a μP (or CompleteP) ladder prescribes for a wider model of the same design and base
+    width: its optimum at the widest width that has one (under μP the optimum does not move with width, and
+    the per-group multipliers carry the width), with that width's interval and the ladder's transfer verdict."""
+
+    design: str
+    parametrization: str
+    width: int
+    lr: float
+    interval: list[float | None] | None
+    verdict: str
+    drift: float | None
+    drift_interval: list[float] | None
+
+    @property
+    def source(self) -> str:
+        drift = "" if self.drift is None else f", drift {self.drift:+.2f} log2 per width doubling"
+        return (
+            f"{self.parametrization} transfer: the {self.design} LR ladder's optimum at width {self.width} "
+            f"(transfer verdict: {self.verdict}{drift})"
+        )
+
+
+def transferred_lr(result: LRTransferResult, kind: str, experts: float | None = None) -> TransferredLR:
+    """The LR the store's μP/CompleteP ladder of family ``kind`` prescribes (for MoE, a ladder with
+    ``experts`` experts when there is one). Refused when the ladder's optimum drifts with width, or when no
+    width has an interior optimum: then the ladder does not say what the LR is."""
+    ladders = [x for x in result.ladders if x.parametrization != "sp" and x.kind == kind]
+    if kind == "moe" and experts is not None:
+        ladders = [x for x in ladders if x.design.startswith(f"MoE E{int(experts)} ")] or ladders
+    if not ladders:
+        raise AnalysisError(
+            f"no μP or CompleteP {kind} LR ladder in the store (2+ widths with 3+ LRs each): run "
+            "`archscale study --preset lr-transfer`, or plan the LR by an lr law"
+        )
+    ladder = max(ladders, key=lambda x: sum(o.lr_opt is not None for o in x.optima))
+    if ladder.verdict == "drifts":
+        raise AnalysisError(
+            f"the {ladder.design} {ladder.parametrization} ladder's LR optimum drifts with width (drift "
+            f"{ladder.drift:+.2f} log2 per doubling): it does not transfer; plan the LR by an lr law instead"
+        )
+    valued = [o for o in ladder.optima if o.lr_opt is not None]
+    if not valued:
+        raise AnalysisError(
+            f"the {ladder.design} {ladder.parametrization} ladder has no interior LR optimum at any width (only "
+            "bounds at the grid's edges): widen its LR grid"
+        )
+    widest = max(valued, key=lambda o: o.width)
+    assert widest.lr_opt is not None
+    return TransferredLR(
+        ladder.design, ladder.parametrization, widest.width, widest.lr_opt, widest.interval, ladder.verdict,
+        ladder.drift, ladder.drift_interval,
+    )  # fmt: skip
 
 
 def store_lr_transfer(

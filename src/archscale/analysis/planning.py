@@ -14,6 +14,8 @@ from typing import Any
 
 from archscale.analysis.curve_tables import schedule_choice
 from archscale.analysis.fitting import band
+from archscale.analysis.lr_transfer import store_lr_transfer, transferred_lr
+from archscale.analysis.tables import is_store
 from archscale.laws.base import Law
 from archscale.laws.catalogue import published
 from archscale.laws.curve_laws import ScheduleLaw
@@ -30,8 +32,12 @@ from archscale.laws.design import (
 )
 from archscale.laws.downstream_laws import TwoStepLaw
 from archscale.laws.errors import LawDataError
-from archscale.laws.plan import make_plan
+from archscale.laws.plan import Given, make_plan
 from archscale.laws.saved import read_fits
+from archscale.store import ResultsStore
+
+LR_LADDER_BOOTSTRAP = 400
+"""Replicates of the LR ladders' bootstrap (the report's lr-transfer panel uses as many)."""
 
 Hyperparameters = tuple[dict[str, float], dict[str, str], dict[str, list[float]]]
 """What :func:`~archscale.laws.design.hyperparameters` returns: quantities, sources, intervals."""
@@ -85,13 +91,16 @@ def plan_compute(
     ffn_share: float = LLAMA_FFN_SHARE,
     router_cost: float = ROUTER_COST,
     width_per_block: float = WIDTH_PER_BLOCK,
+    lr_ladder: Path | None = None,
 ) -> Plan:
     """Plan ``compute`` FLOPs from the fits saved at ``fits`` and the published ``laws`` (catalogue keys).
 
     A whole-curve fit chooses the planned run's schedule (``batch_tokens``, ``lr``, ``warmup``,
     ``min_lr_ratio``); a two-step fit forecasts the accuracy at N_opt and D_opt. With ``design_space``, the
     first design law ranks the designs of the grid (comma-separated integers per knob) under a cap on total
-    parameters (``max_total_params``, or the training state of ``memory_per_gpu`` GiB on one GPU)."""
+    parameters (``max_total_params``, or the training state of ``memory_per_gpu`` GiB on one GPU).
+    ``lr_ladder``: a store of μP LR ladders whose optimum gives the plan's LR (:func:`ladder_lr`) in place of
+    an lr law."""
     if not fits and not laws:
         raise LawDataError("give at least one --fit FIT.json or --law NAME")
     labelled = [entry for path in fits for entry in read_fits(path)]
@@ -121,7 +130,8 @@ def plan_compute(
         )
     labelled += published_laws(laws)
     if not design_space:
-        plan = make_plan(compute, labelled, experts)
+        given = ladder_lr(lr_ladder, experts) if lr_ladder is not None else None
+        plan = make_plan(compute, labelled, experts, given)
         if curves:
             plan["schedule"] = schedule_plan(plan, curves[0], batch_tokens, lr, warmup, min_lr_ratio)
         if chains:
@@ -150,8 +160,20 @@ def plan_compute(
         compute, chosen, designs, ffn_share=ffn_share, max_total_params=cap, router_cost=router_cost,
         width_per_block=width_per_block, label=label,
     )  # fmt: skip
-    hyper = hyperparameters(compute, design.best, [entry for entry in labelled if entry != design_law])
+    given = ladder_lr(lr_ladder, float(design.best.design.experts)) if lr_ladder is not None else None
+    hyper = hyperparameters(compute, design.best, [entry for entry in labelled if entry != design_law], given)
     return Plan(design=design, hyperparameters=hyper)
+
+
+def ladder_lr(store_path: Path, experts: float) -> Given:
+    """The LR a store's μP (or CompleteP) ladder of the plan's family prescribes (MoE when ``experts`` > 1),
+    as a given quantity with its source and interval (:func:`~archscale.analysis.lr_transfer.transferred_lr`)."""
+    if not (is_store(store_path) and store_path.exists()):
+        raise LawDataError(f"--lr-ladder {store_path}: not a results store; give the store of LR ladders")
+    with ResultsStore(store_path, read_only=True) as store:
+        result = store_lr_transfer(store.runs(), store.evals(), bootstrap=LR_LADDER_BOOTSTRAP)
+    found = transferred_lr(result, "moe" if experts > 1 else "dense", experts)
+    return {"lr": (found.lr, f"{found.source} in {store_path}", found.interval)}
 
 
 def published_laws(keys: Sequence[str]) -> list[tuple[str, Law]]:
@@ -277,6 +299,9 @@ def _allocation_text(plan: dict[str, Any]) -> str:
             ci = f"  [{intervals[key][0]:.4g}, {intervals[key][1]:.4g}]" if key in intervals else ""
             unit = f"  ({plan['size']})" if key == "N_opt" else ""
             lines.append(f"  {key:<10} {plan[key]:.4g}{ci}{unit}")
+    lines += [
+        f"  {key} from {plan['sources'][key]}" for key in ("batch_size", "lr") if key in plan["sources"]
+    ]
     lines += [f"  not used: {u}" for u in plan["unused"]]
     if (choice := plan.get("schedule")) is not None:
         interval = choice["wsd_final_interval"]

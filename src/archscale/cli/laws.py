@@ -266,9 +266,17 @@ def plan_command(
     min_lr_ratio: Annotated[
         float, typer.Option(help="With a whole-curve --fit: final rate / peak rate (WSD, cosine).")
     ] = 0.1,
+    lr_ladder: Annotated[
+        Path | None,
+        typer.Option(
+            help="A store of μP (or CompleteP) LR ladders (`study --preset lr-transfer`): the plan's LR is the "
+            "ladder's optimum, transferred, in place of an lr law."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them;
+    """Compute-optimal N_opt, D_opt and loss (with intervals), plus batch size and LR when a law gives them
+    (or the LR a μP ladder transfers, --lr-ladder);
     with a whole-curve fit (curve-ladder, multipower, annealing), the planned run's WSD decay fraction; with
     --design-space, the MoE design too (best and runners-up). `archscale plan ladder`: plan the ladder itself."""
     if ctx.invoked_subcommand is not None:  # `archscale plan ladder …`: the ladder planner's own options
@@ -289,7 +297,7 @@ def plan_command(
             min_lr_ratio=min_lr_ratio, design_space=design_space, grid_experts=grid_experts,
             grid_top_k=grid_top_k, grid_granularity=grid_granularity, grid_shared=grid_shared,
             max_total_params=max_total_params, memory_per_gpu=memory_per_gpu, ffn_share=ffn_share,
-            router_cost=router_cost, width_per_block=width_per_block,
+            router_cost=router_cost, width_per_block=width_per_block, lr_ladder=lr_ladder,
         )  # fmt: skip
     emit(plan.to_dict(), plan.summary(), as_json)
 

@@ -33,7 +33,7 @@ from scipy.optimize import minimize_scalar
 from archscale.laws.base import Law
 from archscale.laws.compute_optimal import rounded_up
 from archscale.laws.errors import LawDataError
-from archscale.laws.plan import chain_laws
+from archscale.laws.plan import Given, chain_laws, take_given
 
 LLAMA_FFN_SHARE = 2 / 3  # SwiGLU of width 8/3·d: 8·d² of a block's 12·d² matrix parameters
 ROUTER_COST = 14.0  # c_r: training FLOPs per router parameter per token (Krajewski et al. 2024 App. E: 6-20)
@@ -267,10 +267,11 @@ def design_grid(
 
 
 def hyperparameters(
-    compute: float, choice: DesignChoice, laws: Sequence[tuple[str, Law]]
+    compute: float, choice: DesignChoice, laws: Sequence[tuple[str, Law]], given: Given | None = None
 ) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
     """The chosen design's batch size, LR (and whatever else ``laws`` give) from its loss, size and tokens:
-    the same chaining as :func:`archscale.laws.plan.make_plan`. Returns quantities, sources, intervals."""
+    the same chaining as :func:`archscale.laws.plan.make_plan`, ``given`` quantities in place of the laws
+    that would give them. Returns quantities, sources, intervals."""
     quantities = {
         "compute": compute, "loss": choice.loss, "tokens": choice.tokens, "params": choice.total_params,
         "active_params": choice.active_params, "model_scale": choice.flops_per_token,
@@ -278,5 +279,6 @@ def hyperparameters(
     }  # fmt: skip
     sources: dict[str, str] = {}
     intervals: dict[str, list[float]] = {}
+    take_given(given, quantities, sources, intervals)
     chain_laws(quantities, laws, sources, intervals)
     return quantities, sources, intervals

@@ -7,7 +7,7 @@ any other law whose inputs are then known adds its target (``batch_size`` from `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from archscale.laws.base import Law
@@ -53,12 +53,34 @@ def why_unused(label: str, law: Law, quantities: dict[str, float], sources: dict
     return f"{label} ({law.target}): needs {sorted(set(law.inputs) - set(quantities))}"
 
 
-def make_plan(compute: float, laws: Sequence[tuple[str, Law]], experts: float = 1.0) -> dict[str, Any]:
-    """Plan for ``compute`` FLOPs from labelled laws (``[("fit.json", law), ("deepseek2024", law), …]``)."""
+Given = Mapping[str, tuple[float, str, list[float] | None]]
+"""Quantities a plan takes as given rather than from a law: name → (value, source, interval or None)."""
+
+
+def take_given(
+    given: Given | None,
+    quantities: dict[str, float],
+    sources: dict[str, str],
+    intervals: dict[str, list[float]],
+) -> None:
+    """Enter the ``given`` quantities (an interval only when both its ends are known)."""
+    for name, (value, source, interval) in (given or {}).items():
+        quantities[name], sources[name] = value, source
+        if interval is not None and None not in interval:
+            intervals[name] = [float(v) for v in interval]
+
+
+def make_plan(
+    compute: float, laws: Sequence[tuple[str, Law]], experts: float = 1.0, given: Given | None = None
+) -> dict[str, Any]:
+    """Plan for ``compute`` FLOPs from labelled laws (``[("fit.json", law), ("deepseek2024", law), …]``);
+    ``given`` quantities (e.g. an LR transferred from a μP ladder) take the place of the laws that would
+    give them."""
     check_budget(compute, experts)
     quantities: dict[str, float] = {"compute": float(compute), "experts": float(experts)}
     intervals: dict[str, list[float]] = {}
     sources: dict[str, str] = {}
+    take_given(given, quantities, sources, intervals)
     plan: dict[str, Any] = {"compute": float(compute), "experts": float(experts), "size": None}
     allocator = next(((label, law) for label, law in laws if isinstance(law, ChinchillaLaw)), None)
     if allocator is not None:
