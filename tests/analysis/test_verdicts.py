@@ -106,6 +106,9 @@ def test_an_inconclusive_verdict_says_the_smallest_effect_it_resolves():
                     lower=0.8, upper=1.25, verdict=INCONCLUSIVE)  # fmt: skip
     assert ratio.resolves == pytest.approx(1.25)
     assert "×/÷1.25 (half its interval)" in ratio.resolution_text()
+    assert (
+        "archscale plan study" in ratio.resolution_text()
+    )  # no paper value: the study planner sizes the next
     alpha = Verdict(claim="c", paper="p", measure="m", no_effect=0.0, direction="above", effect=0.05,
                     lower=-0.4, upper=0.5, verdict=INCONCLUSIVE, paper_effect=0.083)  # fmt: skip
     assert alpha.resolves == pytest.approx(0.45)

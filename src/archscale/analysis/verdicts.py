@@ -91,10 +91,15 @@ class Verdict(Result):
         ratio = self.no_effect == 1.0 and self.lower is not None and self.lower > 0
         sign = "×/÷" if ratio else "±"
         text = f"this design resolves effects beyond {sign}{half:.3g} (half its interval)"
-        if self.paper_effect is None or self.paper_effect == self.no_effect:
-            return text
-        if ratio and self.paper_effect <= 0:
-            return text
+        if (
+            self.paper_effect is None
+            or self.paper_effect == self.no_effect
+            or (ratio and self.paper_effect <= 0)
+        ):
+            return (
+                text
+                + "; `archscale plan study --store STORE --spec NEXT.yaml` says what another design resolves"
+            )
         distance = abs(math.log(self.paper_effect) if ratio else self.paper_effect - self.no_effect)
         spread = math.log(half) if ratio else half
         if spread <= distance:
