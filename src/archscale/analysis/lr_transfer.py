@@ -63,6 +63,7 @@ HALF_WINDOW = 2  # grid steps either side of the lowest cell that the quadratic 
 LEVEL = 0.95
 ASYMMETRY_ALLOWANCE = 0.15  # log2 added above each width's interval: a 2:1 bowl's vertex bias (docstring)
 MAX_NOT_BOWL = 0.05  # share of replicates without a bowl above which the interval is refused
+MIN_BOOTSTRAP = 400  # replicates a store's ladders get at least: the calibration's count, for 2.5 % tails
 POINT_COLUMNS = ("design", "parametrization", "width", "lr", "seed", "loss")
 
 
@@ -577,10 +578,13 @@ def transferred_lr(result: LRTransferResult, kind: str, experts: float | None = 
 
 
 def store_lr_transfer(
-    runs: pd.DataFrame, evals: pd.DataFrame, *, bootstrap: int = 400, seed: int = 0
+    runs: pd.DataFrame, evals: pd.DataFrame, *, bootstrap: int = MIN_BOOTSTRAP, seed: int = 0
 ) -> LRTransferResult:
-    """:func:`lr_transfer` on a store's runs and evals (``store.runs()``, ``store.evals()``)."""
-    return lr_transfer(ladder_points(runs, evals), bootstrap=bootstrap, seed=seed)
+    """:func:`lr_transfer` on a store's runs and evals (``store.runs()``, ``store.evals()``), with at least
+    :data:`MIN_BOOTSTRAP` replicates (none when ``bootstrap`` is 0)."""
+    return lr_transfer(
+        ladder_points(runs, evals), bootstrap=max(bootstrap, MIN_BOOTSTRAP) if bootstrap else 0, seed=seed
+    )
 
 
 # ---- calibration: synthetic bowls with known optima ----------------------------------------------------

@@ -36,9 +36,6 @@ from archscale.laws.plan import Given, make_plan
 from archscale.laws.saved import read_fits
 from archscale.store import ResultsStore
 
-LR_LADDER_BOOTSTRAP = 400
-"""Replicates of the LR ladders' bootstrap (the report's lr-transfer panel uses as many)."""
-
 Hyperparameters = tuple[dict[str, float], dict[str, str], dict[str, list[float]]]
 """What :func:`~archscale.laws.design.hyperparameters` returns: quantities, sources, intervals."""
 
@@ -171,7 +168,7 @@ def ladder_lr(store_path: Path, experts: float) -> Given:
     if not (is_store(store_path) and store_path.exists()):
         raise LawDataError(f"--lr-ladder {store_path}: not a results store; give the store of LR ladders")
     with ResultsStore(store_path, read_only=True) as store:
-        result = store_lr_transfer(store.runs(), store.evals(), bootstrap=LR_LADDER_BOOTSTRAP)
+        result = store_lr_transfer(store.runs(), store.evals())
     found = transferred_lr(result, "moe" if experts > 1 else "dense", experts)
     return {"lr": (found.lr, f"{found.source} in {store_path}", found.interval)}
 

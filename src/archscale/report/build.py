@@ -146,7 +146,7 @@ def build_report(
             lr_transfer = store_lr_transfer(
                 runs,
                 store.evals(split="test", subset="all"),
-                bootstrap=max(bootstrap, 400) if bootstrap else 0,
+                bootstrap=bootstrap,
                 seed=lr_seed,
             )  # and the design-space panel reads the SP runs only, not the ladders' designs at every LR
             design_runs = runs[[m.get("parametrization", "sp") == "sp" for m in stored_models(runs)]]
