@@ -179,7 +179,7 @@ def _score(law, table, truths: dict, at: dict, truth_at: float, new_run: float, 
     for name, new, value in (("loss", False, truth_at), ("new_run", True, new_run)):
         lo, hi = law.predict_interval(at, new_run=new)
         out[f"{name}_in"], out[f"{name}_width"] = bool(lo[0] <= value <= hi[0]), float(np.log(hi[0] / lo[0]))
-    out["failed"] = law.bootstrap_["not_converged"] + sum(law.bootstrap_["on_bound"].values())
+    out["failed"] = law.bootstrap_.not_converged + sum(law.bootstrap_.on_bound.values())
     return out
 
 

@@ -106,7 +106,7 @@ def simulate(cls, design: str, truth: dict, tau: float, s: float, phi: float, re
         if law.bootstrap_ is None:
             continue
         given += 1
-        noise = law.bootstrap_["noise"]
+        noise = law.bootstrap_.noise
         df.append(noise["df_between"]), taus.append(noise["tau"]), phis.append(noise["phi"])
         for k in held:
             lo, hi = law.predict_interval(tables[k], new_run=True)
@@ -169,7 +169,7 @@ def real(laws: list[str], refits: int) -> None:
                 if law.bootstrap_ is None:
                     print(f"| {name} | {size} | {'yes' if ar else 'no'} | {law.no_interval_} |")
                     continue
-                noise = law.bootstrap_["noise"]
+                noise = law.bootstrap_.noise
                 cells = []
                 for schedule in HELD_OUT:
                     table = multipower2025_steps(size, [schedule])

@@ -84,7 +84,7 @@ def unfinished(laws: dict, refits: int) -> None:
                         warnings.simplefilter("ignore")
                         law = cls(bootstrap=refits).fit(table)
                     cell = f"{final_error(law, size, 'cosine_72000'):+.2f} %"
-                    if law.bootstrap_theta_ is not None:
+                    if law.bootstrap_ is not None:
                         lower, upper = (
                             100 * (v[0] / observed - 1) for v in law.predict_interval(target, new_run=True)
                         )

@@ -91,12 +91,12 @@ def replicate(args: tuple[str, str, int, int, int]) -> dict[str, float]:
                 continue
         row |= {
             f"{prefix}cpu": time.process_time() - start,
-            f"{prefix}given": float(law.bootstrap_theta_ is not None),
+            f"{prefix}given": float(law.bootstrap_ is not None),
         }
         row |= {
             f"{prefix}error": float(law.predict({"params": [params], "tokens": [400 * params]})[0]) - mean
         }
-        if law.bootstrap_theta_ is not None:
+        if law.bootstrap_ is not None:
             row |= {f"{prefix}{key}": value for key, value in _coverage(law, params, new, mean).items()}
     return row
 

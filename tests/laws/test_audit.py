@@ -37,7 +37,7 @@ def test_fit_smaller_sizes_predict_the_largest(curves):
         ChinchillaLaw(size="model_scale", bootstrap=100), curves, column="model_scale"
     )
     assert audit.held_out == [3e9] and audit.n_train == 60 and len(audit.points) == 12
-    assert audit.law.bootstrap_["resample"] == "run" and audit.law.bootstrap_["noise"]["n_groups"] == 5
+    assert audit.law.bootstrap_.resample == "run" and audit.law.bootstrap_.noise["n_groups"] == 5
     errors = audit.points.predicted / audit.points.observed - 1
     assert audit.mean_abs_rel_error == pytest.approx(np.mean(np.abs(errors)))
     # The run effect of the held-out curve is a shift the fitted curve cannot know: the prediction interval

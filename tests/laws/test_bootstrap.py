@@ -34,10 +34,10 @@ def test_same_seed_same_intervals_and_run_resampling_by_default(wang_grid):
     first = WangLaw(bootstrap=30, seed=7).fit(table)
     again = WangLaw(bootstrap=30, seed=7).fit(table)
     other = WangLaw(bootstrap=30, seed=8).fit(table)
-    assert first.bootstrap_["resample"] == "run"
+    assert first.bootstrap_.resample == "run"
     assert first.intervals_ == again.intervals_
     assert first.intervals_ != other.intervals_
-    assert WangLaw(bootstrap=5, resample="point").fit(table).bootstrap_["resample"] == "point"
+    assert WangLaw(bootstrap=5, resample="point").fit(table).bootstrap_.resample == "point"
     with pytest.raises(LawDataError, match="needs a 'run_id' column"):
         WangLaw(bootstrap=5, resample="run").fit(table.drop(columns="run_id"))
 
@@ -53,7 +53,7 @@ def test_a_clone_and_a_saved_fit_refit_to_the_same_intervals(wang_grid):
     for again in (law.clone().fit(table), Law.from_dict(saved).clone().fit(table)):
         assert again.config() == law.config()
         assert again.intervals_ == law.intervals_ and again.coefficients_ == law.coefficients_
-    assert law.bootstrap_["level"] == 0.9 and law.bootstrap_["resample"] == "point"
+    assert law.bootstrap_.level == 0.9 and law.bootstrap_.resample == "point"
     assert law.intervals_ != WangLaw(bootstrap=25, seed=3).fit(table).intervals_  # the config matters
     with pytest.raises(LawDataError, match="level must lie in"):
         WangLaw(level=95)
@@ -85,7 +85,7 @@ def test_refits_that_end_on_a_bound_are_counted_and_reported(wang_grid):
     table = with_noise(table, 0.01, seed=3)
     with pytest.warns(ResamplingWarning, match=r"ended on a bound \(\{'log_sigma': \d+\}\)"):
         law = WangLaw(bootstrap=40, seed=0).fit(table)
-    hits = law.bootstrap_["on_bound"]["log_sigma"]
+    hits = law.bootstrap_.on_bound["log_sigma"]
     assert 2 <= hits <= 40
     assert f"on a bound: {{'log_sigma': {hits}}}" in law.summary()
     assert law.to_dict()["bootstrap"]["on_bound"] == {"log_sigma": hits}
@@ -104,7 +104,7 @@ def test_parametric_noise_model_recovers_a_known_run_effect():
     effect = rng.normal(0.0, 0.01, len(sizes))[table["run_id"]]
     table["loss"] = law.predict(table) * np.exp(effect + rng.normal(0.0, 0.002, len(table)))
     fitted = ChinchillaLaw(size="model_scale", bootstrap=20, seed=1).fit(table)
-    noise = fitted.bootstrap_["noise"]
+    noise = fitted.bootstrap_.noise
     assert noise["n_groups"] == 12 and noise["df_between"] == pytest.approx(12 - 3, abs=0.3)
     assert noise["tau"] == pytest.approx(0.01, rel=0.5)  # 9 degrees of freedom: ±~25 % sampling error
     assert noise["s"] == pytest.approx(0.002, rel=0.15)  # ~230 degrees of freedom, but a robust fit

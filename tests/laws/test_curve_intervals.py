@@ -120,8 +120,8 @@ def test_a_bootstrapped_curve_fit_round_trips_through_json_with_its_intervals() 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         law = AnnealingLaw(bootstrap=30, seed=3).fit(_noisy_runs(TRAIN, np.random.default_rng(1)))
-    assert law.bootstrap_["n"] == 30 and law.bootstrap_["resample"] == "run"
-    assert law.bootstrap_["noise"]["n_groups"] == len(TRAIN) and 0 < law.bootstrap_["noise"]["phi"] < 1
+    assert law.bootstrap_.n == 30 and law.bootstrap_.resample == "run"
+    assert law.bootstrap_.noise["n_groups"] == len(TRAIN) and 0 < law.bootstrap_.noise["phi"] < 1
     again = Law.from_dict(json.loads(json.dumps(law.to_dict())))
     held_out = _table(HELD_OUT, MEANS[HELD_OUT])
     for new_run in (False, True):

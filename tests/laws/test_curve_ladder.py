@@ -189,5 +189,5 @@ def test_a_branch_shares_its_trunks_run_effect_in_the_noise_model() -> None:
     assert noise_units(table, ids).tolist() == list(range(9))
     grouped = CurveLadderLaw(bootstrap=10).fit(table.assign(trunk=trunk))
     apart = CurveLadderLaw(bootstrap=10).fit(table)
-    assert grouped.bootstrap_["noise"]["n_groups"] == 6 and apart.bootstrap_["noise"]["n_groups"] == 9
-    assert grouped.bootstrap_["noise"]["df_between"] < apart.bootstrap_["noise"]["df_between"]
+    assert grouped.bootstrap_.noise["n_groups"] == 6 and apart.bootstrap_.noise["n_groups"] == 9
+    assert grouped.bootstrap_.noise["df_between"] < apart.bootstrap_.noise["df_between"]

@@ -106,7 +106,7 @@ def test_the_chain_recovers_a_noise_free_truth():
 def _refused(table: pd.DataFrame, reason: str) -> None:
     with pytest.warns(IntervalWarning, match=reason):
         law = TwoStepLaw(bootstrap=20, chance=0.25).fit(table)
-    assert law.bootstrap_theta_ is None and reason in law.no_interval_
+    assert law.bootstrap_ is None and reason in law.no_interval_
     with pytest.raises(LawDataError, match=reason):
         law.predict_interval(TARGET, new_run=True)
 
@@ -124,14 +124,14 @@ def test_a_flat_task_above_chance_gets_no_interval():
 def test_too_few_sizes_get_no_interval():
     with pytest.warns(IntervalWarning, match="2 model size.*calibrated from 3"):
         law = TwoStepLaw(bootstrap=20, chance=0.25).fit(LadderTruth().ladder(SIZES[:2]))
-    assert law.bootstrap_theta_ is None
+    assert law.bootstrap_ is None
 
 
 def test_a_ladder_smaller_than_any_calibrated_gets_no_interval():
     # 3 sizes x 2 budgets = 6 runs: above the 5 step 1 needs to fit, below the 12 the simulation calibrated
     with pytest.warns(IntervalWarning, match="6 runs.*12 runs"):
         law = TwoStepLaw(bootstrap=20, chance=0.25).fit(LadderTruth().ladder(SIZES[:3], multipliers=(1, 10)))
-    assert law.bootstrap_theta_ is None
+    assert law.bootstrap_ is None
 
 
 def test_chained_intervals_cover_a_new_run_at_90_to_98_percent():

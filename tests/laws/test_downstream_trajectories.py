@@ -61,7 +61,7 @@ def test_a_branch_ladder_is_fitted_and_predicts_the_truth():
     truth = LadderTruth()  # run effects shared by a trunk and its branches, checkpoint and item noise
     with pytest.warns(IntervalWarning, match="share trajectories.*86-88 %"):  # under-covered in simulation
         noisy = TwoStepLaw(bootstrap=40, chance=0.25, seed=0).fit(truth.branch_ladder(SIZES, seed=1))
-    assert noisy.bootstrap_theta_ is None
+    assert noisy.bootstrap_ is None
     assert noisy.predict(TARGET)[0] == pytest.approx(_true_accuracy(truth), abs=0.05)
 
 

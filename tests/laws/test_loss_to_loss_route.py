@@ -144,10 +144,8 @@ def test_the_route_gives_no_interval_below_its_calibrated_ladder():
     table = LossToLossTruth().ladder(SIZES[:3], seed=1)
     with pytest.warns(IntervalWarning, match="loss-to-loss route are calibrated from 6 sizes and 24 runs"):
         law = TwoStepLaw(route="loss-to-loss", bootstrap=10).fit(table)
-    assert (
-        law.bootstrap_theta_ is None and np.isfinite(law.predict({"params": [1e9], "tokens": [2e10]})).all()
-    )
-    assert TwoStepLaw(bootstrap=10).fit(table).bootstrap_theta_ is not None
+    assert law.bootstrap_ is None and np.isfinite(law.predict({"params": [1e9], "tokens": [2e10]})).all()
+    assert TwoStepLaw(bootstrap=10).fit(table).bootstrap_ is not None
 
 
 def test_resamples_that_cannot_link_refuse_the_interval_instead_of_biasing_it(monkeypatch):
@@ -157,4 +155,4 @@ def test_resamples_that_cannot_link_refuse_the_interval_instead_of_biasing_it(mo
     monkeypatch.setattr(TwoStepLaw, "_relink", lambda self, val, task, final, counts: np.full(2, np.nan))
     with pytest.warns(IntervalWarning, match="20 of 20 resamples could not link the losses"):
         law = TwoStepLaw(route="loss-to-loss", bootstrap=20).fit(table)
-    assert law.bootstrap_theta_ is None and np.isfinite(law.theta_).all()
+    assert law.bootstrap_ is None and np.isfinite(law.theta_).all()

@@ -17,7 +17,7 @@ import numpy as np
 from archscale.analysis.powerfit import PowerFit
 from archscale.analysis.results import Result
 from archscale.laws import PowerLaw
-from archscale.laws.base import percentile_interval
+from archscale.laws.bootstrap import percentile_interval
 
 OVERLAP_POINTS = 64
 
@@ -65,7 +65,7 @@ def ratio_at(
     moe_at = {c: np.array([at[c]]) for c in moe.inputs}
     dense_at = {c: np.array([at[c]]) for c in dense.inputs}
     ratio = float(moe.predict(moe_at)[0] / dense.predict(dense_at)[0])
-    if moe.bootstrap_theta_ is None or dense.bootstrap_theta_ is None:
+    if moe.bootstrap_ is None or dense.bootstrap_ is None:
         return ratio, None, None, None
     moe_draws, dense_draws = moe.predict_samples(moe_at)[:, 0], dense.predict_samples(dense_at)[:, 0]
     k = min(len(moe_draws), len(dense_draws))

@@ -97,7 +97,7 @@ def final_interval(
 ) -> tuple[list[float] | None, str | None]:
     """The prediction interval of a new run's final loss under ``rates`` when the fit was bootstrapped, else
     ``None`` and the reason there is none."""
-    if law.bootstrap_theta_ is None:
+    if law.bootstrap_ is None:
         return None, law.no_interval_ or "the fit was not bootstrapped (fit it with --bootstrap K)"
     lower, upper = law.predict_interval(planned_run(law, rates, size=size, final_only=True), new_run=True)
     return [float(lower[0]), float(upper[0])], None

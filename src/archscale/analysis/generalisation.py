@@ -34,7 +34,7 @@ from archscale.analysis.points import (
 from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result
 from archscale.laws import PowerLaw
-from archscale.laws.base import percentile_interval
+from archscale.laws.bootstrap import percentile_interval
 
 STABLE_FROM = 1 / 8
 
@@ -62,7 +62,7 @@ def _gain(moe: PowerLaw, dense: PowerLaw, compute: float) -> dict[str, float | N
     value = float(_compute_for_loss(dense.coefficients_, loss)[0] / compute - 1.0)
     gain: dict[str, float | None] = {"value": value, "lower": None, "upper": None, "compute": compute}
     gain["loss"] = float(loss[0])
-    if moe.bootstrap_theta_ is not None and dense.bootstrap_theta_ is not None:
+    if moe.bootstrap_ is not None and dense.bootstrap_ is not None:
         losses = moe.predict_samples(at)[:, 0]
         draws = dense.bootstrap_coefficients_
         k = min(len(losses), len(draws["lambda"]))

@@ -57,8 +57,8 @@ def fit_summary(law: Law) -> dict[str, Any]:
         "level": law.level_ if law.bootstrap_ else None,
         "bootstrap": None
         if law.bootstrap_ is None
-        else {k: law.bootstrap_[k] for k in ("n", "method", "resample", "not_converged", "on_bound")}
-        | {"runs": law.bootstrap_["noise"]["n_groups"]},
+        else {k: getattr(law.bootstrap_, k) for k in ("n", "method", "resample", "not_converged", "on_bound")}
+        | {"runs": law.bootstrap_.noise["n_groups"]},
         "no_interval": law.no_interval_,
         "n_points": law.n_points_,
         "on_bound": law.pinned_,

@@ -24,7 +24,7 @@ from archscale.laws import (
     published_alpha_N_gain,
     table1,
 )
-from archscale.laws.base import percentile_interval
+from archscale.laws.bootstrap import percentile_interval
 from archscale.laws.resampling import spawn_seeds
 
 LABELS = {"dense": "Dense (this study)", "moe": "MoE (this study)"}
@@ -90,7 +90,7 @@ def compute_allocation(
         difference: dict[str, Any] = {"effect": a_moe - a_dense, "lower": None, "upper": None}
         gain: dict[str, Any] = {"effect": float(alpha_N_gain(a_moe, a_dense)), "lower": None, "upper": None}
         gain |= {"definition": ALPHA_N_GAIN, "paper": published_alpha_N_gain()}
-        if moe.bootstrap_theta_ is not None and dense.bootstrap_theta_ is not None:
+        if moe.bootstrap_ is not None and dense.bootstrap_ is not None:
             draws_moe, draws_dense = (law.bootstrap_coefficients_["alpha_N"] for law in (moe, dense))
             k = min(len(draws_moe), len(draws_dense))  # independent streams: any pairing is a valid draw
             draws_moe, draws_dense = draws_moe[:k], draws_dense[:k]

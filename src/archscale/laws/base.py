@@ -1,5 +1,6 @@
 """The estimator interface every law shares: ``fit`` on a table, ``predict``, ``coefficients_``,
-``intervals_`` (after a bootstrap), ``summary()`` and a JSON round trip (``to_dict`` / ``from_dict``).
+``intervals_`` (after a bootstrap, at the fitted level; ``bootstrap_.intervals(level)`` at any), ``summary()``
+and a JSON round trip (``to_dict`` / ``from_dict``).
 
 A law of the log-sum-exp form L = Σ_t exp(θ · x_t) (see :mod:`archscale.laws.objective`) declares its
 parameters once, by name and bounds, and its terms as the log-input each parameter multiplies; the base
@@ -40,6 +41,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
+from archscale.laws.bootstrap import Bootstrap
 from archscale.laws.errors import (
     ConvergenceWarning,
     IntervalWarning,
@@ -118,13 +120,6 @@ def _feature(features: Mapping[str, np.ndarray | float], spec: str) -> np.ndarra
         return -features[spec[1:]]
     left, _, right = spec.partition("*")
     return features[left] * features[right] if right else features[left]
-
-
-def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed percentile interval over axis 0 of bootstrap samples."""
-    tail = 50.0 * (1.0 - level)
-    lo, hi = np.percentile(samples, [tail, 100.0 - tail], axis=0)
-    return lo, hi
 
 
 def law_class(name: str) -> type[Law]:
@@ -228,11 +223,9 @@ class Law(abc.ABC):
         if self.method not in ("parametric", "resample"):
             raise LawDataError(f"method must be 'parametric' or 'resample', got {self.method!r}")
         self.theta_: np.ndarray | None = None
-        self.bootstrap_theta_: np.ndarray | None = None
-        self.bootstrap_scales_: np.ndarray | None = None
         self.no_interval_: str | None = None
         self.faded_: list[str] = []
-        self.bootstrap_: dict[str, Any] | None = None
+        self.bootstrap_: Bootstrap | None = None  # the refits, one result: intervals at any level
         self.objective_: float | None = None
         self.n_points_: int | None = None
         self.residual_scale_: float | None = None  # rms of the log residuals (set by this fit, not saved)
@@ -434,7 +427,7 @@ class Law(abc.ABC):
         self.residual_scale_ = float(np.sqrt(np.mean(residuals**2)))
         jacobian = np.abs(log_jacobian(design, self.theta_)).max(axis=0)
         self.faded_ = [name for name, slope in zip(self.theta_names, jacobian, strict=True) if slope < _FADED]
-        self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
+        self.bootstrap_ = None
         self.no_interval_ = None
         self._warn_about_fit()
         if self.bootstrap:
@@ -501,24 +494,26 @@ class Law(abc.ABC):
     def _store_bootstrap(self, refits: Refits, scales: np.ndarray, noise: NoiseModel, unit: str) -> None:
         """Keep the refits and the drawn (τ, s) of each, with what made them; warn when many failed."""
         n = len(refits.theta)
-        self.bootstrap_theta_, self.bootstrap_scales_ = refits.theta, scales
         on_bound = {
             name: int(hits.sum()) for name, hits in self._on_bounds(refits.theta).items() if hits.any()
         }
-        self.bootstrap_ = {
-            "n": n,
-            "method": self.method,
-            "resample": unit,
-            "seed": self.seed,
-            "level": self.level,
-            "noise": noise.to_dict(),
-            "not_converged": int((~refits.converged).sum()),
-            "on_bound": on_bound,
-        }
-        failed = self.bootstrap_["not_converged"] + sum(on_bound.values())
+        self.bootstrap_ = Bootstrap(
+            law=self,
+            theta=refits.theta,
+            scales=scales,
+            n=n,
+            method=self.method,
+            resample=unit,
+            seed=self.seed,
+            level=self.level,
+            noise=noise.to_dict(),
+            not_converged=int((~refits.converged).sum()),
+            on_bound=on_bound,
+        )
+        failed = self.bootstrap_.not_converged + sum(on_bound.values())
         if failed > 0.05 * n:
             message = (
-                f"{self.name}: {self.bootstrap_['not_converged']} of {n} refits did not converge and "
+                f"{self.name}: {self.bootstrap_.not_converged} of {n} refits did not converge and "
                 f"{sum(on_bound.values())} parameter values ended on a bound ({on_bound}); the intervals are "
                 "rough"
             )
@@ -570,15 +565,15 @@ class Law(abc.ABC):
             )
         return self.theta_
 
-    def _bootstrap_theta(self) -> np.ndarray:
-        if self.bootstrap_theta_ is None:
+    def _fitted_bootstrap(self) -> Bootstrap:
+        if self.bootstrap_ is None:
             raise NotFittedError(f"this {self.name} law has no bootstrap: fit(table, bootstrap=K) first")
-        return self.bootstrap_theta_
+        return self.bootstrap_
 
     @property
     def level_(self) -> float:
         """Confidence level of the intervals."""
-        return self.bootstrap_["level"] if self.bootstrap_ else 0.95
+        return self.bootstrap_.level if self.bootstrap_ else 0.95
 
     @property
     def coefficients_(self) -> dict[str, float]:
@@ -593,8 +588,7 @@ class Law(abc.ABC):
     @property
     def bootstrap_coefficients_(self) -> dict[str, np.ndarray]:
         """Every coefficient and derived quantity across the bootstrap fits (arrays of length K)."""
-        coefficients = self._coefficients(self._bootstrap_theta())
-        return coefficients | self._derived(coefficients)
+        return self._fitted_bootstrap().coefficients
 
     @property
     def pinned_(self) -> list[str]:
@@ -617,14 +611,9 @@ class Law(abc.ABC):
 
     @property
     def intervals_(self) -> dict[str, tuple[float, float]]:
-        """Percentile intervals of every coefficient and derived quantity; empty without a bootstrap."""
-        if self.bootstrap_theta_ is None:
-            return {}
-        return {
-            name: (float(lo), float(hi))
-            for name, samples in self.bootstrap_coefficients_.items()
-            for lo, hi in [percentile_interval(samples, self.level_)]
-        }
+        """Percentile intervals of every coefficient and derived quantity at the fitted level (any other:
+        ``bootstrap_.intervals(level)``); empty without a bootstrap."""
+        return {} if self.bootstrap_ is None else self.bootstrap_.intervals()
 
     # ----- prediction ------------------------------------------------------------------------------------
     def predict(self, table: Table) -> np.ndarray:
@@ -633,26 +622,32 @@ class Law(abc.ABC):
 
     def predict_samples(self, table: Table) -> np.ndarray:
         """Prediction of every bootstrap fit, shape ``(K, rows)``."""
-        return np.exp(log_predict(self._design(self._log_inputs(table)), self._bootstrap_theta()))
+        return np.exp(log_predict(self._design(self._log_inputs(table)), self._fitted_bootstrap().theta))
 
     def predict_paired(self, table: Table) -> np.ndarray:
         """Row i predicted by bootstrap fit i (``table`` has one row per fit), e.g. each fit at its own optimum."""
-        return np.exp(log_predict_paired(self._design(self._log_inputs(table)), self._bootstrap_theta()))
+        return np.exp(
+            log_predict_paired(self._design(self._log_inputs(table)), self._fitted_bootstrap().theta)
+        )
 
     def predict_interval(self, table: Table, *, new_run: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval of the prediction at each row of ``table``.
+        """Percentile interval of the prediction at each row of ``table`` at the fitted level (any other:
+        ``bootstrap_.prediction_interval(table, level)``).
 
         ``new_run=False``: the band of the fitted curve (parameter uncertainty only). ``True``: the
         prediction interval of what a new run at those inputs would measure, adding the run effect and
         point noise estimated from the fit's residuals (each resample with its own drawn τ and s).
         """
+        return self._fitted_bootstrap().prediction_interval(table, new_run=new_run)
+
+    def _interval_samples(self, table: Table, new_run: bool) -> np.ndarray:
+        """What a prediction interval takes percentiles of: every refit's prediction, times a new run's noise
+        where ``new_run``."""
         samples = self.predict_samples(table)
         if new_run:
-            tau, s = self.bootstrap_scales_[:, :1], self.bootstrap_scales_[:, 1:]
-            rng = np.random.default_rng(spawn_seeds(self.bootstrap_["seed"], 3)[2])
-            noise = tau * rng.standard_normal((len(samples), 1)) + s * rng.standard_normal(samples.shape)
-            samples = samples * np.exp(noise)
-        return percentile_interval(samples, self.level_)
+            run, point = self._fitted_bootstrap().new_run_noise(samples.shape[1])
+            samples = samples * np.exp(run + point)
+        return samples
 
     # ----- presentation and persistence ------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -679,12 +674,11 @@ class Law(abc.ABC):
             lines.append(
                 f"{scale}{self.n_points_ - free} degrees of freedom ({self.n_points_} points - {free} parameters)"
             )
-        if self.bootstrap_:
-            b = self.bootstrap_
+        if b := self.bootstrap_:
             lines.append(
-                f"{b['n']} {b['method']} bootstrap refits, noise unit {b['resample']} ({b['noise']['n_groups']} "
-                f"{b['resample']}s, seed {b['seed']}), {b['level']:.0%} intervals; {b['not_converged']} refits "
-                f"not converged, on a bound: {b['on_bound'] or 'none'}"
+                f"{b.n} {b.method} bootstrap refits, noise unit {b.resample} ({b.noise['n_groups']} "
+                f"{b.resample}s, seed {b.seed}), {b.level:.0%} intervals; {b.not_converged} refits "
+                f"not converged, on a bound: {b.on_bound or 'none'}"
             )
         else:
             lines.append(f"no intervals: {self.no_interval_ or 'fit with bootstrap=K to get them'}")
@@ -717,10 +711,7 @@ class Law(abc.ABC):
             "config": self.config(),
             "theta": theta.tolist(),
             "no_interval": self.no_interval_,
-            "bootstrap": None
-            if self.bootstrap_ is None
-            else self.bootstrap_
-            | {"theta": self._bootstrap_theta().tolist(), "scales": self.bootstrap_scales_.tolist()},
+            "bootstrap": None if self.bootstrap_ is None else self.bootstrap_.to_dict(),
         }
 
     @staticmethod
@@ -746,9 +737,7 @@ class Law(abc.ABC):
         law.no_interval_ = data.get("no_interval")
         law.faded_ = list(data.get("faded", []))
         if boot := data.get("bootstrap"):
-            law.bootstrap_theta_ = np.asarray(boot["theta"], dtype=float).reshape(-1, len(law.theta_names))
-            law.bootstrap_scales_ = np.asarray(boot["scales"], dtype=float).reshape(-1, 2)
-            law.bootstrap_ = {k: v for k, v in boot.items() if k not in ("theta", "scales")}
+            law.bootstrap_ = Bootstrap.from_dict(law, boot)
         law._restore(data)
         return law
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from archscale.laws.base import Law, percentile_interval
+from archscale.laws.base import Law
+from archscale.laws.bootstrap import percentile_interval
 from archscale.laws.errors import LawDataError
 from archscale.laws.loss_laws import ChinchillaLaw
 
@@ -117,7 +118,7 @@ def optimal_allocation(law: Law, compute: float, experts: float = 1.0) -> Alloca
     n_opt, d_opt = _closed_form(law.coefficients_, compute, experts, law.flops_factor)
     derived = law.derived_
     intervals = {}
-    if law.bootstrap_theta_ is not None:
+    if law.bootstrap_ is not None:
         samples = law.bootstrap_coefficients_
         ns, ds = _closed_form(samples, compute, experts, law.flops_factor)
         losses = law.predict_paired(_points(law, ns, ds, experts))

@@ -193,7 +193,7 @@ class ScheduleLaw(Law):
         self.theta_, self.objective_ = np.asarray(best.x, dtype=float), float(best.fun)
         self.converged_ = bool(best.success)
         self.n_points_ = len(loss)
-        self.faded_, self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = [], None, None, None
+        self.faded_, self.bootstrap_ = [], None
         self.no_interval_ = None
         self._warn_about_fit()
         if self.bootstrap:
@@ -248,7 +248,10 @@ class ScheduleLaw(Law):
         """Prediction of every bootstrap fit at the rows :meth:`predict` gives, shape ``(K, rows)``."""
         prepared = self._prepare_rows(table)
         return np.array(
-            [self._predict_prepared(theta, prepared, gradient=False)[0] for theta in self._bootstrap_theta()]
+            [
+                self._predict_prepared(theta, prepared, gradient=False)[0]
+                for theta in self._fitted_bootstrap().theta
+            ]
         )
 
     def _prepare_rows(self, table: Table) -> Any:

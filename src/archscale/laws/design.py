@@ -239,7 +239,7 @@ def _optimise(
     active = math.exp(best.x)
     point = table(active)
     interval = None
-    if law.bootstrap_theta_ is not None:
+    if law.bootstrap_ is not None:
         low, up = law.predict_interval(point)
         interval = (float(low[0]), float(up[0]))
     return DesignChoice(

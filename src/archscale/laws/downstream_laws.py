@@ -44,7 +44,8 @@ import pandas as pd
 from scipy.optimize import least_squares
 from scipy.special import expit
 
-from archscale.laws.base import Law, Table, numeric_column, percentile_interval
+from archscale.laws.base import Law, Table, numeric_column
+from archscale.laws.bootstrap import Bootstrap, percentile_interval
 from archscale.laws.errors import ConvergenceWarning, IntervalWarning, LawDataError
 from archscale.laws.loss_laws import ChinchillaLaw
 from archscale.laws.objective import log_predict
@@ -349,7 +350,7 @@ class AccuracyLaw(Law):
         result = _fit_sigmoid(x, y, np.ones_like(x), self._starts(x))
         self.theta_, self.objective_ = np.asarray(result.x), float(result.cost)
         self.converged_, self.n_points_ = bool(result.success), len(x)
-        self.faded_, self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = [], None, None, None
+        self.faded_, self.bootstrap_ = [], None
         measured = slice(None, len(points))
         self.noise_ = float(np.sqrt(np.sum((sigmoid(self.theta_, x) - y)[measured] ** 2) / (len(points) - 4)))
         self.loss_range_ = (float(points["task_loss"].min()), float(points["task_loss"].max()))
@@ -581,7 +582,7 @@ class TwoStepLaw(Law):
         self.n_points_ = len(final) + step2.n_points_
         self.faded_ = self._faded(fits)
         self.unpredictable_ = step2.unpredictable_
-        self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
+        self.bootstrap_ = None
         self.no_interval_ = None
         sizes = final["params"].nunique()
         least, fewest = (ROUTE_MIN_SIZES, ROUTE_MIN_RUNS) if self._linked else (MIN_SIZES, MIN_RUNS)
@@ -659,26 +660,27 @@ class TwoStepLaw(Law):
         scales = np.column_stack([
             scale * np.sqrt(df / scale_rng.chisquare(df, size=n)) for scale, df in ((tau, df1), (step2.noise_, df2))
         ])  # fmt: skip
-        self.bootstrap_theta_ = np.concatenate([theta1, theta2], axis=1)
-        self.bootstrap_scales_ = scales
-        self.bootstrap_ = {
-            "n": n,
-            "method": "resample",
-            "resample": "run" if final[TRAJECTORY].nunique() == len(runs) else "trajectory",
-            "seed": self.seed,
-            "level": self.level,
-            "noise": {
+        self.bootstrap_ = Bootstrap(
+            law=self,
+            theta=np.concatenate([theta1, theta2], axis=1),
+            scales=scales,
+            n=n,
+            method="resample",
+            resample="run" if final[TRAJECTORY].nunique() == len(runs) else "trajectory",
+            seed=self.seed,
+            level=self.level,
+            noise={
                 "n_groups": len(runs),
                 "tau": tau,
                 "s": step2.noise_,
                 "df_between": df1,
                 "df_within": df2,
             },
-            "not_converged": sum(int((~refits.converged).sum()) for refits in refits1)
+            not_converged=sum(int((~refits.converged).sum()) for refits in refits1)
             + sum(not r.success for r in refits2)
             + unlinked,
-            "on_bound": {},
-        }
+            on_bound={},
+        )
 
     # ----- prediction ------------------------------------------------------------------------------------
     def predict_task_loss(self, table: Table) -> np.ndarray:
@@ -689,23 +691,30 @@ class TwoStepLaw(Law):
         """Accuracy at each row's (N, D): step 2 at step 1's predicted task loss."""
         return np.atleast_1d(sigmoid(self._split(self._fitted_theta())[1], self.predict_task_loss(table)))
 
+    def _chain(self) -> Bootstrap:
+        """The chain's resamples; without them the reason (``no_interval_``), as a LawDataError."""
+        if self.bootstrap_ is None:
+            raise LawDataError(self.no_interval_ or f"{self.name}: fit with bootstrap=K to get intervals")
+        return self.bootstrap_
+
     def _samples(self, table: Table, new_run: bool) -> tuple[np.ndarray, np.ndarray]:
         """Task loss and accuracy of every resample at each row, shape ``(K, rows)`` each."""
-        if self.bootstrap_theta_ is None:
-            raise LawDataError(self.no_interval_ or f"{self.name}: fit with bootstrap=K to get intervals")
-        theta1, theta2 = self._split(self.bootstrap_theta_)
+        resamples = self._chain()
+        theta1, theta2 = self._split(resamples.theta)
         loss = self._task_loss(theta1, table)
         if new_run:
-            rng = np.random.default_rng(spawn_seeds(self.bootstrap_["seed"], 3)[2])
-            tau, s = self.bootstrap_scales_[:, :1], self.bootstrap_scales_[:, 1:]
-            loss = loss * np.exp(tau * rng.standard_normal((len(theta1), 1)))
-            return loss, sigmoid(theta2, loss) + s * rng.standard_normal(loss.shape)
+            run, point = resamples.new_run_noise(loss.shape[1])
+            loss = loss * np.exp(run)
+            return loss, sigmoid(theta2, loss) + point
         return loss, sigmoid(theta2, loss)
+
+    def _interval_samples(self, table: Table, new_run: bool) -> np.ndarray:
+        return self._samples(table, new_run)[1]
 
     def predict_interval(self, table: Table, *, new_run: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of the accuracy at each row: the curve's band, or (``new_run=True``) what a
         new run's final checkpoint would measure. Refused, with the reason, where ``no_interval_`` is set."""
-        return percentile_interval(self._samples(table, new_run)[1], self.level_)
+        return self._chain().prediction_interval(table, new_run=new_run)
 
     def predict_task_loss_interval(
         self, table: Table, *, new_run: bool = False
@@ -721,7 +730,7 @@ class TwoStepLaw(Law):
         prediction."""
         point = {"params": [float(params)], "tokens": [float(tokens)]}
         interval: dict[str, list[float] | None] = {"task_loss": None, "accuracy": None}
-        if self.bootstrap_theta_ is not None:
+        if self.bootstrap_ is not None:
             samples = self._samples(point, new_run=True)
             for name, values in zip(interval, samples, strict=True):
                 interval[name] = [float(v[0]) for v in percentile_interval(values, self.level_)]
@@ -733,7 +742,7 @@ class TwoStepLaw(Law):
             "accuracy": None if self.unpredictable_ else float(self.predict(point)[0]),
             "accuracy_interval": interval["accuracy"],
             "no_interval": None
-            if self.bootstrap_theta_ is not None
+            if self.bootstrap_ is not None
             else self.no_interval_ or f"{self.name}: fit with bootstrap=K (CLI: --bootstrap K) for intervals",
             "unpredictable": self.unpredictable_,
         }
@@ -811,7 +820,7 @@ class LossToLossLaw(Law):
         self.theta_ = np.array([intercept, slope])
         self.objective_ = float(0.5 * np.sum((intercept + slope * x - y) ** 2))
         self.n_points_, self.converged_, self.faded_ = len(x), True, []
-        self.bootstrap_theta_, self.bootstrap_scales_, self.bootstrap_ = None, None, None
+        self.bootstrap_ = None
         self.no_interval_ = f"{self.name}: no intervals yet: not calibrated"
         return self
 

@@ -283,7 +283,7 @@ class Replicate:
     def of(cls, law: Law, target: pd.DataFrame) -> Replicate:
         """Score a fitted law: its α_N interval width and its band at the target, in log units."""
         degenerate = law.degenerate_ is not None
-        if law.bootstrap_theta_ is None:
+        if law.bootstrap_ is None:
             return cls(math.nan, math.nan, degenerate)
         alpha = law.intervals_.get("alpha_N")
         lo, hi = (float(v[0]) for v in law.predict_interval(target))

@@ -38,7 +38,7 @@ def chain_laws(
             quantities[law.target] = float(law.predict(point)[0])
             name = _NAMES.get(law.target, law.target)
             sources[name] = label
-            if law.bootstrap_theta_ is not None:
+            if law.bootstrap_ is not None:
                 intervals[name] = [float(v[0]) for v in law.predict_interval(point)]
             pending.remove((label, law))
             progress = True
