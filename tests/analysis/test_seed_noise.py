@@ -59,6 +59,19 @@ def test_repeated_seeds_recover_the_run_effect_and_the_point_noise(tmp_path):
     assert "8 configuration(s)" in noise.source and "40 runs" in noise.source
 
 
+def test_a_run_stored_before_the_parametrisation_fields_repeats_one_stored_after(tmp_path):
+    """Stores written before the μP fields existed hold model configs without them; a run there and its
+    repeat with another seed in a newer store are one configuration (the fields' defaults filled in)."""
+    runs, curve = _store(tmp_path / "r.sqlite", ("dense-25k", "dense-50k"), (0, 1), np.random.default_rng(0))
+    old = [json.loads(c) for c in runs["config"]]
+    for config in old[::2]:  # the seed-0 runs as an older store wrote them
+        for field in ("parametrization", "base_width", "base_depth", "base_head_dim"):
+            config["model"].pop(field, None)
+    runs = runs.assign(config=[json.dumps(c) for c in old])
+    noise = seed_noise(runs, curve, window=1)
+    assert noise is not None and "2 configuration(s)" in noise.source
+
+
 def test_a_store_without_repeats_gives_no_measured_noise(tmp_path):
     runs, curve = _store(tmp_path / "r.sqlite", ("dense-25k", "dense-50k"), (0,), np.random.default_rng(0))
     assert seed_noise(runs, curve) is None

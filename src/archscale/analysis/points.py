@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from archscale.analysis.errors import AnalysisError
-from archscale.models.config import DESIGN_DEFAULTS
+from archscale.models.config import DESIGN_DEFAULTS, PARAMETRIZATION_DEFAULTS
 
 if TYPE_CHECKING:
     from archscale.store import ResultsStore
@@ -240,7 +240,7 @@ def points_rule(runs: pd.DataFrame, rule: str = "auto") -> str:
 
 def stored_models(runs: pd.DataFrame) -> list[dict]:
     """Each run's stored ModelConfig as a mapping, the design fields filled in for runs stored before them."""
-    return [DESIGN_DEFAULTS | json.loads(c)["model"] for c in runs["config"]]
+    return [DESIGN_DEFAULTS | PARAMETRIZATION_DEFAULTS | json.loads(c)["model"] for c in runs["config"]]
 
 
 _RUN_EXTRAS: dict[str, str] = {

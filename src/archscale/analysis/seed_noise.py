@@ -15,15 +15,25 @@ import json
 import numpy as np
 import pandas as pd
 
-from archscale.analysis.points import SMOOTHING_WINDOW, finished_runs, require_columns, smooth, usable_from
+from archscale.analysis.points import (
+    SMOOTHING_WINDOW,
+    finished_runs,
+    require_columns,
+    smooth,
+    stored_models,
+    usable_from,
+)
 from archscale.laws.ladder import LadderNoise
 
 
 def _repeat_groups(runs: pd.DataFrame) -> list[list[str]]:
     """Run ids of each configuration run with two seeds or more."""
-    keys = [
-        json.dumps({k: v for k, v in json.loads(c).items() if k != "seed"}, sort_keys=True)
-        for c in runs["config"]
+    keys = [  # the model as stored_models fills it: a run stored before a field existed repeats one after
+        json.dumps(
+            {k: v for k, v in json.loads(c).items() if k not in ("seed", "model")} | {"model": model},
+            sort_keys=True,
+        )
+        for c, model in zip(runs["config"], stored_models(runs), strict=True)
     ]
     groups = pd.Series(runs["run_id"].to_numpy()).groupby(keys, sort=False).agg(list)
     return [ids for ids in groups if len(ids) >= 2]
