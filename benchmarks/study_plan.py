@@ -34,6 +34,10 @@ def realised(store: Path, bootstrap: int) -> dict[str, float | None]:
     }
 
 
+SWEEP_EXTRA = ["dense-25k", "moe-25k", "dense-800k", "moe-800k"]
+"""The ladder's two sizes the micro sweeps leave out: sweeping them too gives the B_opt and lr_opt laws six sizes."""
+
+
 def variant(out: Path, name: str, change) -> Path:
     """The micro spec with ``change`` applied to its sweep grids (the entries with micro_batch_size 2)."""
     spec = yaml.safe_load(preset_spec_path("micro").read_text())
@@ -85,6 +89,12 @@ def main() -> None:
                 if len(e["lrs"]) > 1
                 else None
             ),
+        ),
+        "sweeps-6-sizes": variant(
+            args.out, "sizes6", lambda e: e.update(models=[*e["models"], *SWEEP_EXTRA])
+        ),
+        "sweeps-6-sizes-3-seeds": variant(
+            args.out, "sizes6seeds3", lambda e: e.update(models=[*e["models"], *SWEEP_EXTRA], seeds=[0, 1, 2])
         ),
     }
     for name, spec in designs.items():
