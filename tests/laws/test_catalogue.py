@@ -69,7 +69,7 @@ def test_plan_chains_allocation_then_hyperparameter_laws():
     laws = [("chinchilla-approach3", published("chinchilla-approach3").laws[0])]
     laws += [("steplaw2025", law) for law in published("steplaw2025").laws]
     laws += [("minicpm2024", law) for law in published("minicpm2024").laws]
-    plan = make_plan(1e21, laws)
+    plan = make_plan(1e21, laws).to_dict()
     n, d = plan["N_opt"], plan["D_opt"]
     assert plan["size"] == "params" and 6 * n * d == pytest.approx(1e21)
     assert plan["lr"] == pytest.approx(1.79 * n**-0.713 * d**0.307)
@@ -80,7 +80,7 @@ def test_plan_chains_allocation_then_hyperparameter_laws():
 
 
 def test_plan_from_deepseek_allocation_laws_alone():
-    plan = make_plan(1e22, [("deepseek2024", law) for law in published("deepseek2024").laws])
+    plan = make_plan(1e22, [("deepseek2024", law) for law in published("deepseek2024").laws]).to_dict()
     assert plan["size"] == "model_scale"
     assert plan["N_opt"] == pytest.approx(0.1715 * 1e22**0.5243)
     assert plan["batch_size"] == pytest.approx(0.2920 * 1e22**0.3271)
@@ -92,18 +92,18 @@ def test_a_given_lr_takes_the_place_of_the_lr_law():
     """An LR given to the plan (a μP ladder's transferred optimum) is the plan's LR with its source and
     interval; DeepSeek's lr(C) is then unused, its batch size still chained; an open interval is left out."""
     laws = [("deepseek2024", law) for law in published("deepseek2024").laws]
-    plan = make_plan(1e22, laws, given={"lr": (0.016, "mup transfer", [0.01, 0.02])})
+    plan = make_plan(1e22, laws, given={"lr": (0.016, "mup transfer", [0.01, 0.02])}).to_dict()
     assert plan["lr"] == 0.016 and plan["sources"]["lr"] == "mup transfer"
     assert plan["intervals"]["lr"] == [0.01, 0.02]
     assert plan["batch_size"] == pytest.approx(0.2920 * 1e22**0.3271)
     assert plan["unused"] == ["deepseek2024 (lr): already given by mup transfer"]
-    open_ended = make_plan(1e22, laws, given={"lr": (0.016, "mup transfer", [0.01, None])})
+    open_ended = make_plan(1e22, laws, given={"lr": (0.016, "mup transfer", [0.01, None])}).to_dict()
     assert "lr" not in open_ended["intervals"]
 
 
 def test_plan_with_a_bootstrapped_fit_has_intervals(wang_grid):
     law = WangLaw(bootstrap=30).fit(with_noise(wang_grid, 0.01, seed=0))
-    plan = make_plan(1e21, [("fit", law)], experts=8)
+    plan = make_plan(1e21, [("fit", law)], experts=8).to_dict()
     assert set(plan["intervals"]) >= {"N_opt", "D_opt", "loss"}
     lo, hi = plan["intervals"]["loss"]
     assert lo <= plan["loss"] <= hi

@@ -19,6 +19,7 @@ from archscale.laws.base import Law, law_class
 from archscale.laws.curve_laws import ScheduleLaw
 from archscale.laws.downstream_laws import TwoStepLaw
 from archscale.laws.errors import LawDataError
+from archscale.laws.plan import band
 from archscale.laws.resampling import spawn_seeds
 
 PREDICT_FORM = "params=N,tokens=D (e.g. params=1e9,tokens=2e10)"
@@ -134,13 +135,6 @@ def fit_table(
         audit_law = dataclasses.replace(estimator, seed=spawn_seeds(estimator.seed, 1)[0])
         result.audit = extrapolation_audit(audit_law, table, column=column, n_holdout=count)
     return result
-
-
-def band(value: float | None, interval: list[float] | None, fmt: str) -> str:
-    """A value and its interval as text (``–`` for none)."""
-    if value is None:
-        return "–"
-    return f"{value:{fmt}}" + (f" [{interval[0]:{fmt}}, {interval[1]:{fmt}}]" if interval else "")
 
 
 def _forecast_lines(label: str | None, forecast: dict[str, Any]) -> list[str]:

@@ -2,18 +2,17 @@
 compute-optimal N_opt, D_opt and loss and what other laws add (:func:`~archscale.laws.plan.make_plan`), the
 planned run's schedule by a whole-curve fit, the downstream accuracy by two-step fits; or with a design law
 the MoE design (:func:`~archscale.laws.design.plan_designs`) and its batch size and LR. Both come back as one
-:class:`Plan` with ``summary()`` and ``to_dict()``."""
+:class:`~archscale.laws.plan.Plan` with ``summary()`` and ``to_dict()``."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from archscale.analysis.curve_tables import schedule_choice
-from archscale.analysis.fitting import band
 from archscale.analysis.lr_transfer import store_lr_transfer, transferred_lr
 from archscale.analysis.tables import is_store
 from archscale.laws.base import Law
@@ -25,47 +24,15 @@ from archscale.laws.design import (
     ROUTER_COST,
     TRAINING_BYTES_PER_PARAM,
     WIDTH_PER_BLOCK,
-    DesignPlan,
     design_grid,
     hyperparameters,
     plan_designs,
 )
 from archscale.laws.downstream_laws import TwoStepLaw
 from archscale.laws.errors import LawDataError
-from archscale.laws.plan import Given, make_plan
+from archscale.laws.plan import Given, Plan, make_plan
 from archscale.laws.saved import read_fits
 from archscale.store import ResultsStore
-
-Hyperparameters = tuple[dict[str, float], dict[str, str], dict[str, list[float]]]
-"""What :func:`~archscale.laws.design.hyperparameters` returns: quantities, sources, intervals."""
-
-
-@dataclass
-class Plan:
-    """A plan: the compute-optimal ``allocation`` (``make_plan``'s mapping, with the ``schedule`` of a
-    whole-curve fit and the ``downstream`` forecasts of two-step fits), or with ``--design-space`` the MoE
-    ``design`` plan and the ``hyperparameters`` the other laws give its best design."""
-
-    allocation: dict[str, Any] | None = None
-    design: DesignPlan | None = None
-    hyperparameters: Hyperparameters | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.design is None:
-            assert self.allocation is not None
-            return self.allocation
-        quantities, sources, intervals = self.hyperparameters or ({}, {}, {})
-        return self.design.to_dict() | {
-            "hyperparameters": {k: quantities[k] for k in sources},
-            "sources": sources,
-            "intervals": intervals,
-        }
-
-    def summary(self) -> str:
-        if self.design is None:
-            assert self.allocation is not None
-            return _allocation_text(self.allocation)
-        return _design_text(self.design, self.hyperparameters or ({}, {}, {}))
 
 
 def plan_compute(
@@ -130,10 +97,12 @@ def plan_compute(
         given = ladder_lr(lr_ladder, experts) if lr_ladder is not None else None
         plan = make_plan(compute, labelled, experts, given)
         if curves:
-            plan["schedule"] = schedule_plan(plan, curves[0], batch_tokens, lr, warmup, min_lr_ratio)
+            plan = replace(
+                plan, schedule=schedule_plan(plan, curves[0], batch_tokens, lr, warmup, min_lr_ratio)
+            )
         if chains:
-            plan["downstream"] = downstream_plan(plan, chains)
-        return Plan(allocation=plan)
+            plan = replace(plan, downstream=downstream_plan(plan, chains))
+        return plan
     cap = parameter_cap(max_total_params, memory_per_gpu)
     design_law = next(
         (
@@ -158,8 +127,8 @@ def plan_compute(
         width_per_block=width_per_block, label=label,
     )  # fmt: skip
     given = ladder_lr(lr_ladder, float(design.best.design.experts)) if lr_ladder is not None else None
-    hyper = hyperparameters(compute, design.best, [entry for entry in labelled if entry != design_law], given)
-    return Plan(design=design, hyperparameters=hyper)
+    hyper = hyperparameters(compute, design, [entry for entry in labelled if entry != design_law], given)
+    return Plan(compute=float(compute), experts=float(design.best.design.experts), chain=hyper, design=design)
 
 
 def ladder_lr(store_path: Path, experts: float) -> Given:
@@ -214,20 +183,20 @@ def parse_int_list(option: str, text: str) -> list[int]:
     return values
 
 
-def downstream_plan(plan: dict[str, Any], chains: list[tuple[str, TwoStepLaw]]) -> list[dict[str, Any]]:
+def downstream_plan(plan: Plan, chains: list[tuple[str, TwoStepLaw]]) -> list[dict[str, Any]]:
     """Each two-step fit's forecast of a run of the plan's N_opt and D_opt. The chain reads P (params);
     a plan sized in FLOPs per token (model_scale) is refused rather than converted by a guessed ratio."""
-    if plan["size"] != "params":
+    if plan.size != "params":
         raise LawDataError(
             f"--fit {chains[0][0]}: the two-step chain reads params (P, every weight but the input embedding), "
-            f"but the plan's N_opt is {plan['size']}; plan with a loss law in params (fit chinchilla --size "
+            f"but the plan's N_opt is {plan.size}; plan with a loss law in params (fit chinchilla --size "
             "params, or --law chinchilla-approach3)"
         )
-    return [{"source": label} | law.forecast(plan["N_opt"], plan["D_opt"]) for label, law in chains]
+    return [{"source": label} | law.forecast(plan.n_opt, plan.d_opt) for label, law in chains]
 
 
 def schedule_plan(
-    plan: dict[str, Any],
+    plan: Plan,
     curve: tuple[str, ScheduleLaw],
     batch_tokens: float | None,
     lr: float | None,
@@ -244,24 +213,24 @@ def schedule_plan(
         if given is not None:
             sources[name] = flag
         elif plan.get(name) is not None:
-            sources[name] = plan["sources"][name]
+            sources[name] = plan.chain.sources[name]
         else:
             raise LawDataError(
                 f"{flag}: the curve fit {label} needs the planned run's {name.replace('_', ' ')}; no law given "
                 f"yields it: pass {flag}, or a --fit/--law that predicts it"
             )
-    batch = float(batch_tokens if batch_tokens is not None else plan["batch_size"])
-    peak = float(lr if lr is not None else plan["lr"])
+    batch = float(batch_tokens if batch_tokens is not None else plan.get("batch_size"))
+    peak = float(lr if lr is not None else plan.get("lr"))
     if not (math.isfinite(batch) and batch > 0):
         raise LawDataError(f"--batch-tokens must be a finite number of tokens > 0, got {batch:g}")
     if not (math.isfinite(peak) and peak > 0):
         raise LawDataError(f"--lr must be a finite rate > 0, got {peak:g}")
     if not 0 <= min_lr_ratio <= 1:
         raise LawDataError(f"--min-lr-ratio must lie in [0, 1], got {min_lr_ratio}")
-    steps = int(plan["D_opt"] // batch)
+    steps = int(plan.d_opt // batch)
     if steps < 2:
         raise LawDataError(
-            f"--batch-tokens: D_opt {plan['D_opt']:.4g} tokens in batches of {batch:.4g} make {steps} step(s); "
+            f"--batch-tokens: D_opt {plan.d_opt:.4g} tokens in batches of {batch:.4g} make {steps} step(s); "
             "a schedule needs ≥ 2: lower the batch or raise the compute"
         )
     warmup_steps = round(0.05 * steps) if warmup is None else warmup
@@ -270,87 +239,19 @@ def schedule_plan(
     sources["warmup"] = "5 % of the steps" if warmup is None else "--warmup"
     size = None
     if law.size_column is not None:
-        if law.size_column != plan["size"]:
+        if law.size_column != plan.size:
             raise LawDataError(
                 f"--fit {label}: the {law.name} fit reads {law.size_column}, but the plan's N_opt is "
-                f"{plan['size']}; refit it with --size {plan['size']}"
+                f"{plan.size}; refit it with --size {plan.size}"
             )
-        size = plan["N_opt"]
+        size = plan.n_opt
     else:
         notes.append(
             f"the {law.name} fit describes the one model size it was fitted on, not N_opt "
-            f"{plan['N_opt']:.4g}: its decay fraction and losses are that size's (fit curve-ladder across "
+            f"{plan.n_opt:.4g}: its decay fraction and losses are that size's (fit curve-ladder across "
             "sizes to predict at N_opt)"
         )
     choice = schedule_choice(
         law, steps, peak, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio, size=size
     )
     return choice | {"source": label, "batch_tokens": batch, "size": size, "sources": sources, "notes": notes}
-
-
-def _allocation_text(plan: dict[str, Any]) -> str:
-    intervals = plan["intervals"]
-    lines = [f"compute {plan['compute']:.4g} FLOPs, experts {plan['experts']:g}"]
-    for key in ("N_opt", "D_opt", "loss", "batch_size", "lr", "alpha_N", "alpha_D"):
-        if plan.get(key) is not None:
-            ci = f"  [{intervals[key][0]:.4g}, {intervals[key][1]:.4g}]" if key in intervals else ""
-            unit = f"  ({plan['size']})" if key == "N_opt" else ""
-            lines.append(f"  {key:<10} {plan[key]:.4g}{ci}{unit}")
-    lines += [
-        f"  {key} from {plan['sources'][key]}" for key in ("batch_size", "lr") if key in plan["sources"]
-    ]
-    lines += [f"  not used: {u}" for u in plan["unused"]]
-    if (choice := plan.get("schedule")) is not None:
-        interval = choice["wsd_final_interval"]
-        ci = (
-            f"  [{interval[0]:.4g}, {interval[1]:.4g}]"
-            if interval
-            else f"  (no interval: {choice['no_interval']})"
-        )
-        lines += [
-            f"  schedule by {choice['source']}: {choice['steps']} steps of {choice['batch_tokens']:.4g} tokens, "
-            f"peak lr {choice['lr']:.4g}, warm-up {choice['warmup_steps']} (batch from "
-            f"{choice['sources']['batch_size']}, lr from {choice['sources']['lr']}, warm-up "
-            f"{choice['sources']['warmup']})",
-            f"    WSD decay fraction {choice['wsd_decay_fraction']:g}: final loss "
-            f"{choice['wsd_final_loss']:.4g}{ci}",
-            f"    cosine: final loss {choice['cosine_final_loss']:.4g}",
-        ]
-        lines += [f"    note: {note}" for note in choice["notes"]]
-    for forecast in plan.get("downstream", []):
-        accuracy = band(forecast["accuracy"], forecast["accuracy_interval"], ".3f")
-        why = forecast["unpredictable"] or forecast["no_interval"]
-        lines.append(
-            f"  accuracy by {forecast['source']}: "
-            + (
-                f"not predicted ({why})"
-                if forecast["accuracy"] is None
-                else accuracy + (f"  (no interval: {why})" if why else "")
-            )
-            + f"; task loss {band(forecast['task_loss'], forecast['task_loss_interval'], '.4f')}"
-        )
-    return "\n".join(lines)
-
-
-def _design_text(plan: DesignPlan, hyper: Hyperparameters) -> str:
-    best = plan.best
-    lines = [f"compute {plan.compute:.4g} FLOPs, law {plan.law} (ranks designs by {', '.join(plan.reads)})"]
-    lines += [f"  note: {n}" for n in plan.notes]
-    ci = (
-        f"  [{best.interval[0]:.4g}, {best.interval[1]:.4g}]"
-        if best.interval
-        else "  (no interval: law not bootstrapped)"
-    )
-    capped = " (size set by the total-parameter cap)" if best.capped else ""
-    lines.append(f"  best: {best.design.label}: N_act {best.active_params:.4g}, D {best.tokens:.4g}, "
-                 f"total params {best.total_params:.4g}{capped}, loss {best.loss:.4g}{ci}")  # fmt: skip
-    quantities, sources, intervals = hyper
-    for key in ("batch_size", "lr"):
-        if key in sources:
-            interval = f"  [{intervals[key][0]:.4g}, {intervals[key][1]:.4g}]" if key in intervals else ""
-            lines.append(f"  {key}: {quantities[key]:.4g}{interval}  (from {sources[key]})")
-    for choice in plan.choices[1:]:
-        capped = ", capped by total parameters" if choice.capped else ""
-        lines.append(f"  then {choice.design.label}: loss {choice.loss:.4g} (+{choice.loss - best.loss:.3g}), "
-                     f"N_act {choice.active_params:.3g}, total {choice.total_params:.3g}{capped}")  # fmt: skip
-    return "\n".join(lines)

@@ -35,7 +35,7 @@ from archscale.laws.loss_laws import (
     SparsityLaw,
     WangLaw,
 )
-from archscale.laws.plan import make_plan
+from archscale.laws.plan import Plan, make_plan
 from archscale.laws.power import PowerLaw
 from archscale.laws.table1 import (
     ALPHA_N_GAIN,
@@ -68,6 +68,7 @@ __all__ = [
     "MultiPowerLaw",
     "NotFittedError",
     "OnBoundWarning",
+    "Plan",
     "PowerLaw",
     "PublishedLaw",
     "ResamplingWarning",

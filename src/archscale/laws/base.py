@@ -625,10 +625,16 @@ class Law(abc.ABC):
         return np.exp(log_predict(self._design(self._log_inputs(table)), self._fitted_bootstrap().theta))
 
     def predict_paired(self, table: Table) -> np.ndarray:
-        """Row i predicted by bootstrap fit i (``table`` has one row per fit), e.g. each fit at its own optimum."""
-        return np.exp(
-            log_predict_paired(self._design(self._log_inputs(table)), self._fitted_bootstrap().theta)
-        )
+        """Row i predicted by bootstrap fit i (``table`` has one row per fit, or fewer rows for the first
+        fits), e.g. each fit at its own optimum."""
+        design = self._design(self._log_inputs(table))
+        theta = self._fitted_bootstrap().theta
+        if design.shape[1] > len(theta):
+            raise LawDataError(
+                f"{self.name}: {design.shape[1]} rows to predict fit by fit, but the law has {len(theta)} "
+                "bootstrap fits"
+            )
+        return np.exp(log_predict_paired(design, theta[: design.shape[1]]))
 
     def predict_interval(self, table: Table, *, new_run: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of the prediction at each row of ``table`` at the fitted level (any other:

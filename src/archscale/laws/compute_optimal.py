@@ -37,6 +37,9 @@ class Allocation:
     alpha_N: float
     alpha_D: float
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    """``N_opt``, ``D_opt`` and ``loss`` of every bootstrap fit at its own optimum (none without a bootstrap):
+    what the intervals are percentiles of, and what a plan chains laws through."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,12 +120,13 @@ def optimal_allocation(law: Law, compute: float, experts: float = 1.0) -> Alloca
     law = _allocating(law, compute, experts)
     n_opt, d_opt = _closed_form(law.coefficients_, compute, experts, law.flops_factor)
     derived = law.derived_
-    intervals = {}
+    intervals, samples = {}, {}
     if law.bootstrap_ is not None:
         samples = law.bootstrap_coefficients_
         ns, ds = _closed_form(samples, compute, experts, law.flops_factor)
         losses = law.predict_paired(_points(law, ns, ds, experts))
-        for name, values in {"N_opt": ns, "D_opt": ds, "loss": losses}.items():
+        samples = {"N_opt": np.asarray(ns, dtype=float), "D_opt": np.asarray(ds, dtype=float), "loss": losses}
+        for name, values in samples.items():
             lo, hi = percentile_interval(values, law.level_)
             intervals[name] = (float(lo), float(hi))
         intervals |= {k: v for k, v in law.intervals_.items() if k in ("alpha_N", "alpha_D")}
@@ -136,6 +140,7 @@ def optimal_allocation(law: Law, compute: float, experts: float = 1.0) -> Alloca
         alpha_N=derived["alpha_N"],
         alpha_D=derived["alpha_D"],
         intervals=intervals,
+        samples=samples,
     )
 
 

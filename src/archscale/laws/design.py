@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from archscale.laws.base import Law
+from archscale.laws.bootstrap import percentile_interval
 from archscale.laws.compute_optimal import rounded_up
 from archscale.laws.errors import LawDataError
-from archscale.laws.plan import Given, chain_laws, take_given
+from archscale.laws.plan import Chain, Given, chain_laws, take_given
 
 LLAMA_FFN_SHARE = 2 / 3  # SwiGLU of width 8/3·d: 8·d² of a block's 12·d² matrix parameters
 ROUTER_COST = 14.0  # c_r: training FLOPs per router parameter per token (Krajewski et al. 2024 App. E: 6-20)
@@ -101,10 +102,12 @@ class DesignChoice:
     loss: float
     interval: tuple[float, float] | None = None
     capped: bool = False  # the total-parameter cap, not the loss, set its size
+    samples: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The loss of every bootstrap fit at this size (the interval's percentiles); None without a bootstrap."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"design": asdict(self.design), "label": self.design.label, **{
-            k: v for k, v in asdict(self).items() if k != "design"}}  # fmt: skip
+            k: getattr(self, k) for k in (f.name for f in fields(self)) if k not in ("design", "samples")}}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -238,14 +241,16 @@ def _optimise(
     best = minimize_scalar(log_loss, bounds=(0.0, capped_high), method="bounded", options={"xatol": 1e-10})
     active = math.exp(best.x)
     point = table(active)
-    interval = None
+    interval, samples = None, None
     if law.bootstrap_ is not None:
-        low, up = law.predict_interval(point)
-        interval = (float(low[0]), float(up[0]))
+        samples = law.predict_samples(point)[:, 0]
+        low, up = percentile_interval(samples, law.level_)
+        interval = (float(low), float(up))
     return DesignChoice(
         design=design, active_params=active, tokens=compute / flops(design, active),
         flops_per_token=flops(design, active), total_params=active * ratio,
         loss=float(law.predict(point)[0]), interval=interval, capped=capped_high < high and best.x > capped_high - 1e-6,
+        samples=samples,
     )  # fmt: skip
 
 
@@ -267,18 +272,22 @@ def design_grid(
 
 
 def hyperparameters(
-    compute: float, choice: DesignChoice, laws: Sequence[tuple[str, Law]], given: Given | None = None
-) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
-    """The chosen design's batch size, LR (and whatever else ``laws`` give) from its loss, size and tokens:
+    compute: float, plan: DesignPlan, laws: Sequence[tuple[str, Law]], given: Given | None = None
+) -> Chain:
+    """The best design's batch size, LR (and whatever else ``laws`` give) from its loss, size and tokens:
     the same chaining as :func:`archscale.laws.plan.make_plan`, ``given`` quantities in place of the laws
-    that would give them. Returns quantities, sources, intervals."""
-    quantities = {
-        "compute": compute, "loss": choice.loss, "tokens": choice.tokens, "params": choice.total_params,
-        "active_params": choice.active_params, "model_scale": choice.flops_per_token,
-        "experts": float(choice.design.experts), "granularity": float(choice.design.granularity),
-    }  # fmt: skip
-    sources: dict[str, str] = {}
-    intervals: dict[str, list[float]] = {}
-    take_given(given, quantities, sources, intervals)
-    chain_laws(quantities, laws, sources, intervals)
-    return quantities, sources, intervals
+    that would give them. The design's size, tokens and knobs are the plan's choice (exact); its loss carries
+    the design law's bootstrap samples at that size, or has none (then a bootstrapped law from the loss
+    gets no interval, and the reason)."""
+    choice = plan.best
+    known = Chain(
+        quantities={
+            "compute": compute, "loss": choice.loss, "tokens": choice.tokens, "params": choice.total_params,
+            "active_params": choice.active_params, "model_scale": choice.flops_per_token,
+            "experts": float(choice.design.experts), "granularity": float(choice.design.granularity),
+        },
+        samples={} if choice.samples is None else {"loss": choice.samples},
+        unsampled={"loss": f"{plan.law} has no bootstrap"} if choice.samples is None else {},
+    )  # fmt: skip
+    known |= take_given(given)
+    return known | chain_laws(known, laws)
