@@ -15,7 +15,7 @@ from archscale.laws.bootstrap import Bootstrap
 from archscale.laws.catalogue import published
 from archscale.laws.compute_optimal import optimal_allocation
 from archscale.laws.loss_laws import ChinchillaLaw
-from archscale.laws.plan import Chain, Plan, chain_laws, make_plan
+from archscale.laws.plan import Chain, Plan, chain_laws, make_plan, pairing
 from archscale.laws.power import PowerLaw
 
 TRUTH = {"A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28, "sigma": 1.69}
@@ -97,12 +97,16 @@ def test_chain_laws_returns_what_it_adds_and_leaves_its_inputs_alone():
 
 
 def test_a_chained_interval_is_the_downstream_fits_at_the_upstream_samples_paired():
-    """25 upstream loss samples, 20 lr fits: the first 20 of each, sample i with fit i."""
+    """25 upstream loss samples, 20 lr fits: fit i at sample order[i], order 20 distinct samples of the 25
+    (a fixed shuffle: not i with i, which two fits saved with one seed would correlate)."""
     theta = lr_thetas(20, 1)
     law = hand_bootstrapped("lr", ("loss",), theta, level=0.9)
     loss_samples = np.random.default_rng(2).normal(2.3, 0.03, 25)
     added = chain_laws(Chain(quantities={"loss": 2.3}, samples={"loss": loss_samples}), [("lr fit", law)])
-    by_hand = np.array([np.exp(theta[i, 0]) * loss_samples[i] ** theta[i, 1] for i in range(20)])
+    order = pairing(law, 25)
+    assert len(set(order.tolist())) == 20 and set(order.tolist()) <= set(range(25))
+    assert (order != np.arange(20)).mean() > 0.5
+    by_hand = np.array([np.exp(theta[i, 0]) * loss_samples[order[i]] ** theta[i, 1] for i in range(20)])
     np.testing.assert_allclose(added.samples["lr"], by_hand, rtol=1e-12)
     np.testing.assert_allclose(added.intervals["lr"], np.percentile(by_hand, [5, 95]), rtol=1e-12)
     assert added.quantities["lr"] == pytest.approx(np.exp(theta[:, 0].mean()) * 2.3 ** theta[:, 1].mean())
@@ -113,12 +117,13 @@ def test_a_plans_lr_interval_carries_the_allocations_uncertainty():
     fit's own optimum loss at C (closed form) and the lr fit of the same index at it."""
     chin = fitted(ChinchillaLaw(bootstrap=20, seed=0), chinchilla_table(0))
     theta = lr_thetas(20, 3)
-    plan = make_plan(1e21, [("chin", chin), ("lr", hand_bootstrapped("lr", ("loss",), theta, level=0.95))])
+    lr_law = hand_bootstrapped("lr", ("loss",), theta, level=0.95)
+    plan = make_plan(1e21, [("chin", chin), ("lr", lr_law)])
     c = chin.bootstrap_coefficients_
     a, b, alpha, beta, sigma = (np.asarray(c[k]) for k in ("A", "B", "alpha", "beta", "sigma"))
     n = (alpha * a / (beta * b)) ** (1 / (alpha + beta)) * (1e21 / 6) ** (beta / (alpha + beta))
     loss = a / n**alpha + b / (1e21 / (6 * n)) ** beta + sigma
-    lr = np.exp(theta[:, 0]) * loss ** theta[:, 1]
+    lr = np.exp(theta[:, 0]) * loss[pairing(lr_law, len(loss))] ** theta[:, 1]  # fit i at its shuffled sample
     assert isinstance(plan, Plan)
     np.testing.assert_allclose(plan.chain.intervals["lr"], np.percentile(lr, [2.5, 97.5]), rtol=1e-9)
     payload = plan.to_dict()

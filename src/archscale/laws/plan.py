@@ -6,8 +6,9 @@ any other law whose inputs are then known adds its target (``batch_size`` from `
 
 Intervals through a chain carry every law's uncertainty: each quantity a bootstrapped law gives keeps its
 bootstrap samples (the allocation's N_opt, D_opt and loss: each refit at its own optimum), and a law that
-follows is evaluated refit by refit at them, sample i by refit i (``Law.predict_paired``; the laws are
-fitted independently, so the pairs are joint draws; with unequal counts the first min(n) of each). A
+follows is evaluated refit by refit at them (``Law.predict_paired``; the laws are fitted independently,
+so the pairs are joint draws; the samples are shuffled first, :func:`pairing`, as two fits saved with one
+seed draw alike noise for the same refit index). A
 bootstrapped law with an input that has no samples (a given quantity, or the output of a law without a
 bootstrap) gets no interval, and ``no_interval`` says why, rather than an interval that leaves that input's
 uncertainty out. A law without a bootstrap (a published one) gives no interval.
@@ -26,11 +27,14 @@ from archscale.laws.bootstrap import percentile_interval
 from archscale.laws.compute_optimal import check_budget, numeric_allocation, optimal_allocation
 from archscale.laws.errors import LawDataError
 from archscale.laws.loss_laws import ChinchillaLaw
+from archscale.laws.resampling import spawn_seeds
 
 if TYPE_CHECKING:
     from archscale.laws.design import DesignPlan
 
 _NAMES = {"model_scale": "N_opt", "params": "N_opt", "tokens": "D_opt"}
+PAIRING_STREAM = 3
+"""The child of a law's bootstrap seed that shuffles its pairing (0-1: refits and scales, 2: new-run noise)."""
 
 
 def _name(column: str) -> str:
@@ -100,13 +104,25 @@ def chain_laws(known: Chain, laws: Sequence[tuple[str, Law]]) -> Chain:
     return replace(added, unused=tuple(pending))
 
 
+def pairing(law: Law, n_samples: int) -> np.ndarray:
+    """Which upstream sample each of ``law``'s refits is evaluated at: refit i at sample order[i], a fixed
+    shuffle (from its own stream of the law's bootstrap seed) of the first min(refits, samples). Shuffled,
+    not i with i: two fits saved with the same seed draw the same noise for refit i, and pairing those would
+    correlate the laws' errors."""
+    assert law.bootstrap_ is not None
+    n = min(len(law.bootstrap_.theta), n_samples)
+    rng = np.random.default_rng(spawn_seeds(law.bootstrap_.seed, PAIRING_STREAM + 1)[PAIRING_STREAM])
+    return rng.permutation(n_samples)[:n]
+
+
 def _paired(law: Law, quantities: Mapping[str, float], samples: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``law``'s refit i at sample i of each sampled input (exact inputs at their value), for the first
-    min(n) of the refits and of each input's samples."""
+    """``law``'s refits at the sampled inputs (:func:`pairing`; all of one upstream draw's inputs together),
+    exact inputs at their value."""
     sampled = [np.asarray(samples[c], dtype=float) for c in law.inputs if c in samples]
-    n = min([len(law.bootstrap_.theta) if law.bootstrap_ else 0, *(len(s) for s in sampled)])
+    assert law.bootstrap_ is not None
+    order = pairing(law, min(len(s) for s in sampled)) if sampled else np.arange(len(law.bootstrap_.theta))
     table = {
-        c: np.asarray(samples[c], dtype=float)[:n] if c in samples else np.full(n, quantities[c])
+        c: np.asarray(samples[c], dtype=float)[order] if c in samples else np.full(len(order), quantities[c])
         for c in law.inputs
     }
     return law.predict_paired(table)
