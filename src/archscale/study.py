@@ -7,6 +7,7 @@ resume from their checkpoints, so an interrupted study continues where it stoppe
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from archscale.analysis.study_plan import StudyNoise, StudyTruth, measure_truth, plan_study, truth_from_dict
-from archscale.analysis.suite import analyse, store_runs
+from archscale.analysis.suite import analyse, paper_runs, store_runs
 from archscale.data import build_minipile
 from archscale.errors import ArchscaleError
 from archscale.laws.ladder import MICRO_NOISE, LadderDesign, LadderRun, evaluate_design
@@ -168,40 +169,52 @@ def resolution_preview(
 
 def study_design(runs: list[RunConfig]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The runs a study would store, as the planner's design (:data:`~archscale.analysis.study_plan.
-    DESIGN_COLUMNS`), and the token counts of their test evals."""
+    DESIGN_COLUMNS`), and the token counts of their test evals (at whole steps, as the trainer evaluates)."""
     branches = plan_branches(runs)
     rows, evals = [], []
     for run in runs:
         derived = run.derived()
+        branch = branches.get(run.run_id)
         rows.append(
             {
                 "run_id": run.run_id, "kind": run.model.kind, "n_experts": run.model.n_experts, "N": derived["N"],
-                "D": derived["D"], "batch_tokens": run.tokens_per_step, "lr": run.lr, "seed": run.seed,
-                "trunk": branches[run.run_id].trunk_id if run.run_id in branches else run.run_id,
-                "noise_probe": run.micro_batch_size < run.batch_size,
+                "P": derived["P"], "P_active": derived["P_active"], "D": derived["D"],
+                "batch_tokens": run.tokens_per_step, "lr": run.lr, "seed": run.seed,
+                "trunk": run.run_id if branch is None else branch.trunk_id,
+                "warmup_steps": run.warmup_steps, "branch_step": 0 if branch is None else branch.step,
+                "noise_probe": run.measures_noise_scale,
             }
         )  # fmt: skip
-        evals += [{"run_id": run.run_id, "tokens": float(t)} for t in run.eval_at_tokens]
+        evals += [{"run_id": run.run_id, "tokens": float(s * run.tokens_per_step)} for s in run.eval_steps]
     return pd.DataFrame(rows), pd.DataFrame(evals)
+
+
+def _stored(store_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The store's runs that the paper's analyses read (:func:`~archscale.analysis.suite.paper_runs`), its
+    curve and its test evals."""
+    with ResultsStore(store_path, read_only=True) as store:
+        runs = store_runs(store)
+        runs["branch_step"] = [store.meta(r).get("branch", {}).get("step", 0) for r in runs["run_id"]]
+        return paper_runs(runs), store.curve(), store.evals(split="test", subset="all")
 
 
 def store_truth(store_path: Path, seed: int = 0) -> tuple[StudyTruth, StudyNoise]:
     """The truth and noise the study stored at ``store_path`` shows (:func:`~archscale.analysis.study_plan.
     measure_truth`): its own fits as the truth, its measured noise."""
-    with ResultsStore(store_path, read_only=True) as store:
-        stored, curve = store_runs(store), store.curve()
-        tests = store.evals(split="test", subset="all")
-    return measure_truth(stored, curve, analyse(stored, curve, tests, bootstrap=0, seed=seed))
+    runs, curve, tests = _stored(store_path)
+    return measure_truth(runs, curve, analyse(runs, curve, tests, bootstrap=0, seed=seed))
 
 
 def store_design(store_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The finished runs of a store as a planner's design, and the token counts of their test evals."""
-    with ResultsStore(store_path, read_only=True) as store:
-        stored, curve = store_runs(store), store.curve()
-        tests = store.evals(split="test", subset="all")
-    finished = stored[stored["status"] == "finished"]
+    """The finished runs of a store that the paper's analyses read, as a planner's design, and the token
+    counts of their test evals."""
+    runs, curve, tests = _stored(store_path)
+    finished = runs[runs["status"] == "finished"]
     probed = curve.groupby("run_id")["noise_scale"].agg(lambda x: bool(x.notna().any()))
-    design = finished.assign(noise_probe=finished["run_id"].map(probed).fillna(False).astype(bool))
+    design = finished.assign(
+        noise_probe=finished["run_id"].map(probed).fillna(False).astype(bool),
+        warmup_steps=[json.loads(c)["warmup_steps"] for c in finished["config"]],
+    )
     return design, tests[tests["run_id"].isin(finished["run_id"])][["run_id", "tokens"]]
 
 

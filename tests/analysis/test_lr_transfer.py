@@ -266,3 +266,24 @@ def test_a_transferring_mup_ladder_gives_its_optimum_and_a_drifting_one_is_refus
     only_sp = lr_transfer(sp, bootstrap=50, seed=0)
     with pytest.raises(AnalysisError, match="no μP or CompleteP dense LR ladder"):
         transferred_lr(only_sp, "dense")
+
+
+def test_the_transferred_lr_reads_the_plain_design_and_names_a_drift_without_a_value():
+    """Of an E8 plain ladder and an E8 G2 one, the plain one gives the LR even when the other has more
+    widths; a ladder judged 'drifts' on bounds alone (no drift value) is refused with a message, not a crash."""
+    from archscale.analysis.lr_transfer import Ladder, LRTransferResult, WidthOptimum
+
+    def ladder(design, verdict, valued, drift=None):
+        optima = [WidthOptimum(w, 5, 2, 0.01, lr_opt=0.01 if i < valued else None, interval=[0.008, 0.012])
+                  for i, w in enumerate(WIDTHS)]  # fmt: skip
+        return Ladder(design, "mup", "moe", optima=optima, verdict=verdict, drift=drift)
+
+    result = LRTransferResult(
+        ladders=[ladder("MoE E8 top-2 G2", "transfers", 4), ladder("MoE E8 top-2", "inconclusive", 2)]
+    )
+    assert transferred_lr(result, "moe", experts=8).design == "MoE E8 top-2"
+    found = transferred_lr(result, "moe", experts=16)  # no E16 ladder: another's, said so
+    assert "no plain E16 ladder" in found.design
+    bounds_only = LRTransferResult(ladders=[ladder("MoE E8 top-2", "drifts", 0)])
+    with pytest.raises(AnalysisError, match="drifts with width: it does not transfer"):
+        transferred_lr(bounds_only, "moe", experts=8)

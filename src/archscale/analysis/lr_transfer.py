@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -550,18 +551,24 @@ def transferred_lr(result: LRTransferResult, kind: str, experts: float | None = 
     ``experts`` experts when there is one). Refused when the ladder's optimum drifts with width, or when no
     width has an interior optimum: then the ladder does not say what the LR is."""
     ladders = [x for x in result.ladders if x.parametrization != "sp" and x.kind == kind]
-    if kind == "moe" and experts is not None:
-        ladders = [x for x in ladders if x.design.startswith(f"MoE E{int(experts)} ")] or ladders
+    substitute = ""
+    if kind == "moe" and experts is not None:  # the plain design (no granularity, shared experts, router...)
+        plain = re.compile(rf"MoE E{int(experts)} top-\d+$")
+        matching = [x for x in ladders if plain.match(x.design)]
+        if ladders and not matching:
+            substitute = f" (no plain E{int(experts)} ladder in the store)"
+        ladders = matching or ladders
     if not ladders:
         raise AnalysisError(
             f"no μP or CompleteP {kind} LR ladder in the store (2+ widths with 3+ LRs each): run "
             "`archscale study --preset lr-transfer`, or plan the LR by an lr law"
         )
-    ladder = max(ladders, key=lambda x: sum(o.lr_opt is not None for o in x.optima))
+    ladder = max(ladders, key=lambda x: (x.verdict != "drifts", sum(o.lr_opt is not None for o in x.optima)))
     if ladder.verdict == "drifts":
+        drift = "" if ladder.drift is None else f" (drift {ladder.drift:+.2f} log2 per doubling)"
         raise AnalysisError(
-            f"the {ladder.design} {ladder.parametrization} ladder's LR optimum drifts with width (drift "
-            f"{ladder.drift:+.2f} log2 per doubling): it does not transfer; plan the LR by an lr law instead"
+            f"the {ladder.design} {ladder.parametrization} ladder's LR optimum drifts with width{drift}: it does "
+            "not transfer; plan the LR by an lr law instead"
         )
     valued = [o for o in ladder.optima if o.lr_opt is not None]
     if not valued:
@@ -572,8 +579,8 @@ def transferred_lr(result: LRTransferResult, kind: str, experts: float | None = 
     widest = max(valued, key=lambda o: o.width)
     assert widest.lr_opt is not None
     return TransferredLR(
-        ladder.design, ladder.parametrization, widest.width, widest.lr_opt, widest.interval, ladder.verdict,
-        ladder.drift, ladder.drift_interval,
+        ladder.design + substitute, ladder.parametrization, widest.width, widest.lr_opt, widest.interval,
+        ladder.verdict, ladder.drift, ladder.drift_interval,
     )  # fmt: skip
 
 

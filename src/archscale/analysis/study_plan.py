@@ -26,31 +26,42 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.points import FAMILIES, SMOOTHING_WINDOW, finished_runs, law_points, require_columns
 from archscale.analysis.results import Result
 from archscale.analysis.seed_noise import seed_noise
 from archscale.analysis.suite import Analyses, analyse
-from archscale.analysis.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Verdict
+from archscale.analysis.verdicts import DEPENDS, INCONCLUSIVE, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, Verdict
 from archscale.laws.ladder import MICRO_NOISE
 from archscale.laws.loss_laws import ChinchillaLaw
 from archscale.laws.resampling import spawn_seeds
 
-DESIGN_COLUMNS = (
+RUN_COLUMNS = (
     "run_id",
     "kind",
     "n_experts",
     "N",
+    "P",
+    "P_active",
     "D",
     "batch_tokens",
     "lr",
     "seed",
     "trunk",
-    "noise_probe",
 )
+"""The runs-table columns of a design (the store's names), as the analyses read them."""
+DESIGN_COLUMNS = (*RUN_COLUMNS, "warmup_steps", "branch_step", "noise_probe")
 """A study design: one row per run (``trunk``: the run whose stable phase a cooldown branch shares, itself
-otherwise; ``noise_probe``: whether the run measures the gradient noise scale)."""
+otherwise; ``branch_step``: the steps a branch shares with its trunk, 0 for a trunk; ``noise_probe``:
+whether the run measures the gradient noise scale)."""
+NOISE_SCALE_EMA = 0.95
+"""The weight on the past of the trainer's noise-scale moving average (``training.noise_scale``'s
+``NoiseScaleEstimator`` default; restated here, as the analyses load without the training package)."""
+EMA_SETTLE = 40
+"""Steps of the noise scale's moving average left out when its noise is measured: 2/(1 − a), where its
+bias-corrected start, an average of few estimates, has settled."""
 WARMUP_SHARE = 0.1
 """Steps left out when the step-to-step noise is measured (the warm-up's loss falls too fast to difference)."""
 
@@ -110,9 +121,20 @@ LAW_TERMS = ("A", "alpha", "B", "beta", "sigma")
 POWER_LAWS = ("batch", "lr", "noise_scale")
 
 
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _number(value: Any, where: str, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise AnalysisError(f"{where}: must be a number, got {value!r}")
+        hint = (
+            " (YAML reads 1e-8 as text: write 1.0e-8)" if isinstance(value, str) and _numeric(value) else ""
+        )
+        raise AnalysisError(f"{where}: must be a number, got {value!r}{hint}")
     if positive and value <= 0:
         raise AnalysisError(f"{where}: must be > 0, got {value!r}")
     return float(value)
@@ -142,6 +164,15 @@ def truth_to_dict(truth: StudyTruth, noise: StudyNoise) -> dict[str, Any]:
     }
 
 
+def _curvature_value(value: Any, where: str) -> float:
+    number = _number(value, where)
+    if number < 0:
+        raise AnalysisError(
+            f"{where}: must be >= 0 (a negative curvature makes the optimum a maximum), got {number}"
+        )
+    return number
+
+
 def truth_from_dict(data: Any, where: str = "truth file") -> tuple[StudyTruth, StudyNoise]:
     """Read :func:`truth_to_dict`'s format; a bad field raises one line naming it."""
     data = _mapping(data, where, ("truth", "noise", "source"))
@@ -158,17 +189,22 @@ def truth_from_dict(data: Any, where: str = "truth file") -> tuple[StudyTruth, S
                 _number(power["lambda"], f"{at}.lambda", True),
                 _number(power["exponent"], f"{at}.exponent"),
             )
-        families[kind] = FamilyTruth(
-            law={k: _number(law[k], f"{where}: truth.{kind}.law.{k}") for k in LAW_TERMS}, **powers
-        )
+        terms = {
+            k: _number(law[k], f"{where}: truth.{kind}.law.{k}", positive=k != "sigma") for k in LAW_TERMS
+        }
+        if terms["sigma"] < 0:
+            raise AnalysisError(
+                f"{where}: truth.{kind}.law.sigma: must be >= 0 (a loss floor), got {terms['sigma']}"
+            )
+        families[kind] = FamilyTruth(law=terms, **powers)
     curvature = _mapping(given["curvature"], f"{where}: truth.curvature", ("batch", "lr"))
     source = _mapping(data["source"], f"{where}: source", ("truth", "noise"))
     noise = _mapping(data["noise"], f"{where}: noise", NOISES)
     return (
         StudyTruth(
             families,
-            _number(curvature["batch"], f"{where}: truth.curvature.batch"),
-            _number(curvature["lr"], f"{where}: truth.curvature.lr"),
+            _curvature_value(curvature["batch"], f"{where}: truth.curvature.batch"),
+            _curvature_value(curvature["lr"], f"{where}: truth.curvature.lr"),
             source=str(source["truth"]),
         ),
         StudyNoise(
@@ -188,37 +224,65 @@ def check_design(design: pd.DataFrame, evals: pd.DataFrame) -> None:
         raise AnalysisError("design: a run trains fewer tokens (D) than one batch (batch_tokens)")
 
 
+def _lr_column(steps: np.ndarray, peak: float, warmup: int) -> np.ndarray:
+    """The peak LR after a linear warm-up: what the analyses read of a schedule (where it first peaks)."""
+    return peak * np.minimum(1.0, steps / max(1, warmup))
+
+
+def _smoothed_scale(raw_log: np.ndarray) -> np.ndarray:
+    """The trainer's bias-corrected moving average (weight :data:`NOISE_SCALE_EMA` on the past) of raw
+    per-step log noise-scale estimates."""
+    a = NOISE_SCALE_EMA
+    average = lfilter([1 - a], [1, -a], raw_log)
+    return average / (1 - a ** np.arange(1, len(raw_log) + 1))
+
+
 def simulate_study(
     design: pd.DataFrame, evals: pd.DataFrame, truth: StudyTruth, noise: StudyNoise, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The runs, curve and test evals a study of ``design`` would store if ``truth`` and ``noise`` held.
 
-    Each noise draws from its own stream of ``seed``; a trunk's offset is shared by its branches."""
+    Each noise draws from its own stream of ``seed``. A cooldown branch is its trunk up to its
+    ``branch_step``: the same offsets and the same step draws there (the store holds its trunk's stable
+    phase), its own draws after."""
     run_rng, step_rng, scale_rng, scale_run_rng, eval_rng = (
         np.random.default_rng(s) for s in spawn_seeds(seed, len(NOISES))
     )
     trunks = pd.unique(design["trunk"])
     offset = dict(zip(trunks, noise.run * run_rng.standard_normal(len(trunks)), strict=True))
-    scale_offset = noise.noise_scale_run * scale_run_rng.standard_normal(len(design))
+    scale_offset = dict(
+        zip(trunks, noise.noise_scale_run * scale_run_rng.standard_normal(len(trunks)), strict=True)
+    )
     at = evals.groupby("run_id")["tokens"].agg(list)
+    drawn: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # a trunk's step and noise-scale draws
     curves, tests = [], []
-    for i, run in enumerate(design.itertuples(index=False)):
+    ordered = design.assign(_is_trunk=design["trunk"] == design["run_id"]).sort_values(
+        "_is_trunk", ascending=False, kind="stable"
+    )
+    for run in ordered.itertuples(index=False):
         family = truth.families[run.kind]
         steps = np.arange(1, int(run.D // run.batch_tokens) + 1)
         tokens = steps * float(run.batch_tokens)
+        step_z, scale_z = step_rng.standard_normal(len(steps)), scale_rng.standard_normal(len(steps))
+        if run.trunk in drawn and run.trunk != run.run_id:
+            shared = min(int(run.branch_step), len(steps), len(drawn[run.trunk][0]))
+            step_z[:shared], scale_z[:shared] = drawn[run.trunk][0][:shared], drawn[run.trunk][1][:shared]
+        if run.trunk == run.run_id:
+            drawn[run.run_id] = (step_z, scale_z)
         true = family.loss(float(run.N), tokens)
         u = np.log(run.batch_tokens / (family.batch[0] / true ** family.batch[1]))
         v = np.log(run.lr / (family.lr[0] / true ** family.lr[1]))
         loss = true * np.exp(truth.curvature_batch * u**2 + truth.curvature_lr * v**2 + offset[run.trunk])
-        scale = family.noise_scale[0] / loss ** family.noise_scale[1] * np.exp(scale_offset[i])
+        scale = np.log(family.noise_scale[0] / loss ** family.noise_scale[1]) + scale_offset[run.trunk]
         curves.append(
             pd.DataFrame(
                 {
                     "run_id": run.run_id,
                     "step": steps,
                     "tokens": tokens,
-                    "lm_loss": loss * np.exp(noise.step * step_rng.standard_normal(len(steps))),
-                    "noise_scale": scale * np.exp(noise.noise_scale * scale_rng.standard_normal(len(steps)))
+                    "lm_loss": loss * np.exp(noise.step * step_z),
+                    "lr": _lr_column(steps, run.lr, int(run.warmup_steps)),
+                    "noise_scale": np.exp(_smoothed_scale(scale + noise.noise_scale * scale_z))
                     if run.noise_probe
                     else np.nan,
                 }
@@ -227,7 +291,7 @@ def simulate_study(
         read = np.asarray(at.get(run.run_id, []), dtype=float)
         tested = np.interp(read, tokens, loss) * np.exp(noise.eval * eval_rng.standard_normal(len(read)))
         tests.append(pd.DataFrame({"run_id": run.run_id, "tokens": read, "loss": tested}))
-    runs = design[list(DESIGN_COLUMNS)].drop(columns=["noise_probe"]).assign(status="finished")
+    runs = design[list(RUN_COLUMNS)].assign(status="finished")
     return runs, pd.concat(curves, ignore_index=True), pd.concat(tests, ignore_index=True)
 
 
@@ -251,6 +315,11 @@ class ClaimPlan(Result):
         if self.width is None or self.resolves is None:
             return f"{self.measure}: no interval in any simulated study"
         reach = f"×/÷{self.resolves:.3g}" if self.ratio else f"±{self.resolves:.3g}"
+        if self.verdicts.get(NOT_TESTED) == 1.0:
+            return (
+                f"{self.measure}: never judged (not tested in every simulated study, e.g. a degenerate fit); "
+                f"its interval, median 95 % width {self.width:.3g}, would resolve effects beyond {reach}"
+            )
         shares = ", ".join(f"{v} {share:.0%}" for v, share in self.verdicts.items() if share)
         return (
             f"{self.measure}: resolves effects beyond {reach} (median 95 % width {self.width:.3g}"
@@ -282,7 +351,8 @@ def _claim_plan(rows: list[Verdict]) -> ClaimPlan:
     ]
     widths = [math.log(r.upper / r.lower) if ratio else r.upper - r.lower for r in with_interval]  # type: ignore[operator]
     verdicts = {
-        v: sum(r.verdict == v for r in rows) / len(rows) for v in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+        v: sum(r.verdict == v for r in rows) / len(rows)
+        for v in (SUPPORTED, NOT_SUPPORTED, DEPENDS, INCONCLUSIVE, NOT_TESTED)
     }
     return ClaimPlan(
         claim=first.claim,
@@ -292,7 +362,7 @@ def _claim_plan(rows: list[Verdict]) -> ClaimPlan:
         width=_median(widths),
         resolves=_median([r.resolves for r in with_interval]),  # type: ignore[misc]
         interval_fraction=len(with_interval) / len(rows),
-        verdicts=verdicts | {"not tested": 1.0 - sum(verdicts.values())},
+        verdicts=verdicts,
     )
 
 
@@ -323,6 +393,8 @@ def plan_study(
     check_design(design, evals)
     if replicates < 2:
         raise AnalysisError(f"replicates must be >= 2 (a median of widths), got {replicates}")
+    if bootstrap < 1:
+        raise AnalysisError(f"bootstrap must be >= 1 (no bootstrap, no interval to plan), got {bootstrap}")
     tasks = [(design, evals, truth, noise, s, f, bootstrap) for s, f in replicate_seeds(seed, replicates)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -339,19 +411,31 @@ def plan_study(
     )
 
 
-def _step_sd(values: pd.Series, run_ids: pd.Series) -> float:
-    """Log-scale sd of independent step-to-step noise: sd of consecutive differences of log values over √2,
-    after each run's warm-up share (a smooth trend adds only its squared slope, negligible per step)."""
-    diffs = []
+def _step_sd(values: pd.Series, run_ids: pd.Series, skip: int = 0) -> float:
+    """Log-scale sd of independent step-to-step noise: the scatter of consecutive differences of log values
+    about a straight line through each run's differences (the curve's own slope and its drift), over √2,
+    after each run's warm-up share and ``skip`` steps."""
+    squares, dof = 0.0, 0
     for _, v in values.groupby(run_ids, sort=False):
         logs = np.log(v.to_numpy(dtype=float))
-        logs = logs[int(WARMUP_SHARE * len(logs)) :]
+        logs = logs[max(skip, int(WARMUP_SHARE * len(logs))) :]
         d = np.diff(logs[np.isfinite(logs)])
-        diffs.append(d)
-    d = np.concatenate(diffs) if diffs else np.array([])
-    if len(d) < 10:
+        if len(d) < 4:
+            continue
+        t = np.arange(len(d))
+        squares += float(np.sum((d - np.polyval(np.polyfit(t, d, 1), t)) ** 2))
+        dof += len(d) - 2
+    if dof < 10:
         raise AnalysisError("the store's curves are too short to measure the step-to-step noise")
-    return float(np.std(d, ddof=1) / math.sqrt(2))
+    return math.sqrt(squares / dof / 2)
+
+
+def _raw_scale_sd(stored_step_sd: float) -> float:
+    """The sd σ of the raw per-step log noise-scale estimates behind a moving average y_t = a·y_{t−1} +
+    (1 − a)·x_t that shows step-to-step sd ``stored_step_sd`` (as :func:`_step_sd` measures it): its
+    differences have sd (1 − a)·σ·√(2/(1 + a)), so σ = stored_step_sd·√(1 + a)/(1 − a)."""
+    a = NOISE_SCALE_EMA
+    return stored_step_sd * math.sqrt(1 + a) / (1 - a)
 
 
 def _between_run_sd(points: pd.DataFrame, fits: Mapping[str, Any]) -> float:
@@ -372,7 +456,8 @@ def _between_run_sd(points: pd.DataFrame, fits: Mapping[str, Any]) -> float:
 
 def _curvature(cells: list[dict]) -> tuple[float, float]:
     """c_B and c_lr: per grid, ln loss = a + b·u + c_B·u² + d·v + c_lr·v² (u, v the log batch size and LR)
-    fitted by least squares; the median over grids of each positive curvature."""
+    fitted by least squares; the median over grids of each, at least 0 (a noisy grid's negative estimate
+    counts: dropping it would bias the median up)."""
     found: dict[str, list[float]] = {"batch": [], "lr": []}
     for _, grid in pd.DataFrame(cells).groupby("grid"):
         u, v = np.log(grid["batch_size"].to_numpy(float)), np.log(grid["lr"].to_numpy(float))
@@ -386,15 +471,14 @@ def _curvature(cells: list[dict]) -> tuple[float, float]:
             continue
         coef = np.linalg.lstsq(np.column_stack(columns), np.log(grid["loss"].to_numpy(float)), rcond=None)[0]
         for i, name in enumerate(names):
-            if coef[2 + 2 * i] > 0:
-                found[name].append(float(coef[2 + 2 * i]))
+            found[name].append(float(coef[2 + 2 * i]))
     if not found["batch"] or not found["lr"]:
         missing = " and ".join(n for n in found if not found[n])
         raise AnalysisError(
-            f"the store has no grid with 3 or more {missing} values and a minimum inside: the loss's "
-            "curvature around the optimum cannot be measured"
+            f"the store has no grid with 3 or more {missing} values: the loss's curvature around the "
+            "optimum cannot be measured"
         )
-    return float(np.median(found["batch"])), float(np.median(found["lr"]))
+    return max(0.0, float(np.median(found["batch"]))), max(0.0, float(np.median(found["lr"])))
 
 
 def _power(fits: Mapping[str, Any], family: str, what: str) -> tuple[float, float]:
@@ -415,12 +499,12 @@ def measure_truth(
     points = law_points(runs, curve, window=window)
     families = {}
     for family in FAMILIES:
-        rows = points[points["kind"] == family]
-        if rows["model_scale"].nunique() < 3:
+        own = points[points["kind"] == family]
+        if own["model_scale"].nunique() < 3:
             raise AnalysisError(
                 f"the store has {family} runs at fewer than 3 model sizes: no loss law to simulate"
             )
-        law = ChinchillaLaw(size="model_scale").fit(rows).coefficients_
+        law = ChinchillaLaw(size="model_scale").fit(own).coefficients_
         h = analyses.hyperparams
         families[family] = FamilyTruth(
             law=law,
@@ -430,8 +514,8 @@ def measure_truth(
         )
     c_batch, c_lr = _curvature(analyses.hyperparams.cells)
     finished = finished_runs(runs)
-    rows = curve[curve["run_id"].isin(finished["run_id"])].sort_values(["run_id", "step"])
-    scales = rows[np.isfinite(rows["noise_scale"].to_numpy(float)) & (rows["noise_scale"] > 0)]
+    steps = curve[curve["run_id"].isin(finished["run_id"])].sort_values(["run_id", "step"])
+    scales = steps[np.isfinite(steps["noise_scale"].to_numpy(float)) & (steps["noise_scale"] > 0)]
     repeated = seed_noise(runs, curve, window=window) if "config" in runs else None
     run, run_source = (
         (repeated.run, "the store's repeated seeds")
@@ -440,13 +524,14 @@ def measure_truth(
     )
     noise = StudyNoise(
         run=run,
-        step=_step_sd(rows["lm_loss"], rows["run_id"]),
-        noise_scale=_step_sd(scales["noise_scale"], scales["run_id"]),
+        step=_step_sd(steps["lm_loss"], steps["run_id"]),
+        noise_scale=_raw_scale_sd(_step_sd(scales["noise_scale"], scales["run_id"], skip=EMA_SETTLE)),
         noise_scale_run=_between_run_sd(analyses.noise.points, analyses.noise.fits),
         eval=0.0,
-        source=f"run effect: {run_source}; step and noise-scale noise: the store's curves (step-to-step "
-        "differences); a run's noise-scale offset: its residuals about the fitted law; eval: 0 (every run is evaluated on the same held-out tokens, so what varies between "
-        "runs is the run effect)",
+        source=f"run effect: {run_source}; step noise: the store's curves (step-to-step differences); the "
+        "noise scale's raw per-step noise: the same of its stored moving average, undone; a run's "
+        "noise-scale offset: its residuals about the fitted law; eval: 0 (every run is evaluated on the same "
+        "held-out tokens, so what varies between runs is the run effect)",
     )
     truth = StudyTruth(families, c_batch, c_lr, source="the store's own fits (Eq. 5 per family, the B_opt, "
                        "lr_opt and noise-scale laws, the grids' curvature)")  # fmt: skip

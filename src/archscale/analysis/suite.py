@@ -10,10 +10,12 @@ import pandas as pd
 
 from archscale.analysis.curve_ladder import AlphaIdentification, alpha_identification
 from archscale.analysis.curve_tables import step_table
+from archscale.analysis.design_space import has_design_variants, paper_design_runs
 from archscale.analysis.extrapolation import LossLawResult, loss_law_extrapolation
 from archscale.analysis.generalisation import STABLE_FROM, GeneralisationResult, generalisation_vs_compute
 from archscale.analysis.gradient_noise import NoiseScaleResult, noise_scale_vs_loss
 from archscale.analysis.hyperparams import HyperparamResult, optimal_hyperparameters
+from archscale.analysis.lr_transfer import has_lr_ladders
 from archscale.analysis.matched import FairComparisons, judge_fairly, study_fair_comparisons
 from archscale.analysis.points import (
     SMOOTHING_WINDOW,
@@ -21,6 +23,7 @@ from archscale.analysis.points import (
     finished_runs,
     law_points,
     store_runs,
+    stored_models,
 )
 from archscale.analysis.results import Result
 from archscale.analysis.scale_exponents import AllocationResult, compute_allocation
@@ -105,6 +108,15 @@ def analyse(
         alpha_identification=identification,
         fair=fair,
     )
+
+
+def paper_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the paper's analyses read: with LR ladders in other parametrisations (the transfer panel's)
+    the SP runs only, and of those, when MoE design variants are present (the design-space panel's), the
+    paper's designs (:func:`~archscale.analysis.design_space.paper_design_runs`)."""
+    if has_lr_ladders(runs):
+        runs = runs[[m["parametrization"] == "sp" for m in stored_models(runs)]]
+    return paper_design_runs(runs) if has_design_variants(runs) else runs
 
 
 def ladder_steps(runs: pd.DataFrame, curve: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:

@@ -320,12 +320,9 @@ def study_plan_command(
             design, evals, *assumed, replicates=replicates, bootstrap=bootstrap, seed=seed, workers=workers
         )
     payload = {"design": label, "seconds": cost, "seconds_workers": COST_WORKERS} | plan.to_dict()
+    cpu = None if cost is None else next(s for k, s in cost.items() if k.startswith("cpu"))
     costs = (
-        ""
-        if cost is None
-        else "; training "
-        + ", ".join(f"{k} {s / 3600:.2g} h" for k, s in cost.items() if k.startswith("cpu"))
-        + f" (dry-run estimate, {COST_WORKERS} CPU workers)"
+        "" if cpu is None else f"; training about {cpu / 3600:.2g} h on {COST_WORKERS} CPU workers (dry run)"
     )
     text = [
         f"study design: {label}{costs}; {replicates} simulated studies (bootstrap {bootstrap})",

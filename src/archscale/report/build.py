@@ -26,14 +26,13 @@ from archscale.analysis.design_space import (
     DesignSpaceResult,
     design_space,
     has_design_variants,
-    paper_design_runs,
 )
 from archscale.analysis.downstream import downstream_table
 from archscale.analysis.downstream_chain import DownstreamPanel, downstream_panels
 from archscale.analysis.lr_transfer import LRTransferResult, has_lr_ladders, store_lr_transfer
 from archscale.analysis.points import stored_models
 from archscale.analysis.public import PublicEvidence, clark_evidence, multipower_evidence, steplaw_evidence
-from archscale.analysis.suite import store_runs
+from archscale.analysis.suite import paper_runs, store_runs
 from archscale.errors import ArchscaleError
 from archscale.laws import AnnealingLaw
 from archscale.laws.resampling import spawn_seeds
@@ -156,7 +155,7 @@ def build_report(
         ):  # the paper's analyses read the paper's designs; the panel the rest
             design = design_space(design_runs, store.curve())
         analyses = from_store(
-            store, paper_design_runs(design_runs) if design else design_runs, bootstrap=bootstrap, seed=runs_seed,
+            store, paper_runs(runs), bootstrap=bootstrap, seed=runs_seed,
             allow_mixed_corpora=allow_mixed_corpora,
         )  # fmt: skip
         corpora = sorted(runs["corpus"].dropna().unique().tolist())
