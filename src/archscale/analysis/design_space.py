@@ -44,6 +44,7 @@ from archscale.laws import GranularityLaw, JointMoELaw, LawDataError, SparsityLa
 from archscale.laws.base import Law
 from archscale.laws.design import design_grid, plan_designs
 from archscale.models.config import DESIGN_DEFAULTS
+from archscale.quantities import law_names
 
 PUBLISHED_GRIDS = {
     "krajewski2024": design_grid([64], [1], [1, 2, 4, 8, 16, 32, 64], [0]),  # their expansion rate E = 64
@@ -66,7 +67,7 @@ def design_points(runs: pd.DataFrame, curve: pd.DataFrame, window: int) -> pd.Da
     columns = ["run_id", "model_name", "kind", "N", "P", "P_active", "tokens", "seed", "loss"]
     out = pd.concat([table[columns].reset_index(drop=True), knobs], axis=1)
     out["trunk"] = table["trunk"].to_numpy() if "trunk" in table else out["run_id"]
-    out = out.rename(columns={"N": "model_scale", "P": "params", "P_active": "active_params"})
+    out = out.rename(columns=law_names("runs", "N", "P", "P_active"))
     out["sparsity"] = 1.0 - out["top_k"] / out["experts"]
     out["tokens"] = out["tokens"].astype(float)
     return out

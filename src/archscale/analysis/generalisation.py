@@ -35,6 +35,7 @@ from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result
 from archscale.laws import PowerLaw
 from archscale.laws.bootstrap import percentile_interval
+from archscale.quantities import law_names
 
 STABLE_FROM = 1 / 8
 
@@ -98,7 +99,7 @@ def generalisation_vs_compute(
         return GeneralisationResult(skipped=f"no '{split}' evals (subset 'all') of finished runs")
     chosen = representative_runs(runs, final_points(evals, "loss"))
     points = evals[["run_id", "tokens", "loss"]].merge(chosen[["run_id", "kind", "N"]])
-    points = points.rename(columns={"N": "model_scale"})
+    points = points.rename(columns=law_names("runs", "N"))
     points["compute"] = points["model_scale"] * points["tokens"]
     points["stable"] = points["tokens"] >= stable_from * points.groupby("run_id")["tokens"].transform("max")
     result = GeneralisationResult(stable_from=stable_from, points=points)

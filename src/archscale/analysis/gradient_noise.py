@@ -25,6 +25,7 @@ from archscale.analysis.points import (
 )
 from archscale.analysis.powerfit import PowerFit, fit_families
 from archscale.analysis.results import Result
+from archscale.quantities import law_names
 
 
 @dataclass
@@ -70,7 +71,7 @@ def noise_scale_vs_loss(
     points = rows.loc[positive, ["run_id", "tokens", "lm_loss", "noise_scale"]].merge(
         runs[["run_id", "kind"]]
     )
-    points = points.rename(columns={"lm_loss": "loss"})
+    points = points.rename(columns=law_names("curve", "lm_loss"))
     result = NoiseScaleResult(points=points, dropped=int((~positive).sum()))
     fitted = fit_families(points, target="noise_scale", input="loss", bootstrap=bootstrap, seed=seed)
     result.fits = {family: fit for family, (fit, _) in fitted.items()}

@@ -40,6 +40,7 @@ from archscale.analysis.powerfit import PowerFit, fit_power
 from archscale.analysis.results import Result
 from archscale.laws import PowerLaw
 from archscale.laws.resampling import spawn_seeds
+from archscale.quantities import law_names
 
 METHODS: tuple[str, ...] = ("contour", "minicpm")
 AXES: dict[str, str] = {"batch_size": "lr", "lr": "batch_size"}  # the axis refined → the one held fixed
@@ -114,7 +115,7 @@ def _by_cell(grid: pd.DataFrame, per_run: dict[str, np.ndarray]) -> pd.DataFrame
     """Per-run score rows → one row per (batch_size, lr) cell, averaged over the cell's runs (seeds)."""
     scores = pd.DataFrame.from_dict(per_run, orient="index")
     keys = grid.set_index("run_id").loc[scores.index, ["batch_tokens", "lr"]]
-    scores.index = pd.MultiIndex.from_frame(keys.rename(columns={"batch_tokens": "batch_size"}))
+    scores.index = pd.MultiIndex.from_frame(keys.rename(columns=law_names("runs", "batch_tokens")))
     return scores.groupby(level=["batch_size", "lr"]).mean()
 
 
@@ -223,7 +224,7 @@ def _heatmaps(cells: pd.DataFrame, tokens: np.ndarray, info: dict) -> list[Heatm
 
 
 NAMES = {"batch_size": "batch-size", "lr": "learning-rate"}
-PARAMS = {"P": "params", "P_active": "active_params"}  # runs-table columns a grid record carries when present
+PARAMS = law_names("runs", "P", "P_active")  # runs-table columns a grid record carries when present
 
 
 def _fit_family(

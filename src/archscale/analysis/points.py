@@ -22,6 +22,7 @@ import pandas as pd
 
 from archscale.analysis.errors import AnalysisError
 from archscale.models.config import DESIGN_DEFAULTS, PARAMETRIZATION_DEFAULTS
+from archscale.quantities import law_names, quantity
 
 if TYPE_CHECKING:
     from archscale.store import ResultsStore
@@ -175,7 +176,7 @@ def representative_runs(runs: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFram
 def _points_table(rows: pd.DataFrame, runs: pd.DataFrame, loss: str) -> pd.DataFrame:
     """``rows`` (``run_id``, ``tokens``, ``loss``) joined to their runs' kind, N and E, in the laws' names."""
     table = rows[["run_id", "tokens", loss]].merge(runs[["run_id", "kind", "N", "n_experts"]])
-    table = table.rename(columns={"N": "model_scale", "n_experts": "experts", loss: "loss"})
+    table = table.rename(columns=law_names("runs", "N", "n_experts") | {loss: quantity("loss").law})
     table["tokens"] = table["tokens"].astype(float)
     table["experts"] = table["experts"].astype(float)
     return table[["run_id", "kind", "model_scale", "experts", "tokens", "loss"]]
@@ -243,13 +244,11 @@ def stored_models(runs: pd.DataFrame) -> list[dict]:
     return [DESIGN_DEFAULTS | PARAMETRIZATION_DEFAULTS | json.loads(c)["model"] for c in runs["config"]]
 
 
-_RUN_EXTRAS: dict[str, str] = {
-    "P": "params",
-    "P_active": "active_params",
-    "batch_tokens": "batch_size",
-    "lr": "lr",
-}
-"""Runs-table columns that :func:`law_points` carries over when present, under the laws' names."""
+_RUN_EXTRAS: dict[str, str] = law_names("runs", "P", "P_active", "batch_tokens", "lr")
+"""Runs-table columns that :func:`law_points` carries over when present, under the laws' names
+(:mod:`archscale.quantities`): the laws' ``batch_size`` is the store's ``batch_tokens`` (tokens per step;
+the store's ``batch_size`` counts sequences), and ``active_params`` the store's ``P_active``, which excludes
+the embedding and LM head."""
 
 
 def law_points(
@@ -274,9 +273,12 @@ def law_points(
       included; ``points_per_run`` and ``window`` do not apply.
 
     Columns: ``run_id``, ``kind``, ``model_scale`` (N), ``params`` (P), ``experts`` (E), ``tokens`` (D),
-    ``loss``, ``compute`` (N·D), ``batch_size`` (tokens per step), ``lr``, ``active_params``,
-    ``granularity`` (G) and ``sparsity`` (S) — those after ``compute`` when the runs table has
-    ``P``, ``batch_tokens``, ``lr``, ``P_active`` and ``config``.
+    ``loss``, ``compute`` (N·D), ``batch_size`` (tokens per step: the runs' ``batch_tokens``, not their
+    ``batch_size`` in sequences), ``lr``, ``active_params`` (the runs' ``P_active``: non-embedding, so
+    not the N_act of Ludziejewski et al. 2025's published coefficients, which counts the embedding and
+    unembedding), ``granularity`` (G) and ``sparsity`` (S) — those after ``compute`` when the runs table
+    has ``P``, ``batch_tokens``, ``lr``, ``P_active`` and ``config``. Names and units:
+    :mod:`archscale.quantities`.
     """
     rule = points_rule(runs, rule)
     if rule == "curves":

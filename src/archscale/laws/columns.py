@@ -11,26 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from archscale.laws.errors import DuplicateRowsWarning, LawDataError
+from archscale.quantities import law_columns
 
-COLUMNS: dict[str, str] = {
-    "run_id": "run identifier (bootstrap resamples whole runs)",
-    "params": "P, number of parameters",
-    "model_scale": "N, non-embedding FLOPs per token (model scale)",
-    "active_params": "N_act, parameters one token uses (MoE; all of them for a dense model)",
-    "tokens": "D, training tokens",
-    "experts": "E, number of experts (dense = 1)",
-    "granularity": "G, MoE granularity: dense feed-forward width / expert width (coarse experts = 1)",
-    "sparsity": "S = (E - K)/E, the share of experts a token does not use (dense = 0)",
-    "compute": "C, training compute in FLOPs",
-    "loss": "loss in nats per token",
-    "batch_size": "batch size, in tokens for the published laws",
-    "lr": "learning rate: a run's peak (hyperparameter laws), or the rate of each step (whole-curve laws)",
-    "step": "optimiser steps done (whole-curve laws: one row per step from 1, loss empty where not evaluated)",
-    "task_loss": "a task's loss: bits per byte of the correct continuation (downstream laws)",
-    "accuracy": "a task's accuracy in [0, 1], length-normalised where the task defines it (downstream laws)",
-    "val_loss": "validation loss, the source of loss-to-loss prediction",
-}
-"""Default column names; other names are mapped onto these with ``--map COLUMN=YOUR_COLUMN``."""
+COLUMNS: dict[str, str] = law_columns()
+"""Default column names, each with its meaning (from :mod:`archscale.quantities`, which also says what the
+store counts for it); other names are mapped onto these with ``--map COLUMN=YOUR_COLUMN``."""
 
 
 def parse_mapping(items: Sequence[str]) -> dict[str, str]:

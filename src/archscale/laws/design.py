@@ -18,6 +18,9 @@ Compute per token is 6·N_act for the block matrices plus the router's c_r·d·(
 c_r = 14 and the shape rule d = 64·n_blocks, N_act = 12·d²·n_blocks (Krajewski et al. 2024 Eq. 10 and App. E;
 attention scores excluded). Routing grows with E·G while the law's gain from finer experts shrinks, so G
 has an interior optimum; ``router_cost=0`` gives C = 6·N_act·D (Ludziejewski et al. 2025's convention).
+N_act is in the convention of the law's ``active_params``: the published ``ludziejewski2025`` counts the
+embedding and unembedding, a law fitted on archscale's law points does not (``archscale.quantities``);
+the shape rule above counts block matrices only.
 """
 
 from __future__ import annotations

@@ -344,8 +344,16 @@ class JointMoELaw(Law):
 
     Exponents keep the paper's signs (α, β < 0 for a falling loss). ``e_start`` and ``e_max`` shape Ê and
     are held fixed (default: the paper's fit, Table 3); with Ê fixed the law is a sum of three exponentials
-    of terms linear in its nine coefficients, fitted like the other laws. N_act is the active parameter
-    count in the paper's sense (embedding and unembedding included) or whatever ``size`` column you give.
+    of terms linear in its nine coefficients, fitted like the other laws.
+
+    N_act is whatever ``size`` column you give; the law assumes nothing about it beyond that. The published
+    coefficients (catalogue ``ludziejewski2025``, the paper's Table 3) were fitted with N_act counting the
+    embedding and unembedding (untied). archscale's law points do not: their ``active_params`` is the
+    store's ``P_active``, non-embedding matrices only (``archscale.quantities``), and the design-space
+    analysis fits this law on that column. A fit on law points is therefore in the non-embedding
+    convention, and its coefficients are not comparable term by term with the published ones; to evaluate
+    the published law on a run, add the run's embedding (and untied LM head) parameters to ``active_params``
+    first. The numbers are unchanged: the catalogue keeps the paper's coefficients in the paper's convention.
     """
 
     size: Literal["active_params", "params", "model_scale"] = "active_params"

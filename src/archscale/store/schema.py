@@ -2,6 +2,12 @@
 
 The version lives in ``PRAGMA user_version``; a file written by a newer archscale is refused rather than
 misread. Column lists here are the single source for inserts and for validating row keys.
+
+What each scale column counts, in which unit, and which law column it becomes is written once in
+:mod:`archscale.quantities` (``store_quantity("runs", "P_active")``); the SQL comments below are short
+reminders of it, kept as they were because a store's ``sqlite_master`` records them. Note ``batch_size``:
+sequences per step here, tokens per step (this table's ``batch_tokens``) in the laws; and ``P`` and
+``P_active`` exclude the token embedding and LM head (``P_total`` counts them).
 """
 
 from __future__ import annotations
