@@ -98,15 +98,16 @@ MICRO_TRUTH = {
         "moe": _family((13.37, 0.3214, 13.04, 0.1319, 0.0), (102.9, -1.56), (5.462e-07, -7.792), (1.581e6, 6.408)),
         "curvature": {"batch": 0.02876, "lr": 0.01077},
     },
-    "noise": {"run": 0.02, "step": 0.05224, "noise_scale": 0.08616, "noise_scale_run": 0.4758, "eval": 0.0},
+    "noise": {"run": 0.02, "step": 0.05245, "noise_scale": 2.384, "noise_scale_run": 0.4758, "eval": 0.0},
     "source": {
         "truth": "the micro study's own fits (seed 0, 2026-12-05; `plan study --store` on its store): Eq. 5 per "
         "family (σ on its bound at 0: the points do not pin it), the B_opt, lr_opt and noise-scale laws "
         "(B_opt = λ/L^exponent; lr_opt's exponent −9.6 is what its noisy optima gave), the grids' curvature",
         "noise": "run effect 2 %: the micro presets' repeated seeds (benchmarks/RESULTS.md; seeds 0 and 1 of the "
         "micro study: test losses 1.8 % apart per run over 110 pairs, curves 1.1 %); step and "
-        "noise-scale noise: the micro store's step-to-step differences; a run's noise-scale offset: its "
-        "residuals about the fitted law; eval: 0 (every run is evaluated on the same held-out tokens)",
+        "noise-scale noise: the micro store's step-to-step differences (for the noise scale, of the raw "
+        "per-step estimates behind the trainer's moving average); a run's noise-scale offset: its residuals "
+        "about the fitted law; eval: 0 (every run is evaluated on the same held-out tokens)",
     },
 }  # fmt: skip
 """The truth ``plan study --preset micro`` assumes without a store: what the micro main job measured."""
