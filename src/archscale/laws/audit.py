@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archscale.laws.base import Law, Table
+from archscale.laws.base import Law
+from archscale.laws.columns import Table
 from archscale.laws.curve_laws import ScheduleLaw, losses_at_final_steps
 from archscale.laws.errors import LawDataError
 

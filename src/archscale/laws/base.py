@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from archscale.laws.bootstrap import Bootstrap
+from archscale.laws.columns import Table, positive_column
 from archscale.laws.errors import (
     ConvergenceWarning,
     IntervalWarning,
@@ -61,7 +62,6 @@ from archscale.laws.optimize import (
 )
 from archscale.laws.resampling import NoiseModel, log_jacobian, spawn_seeds
 
-Table = pd.DataFrame | Mapping[str, Any]
 """A DataFrame, or any mapping of column name to array (``{"x": ..., "y": ...}``)."""
 
 Term = Mapping[str, str]
@@ -133,37 +133,6 @@ def law_class(name: str) -> type[Law]:
 def registered_laws() -> dict[str, type[Law]]:
     """Name → class of every law, for CLIs and deserialisation."""
     return dict(_REGISTRY)
-
-
-def numeric_column(table: Table, column: str) -> np.ndarray:
-    """One column as floats. Dates, durations and booleans are refused, not converted: a date column
-    would otherwise enter a law as nanoseconds since 1970, a plausible-looking token count."""
-    values = np.asarray(table[column])
-    if values.dtype.kind not in "iufO":
-        raise LawDataError(
-            f"column '{column}' holds {values.dtype} values, not numbers; write the numbers themselves into "
-            f"'{column}', or map a numeric column onto it (CLI: --map {column}=YOUR_COLUMN)"
-        )
-    try:
-        return values.astype(float, copy=False).ravel()
-    except (TypeError, ValueError):
-        raise LawDataError(
-            f"column '{column}' must be numeric; convert or drop the non-numeric entries"
-        ) from None
-
-
-def _column(table: Table, column: str) -> np.ndarray:
-    """One column as floats that may be logged; the error names the column, the row and the fix."""
-    values = numeric_column(table, column)
-    bad = ~np.isfinite(values) | (values <= 0)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise LawDataError(
-            f"column '{column}' has {int(bad.sum())} non-positive or non-finite value(s) (first at row {first}: "
-            f"{values[first]!r}); the laws work on logarithms, so every '{column}' must be a finite number > 0 — "
-            "drop or fix those rows (dense runs count as experts = 1)"
-        )
-    return values
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -337,7 +306,7 @@ class Law(abc.ABC):
                 f"the {self.name} law needs column(s) {missing}, but the table has {columns}; rename yours "
                 f"(CLI: --map {missing[0]}=YOUR_COLUMN; pandas: df.rename(columns=...))"
             )
-        return {c: np.log(_column(table, c)) for c in self.inputs}
+        return {c: np.log(positive_column(table, c)) for c in self.inputs}
 
     def _log_target(self, table: Table) -> np.ndarray:
         if self.target not in table:
@@ -345,7 +314,7 @@ class Law(abc.ABC):
                 f"the {self.name} law fits column '{self.target}', which the table lacks; rename yours "
                 f"(CLI: --map {self.target}=YOUR_COLUMN)"
             )
-        return np.log(_column(table, self.target))
+        return np.log(positive_column(table, self.target))
 
     def _design_points(
         self, logx: Mapping[str, np.ndarray]

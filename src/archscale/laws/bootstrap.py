@@ -17,7 +17,8 @@ from archscale.laws.errors import LawDataError
 from archscale.laws.resampling import spawn_seeds
 
 if TYPE_CHECKING:
-    from archscale.laws.base import Law, Table
+    from archscale.laws.base import Law
+    from archscale.laws.columns import Table
 
 _SAMPLES = ("law", "theta", "scales")  # the fields that are not the saved metadata
 

@@ -7,7 +7,9 @@ import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from archscale.laws.errors import DuplicateRowsWarning, LawDataError
@@ -16,6 +18,41 @@ from archscale.quantities import law_columns
 COLUMNS: dict[str, str] = law_columns()
 """Default column names, each with its meaning (from :mod:`archscale.quantities`, which also says what the
 store counts for it); other names are mapped onto these with ``--map COLUMN=YOUR_COLUMN``."""
+
+
+Table = pd.DataFrame | Mapping[str, Any]
+"""What a law fits on and predicts at: a DataFrame, or a mapping of column names to values."""
+
+
+def numeric_column(table: Table, column: str) -> np.ndarray:
+    """One column as floats. Dates, durations and booleans are refused, not converted: a date column
+    would otherwise enter a law as nanoseconds since 1970, a plausible-looking token count."""
+    values = np.asarray(table[column])
+    if values.dtype.kind not in "iufO":
+        raise LawDataError(
+            f"column '{column}' holds {values.dtype} values, not numbers; write the numbers themselves into "
+            f"'{column}', or map a numeric column onto it (CLI: --map {column}=YOUR_COLUMN)"
+        )
+    try:
+        return values.astype(float, copy=False).ravel()
+    except (TypeError, ValueError):
+        raise LawDataError(
+            f"column '{column}' must be numeric; convert or drop the non-numeric entries"
+        ) from None
+
+
+def positive_column(table: Table, column: str) -> np.ndarray:
+    """One column as floats that may be logged; the error names the column, the row and the fix."""
+    values = numeric_column(table, column)
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise LawDataError(
+            f"column '{column}' has {int(bad.sum())} non-positive or non-finite value(s) (first at row {first}: "
+            f"{values[first]!r}); the laws work on logarithms, so every '{column}' must be a finite number > 0 — "
+            "drop or fix those rows (dense runs count as experts = 1)"
+        )
+    return values
 
 
 def parse_mapping(items: Sequence[str]) -> dict[str, str]:

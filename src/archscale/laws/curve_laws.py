@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 
-from archscale.laws.base import Law, Table
+from archscale.laws.base import Law
+from archscale.laws.columns import Table
 from archscale.laws.errors import LawDataError
 from archscale.laws.optimize import Bounds, Refits, one_blas_thread
 from archscale.laws.resampling import NoiseModel, lag_one_correlation, spawn_seeds

@@ -44,8 +44,9 @@ import pandas as pd
 from scipy.optimize import least_squares
 from scipy.special import expit
 
-from archscale.laws.base import Law, Table, numeric_column
+from archscale.laws.base import Law
 from archscale.laws.bootstrap import Bootstrap, percentile_interval
+from archscale.laws.columns import Table, numeric_column
 from archscale.laws.errors import ConvergenceWarning, IntervalWarning, LawDataError
 from archscale.laws.loss_laws import ChinchillaLaw
 from archscale.laws.objective import log_predict

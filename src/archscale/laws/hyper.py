@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from archscale.laws.base import _MIN_SPREAD as MIN_SPREAD
-from archscale.laws.base import Table
+from archscale.laws.columns import Table
 from archscale.laws.errors import LawDataError
 from archscale.laws.power import PowerLaw
 from archscale.laws.resampling import spawn_seeds

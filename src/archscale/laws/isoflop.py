@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
-from archscale.laws.base import Table
+from archscale.laws.columns import Table
 from archscale.laws.errors import LawDataError
 from archscale.laws.power import PowerLaw
 from archscale.laws.resampling import spawn_seeds

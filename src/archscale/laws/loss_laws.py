@@ -17,7 +17,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from archscale.laws.base import Law, Parameter, Term, numeric_column
+from archscale.laws.base import Law, Parameter, Term
+from archscale.laws.columns import numeric_column
 from archscale.laws.errors import LawDataError
 
 _SIZES = ("params", "model_scale")
