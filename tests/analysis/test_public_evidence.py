@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from archscale.analysis import NOT_SUPPORTED, SUPPORTED
-from archscale.analysis.public import clark_evidence, clark_final_table, steplaw_evidence
+from archscale.analysis.public import clark_evidence, steplaw_evidence
 from archscale.data.errors import DataError
-from archscale.data.public import CLARK2022, STEPLAW, clark2022_curves, steplaw_grids
+from archscale.data.public import CLARK2022, STEPLAW, clark2022_curves, clark2022_final, steplaw_grids
 
 # clark2022_routing/PROVENANCE.md, "Our own OLS fit", S-Base: n, a, b, c, d (log10, dense averaged per N).
 RECORDED_S_BASE = (59, -0.0802, -0.0882, 0.0074, 1.0791)
@@ -38,7 +38,7 @@ def test_the_shipped_file_equals_the_project_copy(shared_data):
 
 def test_the_panel_reproduces_clarks_ols_coefficients(evidence):
     n, a, b, c, d = RECORDED_S_BASE
-    assert len(clark_final_table(clark2022_curves(), "S-Base")) == n
+    assert len(clark2022_final(clark2022_curves(), "S-Base")) == n
     fitted = evidence.clark_fit["coefficients"]
     assert [fitted[k] for k in "abcd"] == pytest.approx([a, b, c, d], abs=6e-5)
 

@@ -44,6 +44,8 @@ from archscale.data.public import (
     MULTIPOWER_SIZES,
     STEPLAW,
     clark2022_curves,
+    clark2022_final,
+    clark2022_runs,
     multipower2025_curves,
     multipower2025_steps,
     steplaw_grids,
@@ -83,28 +85,6 @@ class PublicEvidence(Result):
     notes: list[str] = field(default_factory=list)
 
 
-def _final(curves: pd.DataFrame) -> pd.DataFrame:
-    return curves.loc[curves.groupby("hyper_id")["step"].idxmax()]
-
-
-def _selected(curves: pd.DataFrame, router: str, experts: int | None) -> pd.DataFrame:
-    """Dense runs at their base width (k = 1, no FFN widening) and the router's main grid (k = 1, every
-    other block routed, seed 42), optionally at one expert count; every eval row of those runs."""
-    dense = (curves["router_type"] == "Dense") & (curves["k"] == 1) & (curves["flop_increase"] == 1)
-    routed = (
-        (curves["router_type"] == router)
-        & (curves["k"] == 1)
-        & (curves["routing_frequency"] == 0.5)
-        & (curves["seed"] == 42)
-    )
-    if experts is not None:
-        routed &= curves["num_experts"] == experts
-    rows = curves[dense | routed].copy()
-    rows["kind"] = np.where(rows["router_type"] == "Dense", "dense", "moe")
-    rows["run_id"] = rows["hyper_id"].astype(str)
-    return rows
-
-
 def _stable(rows: pd.DataFrame) -> pd.DataFrame:
     """Each run's evals from ``STABLE_FROM`` of its steps on, in the laws' column names."""
     last = rows.groupby("run_id")["step"].transform("max")
@@ -120,19 +100,6 @@ def _stable(rows: pd.DataFrame) -> pd.DataFrame:
             "loss": rows["loss_validation"],
         }
     ).reset_index(drop=True)
-
-
-def clark_final_table(curves: pd.DataFrame, router: str) -> pd.DataFrame:
-    """Clark's fitting table: final validation losses of the router's main grid, dense runs averaged per size
-    as E = 1 (the 130M dense model exists only as three seeds), in the laws' column names."""
-    final = _selected(_final(curves), router, None)
-    dense = final[final["kind"] == "dense"].groupby("dense_parameter_count", as_index=False)
-    dense = dense["loss_validation"].mean().assign(num_experts=1)
-    routed = final.loc[final["kind"] == "moe", ["dense_parameter_count", "num_experts", "loss_validation"]]
-    table = pd.concat([dense, routed], ignore_index=True)
-    return table.rename(
-        columns={"dense_parameter_count": "params", "num_experts": "experts", "loss_validation": "loss"}
-    )
 
 
 def _expert_slopes(table: pd.DataFrame, bootstrap: int, seed: int) -> list[ExpertSlope]:
@@ -199,7 +166,7 @@ def clark_evidence(
             "seed 42); validation loss on held-out data"
         ),
     )
-    points = _stable(_selected(curves, router, experts))
+    points = _stable(clark2022_runs(curves, router, experts))
     fitted = fit_families(points, target="loss", input="compute", bootstrap=bootstrap, seed=seeds["loss"])
     evidence.loss_fits = {family: fit for family, (fit, _) in fitted.items()}
     evidence.loss_ratio = compare_families(fitted)
@@ -207,7 +174,7 @@ def clark_evidence(
     evidence.allocation = compute_allocation(
         points, bootstrap=bootstrap, seed=seeds["allocation"], labels=labels
     )
-    table = clark_final_table(curves, router)
+    table = clark2022_final(curves, router)
     evidence.clark_fit, law = _clark_fit(table, bootstrap, seeds["clark"])
     evidence.clark_fit_below_100, _ = _clark_fit(table[table["experts"] < 100], bootstrap, seeds["below_100"])
     evidence.expert_slopes = _expert_slopes(table, bootstrap, seeds["slopes"])

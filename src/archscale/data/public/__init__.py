@@ -52,6 +52,42 @@ def clark2022_curves() -> pd.DataFrame:
         return pd.read_csv(path)
 
 
+def _clark_final_rows(curves: pd.DataFrame) -> pd.DataFrame:
+    """Each Clark run's last eval."""
+    return curves.loc[curves.groupby("hyper_id")["step"].idxmax()]
+
+
+def clark2022_runs(curves: pd.DataFrame, router: str, experts: int | None = None) -> pd.DataFrame:
+    """Dense runs at their base width (k = 1, no FFN widening) and the router's main grid (k = 1, every
+    other block routed, seed 42), optionally at one expert count; every eval row of those runs."""
+    dense = (curves["router_type"] == "Dense") & (curves["k"] == 1) & (curves["flop_increase"] == 1)
+    routed = (
+        (curves["router_type"] == router)
+        & (curves["k"] == 1)
+        & (curves["routing_frequency"] == 0.5)
+        & (curves["seed"] == 42)
+    )
+    if experts is not None:
+        routed &= curves["num_experts"] == experts
+    rows = curves[dense | routed].copy()
+    rows["kind"] = np.where(rows["router_type"] == "Dense", "dense", "moe")
+    rows["run_id"] = rows["hyper_id"].astype(str)
+    return rows
+
+
+def clark2022_final(curves: pd.DataFrame, router: str) -> pd.DataFrame:
+    """Clark's fitting table: final validation losses of the router's main grid, dense runs averaged per size
+    as E = 1 (the 130M dense model exists only as three seeds), in the laws' column names."""
+    final = clark2022_runs(_clark_final_rows(curves), router)
+    dense = final[final["kind"] == "dense"].groupby("dense_parameter_count", as_index=False)
+    dense = dense["loss_validation"].mean().assign(num_experts=1)
+    routed = final.loc[final["kind"] == "moe", ["dense_parameter_count", "num_experts", "loss_validation"]]
+    table = pd.concat([dense, routed], ignore_index=True)
+    return table.rename(
+        columns={"dense_parameter_count": "params", "num_experts": "experts", "loss_validation": "loss"}
+    )
+
+
 STEPLAW = PublicDataset(
     name="Step Law lr × batch grids (Li et al. 2025)",
     file="dense_lr_bs_loss.csv, moe_lr_bs_loss.csv",
