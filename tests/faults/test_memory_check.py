@@ -43,3 +43,32 @@ def test_host_memory_is_read_from_the_kernel() -> None:
         total = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemTotal:"))
     available = trainer_module.available_host_memory()
     assert available is not None and 0 < available <= total
+
+
+def test_a_gpu_share_plans_within_its_share(monkeypatch) -> None:
+    """Runs sharing a GPU (Ray's fractional GPUs) each plan within their share of its memory; the CPU's
+    budget is the host's available memory whatever the share."""
+    import torch
+
+    class Properties:
+        total_memory = 80 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Properties())
+    assert trainer_module.default_memory_budget(torch.device("cuda:0"), 0.25) == 20 * 2**30
+    assert trainer_module.default_memory_budget(torch.device("cuda:0")) == 80 * 2**30
+    assert (
+        trainer_module.default_memory_budget(torch.device("cpu"), 0.25)
+        == trainer_module.available_host_memory()
+    )
+
+
+def test_a_ray_executor_with_a_gpu_fraction_gives_its_runs_that_share() -> None:
+    pytest.importorskip("ray")
+    from archscale.sweeps.ray_executor import RayExecutor
+    from archscale.training.options import TrainOptions
+
+    assert RayExecutor(num_gpus_per_run=0.5).train_options == TrainOptions(device_share=0.5)
+    assert RayExecutor(num_gpus_per_run=2).train_options == TrainOptions(device_share=1.0)
+    assert RayExecutor().train_options == TrainOptions()
+    with pytest.raises(ArchscaleError, match="device_share"):
+        TrainOptions(device_share=0.0)

@@ -97,16 +97,17 @@ def test_chain_laws_returns_what_it_adds_and_leaves_its_inputs_alone():
 
 
 def test_a_chained_interval_is_the_downstream_fits_at_the_upstream_samples_paired():
-    """25 upstream loss samples, 20 lr fits: fit i at sample order[i], order 20 distinct samples of the 25
-    (a fixed shuffle: not i with i, which two fits saved with one seed would correlate)."""
+    """25 upstream loss samples, 20 lr fits: draw i (i < 20) meets refit refits[i], the 20 refits in a fixed
+    shuffle (not i with i, which two fits saved with one seed would correlate); the draws keep their order."""
     theta = lr_thetas(20, 1)
     law = hand_bootstrapped("lr", ("loss",), theta, level=0.9)
     loss_samples = np.random.default_rng(2).normal(2.3, 0.03, 25)
     added = chain_laws(Chain(quantities={"loss": 2.3}, samples={"loss": loss_samples}), [("lr fit", law)])
-    order = pairing(law, 25)
-    assert len(set(order.tolist())) == 20 and set(order.tolist()) <= set(range(25))
-    assert (order != np.arange(20)).mean() > 0.5
-    by_hand = np.array([np.exp(theta[i, 0]) * loss_samples[order[i]] ** theta[i, 1] for i in range(20)])
+    refits = pairing(law, 25)
+    assert sorted(refits.tolist()) == list(range(20)) and (refits != np.arange(20)).mean() > 0.5
+    by_hand = np.array(
+        [np.exp(theta[refits[i], 0]) * loss_samples[i] ** theta[refits[i], 1] for i in range(20)]
+    )
     np.testing.assert_allclose(added.samples["lr"], by_hand, rtol=1e-12)
     np.testing.assert_allclose(added.intervals["lr"], np.percentile(by_hand, [5, 95]), rtol=1e-12)
     assert added.quantities["lr"] == pytest.approx(np.exp(theta[:, 0].mean()) * 2.3 ** theta[:, 1].mean())
@@ -123,12 +124,45 @@ def test_a_plans_lr_interval_carries_the_allocations_uncertainty():
     a, b, alpha, beta, sigma = (np.asarray(c[k]) for k in ("A", "B", "alpha", "beta", "sigma"))
     n = (alpha * a / (beta * b)) ** (1 / (alpha + beta)) * (1e21 / 6) ** (beta / (alpha + beta))
     loss = a / n**alpha + b / (1e21 / (6 * n)) ** beta + sigma
-    lr = np.exp(theta[:, 0]) * loss[pairing(lr_law, len(loss))] ** theta[:, 1]  # fit i at its shuffled sample
+    refits = pairing(lr_law, len(loss))
+    lr = np.exp(theta[refits, 0]) * loss[: len(refits)] ** theta[refits, 1]  # draw i meets its shuffled refit
     assert isinstance(plan, Plan)
     np.testing.assert_allclose(plan.chain.intervals["lr"], np.percentile(lr, [2.5, 97.5]), rtol=1e-9)
     payload = plan.to_dict()
     assert payload["intervals"]["lr"] == plan.chain.intervals["lr"] and payload["no_interval"] == {}
     assert "lr" in plan.summary() and "no interval" not in plan.summary()
+
+
+def test_a_chain_of_two_steps_keeps_each_draw_together():
+    """loss → batch_size = loss (every refit exact) → lr = batch_size / loss (every refit exact): every lr
+    sample is exactly 1 when each quantity's samples stay indexed by the same upstream draw; a shuffle that
+    moved the draws (not the refits) would pair one draw's batch size with another's loss."""
+    exact = np.zeros((40, 1))
+    batch = hand_bootstrapped("batch_size", ("loss",), np.column_stack([exact, np.ones(40)]))
+    lr = hand_bootstrapped("lr", ("batch_size", "loss"), np.column_stack([exact, np.ones(40), -np.ones(40)]))
+    loss_samples = np.random.default_rng(5).normal(2.3, 0.2, 30)
+    known = Chain(quantities={"loss": 2.3}, samples={"loss": loss_samples})
+    added = chain_laws(known, [("batch", batch), ("lr", lr)])
+    np.testing.assert_allclose(added.samples["batch_size"], loss_samples, rtol=1e-12)
+    np.testing.assert_allclose(added.samples["lr"], 1.0, rtol=1e-12)
+    assert added.intervals["lr"] == pytest.approx([1.0, 1.0])
+
+
+def test_a_law_without_a_single_design_is_chained_at_its_point_without_an_interval():
+    """A law that cannot be evaluated refit by refit (a two-step law: no single log-sum-exp design) gives its
+    point when chained, and says why there is no interval, instead of raising."""
+    from archscale.laws.downstream_laws import TwoStepLaw
+
+    class Unpaired(PowerLaw):
+        paired = False
+
+    law = hand_bootstrapped("lr", ("loss",), lr_thetas(20, 6))
+    law.__class__ = Unpaired
+    known = Chain(quantities={"loss": 2.3}, samples={"loss": np.full(20, 2.3)})
+    added = chain_laws(known, [("two-step", law)])
+    assert added.quantities["lr"] == pytest.approx(law.predict({"loss": [2.3]})[0])
+    assert "lr" not in added.intervals and "refit by refit" in added.no_interval["lr"]
+    assert TwoStepLaw.paired is False and ChinchillaLaw.paired is True
 
 
 def test_a_law_from_a_quantity_without_samples_gets_no_interval_and_the_reason():

@@ -30,7 +30,7 @@ from archscale.laws.design import (
 )
 from archscale.laws.downstream_laws import TwoStepLaw
 from archscale.laws.errors import LawDataError
-from archscale.laws.plan import Given, Plan, make_plan
+from archscale.laws.plan import Given, Plan, make_plan, why_unused
 from archscale.laws.saved import read_fits
 from archscale.store import ResultsStore
 
@@ -128,7 +128,14 @@ def plan_compute(
     )  # fmt: skip
     given = ladder_lr(lr_ladder, float(design.best.design.experts)) if lr_ladder is not None else None
     hyper = hyperparameters(compute, design, [entry for entry in labelled if entry != design_law], given)
-    return Plan(compute=float(compute), experts=float(design.best.design.experts), chain=hyper, design=design)
+    unused = tuple(why_unused(label, law, hyper.quantities, hyper.sources) for label, law in hyper.unused)
+    return Plan(
+        compute=float(compute),
+        experts=float(design.best.design.experts),
+        chain=hyper,
+        design=design,
+        unused=unused,
+    )
 
 
 def ladder_lr(store_path: Path, experts: float) -> Given:

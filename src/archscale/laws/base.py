@@ -166,6 +166,9 @@ class Law(abc.ABC):
     name: ClassVar[str]
     target: ClassVar[str] = "loss"
     grids: ClassVar[tuple[str, ...]] = ("default",)
+    paired: ClassVar[bool] = True
+    """Whether :meth:`predict_paired` works (one log-sum-exp design of the inputs); a plan chains a law
+    without it at its point only, without an interval."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -593,11 +596,13 @@ class Law(abc.ABC):
         """Prediction of every bootstrap fit, shape ``(K, rows)``."""
         return np.exp(log_predict(self._design(self._log_inputs(table)), self._fitted_bootstrap().theta))
 
-    def predict_paired(self, table: Table) -> np.ndarray:
-        """Row i predicted by bootstrap fit i (``table`` has one row per fit, or fewer rows for the first
-        fits), e.g. each fit at its own optimum."""
+    def predict_paired(self, table: Table, refits: np.ndarray | None = None) -> np.ndarray:
+        """Row i predicted by bootstrap fit i, or by fit ``refits[i]`` (``table`` has one row per fit used,
+        or fewer rows for the first fits), e.g. each fit at its own optimum."""
         design = self._design(self._log_inputs(table))
         theta = self._fitted_bootstrap().theta
+        if refits is not None:
+            theta = theta[np.asarray(refits)]
         if design.shape[1] > len(theta):
             raise LawDataError(
                 f"{self.name}: {design.shape[1]} rows to predict fit by fit, but the law has {len(theta)} "

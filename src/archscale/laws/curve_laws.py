@@ -122,6 +122,8 @@ class ScheduleLaw(Law):
     varying: ClassVar[dict[str, str]] = {}
     size_column: ClassVar[str | None] = None  # the column of each run's model size, for laws across sizes
 
+    paired: ClassVar[bool] = False  # no single design: predict_paired cannot work
+
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         raise LawDataError(f"the {self.name} law reads whole schedules, not a design of log inputs")
 

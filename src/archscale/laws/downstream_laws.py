@@ -316,6 +316,8 @@ class AccuracyLaw(Law):
     def _bounds(self) -> Bounds:
         return [(-1.0, 0.0), (0.0, None), (0.0, None), (0.0, 1.0)]
 
+    paired: ClassVar[bool] = False  # no single design: predict_paired cannot work
+
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         raise LawDataError("the accuracy law is a sigmoid in the task loss, not a design of log inputs")
 
@@ -495,6 +497,8 @@ class TwoStepLaw(Law):
         if self._linked:  # the val-loss law's, E_y's (the task-loss law's σ), the link's
             step1 = [*step1, step1[2], *LossToLossLaw()._bounds()]
         return [*step1, *self.accuracy_law()._bounds()]
+
+    paired: ClassVar[bool] = False  # no single design: predict_paired cannot work
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         raise LawDataError("the two-step law chains two fits; it has no single log-sum-exp design")
@@ -791,6 +795,8 @@ class LossToLossLaw(Law):
 
     def _bounds(self) -> Bounds:
         return [(None, None), (None, None)]
+
+    paired: ClassVar[bool] = False  # no single design: predict_paired cannot work
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         raise LawDataError("loss-to-loss has offsets E_x, E_y inside the power: it is fitted directly")

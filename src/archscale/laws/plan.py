@@ -7,8 +7,8 @@ any other law whose inputs are then known adds its target (``batch_size`` from `
 Intervals through a chain carry every law's uncertainty: each quantity a bootstrapped law gives keeps its
 bootstrap samples (the allocation's N_opt, D_opt and loss: each refit at its own optimum), and a law that
 follows is evaluated refit by refit at them (``Law.predict_paired``; the laws are fitted independently,
-so the pairs are joint draws; the samples are shuffled first, :func:`pairing`, as two fits saved with one
-seed draw alike noise for the same refit index). A
+so the pairs are joint draws): draw i meets one refit of it, the refits in a fixed shuffle (:func:`pairing`),
+the draws in place, so along a chain every quantity's sample i belongs to the same upstream draw. A
 bootstrapped law with an input that has no samples (a given quantity, or the output of a law without a
 bootstrap) gets no interval, and ``no_interval`` says why, rather than an interval that leaves that input's
 uncertainty out. A law without a bootstrap (a published one) gives no interval.
@@ -95,6 +95,10 @@ def chain_laws(known: Chain, laws: Sequence[tuple[str, Law]]) -> Chain:
                 )
                 added.no_interval[name] = reason
                 unsampled[target] = added.unsampled[target] = f"it has no interval: {reason}"
+            elif not law.paired:
+                reason = f"{label} cannot be evaluated refit by refit at the upstream samples"
+                added.no_interval[name] = reason
+                unsampled[target] = added.unsampled[target] = f"it has no interval: {reason}"
             else:
                 values = _paired(law, quantities, samples)
                 samples[target] = added.samples[target] = values
@@ -104,28 +108,30 @@ def chain_laws(known: Chain, laws: Sequence[tuple[str, Law]]) -> Chain:
     return replace(added, unused=tuple(pending))
 
 
-def pairing(law: Law, n_samples: int) -> np.ndarray:
-    """Which upstream sample each of ``law``'s refits is evaluated at: refit i at sample order[i], a fixed
-    shuffle (from its own stream of the law's bootstrap seed) of the first min(refits, samples). Shuffled,
-    not i with i: two fits saved with the same seed draw the same noise for refit i, and pairing those would
-    correlate the laws' errors."""
+def pairing(law: Law, n_draws: int) -> np.ndarray:
+    """Which of ``law``'s refits meets upstream draw i (i < min(refits, draws)): a fixed shuffle of its refits
+    from its own stream of the law's bootstrap seed. The draws stay in place, so every quantity's samples
+    are indexed by the same upstream draw all along a chain; the refits are shuffled, not taken i with i,
+    because two fits saved with one seed draw the same noise for the same refit index."""
     assert law.bootstrap_ is not None
-    n = min(len(law.bootstrap_.theta), n_samples)
+    refits = len(law.bootstrap_.theta)
     rng = np.random.default_rng(spawn_seeds(law.bootstrap_.seed, PAIRING_STREAM + 1)[PAIRING_STREAM])
-    return rng.permutation(n_samples)[:n]
+    return rng.permutation(refits)[: min(refits, n_draws)]
 
 
 def _paired(law: Law, quantities: Mapping[str, float], samples: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``law``'s refits at the sampled inputs (:func:`pairing`; all of one upstream draw's inputs together),
-    exact inputs at their value."""
-    sampled = [np.asarray(samples[c], dtype=float) for c in law.inputs if c in samples]
+    """``law``'s refits (:func:`pairing`) at the first draws of its sampled inputs, exact inputs at their
+    value: sample i of the result belongs to upstream draw i, like its inputs'."""
     assert law.bootstrap_ is not None
-    order = pairing(law, min(len(s) for s in sampled)) if sampled else np.arange(len(law.bootstrap_.theta))
+    draws = min([len(law.bootstrap_.theta), *(len(samples[c]) for c in law.inputs if c in samples)])
+    refits = pairing(law, draws)
     table = {
-        c: np.asarray(samples[c], dtype=float)[order] if c in samples else np.full(len(order), quantities[c])
+        c: np.asarray(samples[c], dtype=float)[: len(refits)]
+        if c in samples
+        else np.full(len(refits), quantities[c])
         for c in law.inputs
     }
-    return law.predict_paired(table)
+    return law.predict_paired(table, refits)
 
 
 def why_unused(label: str, law: Law, quantities: Mapping[str, float], sources: Mapping[str, str]) -> str:
@@ -249,6 +255,7 @@ class Plan:
                 "sources": chain.sources,
                 "intervals": chain.intervals,
                 "no_interval": chain.no_interval,
+                "unused": list(self.unused),
             }
         plan = {"compute": self.compute, "experts": self.experts, "size": self.size} | self.allocation
         plan |= {
@@ -290,6 +297,7 @@ class Plan:
                     f"  {key}: {chain.quantities[key]:.4g}{_interval_text(key, chain.intervals, chain.no_interval)}"
                     f"  (from {chain.sources[key]})"
                 )
+        lines += [f"  not used: {u}" for u in self.unused]
         for choice in plan.choices[1:]:
             capped = ", capped by total parameters" if choice.capped else ""
             lines.append(f"  then {choice.design.label}: loss {choice.loss:.4g} (+{choice.loss - best.loss:.3g}), "

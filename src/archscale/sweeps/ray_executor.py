@@ -21,6 +21,7 @@ from archscale.sweeps.executor import Coordinator, run_dir_for
 from archscale.sweeps.run_logs import LogOptions, importable
 from archscale.sweeps.worker import limit_threads, run_one
 from archscale.training.branches import Branch
+from archscale.training.options import TrainOptions
 from archscale.training.run_config import RunConfig
 
 POLL_SECONDS = 0.5  # how often the driver drains progress events while waiting for results
@@ -36,11 +37,18 @@ class RayUnavailableError(ArchscaleRuntimeError, ImportError):
 
 def _run_task(
     run_dict: dict[str, Any], run_dir: str, run_id: str, events: Any, threads: int, device: str,
-    logs: LogOptions | None,
+    logs: LogOptions | None, options: TrainOptions,
 ) -> dict[str, Any]:  # fmt: skip
     """The body of one Ray task (module level, so workers import it rather than unpickle a closure)."""
     limit_threads(threads)
-    return run_one(run_dict, run_dir, lambda kind, payload: events.put((run_id, kind, payload)), device, logs)
+    return run_one(
+        run_dict,
+        run_dir,
+        lambda kind, payload: events.put((run_id, kind, payload)),
+        device,
+        logs,
+        options=options,
+    )
 
 
 class RayExecutor:
@@ -68,6 +76,10 @@ class RayExecutor:
             raise RayExecutorError("num_cpus: only for a local instance; leave it out when giving an address")
         self.address, self.num_cpus = address, num_cpus
         self.num_cpus_per_run, self.num_gpus_per_run = num_cpus_per_run, num_gpus_per_run
+        # runs sharing a GPU (a fraction) each plan their memory within their share of it
+        self.train_options = TrainOptions(
+            device_share=min(1.0, num_gpus_per_run) if num_gpus_per_run > 0 else 1.0
+        )
         self.logs = logs
 
     def execute(
@@ -110,7 +122,7 @@ class RayExecutor:
         run_ids = {
             task.remote(
                 run.to_dict(), str(run_dir_for(run_root, run)), run.run_id, events, self.num_cpus_per_run,
-                device, self.logs,
+                device, self.logs, self.train_options,
             ): run.run_id
             for run in runs
         }  # fmt: skip

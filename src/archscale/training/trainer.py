@@ -149,11 +149,7 @@ class Trainer:
                 hint=f"build the data with RunConfig.tokenizer={run.tokenizer!r}",
             )
         if memory_budget is None:
-            memory_budget = (
-                torch.cuda.get_device_properties(self.device).total_memory
-                if self.device.type == "cuda"
-                else available_host_memory()
-            )
+            memory_budget = default_memory_budget(self.device, options.device_share)
         # before anything is allocated: how each micro-batch runs, or a refusal with the numbers; every rank
         # plans from the smallest rank's memory, so they all choose alike (FSDP and DDP do not mix)
         budget = min_across_ranks(
@@ -401,6 +397,14 @@ def available_host_memory() -> float | None:
         return float(fields["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
         return None
+
+
+def default_memory_budget(device: torch.device, share: float = 1.0) -> float | None:
+    """The bytes a run may plan for on ``device``: ``share`` of a GPU's memory, or the memory the host has
+    available (None when unknown)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory * share
+    return available_host_memory()
 
 
 def check_memory(
