@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from archscale.analysis.study_plan import plan_study, truth_from_dict
+from archscale.analysis.study_plan import plan_study
 from archscale.analysis.suite import from_store
 from archscale.store import ResultsStore
-from archscale.study import MICRO_TRUTH, preset_spec_path, study_design, study_runs
+from archscale.study import micro_truth, preset_spec_path, study_design, study_runs
 from archscale.sweeps.dry_run import plan_runs, sweep_seconds
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for store in args.stores:
         print(f"realised, {store}: {realised(store, args.bootstrap)}", flush=True)
-    truth = truth_from_dict(MICRO_TRUTH, "MICRO_TRUTH")
+    truth = micro_truth()
     designs = {
         "micro": None,
         "sweeps-3-seeds": variant(args.out, "seeds3", lambda e: e.update(seeds=[0, 1, 2])),

@@ -113,6 +113,11 @@ MICRO_TRUTH = {
 """The truth ``plan study --preset micro`` assumes without a store: what the micro main job measured."""
 
 
+def micro_truth() -> tuple[StudyTruth, StudyNoise]:
+    """:data:`MICRO_TRUTH` read as a truth and noise."""
+    return truth_from_dict(MICRO_TRUTH, "MICRO_TRUTH")
+
+
 def ladder_design(runs: list[RunConfig]) -> LadderDesign:
     """The study's ladder as its law points read it (the report's "budgets" rule): a trunk with its
     cooldown branches is one run read at each budget; every other (model, budget) gives one point, its
@@ -194,9 +199,7 @@ def _stored(store_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
     """The store's runs that the paper's analyses read (:func:`~archscale.analysis.suite.paper_runs`), its
     curve and its test evals."""
     with ResultsStore(store_path, read_only=True) as store:
-        runs = store_runs(store)
-        runs["branch_step"] = [store.meta(r).get("branch", {}).get("step", 0) for r in runs["run_id"]]
-        return paper_runs(runs), store.curve(), store.evals(split="test", subset="all")
+        return paper_runs(store_runs(store)), store.curve(), store.evals(split="test", subset="all")
 
 
 def store_truth(store_path: Path, seed: int = 0) -> tuple[StudyTruth, StudyNoise]:
@@ -223,8 +226,9 @@ def claims_preview(runs: list[RunConfig], replicates: int = 8, seed: int = 0, wo
     """What the study's design can resolve for each dense-vs-MoE claim, before it is trained: ``plan study``
     under :data:`MICRO_TRUTH` with a few replicates (a preview: ``archscale plan study`` runs more)."""
     design, evals = study_design(runs)
-    truth = truth_from_dict(MICRO_TRUTH, "MICRO_TRUTH")
-    plan = plan_study(design, evals, *truth, replicates=replicates, bootstrap=50, seed=seed, workers=workers)
+    plan = plan_study(
+        design, evals, *micro_truth(), replicates=replicates, bootstrap=50, seed=seed, workers=workers
+    )
     return "\n".join(
         [
             f"what each dense-vs-MoE claim can resolve (plan study: {replicates} simulated studies of this design "

@@ -304,13 +304,14 @@ def law_points(
 
 def store_runs(store: ResultsStore) -> pd.DataFrame:
     """The store's runs with ``corpus`` (the fingerprint of the corpus each run trained on; None when the
-    run did not record one), ``epochs`` (how often it went over its data) and ``trunk`` (the run whose stable
-    phase a cooldown branch shares; itself otherwise)."""
+    run did not record one), ``epochs`` (how often it went over its data), ``trunk`` (the run whose stable
+    phase a cooldown branch shares; itself otherwise) and ``branch_step`` (the steps it shares; 0 for a
+    trunk)."""
     runs = store.runs()
     meta = [store.meta(run_id) for run_id in runs["run_id"]]
     runs["corpus"] = [m.get("data", {}).get("corpus") for m in meta]
     runs["epochs"] = [m.get("data", {}).get("epochs") for m in meta]
-    runs["trunk"] = [
-        m.get("branch", {}).get("trunk_id", run_id) for m, run_id in zip(meta, runs["run_id"], strict=True)
-    ]
+    branches = [m.get("branch", {}) for m in meta]
+    runs["trunk"] = [b.get("trunk_id", run_id) for b, run_id in zip(branches, runs["run_id"], strict=True)]
+    runs["branch_step"] = [b.get("step", 0) for b in branches]
     return runs

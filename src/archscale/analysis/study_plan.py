@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from archscale import fields
 from archscale.analysis.errors import AnalysisError
 from archscale.analysis.points import FAMILIES, SMOOTHING_WINDOW, finished_runs, law_points, require_columns
 from archscale.analysis.results import Result
@@ -121,25 +122,6 @@ LAW_TERMS = ("A", "alpha", "B", "beta", "sigma")
 POWER_LAWS = ("batch", "lr", "noise_scale")
 
 
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _number(value: Any, where: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        hint = (
-            " (YAML reads 1e-8 as text: write 1.0e-8)" if isinstance(value, str) and _numeric(value) else ""
-        )
-        raise AnalysisError(f"{where}: must be a number, got {value!r}{hint}")
-    if positive and value <= 0:
-        raise AnalysisError(f"{where}: must be > 0, got {value!r}")
-    return float(value)
-
-
 def _mapping(value: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise AnalysisError(f"{where}: must be a mapping with {', '.join(keys)}, got {value!r}")
@@ -164,15 +146,6 @@ def truth_to_dict(truth: StudyTruth, noise: StudyNoise) -> dict[str, Any]:
     }
 
 
-def _curvature_value(value: Any, where: str) -> float:
-    number = _number(value, where)
-    if number < 0:
-        raise AnalysisError(
-            f"{where}: must be >= 0 (a negative curvature makes the optimum a maximum), got {number}"
-        )
-    return number
-
-
 def truth_from_dict(data: Any, where: str = "truth file") -> tuple[StudyTruth, StudyNoise]:
     """Read :func:`truth_to_dict`'s format; a bad field raises one line naming it."""
     data = _mapping(data, where, ("truth", "noise", "source"))
@@ -186,16 +159,13 @@ def truth_from_dict(data: Any, where: str = "truth file") -> tuple[StudyTruth, S
             at = f"{where}: truth.{kind}.{name}"
             power = _mapping(entry[name], at, ("lambda", "exponent"))
             powers[name] = (
-                _number(power["lambda"], f"{at}.lambda", True),
-                _number(power["exponent"], f"{at}.exponent"),
+                fields.real(f"{at}.lambda", power["lambda"], AnalysisError),
+                float(fields.number(f"{at}.exponent", power["exponent"], AnalysisError)),
             )
-        terms = {
-            k: _number(law[k], f"{where}: truth.{kind}.law.{k}", positive=k != "sigma") for k in LAW_TERMS
+        terms = {  # σ, the loss floor, may be 0; the rest are positive
+            k: fields.real(f"{where}: truth.{kind}.law.{k}", law[k], AnalysisError, low_open=k != "sigma")
+            for k in LAW_TERMS
         }
-        if terms["sigma"] < 0:
-            raise AnalysisError(
-                f"{where}: truth.{kind}.law.sigma: must be >= 0 (a loss floor), got {terms['sigma']}"
-            )
         families[kind] = FamilyTruth(law=terms, **powers)
     curvature = _mapping(given["curvature"], f"{where}: truth.curvature", ("batch", "lr"))
     source = _mapping(data["source"], f"{where}: source", ("truth", "noise"))
@@ -203,12 +173,17 @@ def truth_from_dict(data: Any, where: str = "truth file") -> tuple[StudyTruth, S
     return (
         StudyTruth(
             families,
-            _curvature_value(curvature["batch"], f"{where}: truth.curvature.batch"),
-            _curvature_value(curvature["lr"], f"{where}: truth.curvature.lr"),
+            *(  # ≥ 0: a negative curvature would make the optimum a maximum
+                fields.real(
+                    f"{where}: truth.curvature.{axis}", curvature[axis], AnalysisError, low_open=False
+                )
+                for axis in ("batch", "lr")
+            ),
             source=str(source["truth"]),
         ),
         StudyNoise(
-            **{k: _number(noise[k], f"{where}: noise.{k}") for k in NOISES}, source=str(source["noise"])
+            **{k: float(fields.number(f"{where}: noise.{k}", noise[k], AnalysisError)) for k in NOISES},
+            source=str(source["noise"]),
         ),
     )
 

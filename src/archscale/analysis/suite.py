@@ -110,12 +110,19 @@ def analyse(
     )
 
 
+def sp_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs outside the LR-transfer panel: with LR ladders in other parametrisations (the panel's) in the
+    store, the SP runs only; else all of them."""
+    if not has_lr_ladders(runs):
+        return runs
+    return runs[[m["parametrization"] == "sp" for m in stored_models(runs)]]
+
+
 def paper_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs the paper's analyses read: with LR ladders in other parametrisations (the transfer panel's)
-    the SP runs only, and of those, when MoE design variants are present (the design-space panel's), the
-    paper's designs (:func:`~archscale.analysis.design_space.paper_design_runs`)."""
-    if has_lr_ladders(runs):
-        runs = runs[[m["parametrization"] == "sp" for m in stored_models(runs)]]
+    """The runs the paper's analyses read: the SP runs (:func:`sp_runs`), and of those, when MoE design
+    variants are present (the design-space panel's), the paper's designs
+    (:func:`~archscale.analysis.design_space.paper_design_runs`)."""
+    runs = sp_runs(runs)
     return paper_design_runs(runs) if has_design_variants(runs) else runs
 
 

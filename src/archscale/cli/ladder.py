@@ -278,7 +278,7 @@ def study_plan_command(
     """How wide each dense-vs-MoE claim's interval will be (test loss, α_N, B_opt, lr_opt, noise scale) and
     how often it is resolved, for a study design, by simulating the study: the truth and noise measured on a
     store (--store), given in a file (--truth), or for the micro preset the micro study's measured ones."""
-    from archscale.study import MICRO_TRUTH, store_design, store_truth, study_design, study_runs
+    from archscale.study import micro_truth, store_design, store_truth, study_design, study_runs
 
     for flag, path in (("--store", store), ("--truth", truth), ("--spec", spec)):
         if path is not None and not path.exists():
@@ -297,7 +297,7 @@ def study_plan_command(
         elif store is not None:
             assumed = store_truth(store, seed)
         elif (preset or "") == "micro" and spec is None:
-            assumed = truth_from_dict(MICRO_TRUTH, "MICRO_TRUTH")
+            assumed = micro_truth()
         else:
             raise LawDataError(
                 "give the truth: --store STORE (a pilot study) or --truth FILE; only the micro preset has a "

@@ -292,6 +292,7 @@ class AccuracyLaw(Law):
     loss: Literal["huber", "squared"] = "squared"
 
     name: ClassVar[str] = "accuracy"
+    paired: ClassVar[bool] = False  # a sigmoid: no single design, so predict_paired cannot work
     target: ClassVar[str] = "accuracy"
     inputs: ClassVar[tuple[str, ...]] = ("task_loss",)
     theta_names: ClassVar[tuple[str, ...]] = ("a", "L0", "k", "b")
@@ -315,8 +316,6 @@ class AccuracyLaw(Law):
 
     def _bounds(self) -> Bounds:
         return [(-1.0, 0.0), (0.0, None), (0.0, None), (0.0, 1.0)]
-
-    paired: ClassVar[bool] = False  # no single design: predict_paired cannot work
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         raise LawDataError("the accuracy law is a sigmoid in the task loss, not a design of log inputs")
@@ -433,6 +432,7 @@ class TwoStepLaw(Law):
     route: Literal["direct", "loss-to-loss"] = "direct"
 
     name: ClassVar[str] = "two-step"
+    paired: ClassVar[bool] = False  # two chained fits: no single design, so predict_paired cannot work
     target: ClassVar[str] = "accuracy"
     grids: ClassVar[tuple[str, ...]] = ("default", "hoffmann")
 
@@ -497,8 +497,6 @@ class TwoStepLaw(Law):
         if self._linked:  # the val-loss law's, E_y's (the task-loss law's σ), the link's
             step1 = [*step1, step1[2], *LossToLossLaw()._bounds()]
         return [*step1, *self.accuracy_law()._bounds()]
-
-    paired: ClassVar[bool] = False  # no single design: predict_paired cannot work
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         raise LawDataError("the two-step law chains two fits; it has no single log-sum-exp design")
@@ -773,6 +771,7 @@ class LossToLossLaw(Law):
     loss: Literal["huber", "squared"] = "squared"
 
     name: ClassVar[str] = "loss-to-loss"
+    paired: ClassVar[bool] = False  # offsets inside the power: predict_paired cannot work
     target: ClassVar[str] = "task_loss"
     theta_names: ClassVar[tuple[str, ...]] = ("log_K", "kappa")
 
@@ -795,8 +794,6 @@ class LossToLossLaw(Law):
 
     def _bounds(self) -> Bounds:
         return [(None, None), (None, None)]
-
-    paired: ClassVar[bool] = False  # no single design: predict_paired cannot work
 
     def _design(self, logx: Mapping[str, np.ndarray]) -> np.ndarray:
         raise LawDataError("loss-to-loss has offsets E_x, E_y inside the power: it is fitted directly")

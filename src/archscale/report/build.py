@@ -30,9 +30,8 @@ from archscale.analysis.design_space import (
 from archscale.analysis.downstream import downstream_table
 from archscale.analysis.downstream_chain import DownstreamPanel, downstream_panels
 from archscale.analysis.lr_transfer import LRTransferResult, has_lr_ladders, store_lr_transfer
-from archscale.analysis.points import stored_models
 from archscale.analysis.public import PublicEvidence, clark_evidence, multipower_evidence, steplaw_evidence
-from archscale.analysis.suite import paper_runs, store_runs
+from archscale.analysis.suite import paper_runs, sp_runs, store_runs
 from archscale.errors import ArchscaleError
 from archscale.laws import AnnealingLaw
 from archscale.laws.resampling import spawn_seeds
@@ -140,15 +139,15 @@ def build_report(
             seed, 5
         )  # a prefix: the rest as before
         runs = store_runs(store)  # one metadata read per run, shared by the analyses and the fingerprints
-        lr_transfer, design_runs = None, runs
+        lr_transfer = None
         if has_lr_ladders(runs):  # μP (or CompleteP) LR ladders over widths: the transfer panel reads them
             lr_transfer = store_lr_transfer(
                 runs,
                 store.evals(split="test", subset="all"),
                 bootstrap=bootstrap,
                 seed=lr_seed,
-            )  # and the design-space panel reads the SP runs only, not the ladders' designs at every LR
-            design_runs = runs[[m.get("parametrization", "sp") == "sp" for m in stored_models(runs)]]
+            )
+        design_runs = sp_runs(runs)  # the design-space panel reads the SP runs, not the ladders' designs
         design = None
         if has_design_variants(
             design_runs
