@@ -51,7 +51,7 @@ def study_command(
         typer.Option(
             "--preset",
             help=(
-                "micro (15-17 min on 2 CPU cores, measured), cpu (~2 h, estimated), gpu (~9 h on one H200, "
+                "micro (15-18 min on 2 CPU cores, measured), cpu (~2 h, estimated), gpu (~9 h on one H200, "
                 "estimated), moe-design (the MoE design space, 40 min on 2 CPU cores, measured), lr-transfer "
                 "(learning-rate ladders over 4 widths, SP and μP, dense and MoE, ~38 min on 2 CPU cores, estimated)."
             ),
