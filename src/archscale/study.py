@@ -30,7 +30,7 @@ from archscale.sweeps.executor import SweepSummary, default_run_root, executor_f
 from archscale.training.branches import plan_branches
 from archscale.training.run_config import RunConfig
 
-PRESETS = ("micro", "cpu", "gpu", "moe-design", "lr-transfer")
+PRESETS = ("micro", "cpu", "gpu", "moe-design", "lr-transfer", "lr-transfer-gpu")
 
 Downstream = Callable[[ResultsStore, Path, list[RunConfig]], object]
 """Scores the given finished runs on a downstream task and stores the scores with them (the CLI passes the

@@ -165,22 +165,35 @@ def test_an_optimum_just_below_a_diverged_lr_is_not_held_at_the_last_finite_cell
     assert optimum.log2_lr_opt == pytest.approx(truth, abs=1e-6)
 
 
-def test_the_preset_expands_to_its_planned_ladders():
-    """study-lr-transfer: 472 runs; widths 32-256 at head size 16 and 2 layers with d_ff in proportion; SP
-    and μP (base width 32) for dense and MoE (E 8, top-2) with two seeds on a √2 grid wide enough for SP's
-    drift; under μP also MoE at E 4, E 16 and granularity 2, one seed."""
+@pytest.mark.parametrize(
+    ("preset", "base", "head_dim", "layers", "tokens", "batch", "sp_range"),
+    [
+        ("lr-transfer", 32, 16, 2, 100_000, 8, (1e-3, 0.045)),
+        ("lr-transfer-gpu", 128, 64, 4, 20_000_000, 64, (2.5e-4, 0.0113)),
+    ],
+)
+def test_the_preset_expands_to_its_planned_ladders(preset, base, head_dim, layers, tokens, batch, sp_range):
+    """472 runs at widths base·(1, 2, 4, 8) at a fixed head size and depth with d_ff in proportion; SP and μP
+    (base width = the smallest) for dense and MoE (E 8, top-2) with two seeds on a √2 grid wide enough for
+    SP's drift (an optimum halving per doubling moves 6 steps over the ladder); under μP also MoE at E 4,
+    E 16 and granularity 2, one seed. The CPU preset and its GPU-sized twin share the design."""
     from archscale.study import PRESETS, preset_spec_path
     from archscale.sweeps import load_spec
 
-    assert "lr-transfer" in PRESETS
-    runs = load_spec(preset_spec_path("lr-transfer")).expand()
+    assert preset in PRESETS
+    runs = load_spec(preset_spec_path(preset)).expand()
     assert len(runs) == 472
     ladders: dict[tuple, set] = {}
     for run in runs:
         m = run.model
-        assert m.head_dim == 16 and m.n_layers == 2 and run.tokens == 100_000 and run.batch_size == 8
+        assert (
+            m.head_dim == head_dim
+            and m.n_layers == layers
+            and run.tokens == tokens
+            and run.batch_size == batch
+        )
         assert m.d_ff == (3 * m.d_model if m.kind == "dense" else 3 * m.d_model // 2)  # in proportion
-        assert (m.base_width == 32) == (m.parametrization == "mup")
+        assert (m.base_width == base) == (m.parametrization == "mup")
         key = (m.kind, m.n_experts, m.granularity, m.parametrization)
         ladders.setdefault(key, set()).add((m.d_model, run.lr, run.seed))
     assert set(ladders) == {
@@ -188,15 +201,13 @@ def test_the_preset_expands_to_its_planned_ladders():
         ("moe", 4, 1, "mup"), ("moe", 16, 1, "mup"), ("moe", 8, 2, "mup"),
     }  # fmt: skip
     for key, cells in ladders.items():
-        assert {w for w, _, _ in cells} == set(WIDTHS), key
+        assert {w for w, _, _ in cells} == {base * k for k in (1, 2, 4, 8)}, key
         lrs = np.array(sorted({lr for _, lr, _ in cells}))
         assert np.allclose(np.diff(np.log2(lrs)), 0.5, atol=1e-3), key  # √2 apart
         seeds = {s for _, _, s in cells}
         assert seeds == ({0, 1} if key[1:3] == (8, 1) or key[0] == "dense" else {0}), key
-        if (
-            key[3] == "sp"
-        ):  # SP's optimum may halve per doubling: 6 steps from 32 to 256, plus a bowl each side
-            assert len(lrs) == 12 and lrs[0] <= 1e-3 and lrs[-1] >= 0.045
+        if key[3] == "sp":
+            assert len(lrs) == 12 and lrs[0] <= sp_range[0] and lrs[-1] >= sp_range[1]
         else:
             assert len(lrs) == 10
 
