@@ -76,6 +76,22 @@ def test_an_edge_optimum_is_a_bound_never_a_value():
     assert ladder.verdict == "drifts"  # the bound lies more than a step beyond width 32's interval
 
 
+def test_each_width_reports_its_best_cells_loss_as_the_seed_mean():
+    """The best cell's loss is the mean over seeds at the best LR (hand-computed): with every seed at every LR
+    the seed offsets cancel in the mean, so it is the plain average of the runs there."""
+    rows = [
+        {"design": "dense", "parametrization": "mup", "width": w, "lr": lr, "seed": seed,
+         "loss": loss + width_gain + seed_offset}
+        for w, width_gain in ((32, 0.0), (64, -0.1))
+        for seed, seed_offset in ((0, 0.0), (1, 0.05))
+        for lr, loss in zip((0.004, 0.0057, 0.008, 0.0113, 0.016), (3.2, 3.1, 3.05, 3.12, 3.3), strict=True)
+    ]  # fmt: skip
+    optima = lr_transfer(pd.DataFrame(rows), bootstrap=0, seed=0).ladders[0].optima
+    assert [(o.width, o.best_cell_lr) for o in optima] == [(32, 0.008), (64, 0.008)]
+    assert optima[0].best_cell_loss == pytest.approx((3.05 + 3.10) / 2)
+    assert optima[1].best_cell_loss == pytest.approx((2.95 + 3.00) / 2)
+
+
 def test_flat_noisy_ladder_is_inconclusive_and_single_seed_uses_residuals():
     """One seed, a shallow bowl and 1 % noise: the intervals come from the quadratics' residuals, and a
     spread the noise cannot resolve is 'inconclusive', not 'transfers'."""
@@ -285,7 +301,7 @@ def test_the_transferred_lr_reads_the_plain_design_and_names_a_drift_without_a_v
     from archscale.analysis.lr_transfer import Ladder, LRTransferResult, WidthOptimum
 
     def ladder(design, verdict, valued, drift=None):
-        optima = [WidthOptimum(w, 5, 2, 0.01, lr_opt=0.01 if i < valued else None, interval=[0.008, 0.012])
+        optima = [WidthOptimum(w, 5, 2, 0.01, 3.0, lr_opt=0.01 if i < valued else None, interval=[0.008, 0.012])
                   for i, w in enumerate(WIDTHS)]  # fmt: skip
         return Ladder(design, "mup", "moe", optima=optima, verdict=verdict, drift=drift)
 

@@ -208,6 +208,7 @@ class WidthOptimum(Result):
     lrs: int
     seeds: int
     best_cell_lr: float
+    best_cell_loss: float  # its mean test loss over seeds: what the width reaches on the grid (SP vs μP)
     lr_opt: float | None = None  # the vertex; None when only a bound is known or no bowl was found
     log2_lr_opt: float | None = None
     interval: list[float | None] | None = None  # of lr_opt (None at an open end)
@@ -347,11 +348,9 @@ def lr_transfer(
         reps: dict[int, np.ndarray] = {}
         for width, fit in sorted(fits.items()):
             lrs = np.exp2(fit.x)
+            best = int(np.nanargmin(np.where(np.isfinite(fit.cells), fit.cells, np.inf)))
             opt = WidthOptimum(
-                width,
-                len(fit.x),
-                int(fit.seeds.max()),
-                float(lrs[np.nanargmin(np.where(np.isfinite(fit.cells), fit.cells, np.inf))]),
+                width, len(fit.x), int(fit.seeds.max()), float(lrs[best]), float(fit.cells[best])
             )
             if fit.status == -1 or fit.status == 1:
                 opt.bound = "below" if fit.status == -1 else "above"

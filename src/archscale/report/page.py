@@ -414,7 +414,8 @@ def _lr_transfer(result: dict[str, Any], figures: dict[str, str]) -> str:
                 f"≤ {o['best_cell_lr']:.3g}" if o["bound"] == "below" else f"≥ {o['best_cell_lr']:.3g}"
             )  # fmt: skip
             rows.append([escape(lad["design"]), escape(lad["parametrization"]), str(o["width"]),
-                         f"{o['lrs']} × {o['seeds']}", _fmt(o["best_cell_lr"], ".3g"), value,
+                         f"{o['lrs']} × {o['seeds']}", _fmt(o["best_cell_lr"], ".3g"),
+                         _fmt(o["best_cell_loss"], ".4g"), value,
                          interval(o["interval"], lambda v: format(v, ".3g")), escape(o["note"] or "")])  # fmt: skip
         sigma = "" if lad["sigma"] is None else f"{lad['sigma']:.3g} ({escape(lad['sigma_source'])})"
         ladders.append([escape(lad["design"]), escape(lad["parametrization"]), _fmt(lad["drift"], "+.2f"),
@@ -423,7 +424,8 @@ def _lr_transfer(result: dict[str, Any], figures: dict[str, str]) -> str:
                         f"<span class={lad['verdict']}>{escape(lad['verdict'])}</span>",
                         escape(lad["reason"])])  # fmt: skip
     text = _figure("lr_transfer", figures)
-    text += table(["design", "param.", "width", "LRs × seeds", "best cell", "lr_opt", "95% interval", "note"],
+    text += table(["design", "param.", "width", "LRs × seeds", "best cell", "its loss", "lr_opt", "95% interval",
+                   "note"],
                   rows, text_columns=2)  # fmt: skip
     text += table(
         ["design", "param.", "drift (log2 / doubling)", "95% interval", "drift (√2 steps / doubling)",
