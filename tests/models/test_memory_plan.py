@@ -11,6 +11,7 @@ from archscale.errors import ArchscaleError
 from archscale.models import get_preset
 from archscale.models.memory import GIB, estimate_memory, plan_memory
 from archscale.sweeps.dry_run import GPU_MEMORY_GIB, GPUS_PER_NODE, format_plan, plan_runs
+from archscale.training import checkpoint
 from archscale.training.run_config import RunConfig
 from archscale.training.trainer import Trainer, load_train_data
 from memory_helpers import measured_peak
@@ -95,6 +96,48 @@ def test_a_split_micro_batch_trains_the_curve_of_the_unsplit_run(tiny_corpus, tm
         got, want = [r[key] for r in a.curve], [r[key] for r in b.curve]
         assert all(v == v for v in want[1:])  # measured: two micro-batches a step
         assert got == pytest.approx(want, rel=1e-5, nan_ok=True), key
+
+
+class _Died(Exception):
+    pass
+
+
+def test_a_resumed_run_keeps_its_passes_where_they_fit_and_records_where_it_could_not(
+    tiny_corpus, tmp_path, monkeypatch
+) -> None:
+    """A run that dies right after its step-4 checkpoint, having trained in two passes of 2 rows (a tight
+    budget): resumed where the whole micro-batch would fit, it trains on in its two passes, so its curve
+    is the uninterrupted run's bit for bit (one pass of 4 rows sums in another order); resumed where 2 rows
+    no longer fit, it re-plans to 1 row a pass and its record names the step and both plans."""
+    run, budget = _split_run(tiny_corpus)
+    run = run.replace(checkpoint_every_steps=4)
+    uninterrupted = Trainer(run, load_train_data(run), tmp_path / "whole", memory_budget=budget).fit()
+    one_row, two_rows = (
+        estimate_memory(run.model, r, run.seq_len, noise_probe=run.measures_noise_scale).total for r in (1, 2)
+    )
+    save = checkpoint.save_state
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise _Died
+
+    for name, resume_budget, rows in (("roomy", 100 * GIB, 2), ("tight", (one_row + two_rows) / 2, 1)):
+        run_dir = tmp_path / name
+        with monkeypatch.context() as patch:
+            patch.setattr(checkpoint, "save_state", save_then_die)
+            with pytest.raises(_Died):
+                Trainer(run, load_train_data(run), run_dir, memory_budget=budget).fit()
+        resumed = Trainer(run, load_train_data(run), run_dir, memory_budget=resume_budget)
+        assert (resumed.step, resumed.plan.rows, resumed.plan.passes) == (4, rows, 4 // rows)
+        result = resumed.fit()
+        if name == "roomy":
+            assert [r["lm_loss"] for r in result.curve] == [r["lm_loss"] for r in uninterrupted.curve]
+            assert [r["grad_norm"] for r in result.curve] == [r["grad_norm"] for r in uninterrupted.curve]
+            assert "memory_plan_changed" not in result.data
+        else:
+            changed = result.data["memory_plan_changed"]
+            assert changed["step"] == 4 and (changed["from"]["rows"], changed["to"]["rows"]) == (2, 1)
+            assert result.data["memory_plan"].startswith("1 row × 4 passes")
 
 
 def test_the_split_runs_estimate_is_within_15_percent_of_the_measured_peak(tiny_corpus) -> None:

@@ -27,6 +27,7 @@ a run's placement: rows per pass, recomputation and sharding chosen to fit the d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from archscale.errors import ArchscaleError
 from archscale.models.config import ModelConfig
@@ -163,6 +164,13 @@ class MemoryPlan:
             parts.append("activations recomputed")
         return ", ".join([*parts, f"{self.estimate.total / GIB:.3g} GiB/device"])
 
+    def choices(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the plan, so a resumed run can train on in the same passes."""
+        return {
+            "rows": self.rows, "checkpoint_activations": self.checkpoint_activations, "shard": self.shard,
+            "ranks": self.ranks,
+        }  # fmt: skip
+
 
 def plan_memory(
     cfg: ModelConfig,
@@ -176,6 +184,7 @@ def plan_memory(
     shard: bool | None = None,
     checkpoint_activations: bool | None = None,
     noise_probe: bool = False,
+    rows_per_pass: int | None = None,
 ) -> MemoryPlan:
     """The cheapest way to train a micro-batch of ``micro_batch`` rows (default: all this rank's ``rows``
     of a step) within ``budget_bytes`` per device: the largest pass dividing the micro-batch that fits,
@@ -183,11 +192,18 @@ def plan_memory(
     there are several), recomputed activations, both. Sharding on one node costs communication that
     overlaps the compute, while recomputation costs about a third more compute on every step, so the plan
     shards before it recomputes. ``shard``/``checkpoint_activations``: True or False fixes that choice,
-    None lets the plan decide. Refuses with the numbers when nothing fits."""
+    None lets the plan decide; ``rows_per_pass`` fixes the rows a pass likewise. Refuses with the numbers
+    when nothing fits."""
     micro = rows if micro_batch is None else micro_batch
     recompute_choices = (False, True) if checkpoint_activations is None else (checkpoint_activations,)
     shard_choices = (False, True) if shard is None and ranks > 1 else (bool(shard),)
     divisors = sorted((m for m in range(1, micro + 1) if micro % m == 0), reverse=True)
+    if rows_per_pass is not None:
+        if rows_per_pass not in divisors:
+            raise ArchscaleError(
+                f"rows_per_pass={rows_per_pass} does not divide the micro-batch of {micro} rows"
+            )
+        divisors = [rows_per_pass]
     for recompute in recompute_choices:
         for sharded in shard_choices:
             for pass_rows in divisors:

@@ -155,8 +155,17 @@ class Trainer:
         budget = min_across_ranks(
             math.inf if memory_budget is None else memory_budget, self.dist, self.device
         )
+        state = checkpoint.load_state(self.run_dir, run)  # a resumed run keeps its passes where they fit
+        kept = None if state is None else state.get("memory_plan")
         self.plan = check_memory(
-            run, self.dist.world_size, options, budget, bf16=self.autocast_dtype is not None
+            run, self.dist.world_size, options, budget, bf16=self.autocast_dtype is not None, kept=kept
+        )
+        # a resumed run whose plan no longer fits trains on in other passes: equal up to summation order
+        # (an MoE's balance loss, a per-pass statistic, moves more), so the run's record says where it changed
+        self.plan_changed = (
+            None
+            if kept is None or kept == self.plan.choices()
+            else {"step": state["step"], "from": kept, "to": self.plan.choices()}
         )
         self.sharded = self.plan.shard
         torch.manual_seed(run.seed)
@@ -198,6 +207,8 @@ class Trainer:
         self.status: str = "running"  # -> "finished" | "diverged"
         self.diverged_step: int | None = None
         self.message: str | None = None
+        if state is not None:
+            self.load_state_dict(state)
 
     # ---- state -----------------------------------------------------------------------------------
     def _state_dict_options(self) -> StateDictOptions:
@@ -221,6 +232,7 @@ class Trainer:
             "status": self.status,
             "diverged_step": self.diverged_step,
             "message": self.message,
+            "memory_plan": self.plan.choices(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -329,9 +341,6 @@ class Trainer:
     def fit(self) -> RunResult:
         """Train to the end of the budget (or to divergence), resuming from a checkpoint if one exists."""
         run = self.run
-        state = checkpoint.load_state(self.run_dir, run)
-        if state is not None:
-            self.load_state_dict(state)
         first_loss = self.curve[0]["lm_loss"] if self.curve else None
         pending: list[dict] = []
         window_start, window_tokens = time.perf_counter(), 0
@@ -384,8 +393,14 @@ class Trainer:
         return RunResult(
             run.run_id, self.status, self.step, self.curve[-1]["lm_loss"] if self.curve else float("nan"),
             self.diverged_step, self.wall_time, self.curve, self.evals, self.message,
-            {**self.data.record, "memory_plan": self.plan.describe()},
+            self.record(),
         )  # fmt: skip
+
+    def record(self) -> dict[str, Any]:
+        """The run's data record (corpus and tokeniser fingerprints, epochs), its memory plan and, for a run
+        resumed in other passes than it started in, the step and the plans on either side."""
+        record = {**self.data.record, "memory_plan": self.plan.describe()}
+        return record if self.plan_changed is None else {**record, "memory_plan_changed": self.plan_changed}
 
 
 def available_host_memory() -> float | None:
@@ -408,14 +423,40 @@ def default_memory_budget(device: torch.device, share: float = 1.0) -> float | N
 
 
 def check_memory(
-    run: RunConfig, ranks: int, options: TrainOptions, budget: float, *, bf16: bool
+    run: RunConfig,
+    ranks: int,
+    options: TrainOptions,
+    budget: float,
+    *,
+    bf16: bool,
+    kept: dict[str, Any] | None = None,
 ) -> MemoryPlan:
     """How this run's micro-batches fit ``budget`` bytes per device, before anything is allocated: the run's
     own micro-batch in one pass where it fits (so a run trains exactly as it always did), else in passes of
     fewer rows, with FSDP or recomputed activations where ``options`` leave them to the plan
-    (:func:`archscale.models.memory.plan_memory`). Refuses, with the numbers, a run that fits in no way."""
-    return plan_memory(
-        run.model, run.batch_size // ranks, run.seq_len, budget, ranks=ranks, bf16=bf16,
-        micro_batch=run.micro_batch_size, shard=options.shard,
-        checkpoint_activations=options.checkpoint_activations, noise_probe=run.measures_noise_scale,
-    )  # fmt: skip
+    (:func:`archscale.models.memory.plan_memory`). Refuses, with the numbers, a run that fits in no way.
+
+    ``kept``: the plan a resumed run's checkpoint trained under (:meth:`MemoryPlan.choices`), taken again
+    where it still fits and ``options`` do not ask otherwise, so the run resumes in the same passes (a
+    cheaper plan would change the summation order, and an MoE's per-pass balance loss)."""
+
+    def plan(**fixed: Any) -> MemoryPlan:
+        return plan_memory(
+            run.model, run.batch_size // ranks, run.seq_len, budget, ranks=ranks, bf16=bf16,
+            micro_batch=run.micro_batch_size, noise_probe=run.measures_noise_scale,
+            **{"shard": options.shard, "checkpoint_activations": options.checkpoint_activations, **fixed},
+        )  # fmt: skip
+
+    if (
+        kept is not None
+        and kept["ranks"] == ranks
+        and all(getattr(options, key) in (None, kept[key]) for key in ("shard", "checkpoint_activations"))
+    ):
+        try:
+            return plan(
+                shard=kept["shard"], checkpoint_activations=kept["checkpoint_activations"],
+                rows_per_pass=kept["rows"],
+            )  # fmt: skip
+        except ArchscaleError:
+            pass  # it no longer fits: plan afresh (the run's record says so)
+    return plan()
