@@ -12,8 +12,9 @@ from archscale.models import get_preset
 from archscale.models.memory import GIB, estimate_memory, plan_memory
 from archscale.sweeps.dry_run import GPU_MEMORY_GIB, GPUS_PER_NODE, format_plan, plan_runs
 from archscale.training import checkpoint
+from archscale.training.options import TrainOptions
 from archscale.training.run_config import RunConfig
-from archscale.training.trainer import Trainer, load_train_data
+from archscale.training.trainer import Trainer, check_memory, load_train_data
 from memory_helpers import measured_peak
 from training_helpers import make_run
 
@@ -108,7 +109,8 @@ def test_a_resumed_run_keeps_its_passes_where_they_fit_and_records_where_it_coul
     """A run that dies right after its step-4 checkpoint, having trained in two passes of 2 rows (a tight
     budget): resumed where the whole micro-batch would fit, it trains on in its two passes, so its curve
     is the uninterrupted run's bit for bit (one pass of 4 rows sums in another order); resumed where 2 rows
-    no longer fit, it re-plans to 1 row a pass and its record names the step and both plans."""
+    no longer fit, it re-plans to 1 row a pass and its record names the step and both plans, and keeps
+    naming them after a second interruption under the new plan."""
     run, budget = _split_run(tiny_corpus)
     run = run.replace(checkpoint_every_steps=4)
     uninterrupted = Trainer(run, load_train_data(run), tmp_path / "whole", memory_budget=budget).fit()
@@ -129,15 +131,40 @@ def test_a_resumed_run_keeps_its_passes_where_they_fit_and_records_where_it_coul
                 Trainer(run, load_train_data(run), run_dir, memory_budget=budget).fit()
         resumed = Trainer(run, load_train_data(run), run_dir, memory_budget=resume_budget)
         assert (resumed.step, resumed.plan.rows, resumed.plan.passes) == (4, rows, 4 // rows)
+        if name == "tight":  # dies again at step 8 under the new plan, then resumes under it
+            with monkeypatch.context() as patch:
+                patch.setattr(checkpoint, "save_state", save_then_die)
+                with pytest.raises(_Died):
+                    resumed.fit()
+            resumed = Trainer(run, load_train_data(run), run_dir, memory_budget=resume_budget)
+            assert resumed.step == 8
         result = resumed.fit()
         if name == "roomy":
             assert [r["lm_loss"] for r in result.curve] == [r["lm_loss"] for r in uninterrupted.curve]
             assert [r["grad_norm"] for r in result.curve] == [r["grad_norm"] for r in uninterrupted.curve]
-            assert "memory_plan_changed" not in result.data
+            assert "memory_plan_changes" not in result.data
         else:
-            changed = result.data["memory_plan_changed"]
+            [changed] = result.data["memory_plan_changes"]
             assert changed["step"] == 4 and (changed["from"]["rows"], changed["to"]["rows"]) == (2, 1)
             assert result.data["memory_plan"].startswith("1 row × 4 passes")
+
+
+def test_a_kept_plan_yields_to_another_world_size_or_an_explicit_option(tiny_corpus) -> None:
+    """The checkpoint's plan (2 rows a pass) is taken again with room for 4 only on the same number of ranks
+    and where --checkpoint-activations does not ask for another setting; otherwise the plan is made afresh."""
+    run, _ = _split_run(tiny_corpus)
+    kept = {"rows": 2, "checkpoint_activations": False, "shard": False, "ranks": 1}
+
+    def plan(ranks=1, **options):
+        chosen = check_memory(
+            run, 1, TrainOptions(**options), 100 * GIB, bf16=False, kept={**kept, "ranks": ranks}
+        )
+        return chosen.rows, chosen.checkpoint_activations
+
+    assert plan() == (2, False)
+    assert plan(checkpoint_activations=False) == (2, False)  # asks for what it had: kept
+    assert plan(ranks=2) == (4, False)
+    assert plan(checkpoint_activations=True) == (4, True)
 
 
 def test_the_split_runs_estimate_is_within_15_percent_of_the_measured_peak(tiny_corpus) -> None:

@@ -208,7 +208,7 @@ class WidthOptimum(Result):
     lrs: int
     seeds: int
     best_cell_lr: float
-    best_cell_loss: float  # its mean test loss over seeds: what the width reaches on the grid (SP vs μP)
+    best_cell_loss: float  # its mean over seeds (seed offsets removed): what the width reaches (SP vs μP)
     lr_opt: float | None = None  # the vertex; None when only a bound is known or no bowl was found
     log2_lr_opt: float | None = None
     interval: list[float | None] | None = None  # of lr_opt (None at an open end)

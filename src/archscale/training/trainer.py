@@ -160,13 +160,14 @@ class Trainer:
         self.plan = check_memory(
             run, self.dist.world_size, options, budget, bf16=self.autocast_dtype is not None, kept=kept
         )
-        # a resumed run whose plan no longer fits trains on in other passes: equal up to summation order
-        # (an MoE's balance loss, a per-pass statistic, moves more), so the run's record says where it changed
-        self.plan_changed = (
-            None
-            if kept is None or kept == self.plan.choices()
-            else {"step": state["step"], "from": kept, "to": self.plan.choices()}
+        # a resumed run whose plan no longer fits (or whose ranks or options changed) trains on in other
+        # passes: equal up to summation order (an MoE's balance loss, a per-pass statistic, moves more), so
+        # the run's record lists every step where it changed, carried from checkpoint to checkpoint
+        self.plan_changes: list[dict[str, Any]] = (
+            [] if state is None else list(state.get("memory_plan_changes", []))
         )
+        if kept is not None and kept != self.plan.choices() and state["status"] == "running":
+            self.plan_changes.append({"step": state["step"], "from": kept, "to": self.plan.choices()})
         self.sharded = self.plan.shard
         torch.manual_seed(run.seed)
         if self.sharded:  # the same initial weights as one process: rank 0 draws them, every rank shards
@@ -233,6 +234,7 @@ class Trainer:
             "diverged_step": self.diverged_step,
             "message": self.message,
             "memory_plan": self.plan.choices(),
+            "memory_plan_changes": self.plan_changes,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -398,9 +400,9 @@ class Trainer:
 
     def record(self) -> dict[str, Any]:
         """The run's data record (corpus and tokeniser fingerprints, epochs), its memory plan and, for a run
-        resumed in other passes than it started in, the step and the plans on either side."""
+        resumed in other passes than it trained in before, each such step with the plans on either side."""
         record = {**self.data.record, "memory_plan": self.plan.describe()}
-        return record if self.plan_changed is None else {**record, "memory_plan_changed": self.plan_changed}
+        return {**record, "memory_plan_changes": self.plan_changes} if self.plan_changes else record
 
 
 def available_host_memory() -> float | None:
