@@ -124,7 +124,7 @@ def train_cmd(
         bool,
         typer.Option(
             "--compile",
-            help="torch.compile the model. On CPU: 14-19 % faster steps after 20-45 s of compilation, "
+            help="torch.compile the model. On CPU: 9-19 % faster steps after 30-40 s of compilation, "
             "so only for runs of thousands of steps.",
         ),
     ] = False,

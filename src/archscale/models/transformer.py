@@ -176,9 +176,9 @@ def compile_model(model: nn.Module, **options: object) -> nn.Module:
     ``capture_scalar_outputs``, a process-wide setting): the MoE loop's split sizes ``counts.tolist()``
     become symbolic instead of breaking the graph, so a dense or MoE (loop experts) model is one graph.
 
-    On CPU (1 thread, tiny presets) compiled steps are 14-19 % faster for dense and MoE alike, after 20-45 s
-    of compilation (benchmarks/RESULTS.md, "torch.compile on CPU"): it pays off on runs of thousands of
-    steps, not on a study's seconds-long ones."""
+    On CPU (1 thread, tiny presets) compiled steps are 9-19 % faster for dense and MoE alike, after 30-40 s
+    of compilation with an empty cache (benchmarks/RESULTS.md, "torch.compile on CPU"): it pays off on runs
+    of thousands of steps, not on a study's seconds-long ones."""
     torch._dynamo.config.capture_scalar_outputs = True
     return torch.compile(model, **options)
 
