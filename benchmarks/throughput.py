@@ -13,7 +13,8 @@ the thread's CPU time (which excludes time spent waiting for a core). Run it fro
 
 ``--moe-backend auto loop padded`` times one MoE row per experts backend, all from the same weights (so
 the same routing); ``--batch 4 --seq 128`` is the study's 512-token micro-batch. ``--compile`` compiles
-every row (``archscale.models.compile_model``; the warm-up's first step, which compiles, is reported).
+every row (archscale's with ``archscale.models.compile_model``, HF's with ``torch.compile``) and reports
+the first warm-up step, which compiles.
 """
 
 from __future__ import annotations
