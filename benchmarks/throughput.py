@@ -12,7 +12,9 @@ the thread's CPU time (which excludes time spent waiting for a core). Run it fro
     .venv/bin/python benchmarks/throughput.py --label 800k --profile >> benchmarks/RESULTS.md
 
 ``--moe-backend auto loop padded`` times one MoE row per experts backend, all from the same weights (so
-the same routing); ``--batch 4 --seq 128`` is the study's 512-token micro-batch.
+the same routing); ``--batch 4 --seq 128`` is the study's 512-token micro-batch. ``--compile`` compiles
+every row (archscale's with ``archscale.models.compile_model``, HF's with ``torch.compile``) and reports
+the first warm-up step, which compiles.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import get_args
 import torch
 import torch.nn.functional as F
 
-from archscale.models import ModelConfig, build_model, flops_per_token, get_preset
+from archscale.models import ModelConfig, build_model, compile_model, flops_per_token, get_preset
 from archscale.models.config import MoEBackend
 from archscale.models.moe import resolve_backend
 
@@ -108,15 +110,18 @@ def training_step(
     return step
 
 
-def archscale_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, fused: bool) -> Candidate:
+def archscale_candidate(
+    cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, fused: bool, compiled: bool
+) -> Candidate:
     torch.manual_seed(0)  # the same weights, so the same routing, for every experts backend's row
     model = build_model(cfg).train()
+    forward = compile_model(model) if compiled else model
     backend = ""
     if cfg.is_moe:
         auto = ", auto" if cfg.moe_backend == "auto" else ""
         backend = f" ({resolve_backend(cfg, 'cpu', x.numel())} experts{auto})"
     return Candidate(
-        f"archscale {cfg.name}{backend}", cfg, training_step(model, lambda: model(x, y).loss, fused)
+        f"archscale {cfg.name}{backend}", cfg, training_step(model, lambda: forward(x, y).loss, fused)
     )
 
 
@@ -132,11 +137,14 @@ def hf_model(cfg: ModelConfig) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").train()
 
 
-def hf_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, fused: bool) -> Candidate:
+def hf_candidate(
+    cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, fused: bool, compiled: bool
+) -> Candidate:
     model = hf_model(cfg)
+    forward = torch.compile(model) if compiled else model
 
     def loss() -> torch.Tensor:
-        out = model(input_ids=x)  # the loss is taken here, on the same (x, y) pairs as archscale's
+        out = forward(input_ids=x)  # the loss is taken here, on the same (x, y) pairs as archscale's
         ce = F.cross_entropy(out.logits.float().flatten(0, 1), y.flatten())
         aux = getattr(out, "aux_loss", None)  # Mixtral only
         return ce if aux is None else ce + cfg.aux_loss_weight * aux
@@ -145,9 +153,17 @@ def hf_candidate(cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, fused: bool
     return Candidate(f"HF {family}, {cfg.name} shapes", cfg, training_step(model, loss, fused))
 
 
-def time_round_robin(candidates: list[Candidate], warmup: int, repeats: int) -> list[Result]:
-    """Wall and thread-CPU time per step for each candidate, one step of each per round."""
-    for _ in range(warmup):
+def time_round_robin(
+    candidates: list[Candidate], warmup: int, repeats: int
+) -> tuple[list[Result], list[float]]:
+    """Wall and thread-CPU time per step for each candidate, one step of each per round, and each
+    candidate's first step (wall seconds: with ``--compile``, the compilation)."""
+    first = []
+    for c in candidates:
+        start = time.perf_counter()
+        c.step()
+        first.append(time.perf_counter() - start)
+    for _ in range(warmup - 1):
         for c in candidates:
             c.step()
     wall: list[list[float]] = [[] for _ in candidates]
@@ -158,7 +174,7 @@ def time_round_robin(candidates: list[Candidate], warmup: int, repeats: int) -> 
             c.step()
             cpu[i].append(time.thread_time() - start_cpu)
             wall[i].append(time.perf_counter() - start_wall)
-    return [Result(c, w, t) for c, w, t in zip(candidates, wall, cpu, strict=True)]
+    return [Result(c, w, t) for c, w, t in zip(candidates, wall, cpu, strict=True)], first
 
 
 @dataclass(frozen=True)
@@ -229,11 +245,14 @@ def report(args: argparse.Namespace) -> str:
     load_before = load_average()
     peak, peak_n = sgemm_peak()
     fused = args.adamw == "fused"
-    candidates = [archscale_candidate(dense, x, y, fused)]
-    candidates += [archscale_candidate(moe.replace(moe_backend=b), x, y, fused) for b in args.moe_backend]
+    compiled = args.compile
+    candidates = [archscale_candidate(dense, x, y, fused, compiled)]
+    candidates += [
+        archscale_candidate(moe.replace(moe_backend=b), x, y, fused, compiled) for b in args.moe_backend
+    ]
     if not args.no_hf:
-        candidates += [hf_candidate(dense, x, y, fused), hf_candidate(moe, x, y, fused)]
-    results = time_round_robin(candidates, args.warmup, args.repeats)
+        candidates += [hf_candidate(dense, x, y, fused, compiled), hf_candidate(moe, x, y, fused, compiled)]
+    results, first = time_round_robin(candidates, args.warmup, args.repeats)
     load_after = load_average()
     tokens = args.batch * args.seq
 
@@ -249,6 +268,9 @@ def report(args: argparse.Namespace) -> str:
         f"- load average (uptime, 1/5/15 min) before: {load_before}; after: {load_after}",
         f"- batch {args.batch} x seq {args.seq} = {tokens} tokens/step; full step = forward + backward + "
         f"AdamW ({args.adamw}); {args.warmup} warm-up + {args.repeats} timed steps per row, interleaved round-robin",
+        f"- {'compiled (torch.compile, inductor)' if compiled else 'eager'}; first step per row (s, "
+        f"{'compilation included' if compiled else 'no compilation'}): "
+        + ", ".join(f"{t:.1f}" for t in first),
         f"- sgemm peak (1 thread, fp32 {peak_n}x{peak_n} matmul, median): {peak / 1e9:.1f} GFLOP/s",
         f"- FLOPs: {FLOPS_CONVENTION}",
         "",
@@ -354,6 +376,9 @@ def main() -> None:
         choices=["fused", "for-loop"],
         help="AdamW's implementation for every row: fused (one kernel over all tensors, as the trainer) "
         "or for-loop (torch's CPU default before the trainer chose fused)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile every row (the first warm-up step compiles)"
     )
     parser.add_argument("--profile", action="store_true", help="add the GEMM / attention / other split")
     parser.add_argument("--no-hf", action="store_true", help="skip the transformers comparison")

@@ -120,7 +120,14 @@ def train_cmd(
     spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML) whose runs to train, one after another.")],
     store: StoreOption = DEFAULT_STORE,
     device: DeviceOption = DEFAULT_DEVICE,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (GPU).")] = False,
+    compile: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the model. On CPU: 9-19 % faster steps after 30-40 s of compilation, "
+            "so only for runs of thousands of steps.",
+        ),
+    ] = False,
     checkpoint_activations: Annotated[
         bool | None,
         typer.Option(

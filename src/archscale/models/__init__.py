@@ -24,6 +24,7 @@ _SOURCES: dict[str, str] = {
     "ModelOutput": "archscale.models.transformer",
     "Transformer": "archscale.models.transformer",
     "build_model": "archscale.models.transformer",
+    "compile_model": "archscale.models.transformer",
 }
 __all__ = sorted(_SOURCES)
 

@@ -3,9 +3,9 @@ for loss-free balancing), token-choice top-k, routed experts as 3-D weights, opt
 
 Tokens are sorted by expert so every expert multiplies one contiguous slice; the slices run through a
 pluggable backend: ``grouped`` (``torch._grouped_mm``, one kernel for all experts on CUDA), ``loop`` (a
-plain per-expert loop over ``split(counts)``, the readable reference that also works under
-``torch.compile``, and the faster one on CPU) or ``padded`` (all experts in one batched matmul over a
-zero-padded buffer, faster on CPU while the experts' matmuls are tiny).
+plain per-expert loop over ``split(counts)``, the readable reference, the faster one on CPU, and one graph
+under :func:`archscale.models.transformer.compile_model`) or ``padded`` (all experts in one batched matmul
+over a zero-padded buffer, faster on CPU while the experts' matmuls are tiny).
 """
 
 from __future__ import annotations
@@ -162,7 +162,8 @@ class MoEFeedForward(nn.Module):
 
         flat = experts.flatten()
         order = flat.argsort(stable=True)  # (token, slot) assignments grouped by expert
-        counts = torch.bincount(flat, minlength=self.n_experts)
+        # bincount's output length depends on the data (minlength is a floor), which breaks a compiled graph
+        counts = flat.new_zeros(self.n_experts).index_add_(0, flat, torch.ones_like(flat))
         token = order // self.top_k
         # index_select / index_add_ rather than fancy indexing: their backward passes are each other, a
         # plain gather and scatter-add, where x[token] would backpropagate through a slower index_put_.

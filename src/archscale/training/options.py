@@ -11,8 +11,9 @@ from archscale.errors import ArchscaleError
 class TrainOptions:
     """How a run trains, never what it computes (none of this enters the run's identity).
 
-    ``compile``: ``torch.compile`` the model. ``checkpoint_activations``: keep only each block's input for
-    the backward pass and recompute the rest (less memory, about a third more compute). ``shard``: FSDP2
+    ``compile``: ``torch.compile`` the model (:func:`archscale.models.transformer.compile_model`; on CPU it
+    pays off only on runs of thousands of steps). ``checkpoint_activations``: keep only each block's input
+    for the backward pass and recompute the rest (less memory, about a third more compute). ``shard``: FSDP2
     over the ``torchrun`` group instead of DDP (each rank holds 1/world of the weights, gradients and
     optimiser state; bf16 parameters with fp32 gradient reduction on GPUs) for models that outgrow one GPU.
     For both, None (the default) lets the run's memory plan decide (:func:`archscale.models.memory.plan_memory`:

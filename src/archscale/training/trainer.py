@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from archscale.data import BatchSampler, eval_windows, get_shards, get_tokenizer, load_corpus
 from archscale.errors import ArchscaleError
-from archscale.models import ConfigError, build_model, flops_per_token
+from archscale.models import ConfigError, build_model, compile_model, flops_per_token
 from archscale.models.memory import MemoryPlan, plan_memory
 from archscale.models.moe import register_bias_update
 from archscale.models.parametrization import optimizer_groups
@@ -196,7 +196,7 @@ class Trainer:
             else None
         )
         module = self.ddp or self.model
-        self.forward = torch.compile(module) if options.compile else module
+        self.forward = compile_model(module) if options.compile else module
         self.expert_load: torch.Tensor | None = None  # the step's token share per MoE layer and expert
         register_bias_update(self.model, self.optimizer, lambda: self.expert_load)
         self.schedule = StepSchedule.for_run(run)
