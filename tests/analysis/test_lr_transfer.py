@@ -92,6 +92,22 @@ def test_each_width_reports_its_best_cells_loss_as_the_seed_mean():
     assert optima[1].best_cell_loss == pytest.approx((2.95 + 3.00) / 2)
 
 
+def test_the_notes_say_what_mup_reaches_against_sp_at_the_widest_shared_width():
+    """Dense under SP and μP at widths 32 and 64 (μP also at 128, which SP lacks): the note compares the best
+    cells at width 64, the widest both have, with hand-computed losses (μP 3.00 vs SP 2.90: +0.1)."""
+    lrs, bowl = (0.004, 0.0057, 0.008, 0.0113, 0.016), (3.2, 3.1, 3.05, 3.12, 3.3)
+    rows = [
+        {"design": "dense", "parametrization": param, "width": w, "lr": lr, "seed": 0, "loss": loss + shift}
+        for param, widths in (("sp", {32: 0.0, 64: -0.15}), ("mup", {32: 0.0, 64: -0.05, 128: -0.5}))
+        for w, shift in widths.items()
+        for lr, loss in zip(lrs, bowl, strict=True)
+    ]  # fmt: skip
+    notes = lr_transfer(pd.DataFrame(rows), bootstrap=0, seed=0).notes
+    [note] = [n for n in notes if n.startswith("dense: at width")]
+    assert note.startswith("dense: at width 64 the best cell reaches 3 under mup and 2.9 under SP")
+    assert "mup − SP +0.1;" in note
+
+
 def test_flat_noisy_ladder_is_inconclusive_and_single_seed_uses_residuals():
     """One seed, a shallow bowl and 1 % noise: the intervals come from the quadratics' residuals, and a
     spread the noise cannot resolve is 'inconclusive', not 'transfers'."""

@@ -380,6 +380,7 @@ def lr_transfer(
         draws[(ladder.design, parametrization)] = reps
         result.ladders.append(ladder)
     result.dense_vs_moe = _dense_vs_moe(result.ladders, draws, level, grid_step)
+    result.notes.extend(_what_transfer_costs(result.ladders))
     result.notes.append(
         f"lr_opt: the vertex of a quadratic in log2 lr through the lowest cell and its neighbours within "
         f"{HALF_WINDOW} grid steps; {100 * level:.0f} % intervals from a parametric bootstrap of the whole "
@@ -389,6 +390,34 @@ def lr_transfer(
         "benchmarks/lr_transfer_calibration.py"
     )
     return result
+
+
+def _what_transfer_costs(ladders: list[Ladder]) -> list[str]:
+    """Per design with an SP ladder and a μP / CompleteP one: the best cells' losses at their widest shared
+    width. Transfer is worth having only if the transferred model is not worse than SP tuned per width; at
+    tiny budgets it can be (benchmarks/RESULTS.md, "What each width reaches on its grid"). No verdict: a best
+    cell is the lowest of noisy cells, so compare the difference with the ladders' σ per seed."""
+    notes = []
+    for sp in (lad for lad in ladders if lad.parametrization == "sp"):
+        for other in (
+            lad for lad in ladders
+            if lad.parametrization != "sp" and lad.design == sp.design and lad.extra == sp.extra
+        ):  # fmt: skip
+            best = {o.width: o.best_cell_loss for o in other.optima}
+            shared = [o for o in sp.optima if o.width in best]
+            if not shared:
+                continue
+            widest = shared[-1]
+            difference = best[widest.width] - widest.best_cell_loss
+            noise = ", ".join(
+                f"{lad.parametrization} {lad.sigma:.3g}" for lad in (sp, other) if lad.sigma is not None
+            )
+            notes.append(
+                f"{sp.design}: at width {widest.width} the best cell reaches {best[widest.width]:.4g} under "
+                f"{other.parametrization} and {widest.best_cell_loss:.4g} under SP tuned at that width "
+                f"({other.parametrization} − SP {difference:+.3g}; σ per seed {noise or 'unknown'})"
+            )
+    return notes
 
 
 def _ladder_summary(
