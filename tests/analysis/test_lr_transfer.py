@@ -198,23 +198,25 @@ def test_an_optimum_just_below_a_diverged_lr_is_not_held_at_the_last_finite_cell
 
 
 @pytest.mark.parametrize(
-    ("preset", "base", "head_dim", "layers", "tokens", "batch", "sp_range"),
+    ("preset", "base", "head_dim", "layers", "tokens", "batch", "init_std", "sp_range", "mup_range"),
     [
-        ("lr-transfer", 32, 16, 2, 100_000, 8, (1e-3, 0.045)),
-        ("lr-transfer-gpu", 128, 64, 4, 20_000_000, 64, (2.5e-4, 0.0113)),
+        ("lr-transfer", 32, 16, 2, 100_000, 8, 0.08, (5e-4, 0.0226), (2e-3, 0.032)),
+        ("lr-transfer-gpu", 128, 64, 4, 20_000_000, 64, 0.04, (2.5e-4, 0.0113), (1e-3, 0.016)),
     ],
 )
-def test_the_preset_expands_to_its_planned_ladders(preset, base, head_dim, layers, tokens, batch, sp_range):
-    """472 runs at widths base·(1, 2, 4, 8) at a fixed head size and depth with d_ff in proportion; SP and μP
-    (base width = the smallest) for dense and MoE (E 8, top-2) with two seeds on a √2 grid wide enough for
-    SP's drift (an optimum halving per doubling moves 6 steps over the ladder); under μP also MoE at E 4,
-    E 16 and granularity 2, one seed. The CPU preset and its GPU-sized twin share the design."""
+def test_the_preset_expands_to_its_planned_ladders(
+    preset, base, head_dim, layers, tokens, batch, init_std, sp_range, mup_range
+):
+    """516 runs at widths base·(1, 2, 4, 8) at a fixed head size, depth and init std with d_ff in proportion;
+    SP (two seeds, 12 LRs: an optimum halving per doubling moves 6 steps over the ladder) and μP (base width
+    = the smallest; three seeds, 9 LRs) for dense and MoE (E 8, top-2), all on √2 grids; under μP also MoE
+    at E 4, E 16 and granularity 2, one seed. The CPU preset and its GPU-sized twin share the design."""
     from archscale.study import PRESETS, preset_spec_path
     from archscale.sweeps import load_spec
 
     assert preset in PRESETS
     runs = load_spec(preset_spec_path(preset)).expand()
-    assert len(runs) == 472
+    assert len(runs) == 516
     ladders: dict[tuple, set] = {}
     for run in runs:
         m = run.model
@@ -225,7 +227,7 @@ def test_the_preset_expands_to_its_planned_ladders(preset, base, head_dim, layer
             and run.batch_size == batch
         )
         assert m.d_ff == (3 * m.d_model if m.kind == "dense" else 3 * m.d_model // 2)  # in proportion
-        assert (m.base_width == base) == (m.parametrization == "mup")
+        assert (m.base_width == base) == (m.parametrization == "mup") and m.init_std == init_std
         key = (m.kind, m.n_experts, m.granularity, m.parametrization)
         ladders.setdefault(key, set()).add((m.d_model, run.lr, run.seed))
     assert set(ladders) == {
@@ -237,11 +239,11 @@ def test_the_preset_expands_to_its_planned_ladders(preset, base, head_dim, layer
         lrs = np.array(sorted({lr for _, lr, _ in cells}))
         assert np.allclose(np.diff(np.log2(lrs)), 0.5, atol=1e-3), key  # √2 apart
         seeds = {s for _, _, s in cells}
-        assert seeds == ({0, 1} if key[1:3] == (8, 1) or key[0] == "dense" else {0}), key
-        if key[3] == "sp":
-            assert len(lrs) == 12 and lrs[0] <= sp_range[0] and lrs[-1] >= sp_range[1]
-        else:
-            assert len(lrs) == 10
+        main = key[1:3] == (8, 1) or key[0] == "dense"
+        assert seeds == ({0, 1} if key[3] == "sp" else {0, 1, 2} if main else {0}), key
+        low, high = sp_range if key[3] == "sp" else mup_range
+        assert len(lrs) == (12 if key[3] == "sp" else 9)
+        assert lrs[0] == pytest.approx(low, rel=1e-3) and lrs[-1] == pytest.approx(high, rel=2e-3), key
 
 
 def test_report_panel_and_figure_render(tmp_path):
