@@ -38,7 +38,8 @@ def number(path: str, value: Any, error: Error) -> float:
             value = float(value)
         except ValueError:
             raise error(f"{path}: must be a number, got {shown(value)}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    too_big = isinstance(value, int) and abs(value) >= 2**1023  # 10**400 overflows math.isfinite
+    if too_big or isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise error(f"{path}: must be a number, got {shown(value)}")
     return value
 

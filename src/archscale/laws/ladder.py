@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from archscale import fields
 from archscale.laws.base import MIN_DF_BETWEEN, Law, law_class
 from archscale.laws.errors import LawDataError
 from archscale.laws.resampling import NoiseModel, log_jacobian, spawn_seeds
@@ -551,13 +552,8 @@ class LadderSpec:
 
 
 def _number(value: Any, where: str) -> float:
-    try:
-        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
-    except OverflowError:
-        number = math.inf
-    if not (math.isfinite(number) and number > 0):
-        raise LawDataError(f"{where} must be a finite number > 0, got {value!r}")
-    return number
+    """A positive number; YAML's ``1.0e7`` (text to a YAML 1.1 reader) is read, as the sweep specs read it."""
+    return fields.real(where, value, LawDataError)
 
 
 def _fields(entry: Any, where: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
@@ -574,9 +570,7 @@ def _tokens(value: Any, where: str) -> tuple[float, ...]:
     """A list of token counts, or ``{from, to, points}``: points log-spaced along one run's curve."""
     if isinstance(value, Mapping):
         span = _fields(value, where, {"from", "to", "points"}, {"from", "to", "points"})
-        points = span["points"]
-        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-            raise LawDataError(f"{where}.points must be an integer >= 1, got {points!r}")
+        points = fields.count(f"{where}.points", span["points"], LawDataError)
         low, high = _number(span["from"], f"{where}.from"), _number(span["to"], f"{where}.to")
         if low > high:
             raise LawDataError(f"{where}: from ({low:g}) must not exceed to ({high:g})")
@@ -601,9 +595,9 @@ def _truth_law(entry: Mapping[str, Any]) -> Law:
         )
     config = {k: v for k, v in entry.items() if k in config_names}
     coefficients = {k: v for k, v in entry.items() if k != "name" and k not in config_names}
-    for key, value in coefficients.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise LawDataError(f"law.{key} must be a finite number, got {value!r}")
+    coefficients = {
+        key: fields.number(f"law.{key}", value, LawDataError) for key, value in coefficients.items()
+    }
     try:
         truth = cls.from_coefficients(coefficients, **config)
     except (TypeError, ValueError, OverflowError) as error:
@@ -648,19 +642,13 @@ def parse_spec(spec: Any) -> LadderSpec:
     parsed = []
     for i, entry in enumerate(runs):
         run = _fields(entry, f"runs[{i}]", {size, "tokens", "seeds", "branches"}, {size, "tokens"})
-        seeds = run.get("seeds", 1)
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise LawDataError(f"runs[{i}].seeds must be an integer >= 1, got {seeds!r}")
+        seeds = fields.count(f"runs[{i}].seeds", run.get("seeds", 1), LawDataError)
         parsed.append(LadderRun(_number(run[size], f"runs[{i}].{size}"), _tokens(run["tokens"], f"runs[{i}].tokens"),
                                 seeds, _flag(run.get("branches", False), f"runs[{i}].branches")))  # fmt: skip
     noise = _fields(top["noise"], "noise", {"run", "point"}, {"run", "point"})
-    for key, value in noise.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise LawDataError(f"noise.{key} must be a number (a log-scale sd, e.g. 0.01), got {value!r}")
+    noise = {key: fields.number(f"noise.{key}", value, LawDataError) for key, value in noise.items()}
     target = _fields(top["target"], "target", {size, "tokens"}, {size, "tokens"})
-    decay = top.get("decay", DEFAULT_DECAY)
-    if isinstance(decay, bool) or not isinstance(decay, int | float):
-        raise LawDataError(f"decay must be a share of a branch's budget in [0, 1), got {decay!r}")
+    decay = fields.real("decay", top.get("decay", DEFAULT_DECAY), LawDataError, 0.0, 1.0, low_open=False)
     return LadderSpec(
         truth,
         LadderDesign(tuple(parsed), float(decay), "given"),
