@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from archscale.cli.main import app
+from archscale.store import ResultsStore
 from cli_contract import invoke_one_line_error
 
 GOOD_RUN = {"models": ["dense-100k"], "tokens": [4096], "batch_sizes": [4], "lrs": [1e-3]}
@@ -30,6 +31,9 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
     unknown = _spec(
         tmp, "unknown.yaml", yaml.safe_dump({"name": "x", "grid": [GOOD_RUN | {"models": ["gpt-5"]}]})
     )
+    with ResultsStore(tmp / "empty.sqlite"):
+        pass
+    table = _spec(tmp, "points.csv", "params,tokens,loss\n1e7,1e9,3.5\n2e7,1e9,3.3\n4e7,2e9,3.0\n")
     return [
         (["runs", "list", "--store", "typo.sqlite"], "no results store there"),
         (["runs", "export", "out", "--store", "typo.sqlite"], "no results store there"),
@@ -61,6 +65,18 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["data", "info", "--corpus", "nowhere"], "archscale data build"),
         (["export", "0123456789ab", "--out", "hf", "--store", "typo.sqlite"], "no results store there"),
         (["eval", "0123456789ab", "--tasks", "x", "--store", "typo.sqlite"], "no results store there"),
+        (["models", "show", "dense-1b", "--seq-len", "-5"], "--seq-len"),
+        (["models", "list", "--seq-len", "0"], "--seq-len"),
+        (
+            ["fit", "chinchilla", "--data", table, "--map", "parms=params"],
+            "--map parms=…: 'parms' is not a column",
+        ),
+        (["plan", "study", "--preset", "mirco"], "unknown study preset 'mirco'"),
+        (["plan", "ladder", "--evaluate", "missing.yaml"], "--evaluate"),
+        (
+            ["runs", "checkpoints", "abcdef", "--store", "empty.sqlite"],
+            "`archscale runs list --store empty.sqlite`",
+        ),
     ]
 
 

@@ -214,3 +214,18 @@ def test_paired_intervals_cover_the_true_lr_at_the_true_optimum():
         conditional = lr.predict_interval({"loss": [plan.get("loss")]})
         old += conditional[0][0] <= true_lr <= conditional[1][0]
     assert new >= 85 and old <= 60, (new, old)
+
+
+def test_a_given_quantity_carries_its_interval_or_says_why_it_has_none():
+    """A μP ladder's LR with a closed interval keeps it; one open at a grid edge, or with none, is listed in
+    ``no_interval`` with the source's reason, never silently shown bare."""
+    from archscale.laws.plan import take_given
+
+    chain = take_given({
+        "lr": (0.01, "ladder A", [0.008, 0.012]), "batch_size": (256.0, "ladder B", [None, 512.0]),
+        "loss": (2.5, "ladder C", None),
+    })  # fmt: skip
+    assert chain.intervals == {"lr": [0.008, 0.012]}
+    assert chain.no_interval == {
+        "batch_size": "ladder B gave one open at an end (a grid edge)", "loss": "ladder C gave none",
+    }  # fmt: skip

@@ -133,7 +133,11 @@ def ladder_command(
     ctx: typer.Context,
     evaluate: Annotated[
         Path | None,
-        typer.Option(help="Score this hand-written design (YAML: law, runs, noise, target; docs/laws.md)."),
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Score this hand-written design (YAML: law, runs, noise, target; docs/laws.md).",
+        ),
     ] = None,
     law: Annotated[str | None, typer.Option(help="Search: the assumed law, a published one.")] = None,
     fit: Annotated[
@@ -278,7 +282,14 @@ def study_plan_command(
     """How wide each dense-vs-MoE claim's interval will be (test loss, α_N, B_opt, lr_opt, noise scale) and
     how often it is resolved, for a study design, by simulating the study: the truth and noise measured on a
     store (--store), given in a file (--truth), or for the micro preset the micro study's measured ones."""
-    from archscale.study import micro_truth, store_design, store_truth, study_design, study_runs
+    from archscale.study import (
+        micro_truth,
+        preset_spec_path,
+        store_design,
+        store_truth,
+        study_design,
+        study_runs,
+    )
 
     for flag, path in (("--store", store), ("--truth", truth), ("--spec", spec)):
         if path is not None and not path.exists():
@@ -291,6 +302,8 @@ def study_plan_command(
         raise LawDataError(
             "give the design: --preset NAME or --spec SPEC.yaml (or --store STORE for its own runs)"
         )
+    if preset is not None:
+        preset_spec_path(preset)  # an unknown preset is named before anything else is asked for
     with warnings_shown():
         if truth is not None:
             assumed = truth_from_dict(load_yaml(truth.read_bytes(), str(truth)), str(truth))

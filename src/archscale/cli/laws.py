@@ -21,6 +21,7 @@ from archscale.cli.options import DEFAULT_BOOTSTRAP, BootstrapOption, given_flag
 from archscale.cli.shell import ArchscaleGroup
 from archscale.laws.base import registered_laws
 from archscale.laws.catalogue import CATALOGUE
+from archscale.laws.columns import COLUMNS, parse_mapping
 from archscale.laws.design import LLAMA_FFN_SHARE, ROUTER_COST, WIDTH_PER_BLOCK
 from archscale.laws.downstream_laws import TwoStepLaw
 from archscale.laws.errors import LawDataError
@@ -186,6 +187,13 @@ def fit_command(
         if inputs is not None:
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = configured_law(law, options)
+        read = set(COLUMNS) | set(getattr(estimator, "inputs", ())) | {getattr(estimator, "target", "loss")}
+        if unread := [ours for ours in parse_mapping(map_ or []) if ours not in read]:
+            reads = ", ".join((*getattr(estimator, "inputs", ()), getattr(estimator, "target", "loss")))
+            raise LawDataError(
+                f"--map {unread[0]}=…: '{unread[0]}' is not a column archscale reads; the {law} law reads "
+                f"{reads} (the name left of '=' is archscale's, the one right of it yours)"
+            )
         if isinstance(estimator, TwoStepLaw):
             misplaced = {"--holdout": holdout, "--points": points, "--model": model}
             if flag := next((f for f, value in misplaced.items() if value is not None), None):

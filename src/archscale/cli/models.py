@@ -20,7 +20,7 @@ app = typer.Typer(
 @app.command("list")
 def list_cmd(
     seq_len: Annotated[
-        int | None, typer.Option(help="Sequence length for FLOPs/token (default: preset's).")
+        int | None, typer.Option(min=1, help="Sequence length for FLOPs/token (default: preset's).")
     ] = None,
 ) -> None:
     """One line per preset: kind, experts (E, top-k, granularity G, shared), parameters and FLOPs per token."""
@@ -43,7 +43,7 @@ def list_cmd(
 def show_cmd(
     name: Annotated[str, typer.Argument(help="Preset name (see `archscale models list`).")],
     seq_len: Annotated[
-        int | None, typer.Option(help="Sequence length for FLOPs/token (default: preset's).")
+        int | None, typer.Option(min=1, help="Sequence length for FLOPs/token (default: preset's).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:

@@ -53,7 +53,7 @@ def study_command(
             help=(
                 "micro (15-18 min on 2 CPU cores, measured), cpu (~2 h, estimated), gpu (~9 h on one H200, "
                 "estimated), moe-design (the MoE design space, 40 min on 2 CPU cores, measured), lr-transfer "
-                "(learning-rate ladders over 4 widths, SP and μP, dense and MoE, ~45 min on 2 CPU cores, estimated), "
+                "(learning-rate ladders over 4 widths, SP and μP, dense and MoE, ~42 min on 2 CPU cores, estimated), "
                 "lr-transfer-gpu (the same ladders at widths 128-1024, ~2 h on one H100, estimated)."
             ),
         ),

@@ -49,7 +49,7 @@ def positive_column(table: Table, column: str) -> np.ndarray:
         first = int(np.flatnonzero(bad)[0])
         raise LawDataError(
             f"column '{column}' has {int(bad.sum())} non-positive or non-finite value(s) (first at row {first}: "
-            f"{values[first]!r}); the laws work on logarithms, so every '{column}' must be a finite number > 0 — "
+            f"{float(values[first])!r}); the laws work on logarithms, so every '{column}' must be a finite number > 0 — "
             "drop or fix those rows (dense runs count as experts = 1)"
         )
     return values
@@ -133,7 +133,7 @@ def _read_file(path: Path) -> pd.DataFrame:
     if not name.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
         raise LawDataError(
             f"--data {path}: expected a .csv, .csv.gz, .parquet or .pq table "
-            "(for a results store, build the points with archscale.analysis.points.law_points)"
+            "or a results store (.sqlite, .db)"
         )
     if path.stat().st_size == 0:
         raise LawDataError(

@@ -148,13 +148,19 @@ Given = Mapping[str, tuple[float, str, list[float] | None]]
 
 def take_given(given: Given | None) -> Chain:
     """The ``given`` quantities with their sources and intervals (an interval only when both its ends are
-    known); they have no bootstrap samples."""
+    known, else why there is none); they have no bootstrap samples."""
     chain = Chain()
     for name, (value, source, interval) in (given or {}).items():
         chain.quantities[name], chain.sources[name] = value, source
         chain.unsampled[name] = f"given by {source}"
         if interval is not None and None not in interval:
             chain.intervals[name] = [float(v) for v in interval]
+        else:
+            chain.no_interval[name] = (
+                f"{source} gave none"
+                if interval is None
+                else f"{source} gave one open at an end (a grid edge)"
+            )
     return chain
 
 

@@ -489,7 +489,10 @@ class ResultsStore:
             raise self._unknown(run_id)
 
     def _unknown(self, run_id: str) -> StoreError:
-        return StoreError(f"run_id: no run {run_id!r} in {self.path}; add it with add_run first")
+        return StoreError(
+            f"run_id: no run {run_id!r} in {self.path}",
+            hint=f"`archscale runs list --store {self.path}` lists its runs (code: add one with add_run)",
+        )
 
     @staticmethod
     def _check_status(status: str) -> None:
