@@ -33,6 +33,9 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
     )
     with ResultsStore(tmp / "empty.sqlite"):
         pass
+    nowhere = _spec(
+        tmp, "nowhere.yaml", yaml.safe_dump({"name": "x", "dataset": "nosuchcorpus", "grid": [GOOD_RUN]})
+    )
     table = _spec(tmp, "points.csv", "params,tokens,loss\n1e7,1e9,3.5\n2e7,1e9,3.3\n4e7,2e9,3.0\n")
     return [
         (["runs", "list", "--store", "typo.sqlite"], "no results store there"),
@@ -48,6 +51,8 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["sweep", "run", words, "--store", "s.sqlite"], "tokens"),
         (["sweep", "run", unknown, "--store", "s.sqlite"], "gpt-5"),
         (["sweep", "run", "missing.yaml", "--store", "s.sqlite"], "missing.yaml"),
+        (["sweep", "run", nowhere, "--store", "s.sqlite"], "no corpus at"),  # no store is created first
+        (["train", nowhere, "--store", "s.sqlite"], "no corpus at"),
         (["sweep", "run", negative, "--workers", "-1"], "--workers"),
         (["train", "missing.yaml", "--store", "s.sqlite"], "missing.yaml"),
         (["models", "show", "gpt-5"], "unknown model preset 'gpt-5'"),

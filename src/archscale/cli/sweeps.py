@@ -17,11 +17,13 @@ from archscale.cli.options import (
     exit_if_runs_failed,
 )
 from archscale.cli.shell import ArchscaleGroup
+from archscale.errors import ArchscaleError
 from archscale.store import ResultsStore
 from archscale.sweeps import SpecError, load_spec
 from archscale.sweeps.dry_run import plan_text
 from archscale.sweeps.executor import (
     SweepSummary,
+    check_corpora,
     default_run_root,
     executor_for,
     run_sweep,
@@ -83,7 +85,12 @@ def run_cmd(
     runs = sweep.expand()
     if dry_run:
         typer.echo(plan_text(runs, workers))
+        try:
+            check_corpora(runs)
+        except ArchscaleError as error:
+            typer.echo(f"warning: the sweep would stop before its first run: {error}", err=True)
         return
+    check_corpora(runs)  # before the store is created
     if executor == "ray":
         from archscale.sweeps.ray_executor import RayExecutor
 
@@ -156,8 +163,10 @@ def train_cmd(
 ) -> None:
     """Train a spec's runs in this process; under `torchrun` every rank joins (DDP), rank 0 writes the store."""
     sweep = _load(spec)
+    runs = sweep.expand()
+    check_corpora(runs)  # before the process group forms and the store is created
     summary = train_in_process_group(
-        sweep.expand(),
+        runs,
         store,
         device=device,
         options=TrainOptions(

@@ -437,6 +437,15 @@ def train_in_process_group(
         shutdown(info, together=finished)
 
 
+def check_corpora(runs: Sequence[RunConfig]) -> None:
+    """Every run's corpus exists, checked before a store is created or a run starts: a missing one raises
+    :class:`~archscale.data.errors.CorpusNotFoundError`, whose one line says how to build or import it."""
+    from archscale.data import load_corpus
+
+    for dataset in sorted({r.dataset for r in runs}):
+        load_corpus(dataset)
+
+
 def prepare_data(runs: Sequence[RunConfig]) -> None:
     """Build tokenisers and shards once, here, before workers race to build them in parallel."""
     from archscale.data import get_shards, get_tokenizer, load_corpus
