@@ -24,7 +24,7 @@ def curve_command(
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps of the run.")],
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")],
     warmup: Annotated[
-        int | None, typer.Option("--warmup", help="Warm-up steps [default: 5 % of the steps].")
+        int | None, typer.Option("--warmup", help="Warm-up steps (default: 5 % of the steps).")
     ] = None,
     schedule: Annotated[str, typer.Option(help=f"{', '.join(SCHEDULES)}.")] = "wsd",
     decay_fraction: Annotated[float, typer.Option(help="WSD: share of the steps that decay.")] = 0.2,

@@ -36,9 +36,9 @@ def _split_list(value: str | None) -> list[str] | None:
 @app.command()
 def build(
     out: Annotated[
-        Path | None, typer.Option(help="Corpus directory [default: <data home>/corpora/minipile].")
+        Path | None, typer.Option(help="Corpus directory (default: <data home>/corpora/minipile).")
     ] = None,
-    subsets: Annotated[str | None, typer.Option(help="Comma-separated subsets [default: all].")] = None,
+    subsets: Annotated[str | None, typer.Option(help="Comma-separated subsets (default: all).")] = None,
     max_mb_per_subset: Annotated[
         float | None, typer.Option(help="Cap each subset's train text (MB).")
     ] = None,
@@ -160,7 +160,7 @@ def tokenizer_train(
 def shards(
     tokenizer: Annotated[str, typer.Option(help="'bytes' or 'bpe-<vocab>'.")] = "bytes",
     corpus: CorpusOption = "minipile",
-    split: Annotated[list[str] | None, typer.Option(help="Split(s) to tokenise [default: all].")] = None,
+    split: Annotated[list[str] | None, typer.Option(help="Split(s) to tokenise (default: all).")] = None,
     rebuild: Annotated[bool, typer.Option(help="Rebuild even if the shards look fine.")] = False,
 ) -> None:
     """Tokenise a corpus into memory-mapped shards (built once, reused after)."""

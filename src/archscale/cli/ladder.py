@@ -154,7 +154,7 @@ def ladder_command(
     target_tokens: Annotated[float | None, typer.Option(help="Search: the target's tokens.")] = None,
     noise_run: Annotated[
         float | None,
-        typer.Option(help="Search: log sd of a run's offset [default: the micro presets' measured]."),
+        typer.Option(help="Search: log sd of a run's offset (default: the micro presets' measured)."),
     ] = None,
     noise_point: Annotated[float | None, typer.Option(help="Search: log sd of each point.")] = None,
     store: Annotated[
@@ -267,7 +267,7 @@ def study_plan_command(
         typer.Option(help="The truth and noise as a file (YAML or JSON; --write-truth writes one to edit)."),
     ] = None,
     preset: Annotated[
-        str | None, typer.Option(help="Plan this study preset's design [default: the store's own runs].")
+        str | None, typer.Option(help="Plan this study preset's design (default: the store's own runs).")
     ] = None,
     spec: Annotated[Path | None, typer.Option(help="Plan this sweep spec's design (YAML).")] = None,
     write_truth: Annotated[

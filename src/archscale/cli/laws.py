@@ -105,12 +105,14 @@ def fit_command(
         str | None,
         typer.Option(
             help="parametric (simulated runs with a run effect; calibrated) or resample (whole runs drawn "
-            "with replacement) [default: parametric; resample for two-step, its calibrated intervals]."
+            "with replacement) (default: parametric; resample for two-step, its calibrated intervals)."
         ),
     ] = None,
     holdout: Annotated[
         str | None,
-        typer.Option(help="COLUMN[:K]: also fit without the K largest COLUMN values and report their error."),
+        typer.Option(
+            help="COLUMN\\[:K]: also fit without the K largest COLUMN values and report their error."
+        ),
     ] = None,
     resample: Annotated[str, typer.Option(help="auto (runs when run_id exists), run or point.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
@@ -159,7 +161,7 @@ def fit_command(
         typer.Option(
             help="two-step: step 1's route, direct (the task loss's own law in N, D) or loss-to-loss (N, D → "
             "validation loss → task loss, for a task whose own loss is noisy; needs val_loss at every checkpoint, "
-            "which a store has from its training runs' held-out evals) [default: direct]."
+            "which a store has from its training runs' held-out evals) (default: direct)."
         ),
     ] = None,
     out: Annotated[
@@ -261,15 +263,15 @@ def plan_command(
     batch_tokens: Annotated[
         float | None,
         typer.Option(
-            help="With a whole-curve --fit: tokens per step of the planned run [default: a batch law's]."
+            help="With a whole-curve --fit: tokens per step of the planned run (default: a batch law's)."
         ),
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option("--lr", help="With a whole-curve --fit: peak learning rate [default: an LR law's]."),
+        typer.Option("--lr", help="With a whole-curve --fit: peak learning rate (default: an LR law's)."),
     ] = None,
     warmup: Annotated[
-        int | None, typer.Option(help="With a whole-curve --fit: warm-up steps [default: 5 % of the steps].")
+        int | None, typer.Option(help="With a whole-curve --fit: warm-up steps (default: 5 % of the steps).")
     ] = None,
     min_lr_ratio: Annotated[
         float, typer.Option(help="With a whole-curve --fit: final rate / peak rate (WSD, cosine).")

@@ -32,7 +32,7 @@ WorkersOption = Annotated[
         "--workers",
         "-k",
         min=0,
-        help="Parallel single-thread CPU worker processes [default: 2; 0: in this process].",
+        help="Parallel single-thread CPU worker processes (default: 2; 0: in this process).",
     ),
 ]
 RestartBadOption = Annotated[

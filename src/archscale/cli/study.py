@@ -60,7 +60,9 @@ def study_command(
     ] = "micro",
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Study directory: results store, runs, report (archscale-study[-seedS])."),
+        typer.Option(
+            "--out", help="Study directory: results store, runs, report (archscale-study\\[-seedS])."
+        ),
     ] = None,
     seed: Annotated[
         int,
@@ -77,7 +79,7 @@ def study_command(
         typer.Option(
             "--device",
             help="Where the runs train, as for `sweep run`: cpu, cuda:N, cuda (every visible GPU) or auto "
-            "[default: cuda for the gpu preset, else cpu].",
+            "(default: cuda for the gpu preset, else cpu).",
         ),
     ] = None,
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
