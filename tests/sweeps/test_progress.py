@@ -64,3 +64,14 @@ def test_lines_come_at_most_every_log_every_seconds_and_never_when_asked_for_no_
         "sweep: 1/1 runs done (0 diverged, 1 failed)"
     ]  # the closing line only
     assert quiet.getvalue() == ""
+
+
+def test_a_sweep_with_every_run_already_done_prints_no_empty_progress_line(tmp_path):
+    """Re-running a finished sweep: no "sweep: 0/0 runs done" before its summary line."""
+    run, stream = _run(), io.StringIO()
+    with ResultsStore(tmp_path / "s.sqlite") as store:
+        store.add_run(run)
+        coordinator = Coordinator(store, [run], stream=stream, log_every=0.0)
+        coordinator.summary.skipped = 1  # as run_sweep sets it for a run the store holds as finished
+        coordinator.close()
+    assert stream.getvalue() == ""

@@ -245,4 +245,5 @@ class ProgressDisplay:
         for bar in self.bars.values():
             bar.close()
         self.overall.close()
-        self._log_line(force=True)
+        if self.state.summary.total > self.state.summary.skipped:  # else the sweep's summary says it all
+            self._log_line(force=True)
