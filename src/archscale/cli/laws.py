@@ -189,12 +189,11 @@ def fit_command(
         if inputs is not None:
             options["inputs"] = tuple(c.strip() for c in inputs.split(",") if c.strip())
         estimator = configured_law(law, options)
-        read = set(COLUMNS) | set(getattr(estimator, "inputs", ())) | {getattr(estimator, "target", "loss")}
-        if unread := [ours for ours in parse_mapping(map_ or []) if ours not in read]:
-            reads = ", ".join((*getattr(estimator, "inputs", ()), getattr(estimator, "target", "loss")))
+        reads = (*estimator.inputs, estimator.target)
+        if unread := [ours for ours in parse_mapping(map_ or []) if ours not in {*COLUMNS, *reads}]:
             raise LawDataError(
                 f"--map {unread[0]}=…: '{unread[0]}' is not a column archscale reads; the {law} law reads "
-                f"{reads} (the name left of '=' is archscale's, the one right of it yours)"
+                f"{', '.join(reads)} (the name left of '=' is archscale's, the one right of it yours)"
             )
         if isinstance(estimator, TwoStepLaw):
             misplaced = {"--holdout": holdout, "--points": points, "--model": model}
